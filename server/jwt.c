@@ -1,0 +1,176 @@
+/* jwt.c -- HS256 JWT verification and signing. */
+#include "jwt.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cjson/cJSON.h>
+
+#include "crypto.h"
+#include "protocol.h"
+#include "utf8.h"
+
+void jwt_claims_free(struct jwt_claims *c)
+{
+    for (int i = 0; i < c->nrooms; i++)
+        free(c->rooms[i]);
+    free(c->rooms);
+    c->rooms = NULL;
+    c->nrooms = 0;
+}
+
+int jwt_allows_room(const struct jwt_claims *c, const char *room)
+{
+    if (c->all_rooms)
+        return 1;
+    for (int i = 0; i < c->nrooms; i++)
+        if (!strcmp(c->rooms[i], room))
+            return 1;
+    return 0;
+}
+
+/* Decodes one base64url segment as a JSON object; NULL on failure. */
+static cJSON *decode_json(const char *seg, size_t n)
+{
+    char tmp[JWT_MAX_LEN];
+    long len = crypto_b64url_decode(seg, n, tmp, sizeof tmp);
+    if (len < 0 || !utf8_valid(tmp, (size_t)len))
+        return NULL;
+    cJSON *j = cJSON_ParseWithLength(tmp, (size_t)len);
+    if (!cJSON_IsObject(j)) {
+        cJSON_Delete(j);
+        return NULL;
+    }
+    return j;
+}
+
+static int header_ok(const char *seg, size_t n)
+{
+    cJSON *h = decode_json(seg, n);
+    const cJSON *alg = cJSON_GetObjectItemCaseSensitive(h, "alg");
+    int ok = cJSON_IsString(alg) && !strcmp(alg->valuestring, "HS256");
+    cJSON_Delete(h);
+    return ok;
+}
+
+static int read_rooms(const cJSON *rooms, struct jwt_claims *c)
+{
+    if (!rooms || (cJSON_IsString(rooms) && !strcmp(rooms->valuestring, "*"))) {
+        c->all_rooms = 1;
+        return 0;
+    }
+    if (!cJSON_IsArray(rooms))
+        return -1;
+    int n = cJSON_GetArraySize(rooms);
+    if (n > JWT_MAX_ROOMS)
+        return -1;
+    c->rooms = calloc((size_t)n + 1, sizeof(char *));
+    if (!c->rooms)
+        return -1;
+    const cJSON *r;
+    cJSON_ArrayForEach(r, rooms)
+    {
+        if (!cJSON_IsString(r) || !proto_room_valid(r->valuestring))
+            return -1;
+        if (!(c->rooms[c->nrooms] = strdup(r->valuestring)))
+            return -1;
+        c->nrooms++;
+    }
+    return 0;
+}
+
+static int read_claims(const cJSON *p, int64_t now, struct jwt_claims *c, const char **why)
+{
+    const cJSON *sub = cJSON_GetObjectItemCaseSensitive(p, "sub");
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive(p, "name");
+    const cJSON *exp = cJSON_GetObjectItemCaseSensitive(p, "exp");
+    const char *m;
+    if (!cJSON_IsNumber(exp) || exp->valuedouble <= (double)now) {
+        *why = "token expired or without exp";
+        return -1;
+    }
+    c->exp = (int64_t)exp->valuedouble;
+    if (!cJSON_IsString(sub) || !sub->valuestring[0] ||
+        strlen(sub->valuestring) > JWT_MAX_SUB) {
+        *why = "token sub missing or too long";
+        return -1;
+    }
+    if (!cJSON_IsString(name) || proto_check_name(name->valuestring, &m)) {
+        *why = "token name missing or invalid";
+        return -1;
+    }
+    strcpy(c->sub, sub->valuestring);
+    strcpy(c->name, name->valuestring); /* <= 32 code points fits */
+    if (read_rooms(cJSON_GetObjectItemCaseSensitive(p, "rooms"), c)) {
+        *why = "token rooms claim invalid";
+        return -1;
+    }
+    return 0;
+}
+
+int jwt_verify(const char *tok, const void *secret, size_t slen, int64_t now,
+               struct jwt_claims *c, const char **why)
+{
+    memset(c, 0, sizeof(*c));
+    size_t n = strlen(tok);
+    const char *d1 = memchr(tok, '.', n);
+    const char *d2 = d1 ? memchr(d1 + 1, '.', n - (size_t)(d1 + 1 - tok)) : NULL;
+    *why = "malformed token";
+    if (!secret || !slen) {
+        *why = "tokens are not enabled on this server";
+        return -1;
+    }
+    if (n > JWT_MAX_LEN || !d2 || memchr(d2 + 1, '.', n - (size_t)(d2 + 1 - tok)))
+        return -1;
+    if (!header_ok(tok, (size_t)(d1 - tok))) {
+        *why = "token alg must be HS256";
+        return -1;
+    }
+    unsigned char mac[CRYPTO_HMAC_LEN], got[CRYPTO_HMAC_LEN + 4];
+    crypto_hmac_sha256(secret, slen, tok, (size_t)(d2 - tok), mac);
+    long glen = crypto_b64url_decode(d2 + 1, n - (size_t)(d2 + 1 - tok), got, sizeof got);
+    if (glen != CRYPTO_HMAC_LEN || !crypto_equal(mac, got, CRYPTO_HMAC_LEN)) {
+        *why = "bad token signature";
+        return -1;
+    }
+    cJSON *p = decode_json(d1 + 1, (size_t)(d2 - d1 - 1));
+    int rc = p ? read_claims(p, now, c, why) : -1;
+    cJSON_Delete(p);
+    if (rc)
+        jwt_claims_free(c);
+    return rc;
+}
+
+char *jwt_sign(const void *secret, size_t slen, const char *sub, const char *name,
+               int64_t exp, const char *rooms_json)
+{
+    static const char hdr[] = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
+    char *out = NULL, *payload = NULL;
+    cJSON *p = cJSON_CreateObject();
+    cJSON *rooms = rooms_json ? cJSON_Parse(rooms_json) : NULL;
+    if (!p || (rooms_json && !rooms))
+        goto err;
+    cJSON_AddStringToObject(p, "sub", sub);
+    cJSON_AddStringToObject(p, "name", name);
+    cJSON_AddNumberToObject(p, "exp", (double)exp);
+    if (rooms)
+        cJSON_AddItemToObject(p, "rooms", rooms), rooms = NULL;
+    if (!(payload = cJSON_PrintUnformatted(p)))
+        goto err;
+    size_t plen = strlen(payload);
+    size_t cap = (sizeof hdr + plen) * 4 / 3 + 64;
+    if (!(out = malloc(cap)))
+        goto err;
+    size_t o = crypto_b64url_encode(hdr, sizeof hdr - 1, out);
+    out[o++] = '.';
+    o += crypto_b64url_encode(payload, plen, out + o);
+    unsigned char mac[CRYPTO_HMAC_LEN];
+    crypto_hmac_sha256(secret, slen, out, o, mac);
+    out[o++] = '.';
+    crypto_b64url_encode(mac, sizeof mac, out + o);
+err:
+    cJSON_Delete(p);
+    cJSON_Delete(rooms);
+    cJSON_free(payload);
+    return out;
+}

@@ -1,0 +1,311 @@
+/* protocol.c -- request parsing/validation and message writers. */
+#include "protocol.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "utf8.h"
+
+static const char *const err_codes[] = {
+    [PROTO_OK] = "ok",
+    [E_BAD_JSON] = "bad_json",
+    [E_UNKNOWN_TYPE] = "unknown_type",
+    [E_BAD_REQUEST] = "bad_request",
+    [E_NEED_HELLO] = "need_hello",
+    [E_BAD_NAME] = "bad_name",
+    [E_UNAUTHORIZED] = "unauthorized",
+    [E_FORBIDDEN] = "forbidden",
+    [E_BAD_ROOM] = "bad_room",
+    [E_NOT_MEMBER] = "not_member",
+    [E_TOO_LONG] = "too_long",
+    [E_RATE_LIMITED] = "rate_limited",
+    [E_OVERLOADED] = "overloaded",
+    [E_INTERNAL] = "internal",
+};
+
+const char *proto_err_code(enum proto_err e)
+{
+    return err_codes[e];
+}
+
+static const struct {
+    const char *name;
+    enum proto_type type;
+} types[] = {
+    {"hello", REQ_HELLO}, {"join", REQ_JOIN},       {"leave", REQ_LEAVE},
+    {"send", REQ_SEND},   {"history", REQ_HISTORY}, {"typing", REQ_TYPING},
+    {"rooms", REQ_ROOMS}, {"ping", REQ_PING},
+};
+
+int proto_room_valid(const char *r)
+{
+    size_t n = strlen(r);
+    if (n == 0 || n > PROTO_MAX_ROOM)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = r[i];
+        int ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                 (i > 0 && (c == '_' || c == '-'));
+        if (!ok)
+            return 0;
+    }
+    return 1;
+}
+
+/* Whitespace that would make a name look empty. */
+static int is_space(unsigned cp)
+{
+    return cp == ' ' || cp == 0xA0 || cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200B) ||
+           cp == 0x2028 || cp == 0x2029 || cp == 0x202F || cp == 0x205F || cp == 0x3000 ||
+           cp == 0xFEFF;
+}
+
+enum proto_err proto_check_name(const char *name, const char **msg)
+{
+    size_t n = strlen(name), i = 0, count = 0;
+    int all_space = 1;
+    while (i < n) {
+        unsigned cp = utf8_next(name, n, &i);
+        if (cp < 0x20 || (cp >= 0x7F && cp <= 0x9F)) {
+            *msg = "name contains control characters";
+            return E_BAD_NAME;
+        }
+        all_space &= is_space(cp);
+        count++;
+    }
+    if (count == 0 || all_space) {
+        *msg = "name is empty";
+        return E_BAD_NAME;
+    }
+    if (count > PROTO_MAX_NAME) {
+        *msg = "name is over 32 characters";
+        return E_BAD_NAME;
+    }
+    return PROTO_OK;
+}
+
+/* Reads optional string member `key`: 0 when absent or a string of at most
+ * `max` code points (max 0: any), -1 otherwise. */
+static int get_str(const cJSON *o, const char *key, size_t max, const char **out)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    *out = NULL;
+    if (!v)
+        return 0;
+    if (!cJSON_IsString(v) || !v->valuestring)
+        return -1;
+    if (max && utf8_count(v->valuestring, strlen(v->valuestring)) > max)
+        return -1;
+    *out = v->valuestring;
+    return 0;
+}
+
+/* Reads optional integer member `key` in [lo, hi] into *out (-1 when
+ * absent); returns -1 when present but not such an integer. */
+static int get_int(const cJSON *o, const char *key, double lo, double hi, int64_t *out)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    *out = -1;
+    if (!v)
+        return 0;
+    if (!cJSON_IsNumber(v))
+        return -1;
+    double d = v->valuedouble;
+    if (!isfinite(d) || d < lo || d > hi || d != floor(d))
+        return -1;
+    *out = (int64_t)d;
+    return 0;
+}
+
+#define MAX_ID 9007199254740991.0 /* 2^53 - 1: exact in JSON numbers */
+
+static enum proto_err need_room(struct proto_req *r, const char **msg)
+{
+    if (get_str(r->json, "room", 0, &r->room) || !r->room) {
+        *msg = "room must be a string";
+        return E_BAD_REQUEST;
+    }
+    if (!proto_room_valid(r->room)) {
+        *msg = "room must match ^[a-z0-9][a-z0-9_-]{0,63}$";
+        return E_BAD_ROOM;
+    }
+    return PROTO_OK;
+}
+
+static enum proto_err parse_hello(struct proto_req *r, const char **msg)
+{
+    if (get_str(r->json, "name", 0, &r->name) || get_str(r->json, "token", 0, &r->token) ||
+        get_str(r->json, "resume", 0, &r->resume)) {
+        *msg = "name, token and resume must be strings";
+        return E_BAD_REQUEST;
+    }
+    if (get_str(r->json, "client", PROTO_MAX_CLIENT, &r->client)) {
+        *msg = "client must be a string of at most 64 characters";
+        return E_BAD_REQUEST;
+    }
+    return PROTO_OK; /* name vs token is the session's call (URL token) */
+}
+
+static enum proto_err parse_join(struct proto_req *r, const char **msg)
+{
+    enum proto_err e = need_room(r, msg);
+    if (e)
+        return e;
+    if (get_int(r->json, "since", 0, MAX_ID, &r->since)) {
+        *msg = "since must be a message id";
+        return E_BAD_REQUEST;
+    }
+    return PROTO_OK;
+}
+
+static enum proto_err parse_send(struct proto_req *r, const struct proto_limits *lim,
+                                 const char **msg)
+{
+    enum proto_err e = need_room(r, msg);
+    if (e)
+        return e;
+    if (get_str(r->json, "client_id", PROTO_MAX_CLIENT_ID, &r->client_id) ||
+        !r->client_id || !r->client_id[0]) {
+        *msg = "client_id must be a string of 1 to 64 characters";
+        return E_BAD_REQUEST;
+    }
+    if (get_str(r->json, "text", 0, &r->text) || !r->text) {
+        *msg = "text must be a string";
+        return E_BAD_REQUEST;
+    }
+    r->text_len = strlen(r->text);
+    size_t count = utf8_count(r->text, r->text_len);
+    if (count == 0 || count > (size_t)lim->max_text) {
+        *msg = count ? "text is over the limit" : "text is empty";
+        return E_TOO_LONG;
+    }
+    return PROTO_OK;
+}
+
+static enum proto_err parse_history(struct proto_req *r, const char **msg)
+{
+    enum proto_err e = need_room(r, msg);
+    if (e)
+        return e;
+    int64_t limit;
+    if (get_int(r->json, "before", 0, MAX_ID, &r->before) ||
+        get_int(r->json, "after", 0, MAX_ID, &r->after)) {
+        *msg = "before and after must be message ids";
+        return E_BAD_REQUEST;
+    }
+    if (r->before >= 0 && r->after >= 0) {
+        *msg = "before and after cannot both be given";
+        return E_BAD_REQUEST;
+    }
+    if (get_int(r->json, "limit", 1, PROTO_HISTORY_MAX, &limit)) {
+        *msg = "limit must be an integer from 1 to 200";
+        return E_BAD_REQUEST;
+    }
+    r->limit = limit < 0 ? PROTO_HISTORY_DEFAULT : (int)limit;
+    return PROTO_OK;
+}
+
+/* JSON's \u0000 would be cut short by cJSON's C strings; refuse it rather
+ * than silently store a different text. */
+static int has_nul_escape(const char *d, size_t n)
+{
+    for (size_t i = 0; i + 6 <= n; i++)
+        if (d[i] == '\\') {
+            if (d[i + 1] == 'u' && !memcmp(d + i + 2, "0000", 4))
+                return 1;
+            i++; /* skip the escaped char, so "\\u0000" is not a match */
+        }
+    return 0;
+}
+
+enum proto_err proto_parse(const char *data, size_t len, const struct proto_limits *lim,
+                           struct proto_req *r, const char **msg)
+{
+    memset(r, 0, sizeof(*r));
+    r->since = r->before = r->after = -1;
+    if (memchr(data, 0, len)) {
+        *msg = "frame contains a NUL byte";
+        return E_BAD_JSON;
+    }
+    r->json = cJSON_ParseWithLength(data, len);
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(r->json, "type");
+    if (!cJSON_IsObject(r->json) || !cJSON_IsString(t) || !t->valuestring) {
+        *msg = "expected a JSON object with a string \"type\"";
+        return E_BAD_JSON;
+    }
+    if (get_str(r->json, "ref", PROTO_MAX_REF, &r->ref)) {
+        *msg = "ref must be a string of at most 64 characters";
+        return E_BAD_REQUEST;
+    }
+    size_t i;
+    for (i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+        if (!strcmp(types[i].name, t->valuestring))
+            break;
+    if (i == sizeof(types) / sizeof(types[0])) {
+        *msg = "unknown message type";
+        return E_UNKNOWN_TYPE;
+    }
+    r->type = types[i].type;
+    if (has_nul_escape(data, len)) {
+        *msg = "strings must not contain NUL characters";
+        return E_BAD_REQUEST;
+    }
+    switch (r->type) {
+    case REQ_HELLO: return parse_hello(r, msg);
+    case REQ_JOIN: return parse_join(r, msg);
+    case REQ_SEND: return parse_send(r, lim, msg);
+    case REQ_HISTORY: return parse_history(r, msg);
+    case REQ_LEAVE:
+    case REQ_TYPING: return need_room(r, msg);
+    case REQ_ROOMS:
+    case REQ_PING: return PROTO_OK;
+    }
+    return PROTO_OK;
+}
+
+void proto_req_free(struct proto_req *r)
+{
+    cJSON_Delete(r->json);
+    r->json = NULL;
+}
+
+void proto_put_ref_end(struct buf **bp, const char *ref)
+{
+    if (ref) {
+        buf_puts(bp, ",\"ref\":");
+        buf_put_jstrz(bp, ref);
+    }
+    buf_put(bp, "}", 1);
+}
+
+struct buf *proto_error(enum proto_err e, const char *msg, const char *ref)
+{
+    struct buf *b = buf_new(128);
+    if (!b)
+        return NULL;
+    buf_puts(&b, "{\"type\":\"error\",\"code\":\"");
+    buf_puts(&b, err_codes[e]);
+    buf_puts(&b, "\",\"message\":");
+    buf_put_jstrz(&b, msg);
+    proto_put_ref_end(&b, ref);
+    return b;
+}
+
+void proto_put_message(struct buf **bp, const struct proto_msg *m)
+{
+    buf_puts(bp, "{\"type\":\"message\",\"room\":\"");
+    buf_puts(bp, m->room); /* validated: [a-z0-9_-] only */
+    buf_puts(bp, "\",\"id\":");
+    buf_put_i64(bp, m->id);
+    buf_puts(bp, ",\"ts\":");
+    buf_put_i64(bp, m->ts);
+    buf_puts(bp, ",\"user\":{\"id\":");
+    buf_put_jstrz(bp, m->user_id);
+    buf_puts(bp, ",\"name\":");
+    buf_put_jstrz(bp, m->user_name);
+    buf_puts(bp, "},\"text\":");
+    buf_put_jstr(bp, m->text, m->text_len);
+    buf_puts(bp, ",\"client_id\":");
+    buf_put_jstrz(bp, m->client_id);
+    buf_put(bp, "}", 1);
+}

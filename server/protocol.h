@@ -1,0 +1,90 @@
+/* protocol.h -- the wire protocol: parsing and validating client requests,
+ * and writing the server's messages (../shared/spec/protocol.md).
+ *
+ * Nothing here touches sockets, sessions or the database, so it is unit-tested
+ * and fuzzed on its own. Thread-safe: no globals.
+ */
+#ifndef PARLEY_PROTOCOL_H
+#define PARLEY_PROTOCOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <cjson/cJSON.h>
+
+#include "buf.h"
+
+#define PROTO_MAX_REF 64
+#define PROTO_MAX_ROOM 64
+#define PROTO_MAX_CLIENT_ID 64
+#define PROTO_MAX_NAME 32      /* code points */
+#define PROTO_MAX_CLIENT 64    /* hello's free-text `client` */
+#define PROTO_HISTORY_DEFAULT 50
+#define PROTO_HISTORY_MAX 200
+#define PROTO_SINCE_MAX 1000   /* messages a join with `since` returns at most */
+
+enum proto_type {
+    REQ_HELLO, REQ_JOIN, REQ_LEAVE, REQ_SEND, REQ_HISTORY, REQ_TYPING, REQ_ROOMS, REQ_PING,
+};
+
+enum proto_err {
+    PROTO_OK = 0,
+    E_BAD_JSON, E_UNKNOWN_TYPE, E_BAD_REQUEST, E_NEED_HELLO, E_BAD_NAME, E_UNAUTHORIZED,
+    E_FORBIDDEN, E_BAD_ROOM, E_NOT_MEMBER, E_TOO_LONG, E_RATE_LIMITED, E_OVERLOADED,
+    E_INTERNAL,
+};
+
+/* One parsed request. Every string points into `json`, which the request
+ * owns until proto_req_free(). Absent optional fields are NULL or -1. */
+struct proto_req {
+    enum proto_type type;
+    cJSON *json;
+    const char *ref;
+    const char *room;
+    const char *name, *token, *client, *resume; /* hello */
+    const char *text;                           /* send */
+    size_t text_len;
+    const char *client_id;
+    int64_t since, before, after; /* join, history */
+    int limit;                    /* history; default filled in */
+};
+
+struct proto_limits {
+    int max_text; /* code points */
+};
+
+/* Parses and validates one client frame of `len` bytes of valid UTF-8.
+ * Returns PROTO_OK with *req filled, or an error code with *msg set to a
+ * static human-readable reason. In both cases req->ref is set when the frame
+ * carried a valid ref, and the caller must call proto_req_free(req). Room
+ * names, lengths and ranges are checked here; membership, rate and auth are
+ * the session's business. Bad names are reported for hello as E_BAD_NAME
+ * only for guests, so the caller checks them with proto_check_name(). */
+enum proto_err proto_parse(const char *data, size_t len, const struct proto_limits *lim,
+                           struct proto_req *req, const char **msg);
+void proto_req_free(struct proto_req *req);
+
+/* Returns 1 when `room` matches ^[a-z0-9][a-z0-9_-]{0,63}$. */
+int proto_room_valid(const char *room);
+/* Returns PROTO_OK or E_BAD_NAME (with *msg) for a display name. */
+enum proto_err proto_check_name(const char *name, const char **msg);
+
+/* The protocol's string for an error code ("bad_json", ...). */
+const char *proto_err_code(enum proto_err e);
+
+/* Message writers. Each returns a new buf (refs == 1) or NULL on OOM. */
+struct buf *proto_error(enum proto_err e, const char *msg, const char *ref);
+
+struct proto_msg {
+    const char *room;
+    int64_t id, ts;
+    const char *user_id, *user_name;
+    const char *text;
+    size_t text_len;
+    const char *client_id;
+};
+/* Appends one MESSAGE object to *bp (used for broadcast and history rows). */
+void proto_put_message(struct buf **bp, const struct proto_msg *m);
+/* Appends `,"ref":"…"` when ref is set, then the closing brace. */
+void proto_put_ref_end(struct buf **bp, const char *ref);
+
+#endif

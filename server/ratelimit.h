@@ -1,0 +1,18 @@
+/* ratelimit.h -- token bucket. Pure arithmetic on caller-owned state. */
+#ifndef PARLEY_RATELIMIT_H
+#define PARLEY_RATELIMIT_H
+
+#include <stdint.h>
+
+struct tbucket {
+    double tokens;
+    int64_t last_us; /* time of the last refill */
+};
+
+/* A fresh bucket is full: a new connection may spend `burst` at once. */
+void tb_init(struct tbucket *b, double burst, int64_t now_us);
+/* Refills at `rate` tokens per second up to `burst`, then takes one token.
+ * Returns 1 when a token was taken, 0 when the bucket is empty. */
+int tb_take(struct tbucket *b, double rate, double burst, int64_t now_us);
+
+#endif
