@@ -36,6 +36,8 @@ void buf_unref(struct buf *b)
 static int buf_reserve(struct buf **bp, size_t n)
 {
     struct buf *b = *bp;
+    if (!b) /* a failed buf_new(): writes are dropped, callers check NULL */
+        return -1;
     assert(b->refs == 1); /* a shared buffer is read-only */
     if (b->oom)
         return -1;

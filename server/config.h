@@ -1,0 +1,48 @@
+/* config.h -- command-line flags and PARLEY_* environment variables.
+ * Parsed once on the main thread at start; read-only afterwards. */
+#ifndef PARLEY_CONFIG_H
+#define PARLEY_CONFIG_H
+
+#include <stddef.h>
+
+#define CONFIG_MAX_ORIGINS 32
+
+struct config {
+    long port;
+    const char *bind; /* NULL: every interface */
+    const char *db;
+    const char *web_root;
+    const char *jwt_secret;
+    int no_guests;
+    const char *origins; /* comma list; NULL: any origin */
+    long max_connections;
+    long max_text;
+    double rate, burst;
+    const char *log_level;
+    const char *log_format;
+    long hello_timeout;  /* seconds */
+    long max_frame;      /* bytes */
+    long outq_max_msgs;
+    long outq_max_bytes;
+    long db_queue;
+    long db_batch;
+    const char *db_sync; /* "full" or "normal" */
+    const char *tls_cert, *tls_key;
+    long retention_days;
+    long max_messages_per_room;
+
+    int norigins; /* parsed from `origins` */
+    char *origin_list[CONFIG_MAX_ORIGINS];
+};
+
+enum { CONFIG_OK = 0, CONFIG_EXIT = 1, CONFIG_ERROR = 2 };
+
+/* Fills *c from defaults, then PARLEY_<NAME> variables, then argv (which
+ * wins). Returns CONFIG_OK; CONFIG_EXIT after printing --help or --version;
+ * or CONFIG_ERROR after printing one line to stderr (exit code 2). */
+int config_parse(struct config *c, int argc, char **argv);
+void config_free(struct config *c);
+/* Returns 1 when `origin` (scheme://host[:port]) is on the allow-list. */
+int config_origin_allowed(const struct config *c, const char *origin);
+
+#endif

@@ -1,0 +1,479 @@
+/* db.c -- the SQLite worker thread, its bounded queue and group commit. */
+#include "db.h"
+
+#include <assert.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <sqlite3.h>
+
+#include "assets.h"
+#include "protocol.h"
+
+enum { ST_INSERT, ST_FIND, ST_AFTER, ST_BEFORE, ST_OLDER, ST_LAST, ST_COUNT };
+
+static const char *const sql_text[ST_COUNT] = {
+    [ST_INSERT] = "INSERT INTO messages(room,user_id,user_name,text,ts,client_id) "
+                  "VALUES(?1,?2,?3,?4,?5,?6) ON CONFLICT(room,user_id,client_id) DO NOTHING",
+    [ST_FIND] = "SELECT id, ts FROM messages WHERE room=?1 AND user_id=?2 AND client_id=?3",
+    [ST_AFTER] = "SELECT id,ts,user_id,user_name,text,client_id FROM messages "
+                 "WHERE room=?1 AND id>?2 ORDER BY id ASC LIMIT ?3",
+    /* The newest `limit` below ?2, returned oldest first. */
+    [ST_BEFORE] = "SELECT * FROM (SELECT id,ts,user_id,user_name,text,client_id FROM "
+                  "messages WHERE room=?1 AND id<?2 ORDER BY id DESC LIMIT ?3) ORDER BY id",
+    [ST_OLDER] = "SELECT EXISTS(SELECT 1 FROM messages WHERE room=?1 AND id<?2)",
+    [ST_LAST] = "SELECT coalesce(max(id),0) FROM messages WHERE room=?1 AND ?2=?2",
+};
+
+struct db {
+    struct db_options opt;
+    sqlite3 *conn;                 /* worker thread only (and main before start) */
+    sqlite3_stmt *st[ST_COUNT];    /* worker thread only */
+    pthread_t thread;
+    int started;
+
+    pthread_mutex_t lock;
+    pthread_cond_t cond;           /* signalled on submit and stop */
+    struct db_req *q_head, *q_tail; /* guarded by lock */
+    int q_len;                      /* guarded by lock */
+    struct db_req *d_head, *d_tail; /* done list, guarded by lock */
+    int stopping;                   /* guarded by lock */
+    struct db_stats stats;          /* guarded by lock */
+};
+
+static int64_t now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+static double mono_us(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec * 1e6 + (double)t.tv_nsec / 1e3;
+}
+
+/* ---- opening and migrating (main thread) ---- */
+
+static int db_exec(struct db *db, const char *sql, char *err, size_t errlen)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(db->conn, sql, NULL, NULL, &msg) == SQLITE_OK)
+        return 0;
+    snprintf(err, errlen, "%s: %s", db->opt.path, msg ? msg : sqlite3_errmsg(db->conn));
+    sqlite3_free(msg);
+    return -1;
+}
+
+static int user_version(struct db *db)
+{
+    sqlite3_stmt *st;
+    int v = -1;
+    if (sqlite3_prepare_v2(db->conn, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+/* Applies schema/NNN_*.sql files numbered above PRAGMA user_version, each in
+ * its own transaction. Returns 0 or -1 with err set. */
+static int db_migrate(struct db *db, char *err, size_t errlen)
+{
+    int have = user_version(db), n = 0;
+    if (have < 0)
+        return snprintf(err, errlen, "%s: not a database", db->opt.path), -1;
+    while (assets_schema[n].path)
+        n++;
+    if (have > n)
+        return snprintf(err, errlen, "%s: schema version %d is newer than this server's %d",
+                        db->opt.path, have, n), -1;
+    for (int v = have + 1; v <= n; v++) {
+        char sql[64];
+        snprintf(sql, sizeof sql, ";PRAGMA user_version=%d;COMMIT;", v);
+        if (db_exec(db, "BEGIN IMMEDIATE", err, errlen))
+            return -1;
+        if (db_exec(db, (const char *)assets_schema[v - 1].data, err, errlen) ||
+            db_exec(db, sql + 1, err, errlen)) {
+            sqlite3_exec(db->conn, "ROLLBACK", NULL, NULL, NULL);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int db_setup(struct db *db, char *err, size_t errlen)
+{
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+    if (sqlite3_open_v2(db->opt.path, &db->conn, flags, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "%s: %s", db->opt.path,
+                 db->conn ? sqlite3_errmsg(db->conn) : "cannot open");
+        return -1;
+    }
+    sqlite3_busy_timeout(db->conn, db->opt.busy_ms);
+    char pragmas[160];
+    snprintf(pragmas, sizeof pragmas,
+             "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA foreign_keys=ON;",
+             db->opt.sync_full ? "FULL" : "NORMAL");
+    if (db_exec(db, "PRAGMA quick_check", err, errlen) ||
+        db_exec(db, pragmas, err, errlen) || db_migrate(db, err, errlen))
+        return -1;
+    for (int i = 0; i < ST_COUNT; i++)
+        if (sqlite3_prepare_v3(db->conn, sql_text[i], -1, SQLITE_PREPARE_PERSISTENT,
+                               &db->st[i], NULL) != SQLITE_OK) {
+            snprintf(err, errlen, "%s: %s", db->opt.path, sqlite3_errmsg(db->conn));
+            return -1;
+        }
+    return 0;
+}
+
+char *db_setting(struct db *db, const char *key, const char *fresh)
+{
+    sqlite3_stmt *st = NULL;
+    char *out = NULL;
+    sqlite3_prepare_v2(db->conn, "INSERT INTO settings(key,value) VALUES(?1,?2) "
+                                 "ON CONFLICT(key) DO NOTHING", -1, &st, NULL);
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, fresh, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE)
+        return NULL;
+    sqlite3_prepare_v2(db->conn, "SELECT value FROM settings WHERE key=?1", -1, &st, NULL);
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW)
+        out = strdup((const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    return out;
+}
+
+/* ---- the worker ---- */
+
+static enum db_status status_of(int rc)
+{
+    rc &= 0xff;
+    return rc == SQLITE_BUSY || rc == SQLITE_LOCKED || rc == SQLITE_FULL ||
+                   rc == SQLITE_IOERR || rc == SQLITE_CANTOPEN
+               ? DB_BUSY
+               : DB_FAILED;
+}
+
+static int step_done(sqlite3_stmt *st)
+{
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
+}
+
+static void run_send(struct db *db, struct db_req *r)
+{
+    sqlite3_stmt *ins = db->st[ST_INSERT], *find = db->st[ST_FIND];
+    int64_t ts = now_ms();
+    sqlite3_bind_text(ins, 1, r->room, -1, SQLITE_STATIC);
+    sqlite3_bind_text(ins, 2, r->user_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(ins, 3, r->user_name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(ins, 4, r->text, (int)r->text_len, SQLITE_STATIC);
+    sqlite3_bind_int64(ins, 5, ts);
+    sqlite3_bind_text(ins, 6, r->client_id, -1, SQLITE_STATIC);
+    int rc = step_done(ins);
+    if (rc != SQLITE_OK) {
+        r->status = status_of(rc);
+        return;
+    }
+    if (sqlite3_changes(db->conn) == 1) {
+        r->id = sqlite3_last_insert_rowid(db->conn);
+        r->ts = ts;
+        return;
+    }
+    sqlite3_bind_text(find, 1, r->room, -1, SQLITE_STATIC);
+    sqlite3_bind_text(find, 2, r->user_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(find, 3, r->client_id, -1, SQLITE_STATIC);
+    if (sqlite3_step(find) == SQLITE_ROW) {
+        r->id = sqlite3_column_int64(find, 0);
+        r->ts = sqlite3_column_int64(find, 1);
+        r->duplicate = 1;
+    } else
+        r->status = DB_FAILED;
+    sqlite3_reset(find);
+}
+
+/* Runs a one-value query bound to (room, v); returns the value or -1. */
+static int64_t scalar(struct db *db, int which, const char *room, int64_t v)
+{
+    sqlite3_stmt *st = db->st[which];
+    int64_t out = -1;
+    sqlite3_bind_text(st, 1, room, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, v);
+    if (sqlite3_step(st) == SQLITE_ROW)
+        out = sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    return out;
+}
+
+/* Appends the current row of a history statement as a MESSAGE object. */
+static void put_row(struct buf **b, sqlite3_stmt *st, const char *room)
+{
+    struct proto_msg m = {
+        .room = room,
+        .id = sqlite3_column_int64(st, 0),
+        .ts = sqlite3_column_int64(st, 1),
+        .user_id = (const char *)sqlite3_column_text(st, 2),
+        .user_name = (const char *)sqlite3_column_text(st, 3),
+        .text = (const char *)sqlite3_column_text(st, 4),
+        .text_len = (size_t)sqlite3_column_bytes(st, 4),
+        .client_id = (const char *)sqlite3_column_text(st, 5),
+    };
+    proto_put_message(b, &m);
+}
+
+static void run_read(struct db *db, struct db_req *r)
+{
+    int asc = r->after >= 0;
+    sqlite3_stmt *st = db->st[asc ? ST_AFTER : ST_BEFORE];
+    int64_t bound = asc ? r->after : r->before >= 0 ? r->before : INT64_MAX, first = 0;
+    struct buf *rows = buf_new((size_t)r->limit * 160);
+    int rc = SQLITE_NOMEM;
+    if (!rows)
+        goto err;
+    sqlite3_bind_text(st, 1, r->room, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, bound);
+    /* Ascending reads ask for one row more to learn whether there is more. */
+    sqlite3_bind_int(st, 3, r->limit + asc);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW && r->nrows < r->limit) {
+        if (r->nrows++)
+            buf_put(&rows, ",", 1);
+        else
+            first = sqlite3_column_int64(st, 0);
+        put_row(&rows, st, r->room);
+    }
+    r->more = rc == SQLITE_ROW;
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        goto err;
+    if (!asc && r->nrows)
+        r->more = scalar(db, ST_OLDER, r->room, first) > 0;
+    r->last_id = scalar(db, ST_LAST, r->room, 0);
+    if (rows->oom || r->more < 0 || r->last_id < 0)
+        goto err;
+    r->rows = rows;
+    return;
+err:
+    buf_unref(rows);
+    r->status = status_of(rc);
+    r->nrows = 0;
+}
+
+static int batch_has_writes(struct db_req *r)
+{
+    for (; r; r = r->next)
+        if (r->op == DB_SEND)
+            return 1;
+    return 0;
+}
+
+static int bucket(double v, const double *bounds, int n)
+{
+    int i = 0;
+    while (i < n && v > bounds[i])
+        i++;
+    return i;
+}
+
+/* Runs one batch in one transaction; on a failed commit every request of
+ * the batch fails, reads included (they may have seen rolled-back rows). */
+static void run_batch(struct db *db, struct db_req *batch, int n)
+{
+    double t0 = mono_us();
+    int writes = batch_has_writes(batch);
+    int rc = sqlite3_exec(db->conn, writes ? "BEGIN IMMEDIATE" : "BEGIN", NULL, NULL, NULL);
+    for (struct db_req *r = batch; r; r = r->next) {
+        r->status = rc == SQLITE_OK ? DB_OK : status_of(rc);
+        if (rc == SQLITE_OK)
+            (r->op == DB_SEND ? run_send : run_read)(db, r);
+    }
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(db->conn, "COMMIT", NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        if (!sqlite3_get_autocommit(db->conn))
+            sqlite3_exec(db->conn, "ROLLBACK", NULL, NULL, NULL);
+        for (struct db_req *r = batch; r; r = r->next) {
+            if (r->status == DB_OK)
+                r->status = status_of(rc);
+            buf_unref(r->rows);
+            r->rows = NULL;
+        }
+    }
+    double us = mono_us() - t0;
+    static const double sizes[] = {1, 4, 16, 64, 256, 1024}, lat[] = {100, 1e3, 5e3, 1e4,
+                                                                       5e4, 1e5, 1e6};
+    pthread_mutex_lock(&db->lock);
+    db->stats.batches++;
+    db->stats.batch_sum += (uint64_t)n;
+    db->stats.batch_hist[bucket(n, sizes, 6)]++;
+    if (writes) {
+        db->stats.commit_hist[bucket(us, lat, 7)]++;
+        db->stats.commit_sum_us += us;
+    }
+    for (struct db_req *r = batch; r; r = r->next) {
+        if (r->op == DB_SEND && r->status == DB_OK)
+            r->duplicate ? db->stats.duplicates++ : db->stats.stored++;
+        db->stats.failures += r->status != DB_OK;
+    }
+    pthread_mutex_unlock(&db->lock);
+}
+
+/* Takes up to batch_max requests off the queue, waiting while it is empty.
+ * Returns NULL when stopping with nothing left. */
+static struct db_req *take_batch(struct db *db, int *n)
+{
+    pthread_mutex_lock(&db->lock);
+    while (!db->q_head && !db->stopping)
+        pthread_cond_wait(&db->cond, &db->lock);
+    struct db_req *head = db->q_head, *r = head;
+    *n = 0;
+    if (head) {
+        for (*n = 1; *n < db->opt.batch_max && r->next; (*n)++)
+            r = r->next;
+        db->q_head = r->next;
+        if (!db->q_head)
+            db->q_tail = NULL;
+        r->next = NULL;
+        db->q_len -= *n;
+    }
+    pthread_mutex_unlock(&db->lock);
+    return head;
+}
+
+static void finish_batch(struct db *db, struct db_req *batch)
+{
+    struct db_req *tail = batch;
+    while (tail->next)
+        tail = tail->next;
+    pthread_mutex_lock(&db->lock);
+    if (db->d_tail)
+        db->d_tail->next = batch;
+    else
+        db->d_head = batch;
+    db->d_tail = tail;
+    pthread_mutex_unlock(&db->lock);
+    if (db->opt.wake)
+        db->opt.wake(db->opt.wake_arg);
+}
+
+static void *db_worker(void *arg)
+{
+    struct db *db = arg;
+    struct db_req *batch;
+    int n;
+    while ((batch = take_batch(db, &n))) {
+        run_batch(db, batch, n);
+        finish_batch(db, batch);
+    }
+    return NULL;
+}
+
+/* ---- the loop's side ---- */
+
+struct db *db_open(const struct db_options *opt, char *err, size_t errlen)
+{
+    struct db *db = calloc(1, sizeof(*db));
+    if (!db) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    db->opt = *opt;
+    pthread_mutex_init(&db->lock, NULL);
+    pthread_cond_init(&db->cond, NULL);
+    if (db_setup(db, err, errlen))
+        goto err;
+    if (pthread_create(&db->thread, NULL, db_worker, db)) {
+        snprintf(err, errlen, "cannot start the database thread");
+        goto err;
+    }
+    db->started = 1;
+    return db;
+err:
+    db_close(db);
+    return NULL;
+}
+
+int db_submit(struct db *db, struct db_req *r)
+{
+    int rc = -1;
+    r->next = NULL;
+    r->status = DB_OK;
+    r->id = r->ts = r->last_id = 0;
+    r->duplicate = r->nrows = r->more = 0;
+    r->rows = NULL;
+    pthread_mutex_lock(&db->lock);
+    if (!db->stopping && db->q_len < db->opt.queue_max) {
+        if (db->q_tail)
+            db->q_tail->next = r;
+        else
+            db->q_head = r;
+        db->q_tail = r;
+        db->q_len++;
+        rc = 0;
+        pthread_cond_signal(&db->cond);
+    }
+    pthread_mutex_unlock(&db->lock);
+    return rc;
+}
+
+void db_take_done(struct db *db, void (*fn)(struct db_req *r, void *arg), void *arg)
+{
+    pthread_mutex_lock(&db->lock);
+    struct db_req *r = db->d_head;
+    db->d_head = db->d_tail = NULL;
+    pthread_mutex_unlock(&db->lock);
+    while (r) {
+        struct db_req *next = r->next; /* fn may reuse r */
+        r->next = NULL;
+        fn(r, arg);
+        r = next;
+    }
+}
+
+void db_stats(struct db *db, struct db_stats *out)
+{
+    pthread_mutex_lock(&db->lock);
+    *out = db->stats;
+    out->queue_depth = db->q_len;
+    pthread_mutex_unlock(&db->lock);
+}
+
+void db_stop(struct db *db)
+{
+    pthread_mutex_lock(&db->lock);
+    db->stopping = 1;
+    pthread_cond_broadcast(&db->cond);
+    pthread_mutex_unlock(&db->lock);
+    if (db->started) {
+        pthread_join(db->thread, NULL);
+        db->started = 0;
+    }
+}
+
+void db_close(struct db *db)
+{
+    if (!db)
+        return;
+    assert(!db->started); /* db_stop() first */
+    for (struct db_req *r = db->d_head; r; r = r->next) {
+        buf_unref(r->rows);
+        r->rows = NULL;
+    }
+    for (int i = 0; i < ST_COUNT; i++)
+        sqlite3_finalize(db->st[i]);
+    if (db->conn) {
+        sqlite3_exec(db->conn, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
+        sqlite3_close(db->conn);
+    }
+    pthread_mutex_destroy(&db->lock);
+    pthread_cond_destroy(&db->cond);
+    free(db);
+}

@@ -1,0 +1,101 @@
+/* db.h -- the database worker: the only code that touches SQLite.
+ *
+ * One worker thread owns the connection. The event loop submits requests
+ * into a bounded FIFO; the worker takes everything queued (up to a cap),
+ * runs it in order inside one transaction (group commit), commits, and
+ * moves the finished batch to a done list, then calls the wake hook (in the
+ * server: lws_cancel_service) so the loop collects it with db_take_done().
+ *
+ * Ordering contract: requests complete in submission order, and a read sees
+ * exactly the writes submitted before it. The loop relies on this to join a
+ * member to a room with no gap and no duplicate between history and live
+ * broadcast.
+ *
+ * Ownership: a request (struct db_req) belongs to its submitter, which must
+ * keep it and its input strings alive and unchanged from db_submit() until
+ * db_take_done() hands it back. Outputs are written by the worker before
+ * completion and read by the loop after. `rows` is then owned by the
+ * submitter (buf_unref it).
+ */
+#ifndef PARLEY_DB_H
+#define PARLEY_DB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+
+enum db_op { DB_SEND, DB_READ };
+
+enum db_status {
+    DB_OK = 0,
+    DB_BUSY,     /* locked, disk full or similar: retry later (overloaded) */
+    DB_FAILED,   /* any other error (internal) */
+};
+
+struct db_req {
+    struct db_req *next; /* FIFO link; the db's from submit to take_done */
+    enum db_op op;
+    void *owner; /* for the submitter; the db never dereferences it */
+
+    /* Inputs. */
+    const char *room;
+    const char *user_id, *user_name, *client_id, *text; /* DB_SEND */
+    size_t text_len;
+    int64_t before, after; /* DB_READ: -1 when absent; after wins when >= 0 */
+    int limit;             /* DB_READ: rows at most */
+
+    /* Outputs. */
+    enum db_status status;
+    int64_t id, ts;   /* DB_SEND: the stored message */
+    int duplicate;    /* DB_SEND: client_id seen before; id/ts are the first's */
+    struct buf *rows; /* DB_READ: MESSAGE objects joined by commas, oldest first */
+    int nrows;
+    int more;         /* DB_READ: more rows exist in the direction read */
+    int64_t last_id;  /* DB_READ: the room's newest id, 0 when none */
+};
+
+struct db_options {
+    const char *path;
+    int queue_max;  /* requests queued at most; beyond, db_submit refuses */
+    int batch_max;  /* requests per transaction at most */
+    int sync_full;  /* PRAGMA synchronous=FULL (else NORMAL) */
+    int busy_ms;    /* how long to wait for another process's lock */
+    void (*wake)(void *arg); /* called by the worker after each batch */
+    void *wake_arg;
+};
+
+struct db_stats {
+    uint64_t batches, stored, duplicates, failures;
+    uint64_t batch_hist[8];  /* sizes: 1, 2-4, 5-16, 17-64, 65-256, 257-1024, more */
+    uint64_t commit_hist[8]; /* microseconds: <=100, 1ms, 5ms, 10ms, 50ms, 100ms, 1s, more */
+    double commit_sum_us;
+    uint64_t batch_sum;
+    int queue_depth;
+};
+
+struct db;
+
+/* Opens (creating if needed) and migrates the database, then starts the
+ * worker. Returns NULL with a one-line reason in err (errlen bytes). Runs on
+ * the main thread before the loop starts. */
+struct db *db_open(const struct db_options *opt, char *err, size_t errlen);
+/* Queues r. Returns 0, or -1 when the queue is full or the db is stopping
+ * (then r is untouched and stays the caller's). Any thread. */
+int db_submit(struct db *db, struct db_req *r);
+/* Moves every finished request out (under the lock) and calls fn on each,
+ * in completion order, outside the lock. Event-loop thread. */
+void db_take_done(struct db *db, void (*fn)(struct db_req *r, void *arg), void *arg);
+/* Current depth of the queue and a copy of the statistics. Any thread. */
+void db_stats(struct db *db, struct db_stats *out);
+/* Reads a setting, creating it with `fresh` when absent. Main thread, before
+ * the worker is busy. Returns a malloc'd value or NULL. */
+char *db_setting(struct db *db, const char *key, const char *fresh);
+/* Stops accepting, lets the worker commit everything queued, joins it. The
+ * done list is left for a last db_take_done(). */
+void db_stop(struct db *db);
+/* Frees the db; requests still on the done list are dropped without a
+ * callback (their rows freed). Call after db_stop(). */
+void db_close(struct db *db);
+
+#endif

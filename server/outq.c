@@ -1,0 +1,56 @@
+/* outq.c -- bounded FIFO of buffer references on a growable ring. */
+#include "outq.h"
+
+#include <assert.h>
+#include <stdlib.h>
+
+static int outq_grow(struct outq *q)
+{
+    uint32_t cap = q->cap ? q->cap * 2 : 4;
+    struct buf **ring = malloc(cap * sizeof(*ring));
+    if (!ring)
+        return -1;
+    for (uint32_t i = 0; i < q->count; i++)
+        ring[i] = q->ring[(q->head + i) & (q->cap - 1)];
+    free(q->ring);
+    q->ring = ring;
+    q->head = 0;
+    q->cap = cap;
+    return 0;
+}
+
+int outq_push(struct outq *q, struct buf *b, const struct outq_limits *lim)
+{
+    if (q->count && (q->count >= lim->max_msgs || q->bytes + b->len > lim->max_bytes))
+        return -1;
+    if (q->count == q->cap && outq_grow(q))
+        return -1;
+    q->ring[(q->head + q->count) & (q->cap - 1)] = buf_ref(b);
+    q->count++;
+    q->bytes += b->len;
+    return 0;
+}
+
+struct buf *outq_peek(const struct outq *q)
+{
+    return q->count ? q->ring[q->head] : NULL;
+}
+
+void outq_pop(struct outq *q)
+{
+    assert(q->count > 0);
+    struct buf *b = q->ring[q->head];
+    q->head = (q->head + 1) & (q->cap - 1);
+    q->count--;
+    q->bytes -= b->len;
+    buf_unref(b);
+}
+
+void outq_clear(struct outq *q)
+{
+    while (q->count)
+        outq_pop(q);
+    free(q->ring);
+    q->ring = NULL;
+    q->cap = q->head = 0;
+}

@@ -1,0 +1,41 @@
+/* outq.h -- a connection's bounded outbound queue of shared frame buffers.
+ *
+ * The queue holds references (struct buf) in FIFO order. It is bounded both
+ * by count and by bytes; a push over either bound fails and leaves the queue
+ * unaltered, and the caller closes the connection as a slow consumer (1013).
+ * Storage grows on demand, so an idle connection costs no ring at all.
+ * Event-loop thread only.
+ */
+#ifndef PARLEY_OUTQ_H
+#define PARLEY_OUTQ_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+
+struct outq_limits {
+    uint32_t max_msgs;
+    size_t max_bytes;
+};
+
+struct outq {
+    struct buf **ring; /* NULL until the first push */
+    uint32_t head;     /* index of the oldest entry */
+    uint32_t count;
+    uint32_t cap;      /* a power of two, or 0 */
+    size_t bytes;      /* payload bytes queued */
+};
+
+/* Appends b and takes a reference to it. Returns 0, or -1 when the queue is
+ * full (by count or bytes) or memory ran out; then nothing changed. A single
+ * buffer larger than max_bytes is still accepted into an empty queue. */
+int outq_push(struct outq *q, struct buf *b, const struct outq_limits *lim);
+/* Returns the oldest buffer (the queue keeps its reference), or NULL. */
+struct buf *outq_peek(const struct outq *q);
+/* Removes the oldest buffer and drops the queue's reference to it. */
+void outq_pop(struct outq *q);
+/* Drops every reference and frees the ring. */
+void outq_clear(struct outq *q);
+
+#endif

@@ -1,0 +1,189 @@
+/* server.c -- the libwebsockets context and its one callback: a thin switch
+ * that hands each event to the session, HTTP or database code. */
+#include "server.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "db.h"
+#include "http.h"
+#include "log.h"
+#include "session.h"
+
+#define STOP_GRACE_US (3 * LWS_US_PER_SEC) /* clients get this long to go */
+#define TICK_US (100 * 1000)
+
+/* Per-connection user data (lws allocates and frees it). */
+struct conn {
+    struct session *s;   /* WebSocket connections */
+    struct http_body hb; /* plain HTTP responses */
+};
+
+int64_t server_now_us(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000000 + t.tv_nsec / 1000;
+}
+
+void server_request_stop(struct server *srv)
+{
+    srv->stop_requested = 1;
+    if (srv->ctx)
+        lws_cancel_service(srv->ctx); /* writes to the loop's wake pipe */
+}
+
+static void on_tick(struct lws_sorted_usec_list *sul);
+
+/* Begins the shutdown: refuse upgrades, close everyone with 1001. */
+static void begin_stop(struct server *srv)
+{
+    srv->stopping = 1;
+    srv->stop_deadline_us = server_now_us() + STOP_GRACE_US;
+    plog(LOG_INFO, "stopping", "connections=%d", srv->nsessions);
+    for (struct session *s = srv->sessions; s; s = session_next(s))
+        session_close(s, 1001, "server shutting down", 0);
+    on_tick(&srv->tick);
+}
+
+/* Every TICK_US while stopping: the loop ends once every client is gone or
+ * the grace period is over. */
+static void on_tick(struct lws_sorted_usec_list *sul)
+{
+    struct server *srv = lws_container_of(sul, struct server, tick);
+    if (srv->stopping &&
+        (srv->nsessions == 0 || server_now_us() > srv->stop_deadline_us))
+        srv->loop_done = 1;
+    else
+        lws_sul_schedule(srv->ctx, 0, &srv->tick, on_tick, TICK_US);
+}
+
+/* Called on the loop after lws_cancel_service(): collect database
+ * completions and notice a stop request. */
+static void on_wake(struct server *srv)
+{
+    db_take_done(srv->db, session_on_db_done, srv);
+    if (srv->stop_requested && !srv->stopping)
+        begin_stop(srv);
+}
+
+static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                    size_t len)
+{
+    struct lws_context *ctx = lws_get_context(wsi);
+    struct server *srv = ctx ? lws_context_user(ctx) : NULL;
+    struct conn *c = user;
+    switch (reason) {
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+        return http_confirm_upgrade(srv, wsi);
+    case LWS_CALLBACK_HTTP:
+        return http_request(srv, wsi, &c->hb);
+    case LWS_CALLBACK_HTTP_WRITEABLE:
+        return http_writeable(wsi, &c->hb);
+    case LWS_CALLBACK_CLOSED_HTTP:
+        if (c)
+            http_done(&c->hb);
+        break;
+    case LWS_CALLBACK_ESTABLISHED:
+        c->s = session_open(srv, wsi);
+        return c->s ? 0 : -1;
+    case LWS_CALLBACK_RECEIVE:
+        return session_on_receive(c->s, in, len);
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+        return session_on_writeable(c->s);
+    case LWS_CALLBACK_TIMER:
+        session_on_timer(c->s);
+        break;
+    case LWS_CALLBACK_CLOSED:
+        if (c->s)
+            session_on_closed(c->s);
+        c->s = NULL;
+        break;
+    case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+        on_wake(srv);
+        break;
+    default:
+        break;
+    }
+    return lws_callback_http_dummy(wsi, reason, user, in, len);
+}
+
+static const struct lws_protocols protocols[] = {
+    {"parley", callback, sizeof(struct conn), 4096, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+/* Mounts for --web-root: the directory at "/", the endpoints beside it. */
+static struct lws_http_mount mounts[3];
+
+static const struct lws_http_mount *make_mounts(const struct config *cfg)
+{
+    if (!cfg->web_root)
+        return NULL;
+    static const char *const points[] = {"/healthz", "/metrics"};
+    for (int i = 0; i < 2; i++) {
+        mounts[i].mount_next = &mounts[i + 1];
+        mounts[i].mountpoint = points[i];
+        mounts[i].mountpoint_len = (unsigned char)strlen(points[i]);
+        mounts[i].origin = "parley";
+        mounts[i].origin_protocol = LWSMPRO_CALLBACK;
+    }
+    mounts[2].mountpoint = "/";
+    mounts[2].mountpoint_len = 1;
+    mounts[2].origin = cfg->web_root;
+    mounts[2].def = "index.html";
+    mounts[2].origin_protocol = LWSMPRO_FILE;
+    return mounts;
+}
+
+int server_start(struct server *srv)
+{
+    const struct config *cfg = srv->cfg;
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof info);
+    info.port = (int)cfg->port;
+    info.iface = cfg->bind;
+    info.protocols = protocols;
+    info.mounts = make_mounts(cfg);
+    info.user = srv;
+    info.max_http_header_data = 8192;
+    info.options = LWS_SERVER_OPTION_DISABLE_IPV6 * !!cfg->bind;
+    if (cfg->tls_cert) {
+        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+        info.ssl_cert_filepath = cfg->tls_cert;
+        info.ssl_private_key_filepath = cfg->tls_key;
+    }
+    lws_set_log_level(log_enabled(LOG_DEBUG) ? LLL_ERR | LLL_WARN : LLL_ERR, NULL);
+    srv->outq_lim.max_msgs = (uint32_t)cfg->outq_max_msgs;
+    srv->outq_lim.max_bytes = (size_t)cfg->outq_max_bytes;
+    srv->plim.max_text = (int)cfg->max_text;
+    srv->ctx = lws_create_context(&info);
+    if (!srv->ctx) {
+        plog(LOG_ERROR, "start-failed", "port=%ld reason=\"cannot listen or load TLS\"",
+             cfg->port);
+        return -1;
+    }
+    plog(LOG_INFO, "listening", "port=%ld bind=%s tls=%d db=%s", cfg->port,
+         cfg->bind ? cfg->bind : "*", !!cfg->tls_cert, cfg->db);
+    return 0;
+}
+
+void server_run(struct server *srv)
+{
+    while (!srv->loop_done && lws_service(srv->ctx, 0) >= 0)
+        ;
+}
+
+void server_destroy(struct server *srv)
+{
+    if (srv->ctx)
+        lws_context_destroy(srv->ctx); /* closes what is left: CLOSED per session */
+    srv->ctx = NULL;
+}
+
+void server_wake(void *arg)
+{
+    struct server *srv = arg;
+    lws_cancel_service(srv->ctx);
+}

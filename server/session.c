@@ -1,0 +1,811 @@
+/* session.c -- a connection's life as one coroutine: hello, then a loop of
+ * read a request, dispatch, await the database, reply. */
+#include "session.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "coro.h"
+#include "crypto.h"
+#include "db.h"
+#include "jwt.h"
+#include "log.h"
+#include "protocol.h"
+#include "ratelimit.h"
+#include "room.h"
+#include "server.h"
+#include "utf8.h"
+
+#define MAX_ROOMS_PER_SESSION 1000
+#define INBOX_MAX_MSGS 32  /* frames read ahead before reading pauses */
+#define GENERAL_RATE 100.0 /* non-send requests per second */
+#define TYPING_INTERVAL_US 2000000
+#define CLOSE_GRACE_S 3    /* a closing client gets this long to take the close */
+
+struct inmsg {
+    struct inmsg *next;
+    size_t len;
+    char data[]; /* NUL-terminated */
+};
+
+struct membership {
+    struct room *room;
+    int64_t typing_us; /* when this session last sent typing here */
+    int joined;
+};
+
+struct session {
+    struct coro co;  /* the session's main coroutine */
+    struct coro sub; /* the database query sub-coroutine */
+    struct server *srv;
+    struct lws *wsi;                /* NULL once closed */
+    struct session *prev, *next;    /* srv->sessions, while open */
+    int refs;                       /* 1 for the connection, 1 per request in flight */
+    unsigned closed : 1;            /* the connection is gone: never resume again */
+    unsigned in_resume : 1;         /* the coroutine is running */
+    unsigned welcomed : 1, guest : 1, timer_fired : 1, db_busy : 1, rx_paused : 1;
+    int close_code;                 /* set: closing once the queue is flushed */
+    char close_reason[64];
+
+    struct inmsg *in_head, *in_tail; /* frames waiting for the coroutine */
+    int in_count;
+    char *rx;                        /* reassembly of a fragmented message */
+    size_t rx_len;
+
+    struct proto_req req;            /* the request being handled */
+    struct db_req dbr;               /* its database query, when it needs one */
+    struct room *req_room;
+
+    char user_id[JWT_MAX_SUB + 1];
+    char user_name[PROTO_MAX_NAME * 4 + 1];
+    struct buf *user_json;           /* {"id":…,"name":…}, made at welcome */
+    struct jwt_claims claims;        /* token users only */
+    char *url_token;
+
+    struct outq out;
+    struct tbucket send_tb, req_tb;
+    struct membership *mem;          /* rooms this connection ever joined */
+    uint32_t nmem, capmem;
+};
+
+/* ---- small helpers ---- */
+
+static const struct config *cfg(struct session *s)
+{
+    return s->srv->cfg;
+}
+
+struct session *session_next(const struct session *s)
+{
+    return s->next;
+}
+
+size_t session_queued(const struct session *s)
+{
+    return s->out.count;
+}
+
+static void session_free(struct session *s)
+{
+    assert(s->refs == 0 && s->closed && !s->in_resume);
+    proto_req_free(&s->req);
+    jwt_claims_free(&s->claims);
+    buf_unref(s->user_json);
+    buf_unref(s->dbr.rows);
+    free(s->url_token);
+    free(s->rx);
+    free(s->mem);
+    free(s);
+}
+
+static void session_unref(struct session *s)
+{
+    assert(s->refs > 0);
+    if (--s->refs == 0)
+        session_free(s);
+}
+
+void session_push(struct session *s, struct buf *b)
+{
+    if (!b || s->closed || s->close_code)
+        return;
+    if (outq_push(&s->out, b, &s->srv->outq_lim)) {
+        s->srv->m.slow_closes++;
+        plog(LOG_INFO, "slow-consumer", "user=%s queued=%u bytes=%zu", s->user_id,
+             s->out.count, s->out.bytes);
+        outq_clear(&s->out);
+        session_close(s, 1013, "slow consumer: reconnect and join with since", 0);
+        return;
+    }
+    lws_callback_on_writable(s->wsi);
+}
+
+/* Queues a buf made for this session alone and drops the maker's reference. */
+static void reply(struct session *s, struct buf *b)
+{
+    session_push(s, b);
+    buf_unref(b);
+}
+
+static void reply_error(struct session *s, enum proto_err e, const char *msg)
+{
+    if (e == E_RATE_LIMITED)
+        s->srv->m.rate_limited++;
+    reply(s, proto_error(e, msg, s->req.ref));
+}
+
+static void inbox_clear(struct session *s)
+{
+    while (s->in_head) {
+        struct inmsg *m = s->in_head;
+        s->in_head = m->next;
+        free(m);
+    }
+    s->in_tail = NULL;
+    s->in_count = 0;
+}
+
+void session_close(struct session *s, int code, const char *reason, int now)
+{
+    if (s->closed || s->close_code)
+        return;
+    s->close_code = code;
+    snprintf(s->close_reason, sizeof s->close_reason, "%s", reason);
+    inbox_clear(s);
+    if (now)
+        outq_clear(&s->out);
+    /* The close frame goes out after the queue; the timeout drops a client
+     * that does not read at all. */
+    lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, CLOSE_GRACE_S);
+    lws_callback_on_writable(s->wsi);
+}
+
+static struct membership *membership(struct session *s, struct room *r)
+{
+    for (uint32_t i = 0; i < s->nmem; i++)
+        if (s->mem[i].room == r)
+            return &s->mem[i];
+    return NULL;
+}
+
+/* ---- messages this file writes ---- */
+
+/* Starts `{"type":"<type>","room":"<room>"`. */
+static struct buf *start_msg(const char *type, const char *room, size_t cap)
+{
+    struct buf *b = buf_new(cap);
+    if (!b)
+        return NULL;
+    buf_puts(&b, "{\"type\":\"");
+    buf_puts(&b, type);
+    buf_puts(&b, "\",\"room\":\"");
+    buf_puts(&b, room);
+    buf_put(&b, "\"", 1);
+    return b;
+}
+
+/* Finishes b and returns it, or NULL when a write ran out of memory. */
+static struct buf *end_msg(struct buf *b, const char *ref)
+{
+    if (!b)
+        return NULL;
+    proto_put_ref_end(&b, ref);
+    if (b->oom) {
+        buf_unref(b);
+        return NULL;
+    }
+    return b;
+}
+
+/* Sends b to every member of r except `except`; drops the maker's reference. */
+static void room_send(struct room *r, struct buf *b, struct session *except)
+{
+    if (!b)
+        return;
+    for (uint32_t i = 0; i < r->nmembers; i++)
+        if (r->members[i] != except)
+            session_push(r->members[i], b);
+    buf_unref(b);
+}
+
+static void send_presence(struct session *s, struct room *r, const char *event)
+{
+    struct buf *b = start_msg("presence", r->name, 128);
+    buf_puts(&b, ",\"event\":\"");
+    buf_puts(&b, event);
+    buf_puts(&b, "\",\"user\":");
+    buf_put(&b, BUF_PAYLOAD(s->user_json), s->user_json->len);
+    room_send(r, end_msg(b, NULL), s);
+}
+
+static void put_members(struct buf **b, struct room *r)
+{
+    buf_puts(b, ",\"members\":[");
+    for (uint32_t i = 0; i < r->nmembers; i++) {
+        if (i)
+            buf_put(b, ",", 1);
+        struct buf *u = r->members[i]->user_json;
+        buf_put(b, BUF_PAYLOAD(u), u->len);
+    }
+    buf_put(b, "]", 1);
+}
+
+/* ---- hello ---- */
+
+/* Writes the resume token for guest id `id` into out (>= 100 bytes). */
+static void resume_token(struct session *s, const char *id, char *out)
+{
+    unsigned char mac[CRYPTO_HMAC_LEN];
+    crypto_hmac_sha256(s->srv->guest_key, sizeof s->srv->guest_key, id, strlen(id), mac);
+    size_t n = strlen(id);
+    memcpy(out, id, n);
+    out[n] = '.';
+    crypto_b64url_encode(mac, 16, out + n + 1); /* 128 bits are plenty */
+}
+
+/* Gives a guest the id inside a valid resume token, or a fresh one. */
+static int guest_id(struct session *s, const char *resume)
+{
+    char want[128];
+    const char *dot = resume ? strchr(resume, '.') : NULL;
+    if (dot && dot - resume == 18 && !strncmp(resume, "g_", 2) && strlen(resume) < 64) {
+        memcpy(s->user_id, resume, 18);
+        s->user_id[18] = 0;
+        resume_token(s, s->user_id, want);
+        if (strlen(want) == strlen(resume) && crypto_equal(want, resume, strlen(want)))
+            return 0;
+    }
+    strcpy(s->user_id, "g_");
+    return crypto_random_hex(s->user_id + 2, 8);
+}
+
+static void unauthorized(struct session *s, const char *why)
+{
+    reply_error(s, E_UNAUTHORIZED, why);
+    plog(LOG_INFO, "unauthorized", "reason=\"%s\"", why);
+    session_close(s, 1008, "unauthorized", 0);
+}
+
+/* Authenticates a hello. Returns 0 when the user is set, -1 after replying
+ * an error (and closing, for unauthorized). */
+static int hello_auth(struct session *s)
+{
+    const char *token = s->req.token ? s->req.token : s->url_token, *why;
+    if (token) {
+        const char *secret = cfg(s)->jwt_secret;
+        if (jwt_verify(token, secret, secret ? strlen(secret) : 0,
+                       server_now_us() / 1000000, &s->claims, &why))
+            return unauthorized(s, why), -1;
+        strcpy(s->user_id, s->claims.sub);
+        strcpy(s->user_name, s->claims.name);
+        return 0;
+    }
+    if (!s->req.name)
+        return reply_error(s, E_BAD_REQUEST, "hello needs a name or a token"), -1;
+    if (cfg(s)->no_guests)
+        return unauthorized(s, "guests are not allowed on this server"), -1;
+    enum proto_err e = proto_check_name(s->req.name, &why);
+    if (e)
+        return reply_error(s, e, why), -1;
+    if (guest_id(s, s->req.resume))
+        return reply_error(s, E_INTERNAL, "cannot make an id"), -1;
+    snprintf(s->user_name, sizeof s->user_name, "%s", s->req.name);
+    s->guest = 1;
+    return 0;
+}
+
+static void session_hello(struct session *s)
+{
+    if (s->req.type != REQ_HELLO)
+        return reply_error(s, E_NEED_HELLO, "say hello first");
+    if (hello_auth(s))
+        return;
+    struct buf *u = buf_new(96), *b = buf_new(320);
+    buf_puts(&u, "{\"id\":");
+    buf_put_jstrz(&u, s->user_id);
+    buf_puts(&u, ",\"name\":");
+    buf_put_jstrz(&u, s->user_name);
+    buf_put(&u, "}", 1);
+    s->user_json = u;
+    buf_puts(&b, "{\"type\":\"welcome\",\"user\":");
+    buf_put(&b, BUF_PAYLOAD(u), u->len - 1);
+    buf_puts(&b, s->guest ? ",\"guest\":true}" : ",\"guest\":false}");
+    char limits[200], tok[128];
+    snprintf(limits, sizeof limits,
+             ",\"server\":\"parley/%s\",\"limits\":{\"max_text\":%ld,\"rate_per_s\":%g,"
+             "\"burst\":%g,\"history_page\":%d}",
+             PARLEY_VERSION, cfg(s)->max_text, cfg(s)->rate, cfg(s)->burst,
+             PROTO_HISTORY_MAX);
+    buf_puts(&b, limits);
+    if (s->guest) {
+        resume_token(s, s->user_id, tok);
+        buf_puts(&b, ",\"resume\":");
+        buf_put_jstrz(&b, tok);
+    }
+    if (u->oom || b->oom) {
+        buf_unref(b);
+        return reply_error(s, E_INTERNAL, "out of memory");
+    }
+    s->welcomed = 1;
+    reply(s, end_msg(b, s->req.ref));
+    plog(LOG_INFO, "hello", "user=%s guest=%d", s->user_id, s->guest);
+}
+
+/* ---- requests ---- */
+
+/* Takes the next frame off the inbox and parses it into s->req, applying
+ * the rate limits. Returns PROTO_OK, or an error already answered (or, for
+ * a typing over its limit, dropped). */
+static enum proto_err session_read_request(struct session *s)
+{
+    struct inmsg *m = s->in_head;
+    const char *msg;
+    s->in_head = m->next;
+    if (!s->in_head)
+        s->in_tail = NULL;
+    if (--s->in_count < INBOX_MAX_MSGS / 2 && s->rx_paused) {
+        s->rx_paused = 0;
+        lws_rx_flow_control(s->wsi, 1);
+    }
+    proto_req_free(&s->req);
+    enum proto_err e = proto_parse(m->data, m->len, &s->srv->plim, &s->req, &msg);
+    free(m);
+    /* Sends have their own bucket; everything else, garbage included,
+     * shares the general one. */
+    int is_send = !e && s->welcomed && s->req.type == REQ_SEND;
+    int64_t now = server_now_us();
+    int ok = is_send ? tb_take(&s->send_tb, cfg(s)->rate, cfg(s)->burst, now)
+                     : tb_take(&s->req_tb, GENERAL_RATE, GENERAL_RATE, now);
+    if (!ok && !e)
+        e = E_RATE_LIMITED, msg = is_send ? "sending too fast" : "too many requests";
+    if (!e && !s->welcomed && s->req.type != REQ_HELLO)
+        e = E_NEED_HELLO, msg = "say hello first";
+    if (!e && s->welcomed && s->req.type == REQ_HELLO)
+        e = E_BAD_REQUEST, msg = "already said hello";
+    if (e)
+        reply_error(s, e, msg);
+    return e;
+}
+
+static int allowed_room(struct session *s, const char *room)
+{
+    if (s->guest || jwt_allows_room(&s->claims, room))
+        return 1;
+    reply_error(s, E_FORBIDDEN, "your token does not allow this room");
+    return 0;
+}
+
+/* Fills s->dbr for a request that needs the database. Returns 1 when a query
+ * is ready, 0 for a request handled without one, -1 after an error reply. */
+static int session_prepare_query(struct session *s)
+{
+    struct proto_req *q = &s->req;
+    struct db_req *r = &s->dbr;
+    if (q->type != REQ_JOIN && q->type != REQ_SEND && q->type != REQ_HISTORY)
+        return 0;
+    if (!allowed_room(s, q->room))
+        return -1;
+    s->req_room = rooms_get(&s->srv->rooms, q->room, q->type == REQ_JOIN);
+    struct membership *m = s->req_room ? membership(s, s->req_room) : NULL;
+    if (q->type == REQ_SEND && !(m && m->joined))
+        return reply_error(s, E_NOT_MEMBER, "join the room first"), -1;
+    if (q->type == REQ_JOIN && !s->req_room)
+        return reply_error(s, E_INTERNAL, "out of memory"), -1;
+    if (q->type == REQ_JOIN && !m && s->nmem >= MAX_ROOMS_PER_SESSION)
+        return reply_error(s, E_BAD_REQUEST, "too many rooms on one connection"), -1;
+    buf_unref(r->rows);
+    memset(r, 0, sizeof(*r));
+    r->owner = s;
+    r->room = q->room;
+    r->op = q->type == REQ_SEND ? DB_SEND : DB_READ;
+    r->user_id = s->user_id;
+    r->user_name = s->user_name;
+    r->client_id = q->client_id;
+    r->text = q->text;
+    r->text_len = q->text_len;
+    r->before = q->type == REQ_HISTORY ? q->before : -1;
+    r->after = q->type == REQ_HISTORY ? q->after : q->since;
+    r->limit = q->type == REQ_HISTORY ? q->limit
+               : q->since >= 0        ? PROTO_SINCE_MAX
+                                      : PROTO_HISTORY_DEFAULT;
+    return 1;
+}
+
+/* Sub-coroutine: submits s->dbr and waits for its completion. A full queue
+ * completes at once with DB_BUSY. */
+static int session_query(struct session *s)
+{
+    CORO_BEGIN(&s->sub);
+    if (db_submit(s->srv->db, &s->dbr)) {
+        s->dbr.status = DB_BUSY;
+        CORO_EXIT(&s->sub);
+    }
+    s->refs++; /* the request points into this frame */
+    s->db_busy = 1;
+    CORO_AWAIT(&s->sub, !s->db_busy);
+    CORO_END(&s->sub);
+}
+
+static int add_membership(struct session *s, struct room *r)
+{
+    struct membership *m = membership(s, r);
+    if (m && m->joined)
+        return 0;
+    if (!m && s->nmem == s->capmem) {
+        uint32_t cap = s->capmem ? s->capmem * 2 : 4;
+        struct membership *nm = realloc(s->mem, cap * sizeof(*nm));
+        if (!nm)
+            return -1;
+        s->mem = nm;
+        s->capmem = cap;
+    }
+    if (room_add(r, s))
+        return -1;
+    if (!m) {
+        m = &s->mem[s->nmem++];
+        m->room = r;
+        m->typing_us = 0;
+    }
+    m->joined = 1;
+    send_presence(s, r, "join");
+    return 0;
+}
+
+static void finish_join(struct session *s)
+{
+    struct room *r = s->req_room;
+    struct db_req *q = &s->dbr;
+    if (q->last_id > r->last_id)
+        r->last_id = q->last_id;
+    if (add_membership(s, r))
+        return reply_error(s, E_INTERNAL, "out of memory");
+    struct buf *b = start_msg("joined", r->name, 256 + q->rows->len);
+    put_members(&b, r);
+    buf_puts(&b, ",\"messages\":[");
+    buf_put(&b, BUF_PAYLOAD(q->rows), q->rows->len);
+    buf_puts(&b, s->req.since >= 0 && q->more ? "],\"complete\":false" : "],\"complete\":true");
+    reply(s, end_msg(b, s->req.ref));
+}
+
+static void finish_history(struct session *s)
+{
+    struct buf *b = start_msg("history", s->req.room, 64 + s->dbr.rows->len);
+    buf_puts(&b, ",\"messages\":[");
+    buf_put(&b, BUF_PAYLOAD(s->dbr.rows), s->dbr.rows->len);
+    buf_puts(&b, s->dbr.more ? "],\"has_more\":true" : "],\"has_more\":false");
+    reply(s, end_msg(b, s->req.ref));
+}
+
+static void finish_send(struct session *s)
+{
+    struct buf *b = start_msg("ack", s->req.room, 128);
+    buf_puts(&b, ",\"client_id\":");
+    buf_put_jstrz(&b, s->req.client_id);
+    buf_puts(&b, ",\"id\":");
+    buf_put_i64(&b, s->dbr.id);
+    buf_puts(&b, ",\"ts\":");
+    buf_put_i64(&b, s->dbr.ts);
+    reply(s, end_msg(b, s->req.ref));
+}
+
+static void session_finish_query(struct session *s)
+{
+    struct db_req *q = &s->dbr;
+    if (q->status != DB_OK)
+        reply_error(s, q->status == DB_BUSY ? E_OVERLOADED : E_INTERNAL,
+                    q->status == DB_BUSY ? "the server is busy; retry later"
+                                         : "database error; retry with the same client_id");
+    else if (q->op == DB_SEND)
+        finish_send(s);
+    else if (s->req.type == REQ_JOIN)
+        finish_join(s);
+    else
+        finish_history(s);
+    buf_unref(q->rows);
+    q->rows = NULL;
+}
+
+static void do_leave(struct session *s)
+{
+    struct room *r = rooms_get(&s->srv->rooms, s->req.room, 0);
+    struct membership *m = r ? membership(s, r) : NULL;
+    if (m && m->joined) {
+        m->joined = 0;
+        room_remove(r, s);
+        send_presence(s, r, "leave");
+    }
+    reply(s, end_msg(start_msg("left", s->req.room, 64), s->req.ref));
+}
+
+static void do_typing(struct session *s)
+{
+    struct room *r = rooms_get(&s->srv->rooms, s->req.room, 0);
+    struct membership *m = r ? membership(s, r) : NULL;
+    int64_t now = server_now_us();
+    if (!m || !m->joined)
+        return reply_error(s, E_NOT_MEMBER, "join the room first");
+    if (m->typing_us && now - m->typing_us < TYPING_INTERVAL_US)
+        return; /* dropped silently, per the protocol */
+    m->typing_us = now;
+    struct buf *b = start_msg("typing", r->name, 128);
+    buf_puts(&b, ",\"user\":");
+    buf_put(&b, BUF_PAYLOAD(s->user_json), s->user_json->len);
+    room_send(r, end_msg(b, NULL), s);
+}
+
+struct rooms_walk {
+    struct session *s;
+    struct buf *b;
+    int n;
+};
+
+static void put_room(struct rooms_walk *w, struct room *r)
+{
+    if (w->n++)
+        buf_put(&w->b, ",", 1);
+    buf_puts(&w->b, "{\"name\":\"");
+    buf_puts(&w->b, r->name);
+    buf_puts(&w->b, "\",\"members\":");
+    buf_put_i64(&w->b, r->nmembers);
+    buf_puts(&w->b, ",\"last_id\":");
+    buf_put_i64(&w->b, r->last_id);
+    buf_put(&w->b, "}", 1);
+}
+
+static void put_room_if_online(struct room *r, void *arg)
+{
+    if (r->nmembers)
+        put_room(arg, r);
+}
+
+static void do_rooms(struct session *s)
+{
+    struct rooms_walk w = {s, buf_new(256), 0};
+    buf_puts(&w.b, "{\"type\":\"rooms\",\"rooms\":[");
+    rooms_each(&s->srv->rooms, put_room_if_online, &w);
+    for (uint32_t i = 0; i < s->nmem; i++)
+        if (!s->mem[i].room->nmembers)
+            put_room(&w, s->mem[i].room);
+    buf_put(&w.b, "]", 1);
+    reply(s, end_msg(w.b, s->req.ref));
+}
+
+static void session_dispatch(struct session *s)
+{
+    switch (s->req.type) {
+    case REQ_LEAVE: do_leave(s); break;
+    case REQ_TYPING: do_typing(s); break;
+    case REQ_ROOMS: do_rooms(s); break;
+    case REQ_PING: {
+        struct buf *b = buf_new(32);
+        buf_puts(&b, "{\"type\":\"pong\"");
+        reply(s, end_msg(b, s->req.ref));
+        break;
+    }
+    default: reply_error(s, E_INTERNAL, "unhandled request"); break;
+    }
+}
+
+/* ---- the coroutine ---- */
+
+static int session_run(struct session *s)
+{
+    CORO_BEGIN(&s->co);
+    while (!s->welcomed) {
+        CORO_AWAIT(&s->co, s->in_head || s->timer_fired);
+        if (!s->in_head) {
+            session_close(s, 1008, "no hello in time", 0);
+            CORO_EXIT(&s->co);
+        }
+        if (session_read_request(s) == PROTO_OK)
+            session_hello(s);
+        if (s->close_code)
+            CORO_EXIT(&s->co);
+    }
+    lws_set_timer_usecs(s->wsi, LWS_SET_TIMER_USEC_CANCEL);
+    for (;;) {
+        CORO_AWAIT(&s->co, s->in_head);
+        if (session_read_request(s) != PROTO_OK)
+            continue;
+        int q = session_prepare_query(s);
+        if (q > 0) {
+            CORO_CALL(&s->co, &s->sub, session_query(s));
+            session_finish_query(s);
+        } else if (q == 0)
+            session_dispatch(s);
+    }
+    CORO_END(&s->co);
+}
+
+/* Resumes the coroutine unless the session is closing; the check after
+ * every event is what makes cancellation safe. */
+static void session_resume(struct session *s)
+{
+    if (s->closed || s->close_code || s->in_resume)
+        return;
+    s->in_resume = 1;
+    int rc = session_run(s);
+    s->in_resume = 0;
+    if (rc == CORO_DONE)
+        session_close(s, 1000, "", 0);
+}
+
+/* ---- events from libwebsockets and the database ---- */
+
+static char *url_token(struct lws *wsi)
+{
+    char v[JWT_MAX_LEN + 8];
+    if (lws_get_urlarg_by_name(wsi, "token=", v, sizeof v) == NULL || !v[0])
+        return NULL;
+    return strdup(v);
+}
+
+struct session *session_open(struct server *srv, struct lws *wsi)
+{
+    struct session *s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    s->srv = srv;
+    s->wsi = wsi;
+    s->refs = 1;
+    s->url_token = url_token(wsi);
+    int64_t now = server_now_us();
+    tb_init(&s->send_tb, srv->cfg->burst, now);
+    tb_init(&s->req_tb, GENERAL_RATE, now);
+    s->next = srv->sessions;
+    if (s->next)
+        s->next->prev = s;
+    srv->sessions = s;
+    srv->nsessions++;
+    srv->m.connections_total++;
+    lws_set_timer_usecs(wsi, (lws_usec_t)srv->cfg->hello_timeout * LWS_US_PER_SEC);
+    return s;
+}
+
+static int close_now(struct session *s, int code, const char *why)
+{
+    plog(LOG_INFO, "close", "user=%s code=%d reason=\"%s\"", s->user_id, code, why);
+    lws_close_reason(s->wsi, (enum lws_close_status)code, (unsigned char *)why, strlen(why));
+    return -1;
+}
+
+static int inbox_push(struct session *s, const char *data, size_t len)
+{
+    struct inmsg *m = malloc(sizeof(*m) + len + 1);
+    if (!m)
+        return -1;
+    m->next = NULL;
+    m->len = len;
+    memcpy(m->data, data, len);
+    m->data[len] = 0;
+    if (s->in_tail)
+        s->in_tail->next = m;
+    else
+        s->in_head = m;
+    s->in_tail = m;
+    if (++s->in_count >= INBOX_MAX_MSGS && !s->rx_paused) {
+        s->rx_paused = 1;
+        lws_rx_flow_control(s->wsi, 0);
+    }
+    return 0;
+}
+
+int session_on_receive(struct session *s, const void *in, size_t len)
+{
+    if (s->close_code)
+        return 0; /* closing: input is ignored */
+    if (lws_frame_is_binary(s->wsi))
+        return close_now(s, 1003, "binary frames are not accepted");
+    if (s->rx_len + len > (size_t)cfg(s)->max_frame)
+        return close_now(s, 1009, "message too big");
+    int final = lws_is_final_fragment(s->wsi);
+    const char *data = in;
+    if (!final || s->rx_len) {
+        char *rx = realloc(s->rx, s->rx_len + len + 1);
+        if (!rx)
+            return close_now(s, 1011, "out of memory");
+        memcpy(rx + s->rx_len, in, len);
+        s->rx = rx;
+        s->rx_len += len;
+        if (!final)
+            return 0;
+        data = s->rx, len = s->rx_len;
+    }
+    s->srv->m.frames_in++;
+    int bad = !utf8_valid(data, len), oom = !bad && inbox_push(s, data, len);
+    free(s->rx);
+    s->rx = NULL;
+    s->rx_len = 0;
+    if (bad)
+        return close_now(s, 1007, "invalid UTF-8");
+    if (oom)
+        return close_now(s, 1011, "out of memory");
+    session_resume(s);
+    return 0;
+}
+
+int session_on_writeable(struct session *s)
+{
+    struct buf *b = outq_peek(&s->out);
+    if (b) {
+        if (lws_write(s->wsi, BUF_PAYLOAD(b), b->len, LWS_WRITE_TEXT) < (int)b->len)
+            return -1;
+        s->srv->m.frames_out++;
+        s->srv->m.bytes_out += b->len;
+        outq_pop(&s->out);
+        if (s->out.count || s->close_code)
+            lws_callback_on_writable(s->wsi);
+        return 0;
+    }
+    if (s->close_code)
+        return close_now(s, s->close_code, s->close_reason);
+    return 0;
+}
+
+void session_on_timer(struct session *s)
+{
+    s->timer_fired = 1;
+    session_resume(s);
+}
+
+void session_on_closed(struct session *s)
+{
+    struct server *srv = s->srv;
+    s->closed = 1;
+    s->wsi = NULL;
+    for (uint32_t i = 0; i < s->nmem; i++)
+        if (s->mem[i].joined) {
+            s->mem[i].joined = 0;
+            room_remove(s->mem[i].room, s);
+            if (!srv->stopping)
+                send_presence(s, s->mem[i].room, "leave");
+        }
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        srv->sessions = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    srv->nsessions--;
+    inbox_clear(s);
+    outq_clear(&s->out);
+    plog(LOG_INFO, "disconnect", "user=%s code=%d", s->user_id[0] ? s->user_id : "-",
+         s->close_code);
+    session_unref(s);
+}
+
+/* Broadcasts a newly stored message to its room: serialised once, shared
+ * by every member's queue. Runs whether or not the sender is still there. */
+static void broadcast(struct server *srv, struct db_req *r)
+{
+    struct room *room = rooms_get(&srv->rooms, r->room, 0);
+    if (!room)
+        return;
+    if (r->id > room->last_id)
+        room->last_id = r->id;
+    struct buf *b = buf_new(200 + r->text_len);
+    struct proto_msg m = {r->room, r->id, r->ts, r->user_id, r->user_name,
+                          r->text, r->text_len, r->client_id};
+    if (b)
+        proto_put_message(&b, &m);
+    if (b && b->oom)
+        buf_unref(b), b = NULL;
+    room_send(room, b, NULL);
+}
+
+void session_on_db_done(struct db_req *r, void *arg)
+{
+    struct session *s = r->owner;
+    if (r->op == DB_SEND && r->status == DB_OK && !r->duplicate)
+        broadcast(arg, r);
+    assert(s->db_busy);
+    s->db_busy = 0;
+    if (s->closed) {
+        buf_unref(r->rows);
+        r->rows = NULL;
+    }
+    session_resume(s);
+    session_unref(s); /* may free s: touch nothing after */
+}
