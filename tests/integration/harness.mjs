@@ -35,7 +35,16 @@ export const SECRET = 'parley-integration-test-secret-0123456789';
 
 /** How the secret is handed to the server (see the server's --help). */
 function secretConfig(secret) {
-  return { args: [], env: { PARLEY_SECRET: secret } };
+  return { args: ['--jwt-secret', secret], env: {} };
+}
+
+/** The parent's environment without PARLEY_* settings (a developer's shell must not
+ *  change what the tests run), except the harness's own PARLEY_BIN/PARLEY_SANITIZE. */
+function baseEnv() {
+  const e = {};
+  for (const [k, v] of Object.entries(process.env))
+    if (!k.startsWith('PARLEY_') || k === 'PARLEY_BIN' || k === 'PARLEY_SANITIZE') e[k] = v;
+  return e;
 }
 
 const SANITIZER_PATTERNS = [
@@ -87,7 +96,7 @@ export function runParley(args, { env = {}, timeoutMs = T(10000) } = {}) {
     execFile(
       PARLEY_BIN,
       args,
-      { env: { ...process.env, ...env }, timeout: timeoutMs, encoding: 'utf8' },
+      { env: { ...baseEnv(), ...env }, timeout: timeoutMs, encoding: 'utf8' },
       (err, stdout, stderr) => {
         resolve({
           code: err ? (typeof err.code === 'number' ? err.code : null) : 0,
@@ -149,7 +158,7 @@ export async function startServer(opts = {}) {
     ...args,
   ];
   const childEnv = {
-    ...process.env,
+    ...baseEnv(),
     ASAN_OPTIONS: process.env.ASAN_OPTIONS || 'abort_on_error=0:detect_leaks=1',
     UBSAN_OPTIONS: process.env.UBSAN_OPTIONS || 'print_stacktrace=1',
     ...sc.env,
@@ -409,6 +418,28 @@ export class Client {
         reject(new Error(`timeout (${timeoutMs} ms) waiting for ${what}; queued: ${JSON.stringify(this.queue.slice(0, 5)).slice(0, 600)}`));
       }, timeoutMs);
       this.waiters.push(w);
+    });
+  }
+
+  /** Resolves once pred() is true, checking after every frame received (for state kept by
+   *  the test's own 'message' listeners). Rejects on timeout or close. */
+  waitUntil(pred, timeoutMs = T(10000), what = 'condition') {
+    if (pred()) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      let finished = false;
+      const done = (err) => {
+        if (finished) return;
+        finished = true;
+        clearTimeout(timer);
+        this.ws.off('message', check);
+        this.ws.off('close', onClose);
+        err ? reject(err) : resolve();
+      };
+      const check = () => setImmediate(() => pred() && done());
+      const onClose = () => setImmediate(() => (pred() ? done() : done(new Error(`closed while waiting for ${what}`))));
+      const timer = setTimeout(() => done(new Error(`timeout (${timeoutMs} ms) waiting for ${what}`)), timeoutMs);
+      this.ws.on('message', check);
+      this.ws.on('close', onClose);
     });
   }
 
