@@ -666,7 +666,10 @@ struct session *session_open(struct server *srv, struct lws *wsi)
 
 static int close_now(struct session *s, int code, const char *why)
 {
-    plog(LOG_INFO, "close", "user=%s code=%d reason=\"%s\"", s->user_id, code, why);
+    if (!s->close_code) {
+        s->close_code = code;
+        snprintf(s->close_reason, sizeof s->close_reason, "%s", why);
+    }
     lws_close_reason(s->wsi, (enum lws_close_status)code, (unsigned char *)why, strlen(why));
     return -1;
 }
@@ -771,8 +774,9 @@ void session_on_closed(struct session *s)
     srv->nsessions--;
     inbox_clear(s);
     outq_clear(&s->out);
-    plog(LOG_INFO, "disconnect", "user=%s code=%d", s->user_id[0] ? s->user_id : "-",
-         s->close_code);
+    plog(LOG_INFO, "disconnect", "user=%s code=%d reason=\"%s\"",
+         s->user_id[0] ? s->user_id : "-", s->close_code,
+         s->close_code ? s->close_reason : "client closed");
     session_unref(s);
 }
 
