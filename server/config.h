@@ -30,6 +30,7 @@ struct config {
     const char *tls_cert, *tls_key;
     long retention_days;
     long max_messages_per_room;
+    long prune_interval; /* seconds */
 
     int norigins; /* parsed from `origins` */
     char *origin_list[CONFIG_MAX_ORIGINS];

@@ -12,7 +12,10 @@
 #include "assets.h"
 #include "protocol.h"
 
-enum { ST_INSERT, ST_FIND, ST_AFTER, ST_BEFORE, ST_OLDER, ST_LAST, ST_COUNT };
+enum { ST_INSERT, ST_FIND, ST_AFTER, ST_BEFORE, ST_OLDER, ST_LAST, ST_PRUNE_AGE,
+       ST_ROOMS, ST_PRUNE_ROOM, ST_COUNT };
+
+#define PRUNE_STEP 500 /* rows deleted per transaction: short, so writes wait little */
 
 static const char *const sql_text[ST_COUNT] = {
     [ST_INSERT] = "INSERT INTO messages(room,user_id,user_name,text,ts,client_id) "
@@ -25,6 +28,13 @@ static const char *const sql_text[ST_COUNT] = {
                   "messages WHERE room=?1 AND id<?2 ORDER BY id DESC LIMIT ?3) ORDER BY id",
     [ST_OLDER] = "SELECT EXISTS(SELECT 1 FROM messages WHERE room=?1 AND id<?2)",
     [ST_LAST] = "SELECT coalesce(max(id),0) FROM messages WHERE room=?1 AND ?2=?2",
+    [ST_PRUNE_AGE] = "DELETE FROM messages WHERE id IN (SELECT id FROM messages "
+                     "WHERE ts < ?1 ORDER BY id LIMIT ?2)",
+    [ST_ROOMS] = "SELECT room FROM messages GROUP BY room",
+    /* Deletes the oldest rows of room ?1 beyond the newest ?2, ?3 at a time. */
+    [ST_PRUNE_ROOM] = "DELETE FROM messages WHERE id IN (SELECT id FROM messages "
+                      "WHERE room=?1 AND id <= (SELECT id FROM messages WHERE room=?1 "
+                      "ORDER BY id DESC LIMIT 1 OFFSET ?2) ORDER BY id LIMIT ?3)",
 };
 
 struct db {
@@ -41,6 +51,7 @@ struct db {
     struct db_req *d_head, *d_tail; /* done list, guarded by lock */
     int stopping;                   /* guarded by lock */
     struct db_stats stats;          /* guarded by lock */
+    int64_t next_prune_ms;          /* worker thread only */
 };
 
 static int64_t now_ms(void)
@@ -326,15 +337,32 @@ static void run_batch(struct db *db, struct db_req *batch, int n)
     pthread_mutex_unlock(&db->lock);
 }
 
-/* Takes up to batch_max requests off the queue, waiting while it is empty.
- * Returns NULL when stopping with nothing left. */
-static struct db_req *take_batch(struct db *db, int *n)
+static int prune_enabled(const struct db *db)
+{
+    return db->opt.retention_ms > 0 || db->opt.max_per_room > 0;
+}
+
+/* Takes up to batch_max requests off the queue, waiting while it is empty
+ * (when pruning is on, at most until the next prune is due). Returns NULL
+ * when stopping with nothing left, or when a prune is due. */
+static struct db_req *take_batch(struct db *db, int *n, int *stopping)
 {
     pthread_mutex_lock(&db->lock);
-    while (!db->q_head && !db->stopping)
-        pthread_cond_wait(&db->cond, &db->lock);
+    while (!db->q_head && !db->stopping) {
+        if (!prune_enabled(db)) {
+            pthread_cond_wait(&db->cond, &db->lock);
+            continue;
+        }
+        if (now_ms() >= db->next_prune_ms)
+            break;
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += 1;
+        pthread_cond_timedwait(&db->cond, &db->lock, &until);
+    }
     struct db_req *head = db->q_head, *r = head;
     *n = 0;
+    *stopping = db->stopping;
     if (head) {
         for (*n = 1; *n < db->opt.batch_max && r->next; (*n)++)
             r = r->next;
@@ -364,14 +392,78 @@ static void finish_batch(struct db *db, struct db_req *batch)
         db->opt.wake(db->opt.wake_arg);
 }
 
+static int queue_empty(struct db *db)
+{
+    pthread_mutex_lock(&db->lock);
+    int empty = !db->q_head;
+    pthread_mutex_unlock(&db->lock);
+    return empty;
+}
+
+/* Runs `st` (already bound) in its own short transaction; returns rows
+ * deleted, or -1. */
+static int prune_step(struct db *db, sqlite3_stmt *st)
+{
+    int rc = sqlite3_exec(db->conn, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+        rc = step_done(st);
+    int n = rc == SQLITE_OK ? sqlite3_changes(db->conn) : -1;
+    if (rc == SQLITE_OK && sqlite3_exec(db->conn, "COMMIT", NULL, NULL, NULL) == SQLITE_OK)
+        return n;
+    if (!sqlite3_get_autocommit(db->conn))
+        sqlite3_exec(db->conn, "ROLLBACK", NULL, NULL, NULL);
+    return -1;
+}
+
+/* Deletes what retention says to, in steps of PRUNE_STEP rows, yielding to
+ * queued requests between steps (they run first; pruning resumes later). */
+static uint64_t prune(struct db *db)
+{
+    uint64_t pruned = 0;
+    sqlite3_stmt *age = db->st[ST_PRUNE_AGE], *rooms = db->st[ST_ROOMS],
+                 *room = db->st[ST_PRUNE_ROOM];
+    int n = 1, more = 0;
+    db->next_prune_ms = now_ms() + db->opt.prune_interval_ms;
+    while (db->opt.retention_ms > 0 && n > 0 && !(more = !queue_empty(db))) {
+        sqlite3_bind_int64(age, 1, now_ms() - db->opt.retention_ms);
+        sqlite3_bind_int(age, 2, PRUNE_STEP);
+        pruned += (uint64_t)((n = prune_step(db, age)) > 0 ? n : 0);
+    }
+    while (db->opt.max_per_room > 0 && !more && sqlite3_step(rooms) == SQLITE_ROW) {
+        char name[PROTO_MAX_ROOM + 1];
+        snprintf(name, sizeof name, "%s", (const char *)sqlite3_column_text(rooms, 0));
+        n = 1;
+        while (n > 0 && !(more = !queue_empty(db))) {
+            sqlite3_bind_text(room, 1, name, -1, SQLITE_TRANSIENT);
+            sqlite3_bind_int64(room, 2, db->opt.max_per_room);
+            sqlite3_bind_int(room, 3, PRUNE_STEP);
+            pruned += (uint64_t)((n = prune_step(db, room)) > 0 ? n : 0);
+        }
+    }
+    sqlite3_reset(rooms);
+    if (more) /* interrupted by requests: continue soon */
+        db->next_prune_ms = now_ms() + 100;
+    return pruned;
+}
+
 static void *db_worker(void *arg)
 {
     struct db *db = arg;
     struct db_req *batch;
-    int n;
-    while ((batch = take_batch(db, &n))) {
-        run_batch(db, batch, n);
-        finish_batch(db, batch);
+    int n, stopping;
+    for (;;) {
+        batch = take_batch(db, &n, &stopping);
+        if (batch) {
+            run_batch(db, batch, n);
+            finish_batch(db, batch);
+        } else if (stopping)
+            break;
+        else {
+            uint64_t pruned = prune(db);
+            pthread_mutex_lock(&db->lock);
+            db->stats.pruned += pruned;
+            pthread_mutex_unlock(&db->lock);
+        }
     }
     return NULL;
 }
@@ -386,6 +478,8 @@ struct db *db_open(const struct db_options *opt, char *err, size_t errlen)
         return NULL;
     }
     db->opt = *opt;
+    if (db->opt.prune_interval_ms <= 0)
+        db->opt.prune_interval_ms = 60000;
     pthread_mutex_init(&db->lock, NULL);
     pthread_cond_init(&db->cond, NULL);
     if (db_setup(db, err, errlen))

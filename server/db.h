@@ -11,6 +11,10 @@
  * member to a room with no gap and no duplicate between history and live
  * broadcast.
  *
+ * Retention: when configured, the worker deletes old messages while the
+ * queue is empty, a few hundred rows per transaction, and goes back to
+ * requests as soon as one is queued.
+ *
  * Ownership: a request (struct db_req) belongs to its submitter, which must
  * keep it and its input strings alive and unchanged from db_submit() until
  * db_take_done() hands it back. Outputs are written by the worker before
@@ -61,12 +65,15 @@ struct db_options {
     int batch_max;  /* requests per transaction at most */
     int sync_full;  /* PRAGMA synchronous=FULL (else NORMAL) */
     int busy_ms;    /* how long to wait for another process's lock */
+    int64_t retention_ms;     /* delete messages older than this; 0: keep */
+    int64_t max_per_room;     /* keep this many newest per room; 0: all */
+    int64_t prune_interval_ms; /* how often the worker prunes when idle (60 s) */
     void (*wake)(void *arg); /* called by the worker after each batch */
     void *wake_arg;
 };
 
 struct db_stats {
-    uint64_t batches, stored, duplicates, failures;
+    uint64_t batches, stored, duplicates, failures, pruned;
     uint64_t batch_hist[8];  /* sizes: 1, 2-4, 5-16, 17-64, 65-256, 257-1024, more */
     uint64_t commit_hist[8]; /* microseconds: <=100, 1ms, 5ms, 10ms, 50ms, 100ms, 1s, more */
     double commit_sum_us;

@@ -130,6 +130,8 @@ static struct buf *metrics(struct server *srv)
     metric(&b, "messages_stored_total", "counter", "Messages committed.", (double)st.stored);
     metric(&b, "messages_duplicate_total", "counter", "Sends answered from an earlier commit.",
            (double)st.duplicates);
+    metric(&b, "messages_pruned_total", "counter", "Messages deleted by retention.",
+           (double)st.pruned);
     metric(&b, "db_failures_total", "counter", "Database requests that failed.",
            (double)st.failures);
     metric(&b, "rate_limited_total", "counter", "Requests refused as rate_limited.",

@@ -53,6 +53,9 @@ int main(int argc, char **argv)
         .path = cfg.db, .queue_max = (int)cfg.db_queue, .batch_max = (int)cfg.db_batch,
         .sync_full = !strcmp(cfg.db_sync, "full"), .busy_ms = 2000,
         .wake = server_wake, .wake_arg = &srv,
+        .retention_ms = (int64_t)cfg.retention_days * 86400000,
+        .max_per_room = cfg.max_messages_per_room,
+        .prune_interval_ms = cfg.prune_interval * 1000,
     };
     srv.cfg = &cfg;
     srv.db = db_open(&dbo, err, sizeof err);
