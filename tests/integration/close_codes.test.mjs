@@ -1,7 +1,7 @@
 // Close codes (spec: "Close codes", "Transport").
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, connect, guest, health, waitFor, sleep, T } from './harness.mjs';
+import { startServer, connect, guest, health, waitFor, sleep, T, within } from './harness.mjs';
 
 let srv;
 const clients = [];
@@ -17,7 +17,7 @@ after(async () => {
 });
 
 async function closedWithin(c, ms) {
-  const ci = await Promise.race([c.closed, sleep(ms).then(() => null)]);
+  const ci = await within(c.closed, ms);
   assert.ok(ci, `connection still open after ${ms} ms`);
   return ci;
 }

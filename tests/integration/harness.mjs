@@ -61,6 +61,16 @@ export function sanitizerReport(text) {
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+/** Resolves what `promise` resolves, or null after `ms` (the timer is cleared either way,
+ *  so it does not keep the process alive). */
+export function within(promise, ms) {
+  let timer;
+  return Promise.race([
+    promise.finally(() => clearTimeout(timer)),
+    new Promise((r) => (timer = setTimeout(() => r(null), ms))),
+  ]);
+}
+
 /** A free TCP port on 127.0.0.1 (bind port 0, read it, close). */
 export function freePort() {
   return new Promise((resolve, reject) => {
@@ -187,10 +197,11 @@ export async function startServer(opts = {}) {
     () =>
       new Promise((resolve) => {
         let n = 0;
-        const done = () => ++n === 2 && resolve();
-        if (proc.stdout.readableEnded) done(); else proc.stdout.on('close', done);
-        if (proc.stderr.readableEnded) done(); else proc.stderr.on('close', done);
-        setTimeout(resolve, 2000);
+        const timer = setTimeout(resolve, 2000); // a grandchild may hold the pipes
+        timer.unref();
+        const done = () => ++n === 2 && (clearTimeout(timer), resolve());
+        if (proc.stdout.readableEnded || proc.stdout.destroyed) done(); else proc.stdout.on('close', done);
+        if (proc.stderr.readableEnded || proc.stderr.destroyed) done(); else proc.stderr.on('close', done);
       }),
   );
 

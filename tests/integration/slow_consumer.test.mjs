@@ -3,7 +3,7 @@
 // everything; the slow one recovers everything with join since.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, guest, sendMany, fullHistory, httpGet, T } from './harness.mjs';
+import { startServer, guest, sendMany, fullHistory, httpGet, T, within } from './harness.mjs';
 
 async function slowCloses(s) {
   const r = await httpGet(`${s.http}/metrics`);
@@ -52,7 +52,7 @@ test('a client that stops reading is closed with 1013; others get everything; si
   }
   // Read again: the buffered messages, then the close frame.
   slow.ws._socket.resume();
-  const ci = await Promise.race([slow.closed, new Promise((r) => setTimeout(() => r(null), T(15000)))]);
+  const ci = await within(slow.closed, T(15000));
   assert.ok(ci, 'slow client not closed');
   assert.equal(ci.code, 1013);
   // A few more while the slow one is gone.
