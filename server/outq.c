@@ -3,6 +3,7 @@
 
 #include <assert.h>
 #include <stdlib.h>
+#include <string.h>
 
 static int outq_grow(struct outq *q)
 {
@@ -44,6 +45,39 @@ void outq_pop(struct outq *q)
     q->count--;
     q->bytes -= b->len;
     buf_unref(b);
+}
+
+/* Writes the header of a final, unmasked text frame of `len` bytes. */
+static size_t ws_header(unsigned char *h, size_t len)
+{
+    h[0] = 0x81; /* FIN | text */
+    if (len < 126) {
+        h[1] = (unsigned char)len;
+        return 2;
+    }
+    if (len < 65536) {
+        h[1] = 126;
+        h[2] = (unsigned char)(len >> 8);
+        h[3] = (unsigned char)len;
+        return 4;
+    }
+    h[1] = 127;
+    for (int i = 0; i < 8; i++)
+        h[2 + i] = (unsigned char)((uint64_t)len >> (56 - 8 * i));
+    return 10;
+}
+
+size_t outq_gather(struct outq *q, unsigned char *out, size_t cap, unsigned *frames)
+{
+    size_t n = 0;
+    *frames = 0;
+    for (struct buf *b; (b = outq_peek(q)) && n + b->len + 10 <= cap; (*frames)++) {
+        n += ws_header(out + n, b->len);
+        memcpy(out + n, BUF_PAYLOAD(b), b->len);
+        n += b->len;
+        outq_pop(q);
+    }
+    return n;
 }
 
 void outq_clear(struct outq *q)

@@ -35,6 +35,11 @@ int outq_push(struct outq *q, struct buf *b, const struct outq_limits *lim);
 struct buf *outq_peek(const struct outq *q);
 /* Removes the oldest buffer and drops the queue's reference to it. */
 void outq_pop(struct outq *q);
+/* Moves the oldest frames, as many whole ones as fit in `cap` bytes, into
+ * `out` as unmasked WebSocket text frames (header + payload) and pops them.
+ * Returns the bytes written (0 when the queue is empty or its oldest frame
+ * alone does not fit) and the frame count in *frames. */
+size_t outq_gather(struct outq *q, unsigned char *out, size_t cap, unsigned *frames);
 /* Drops every reference and frees the ring. */
 void outq_clear(struct outq *q);
 

@@ -110,7 +110,9 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 }
 
 static const struct lws_protocols protocols[] = {
-    {"parley", callback, sizeof(struct conn), 4096, 0, NULL, 0},
+    /* tx_packet_size lets one batched write (SESSION_WRITE_MAX) go to the
+     * socket in one send instead of being cut at the rx buffer size. */
+    {"parley", callback, sizeof(struct conn), 4096, 0, NULL, SESSION_WRITE_MAX + 64},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 

@@ -20,6 +20,9 @@
 
 #include "buf.h"
 
+/* Bytes of frames one WRITEABLE sends at most, in one lws_write. */
+#define SESSION_WRITE_MAX 65536
+
 struct server;
 struct session;
 struct db_req;
