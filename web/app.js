@@ -1,0 +1,892 @@
+// app.js -- the Parley chat page (/) and the embedded chat (/embed).
+// The DOM is static markup in index.html / embed.html; this file fills it
+// from the protocol client's events. Message text only ever becomes Text
+// nodes (text.js), never HTML.
+
+import { Client, ROOM_RE, NAME_MAX, codePoints, store, wsUrl } from './client.js';
+import { renderText, formatTime, formatFull, formatDay, dayKey, hueOf, initials } from './text.js';
+
+const $ = (id) => document.getElementById(id);
+const mode = document.body.dataset.mode === 'embed' ? 'embed' : 'page';
+const local = store('localStorage');
+const session = store('sessionStorage');
+const params = new URLSearchParams(location.search);
+const GROUP_MS = 5 * 60 * 1000;
+const TYPING_SHOW_MS = 5000;
+
+const ui = {
+  shell: document.querySelector('.shell'),
+  sidebar: $('sidebar'), scrim: $('scrim'), chat: $('chat'), menu: $('menu'), closeDrawer: $('close-drawer'),
+  rooms: $('rooms'), joinForm: $('join-form'), joinInput: $('join-input'), joinHint: $('join-hint'),
+  members: $('members'), memberCount: $('member-count'),
+  meAvatar: $('me-avatar'), meName: $('me-name'), rename: $('rename'),
+  roomName: $('room-name'), roomMeta: $('room-meta'),
+  conn: $('conn'), connText: $('conn-text'), connRetry: $('conn-retry'), closeWidget: $('close-widget'),
+  scroller: $('scroller'), list: $('messages'), historyStatus: $('history-status'), newMarker: $('new-marker'),
+  typing: $('typing'), composer: $('composer'), text: $('text'), textLabel: $('text-label'), send: $('send'),
+  counter: $('counter'), live: $('live'),
+  dialog: $('name-dialog'), nameForm: $('name-form'), nameInput: $('name-input'), nameError: $('name-error'),
+  nameCancel: $('name-cancel'), nameTitle: $('name-title'), nameDesc: $('name-desc'), nameSubmit: $('name-submit'),
+};
+
+// ---- identity ----------------------------------------------------------------
+
+const KEY_NAME = 'parley.name';
+const KEY_RESUME = 'parley.resume';
+const KEY_OUTBOX = `parley.outbox.${mode}`;
+
+const embedWantsToken = mode === 'embed' && params.get('auth') === 'token';
+let auth = null;
+const savedName = local.get(KEY_NAME);
+if (!embedWantsToken && savedName) auth = { name: savedName, resume: session.get(KEY_RESUME) };
+
+const client = new Client({
+  url: wsUrl(),
+  auth,
+  clientName: `parley-web/1 (${mode})`,
+  persist: {
+    load() {
+      try { return JSON.parse(session.get(KEY_OUTBOX) || '[]'); } catch { return []; }
+    },
+    save(items) {
+      if (items.length) session.set(KEY_OUTBOX, JSON.stringify(items));
+      else session.remove(KEY_OUTBOX);
+    },
+  },
+});
+window.parley = client; // for debugging from the console
+
+// ---- room from the URL -------------------------------------------------------
+
+function normalizeRoom(s) {
+  return s.trim().toLowerCase().replace(/\s+/g, '-').replace(/^#/, '');
+}
+
+function roomFromUrl() {
+  let raw = '';
+  if (mode === 'page') {
+    try { raw = decodeURIComponent(location.hash.slice(1)); } catch { raw = location.hash.slice(1); }
+  }
+  if (!raw) raw = params.get('room') || '';
+  const name = normalizeRoom(raw);
+  if (!name) return 'lobby';
+  if (!ROOM_RE.test(name)) {
+    toast(`“${raw}” is not a valid room name, so you are in #lobby.`);
+    return 'lobby';
+  }
+  return name;
+}
+
+// ---- view state ----------------------------------------------------------------
+
+let room = null;            // the Room shown
+const nodes = new Map();    // message id -> li
+const pendingNodes = new Map(); // client_id -> li
+let stick = true;           // keep the view pinned to the bottom
+let unseen = 0;             // messages arrived while scrolled up
+let unread = 0;             // messages arrived while the chat was not visible
+let panelOpen = mode === 'page';
+const typers = new Map();   // user id -> {name, timer}
+const knownRooms = new Map(); // name -> {name, members, last_id}
+
+function el(tag, cls, text) {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text != null) e.textContent = text;
+  return e;
+}
+
+function isOwn(user) {
+  return !!(client.user && user && user.id === client.user.id);
+}
+
+// ---- messages -------------------------------------------------------------------
+
+function messageNode(m, { pending = null } = {}) {
+  const li = el('li', 'msg');
+  const own = pending ? true : isOwn(m.user);
+  const user = pending ? (client.user || { id: '', name: auth?.name || 'You' }) : m.user;
+  const ts = pending ? pending.created : m.ts;
+  li._ts = ts;
+  li._user = user.id;
+  if (own) li.classList.add('own');
+  if (pending) {
+    li.classList.add('unsent');
+    li.dataset.cid = pending.client_id;
+  } else {
+    li.dataset.id = m.id;
+    li._id = m.id;
+  }
+
+  const row = el('div', 'row');
+  const avatar = el('span', 'avatar', initials(user.name || '?'));
+  avatar.setAttribute('aria-hidden', 'true');
+  avatar.style.setProperty('--hue', hueOf(user.id || user.name || ''));
+  const body = el('div', 'body');
+  const meta = el('div', 'meta');
+  const author = el('span', 'author', own ? 'You' : user.name);
+  if (!own) author.style.setProperty('--hue', hueOf(user.id || ''));
+  const time = el('time', 'time');
+  setTime(time, ts);
+  meta.append(author, time);
+  const bubble = el('div', 'bubble');
+  const p = el('p', 'text');
+  renderText(p, pending ? pending.text : m.text);
+  bubble.append(p);
+  body.append(meta, bubble);
+  if (pending) body.append(el('div', 'status'));
+  row.append(avatar, body);
+  li.append(row);
+  if (pending) updatePending(li, pending);
+  return li;
+}
+
+function setTime(time, ts) {
+  const d = new Date(ts);
+  time.dateTime = d.toISOString();
+  time.textContent = formatTime(ts);
+  time.title = formatFull(ts);
+}
+
+// Day separators and grouping depend on the previous message; recompute
+// for a node whenever its neighbour changes.
+function decorate(li) {
+  if (!li) return;
+  const prev = li.previousElementSibling;
+  const sameDay = prev && dayKey(prev._ts) === dayKey(li._ts);
+  let sep = li.firstElementChild.classList.contains('day') ? li.firstElementChild : null;
+  if (!sameDay) {
+    if (!sep) {
+      sep = el('div', 'day');
+      sep.append(el('span', null));
+      li.prepend(sep);
+    }
+    sep.firstChild.textContent = formatDay(li._ts);
+  } else if (sep) sep.remove();
+  const cont = !!(prev && sameDay && prev._user === li._user && li._ts - prev._ts < GROUP_MS &&
+    !prev.classList.contains('failed') && !li.classList.contains('failed'));
+  li.classList.toggle('cont', cont);
+}
+
+function insertConfirmed(li) {
+  const id = li._id;
+  const firstUnsent = ui.list.querySelector('li.unsent');
+  let node = firstUnsent ? firstUnsent.previousElementSibling : ui.list.lastElementChild;
+  while (node && node._id > id) node = node.previousElementSibling;
+  ui.list.insertBefore(li, node ? node.nextElementSibling : ui.list.firstElementChild);
+  decorate(li);
+  decorate(li.nextElementSibling);
+}
+
+const ERRORS = {
+  rate_limited: 'You are sending messages too fast.',
+  too_long: 'This message is too long.',
+  overloaded: 'The server is busy right now.',
+  internal: 'The server had a problem.',
+  forbidden: 'You cannot post in this room.',
+  bad_room: 'This room name is not valid.',
+};
+
+function updatePending(li, item) {
+  const status = li.querySelector('.status');
+  status.replaceChildren();
+  li.classList.toggle('failed', item.status === 'failed');
+  li.classList.toggle('pending', item.status !== 'failed');
+  if (item.status === 'failed') {
+    const why = ERRORS[item.error?.code] || item.error?.message || 'It could not be sent.';
+    status.append(el('span', 'status-text', `Not sent. ${why}`));
+    status.setAttribute('role', 'alert');
+    if (item.error?.code !== 'too_long' && item.error?.code !== 'forbidden' && item.error?.code !== 'bad_room') {
+      const retry = el('button', 'link-btn', 'Retry');
+      retry.type = 'button';
+      retry.addEventListener('click', () => {
+        client.retry(item.room, item.client_id);
+        ui.text.focus();
+      });
+      status.append(retry);
+    } else {
+      const edit = el('button', 'link-btn', 'Edit');
+      edit.type = 'button';
+      edit.addEventListener('click', () => {
+        ui.text.value = item.text;
+        client.discard(item.room, item.client_id);
+        autosize();
+        updateCounter();
+        ui.text.focus();
+      });
+      status.append(edit);
+    }
+    const discard = el('button', 'link-btn subtle', 'Delete');
+    discard.type = 'button';
+    discard.addEventListener('click', () => {
+      client.discard(item.room, item.client_id);
+      ui.text.focus();
+    });
+    status.append(discard);
+  } else {
+    status.removeAttribute('role');
+    const waiting = client.state !== 'online';
+    const clock = el('span', 'clock');
+    clock.setAttribute('aria-hidden', 'true');
+    status.append(clock, el('span', 'status-text', waiting ? 'Waiting for connection…' : 'Sending…'));
+  }
+}
+
+function refreshPending() {
+  if (!room) return;
+  for (const item of room.outbox) {
+    const li = pendingNodes.get(item.client_id);
+    if (li) updatePending(li, item);
+  }
+}
+
+// ---- scrolling ----------------------------------------------------------------
+
+function atBottom() {
+  const s = ui.scroller;
+  return s.scrollHeight - s.scrollTop - s.clientHeight < 48;
+}
+
+function scrollToBottom() {
+  ui.scroller.scrollTop = ui.scroller.scrollHeight;
+  stick = true;
+  setUnseen(0);
+}
+
+function setUnseen(n) {
+  unseen = n;
+  ui.newMarker.hidden = n === 0;
+  if (n) {
+    ui.newMarker.replaceChildren(el('span', null, n === 1 ? '1 new message' : `${n} new messages`));
+    const arrow = el('span', 'arrow', '↓');
+    arrow.setAttribute('aria-hidden', 'true');
+    ui.newMarker.append(arrow);
+  }
+}
+
+function requestOlder() {
+  if (room && client.loadOlder(room.name)) renderHistoryStatus();
+}
+
+function fillIfShort() {
+  // Fewer messages than fit on screen: there is nothing to scroll, so ask
+  // for the older ones now.
+  if (room && room.hasOlder && ui.scroller.scrollHeight <= ui.scroller.clientHeight + 400) requestOlder();
+}
+
+function renderHistoryStatus() {
+  const s = ui.historyStatus;
+  s.replaceChildren();
+  if (!room || !room.synced) return;
+  if (room.loadingOlder) {
+    s.className = 'history-status loading';
+    s.append(el('span', 'spinner'), el('span', null, 'Loading earlier messages…'));
+  } else if (!room.hasOlder) {
+    s.className = 'history-status start';
+    s.append(el('strong', null, `Welcome to #${room.name}`),
+      el('span', null, room.msgs.size ? 'This is the start of the room.' : 'No messages yet. Say hello!'));
+  } else {
+    s.className = 'history-status';
+  }
+}
+
+ui.scroller.addEventListener('scroll', () => {
+  stick = atBottom();
+  if (stick && unseen) setUnseen(0);
+  if (ui.scroller.scrollTop < 600) requestOlder();
+}, { passive: true });
+
+new ResizeObserver(() => { if (stick) ui.scroller.scrollTop = ui.scroller.scrollHeight; }).observe(ui.scroller);
+
+ui.newMarker.addEventListener('click', () => {
+  scrollToBottom();
+  ui.text.focus();
+});
+
+// ---- rendering a room -----------------------------------------------------------
+
+function showRoom(name) {
+  room = client.setRoom(name);
+  nodes.clear();
+  pendingNodes.clear();
+  for (const t of typers.values()) clearTimeout(t.timer);
+  typers.clear();
+  renderTyping();
+  ui.list.replaceChildren();
+  const frag = document.createDocumentFragment();
+  for (const id of [...room.msgs.keys()].sort((a, b) => a - b)) {
+    const li = messageNode(room.msgs.get(id));
+    nodes.set(id, li);
+    frag.append(li);
+  }
+  for (const item of room.outbox) {
+    const li = messageNode(null, { pending: item });
+    pendingNodes.set(item.client_id, li);
+    frag.append(li);
+  }
+  ui.list.append(frag);
+  for (const li of ui.list.children) decorate(li);
+  ui.roomName.textContent = name;
+  ui.textLabel.textContent = `Message #${name}`;
+  ui.text.placeholder = `Message #${name}`;
+  ui.scroller.setAttribute('aria-label', `Messages in #${name}`);
+  document.title = titleFor();
+  renderHistoryStatus();
+  renderMembers();
+  renderRooms();
+  scrollToBottom();
+}
+
+function titleFor() {
+  const n = mode === 'page' && document.hidden && unread ? `(${unread}) ` : '';
+  return `${n}#${room ? room.name : 'lobby'} · Parley`;
+}
+
+function addMessages(list, live) {
+  const wasStuck = stick;
+  let fromOthers = 0;
+  for (const m of list) {
+    if (nodes.has(m.id)) continue;
+    const li = messageNode(m);
+    nodes.set(m.id, li);
+    insertConfirmed(li);
+    if (live && !isOwn(m.user)) {
+      fromOthers++;
+      announce(`${m.user.name}: ${m.text}`);
+      stopTyping(m.user.id);
+    }
+  }
+  if (!live || wasStuck) scrollToBottom();
+  else if (fromOthers) setUnseen(unseen + fromOthers);
+  if (live && fromOthers && !chatVisible()) setUnread(unread + fromOthers);
+  renderHistoryStatus();
+}
+
+function addOlder(list) {
+  const s = ui.scroller;
+  const oldHeight = s.scrollHeight;
+  const oldTop = s.scrollTop;
+  const first = ui.list.firstElementChild;
+  const frag = document.createDocumentFragment();
+  const added = [];
+  for (const m of list) {
+    if (nodes.has(m.id)) continue;
+    const li = messageNode(m);
+    nodes.set(m.id, li);
+    if (!first || first._id === undefined || m.id < first._id) {
+      frag.append(li);
+      added.push(li);
+    } else insertConfirmed(li);
+  }
+  ui.list.insertBefore(frag, first);
+  for (const li of added) decorate(li);
+  decorate(first);
+  renderHistoryStatus();
+  if (stick) s.scrollTop = s.scrollHeight;
+  else s.scrollTop = oldTop + (s.scrollHeight - oldHeight);
+  requestAnimationFrame(() => {
+    fillIfShort();
+    if (!stick && s.scrollTop < 600) requestOlder();
+  });
+}
+
+// ---- presence, typing, rooms ------------------------------------------------------
+
+function renderMembers() {
+  const people = room ? room.memberList() : [];
+  ui.members.replaceChildren(...people.map((u) => {
+    const li = el('li', 'member');
+    const av = el('span', 'avatar small', initials(u.name));
+    av.setAttribute('aria-hidden', 'true');
+    av.style.setProperty('--hue', hueOf(u.id));
+    const name = el('span', 'member-name', u.name);
+    li.append(av, name);
+    if (isOwn(u)) li.append(el('span', 'you', '(you)'));
+    return li;
+  }));
+  const n = people.length;
+  ui.memberCount.textContent = room && room.joined ? String(n) : '';
+  ui.roomMeta.textContent = !room || !room.joined ? '' : n <= 1 ? 'Just you here' : `${n} people here`;
+  if (mode === 'embed') ui.menu.setAttribute('aria-label', `People in this room${n ? `: ${n}` : ''}`);
+}
+
+function renderRooms() {
+  if (mode !== 'page') return;
+  if (room && !knownRooms.has(room.name)) knownRooms.set(room.name, { name: room.name, members: 0 });
+  const names = [...knownRooms.keys()].sort((a, b) => (a === 'lobby' ? -1 : b === 'lobby' ? 1 : a.localeCompare(b)));
+  ui.rooms.replaceChildren(...names.map((name) => {
+    const r = knownRooms.get(name);
+    const li = el('li');
+    const a = el('a', 'room-link');
+    a.href = `#${name}`;
+    const hash = el('span', 'hash', '#');
+    hash.setAttribute('aria-hidden', 'true');
+    a.append(hash, el('span', 'room-link-name', name));
+    if (room && name === room.name) a.setAttribute('aria-current', 'page');
+    if (r.members > 0) {
+      const c = el('span', 'count', String(r.members));
+      c.setAttribute('aria-hidden', 'true');
+      c.title = `${r.members} online`;
+      a.append(c, el('span', 'sr-only', `, ${r.members} online`));
+    }
+    li.append(a);
+    return li;
+  }));
+}
+
+function renderTyping() {
+  const names = [...typers.values()].map((t) => t.name);
+  ui.typing.replaceChildren();
+  if (!names.length) return;
+  const dots = el('span', 'dots');
+  dots.append(el('i'), el('i'), el('i'));
+  let text;
+  if (names.length === 1) text = `${names[0]} is typing…`;
+  else if (names.length === 2) text = `${names[0]} and ${names[1]} are typing…`;
+  else if (names.length === 3) text = `${names[0]}, ${names[1]} and ${names[2]} are typing…`;
+  else text = `${names[0]}, ${names[1]} and ${names.length - 2} others are typing…`;
+  ui.typing.append(dots, el('span', null, text));
+}
+
+function stopTyping(id) {
+  const t = typers.get(id);
+  if (!t) return;
+  clearTimeout(t.timer);
+  typers.delete(id);
+  renderTyping();
+}
+
+// ---- connection state ----------------------------------------------------------
+
+let countdown = 0;
+function renderConn() {
+  const st = client.state;
+  clearInterval(countdown);
+  ui.conn.dataset.state = st;
+  ui.connRetry.hidden = !(st === 'waiting' || st === 'offline');
+  let text;
+  switch (st) {
+    case 'online': text = 'Connected'; break;
+    case 'connecting': text = client.attempt ? 'Reconnecting…' : 'Connecting…'; break;
+    case 'waiting': {
+      const tick = () => {
+        const s = Math.max(1, Math.ceil((client.retryAt - Date.now()) / 1000));
+        ui.connText.textContent = `Reconnecting in ${s}s`;
+      };
+      tick();
+      countdown = setInterval(tick, 1000);
+      ui.conn.title = 'The connection to the chat server was lost. Messages you send now are delivered when it is back.';
+      refreshPending();
+      return;
+    }
+    case 'offline': text = 'Offline'; break;
+    case 'signed-out': text = mode === 'embed' ? 'Signed out' : 'Not allowed'; break;
+    case 'idle': text = embedWantsToken ? 'Signing in…' : 'Not connected'; break;
+    default: text = st;
+  }
+  ui.conn.title = st === 'online' ? 'Connected to the chat server' : st === 'offline' ? 'Your device is offline' : '';
+  ui.connText.textContent = text;
+  refreshPending();
+}
+
+ui.connRetry.addEventListener('click', () => client.retryNow());
+
+// ---- announcements and toasts ------------------------------------------------
+
+function announce(text) {
+  const p = el('p', null, text.length > 300 ? text.slice(0, 300) + '…' : text);
+  ui.live.append(p);
+  while (ui.live.childElementCount > 5) ui.live.firstElementChild.remove();
+}
+
+let toastBox = null;
+function toast(text) {
+  if (!toastBox) {
+    toastBox = el('div', 'toasts');
+    toastBox.setAttribute('role', 'status');
+    document.body.append(toastBox);
+  }
+  const t = el('div', 'toast', text);
+  toastBox.append(t);
+  setTimeout(() => t.remove(), 6000);
+}
+
+// ---- unread / visibility ---------------------------------------------------------
+
+function chatVisible() {
+  return panelOpen && document.visibilityState === 'visible';
+}
+
+function setUnread(n) {
+  if (n === unread) return;
+  unread = n;
+  if (mode === 'page') document.title = titleFor();
+  else toParent({ type: 'parley:unread', count: n, room: room ? room.name : null });
+}
+
+document.addEventListener('visibilitychange', () => {
+  if (chatVisible()) setUnread(0);
+  document.title = titleFor();
+});
+
+// ---- client events ----------------------------------------------------------------
+
+client.addEventListener('state', () => renderConn());
+
+client.addEventListener('welcome', (e) => {
+  const u = e.detail.user;
+  if (!auth.token) {
+    if (typeof e.detail.resume === 'string') session.set(KEY_RESUME, e.detail.resume);
+  }
+  ui.meName.textContent = u.name;
+  ui.meAvatar.textContent = initials(u.name);
+  ui.meAvatar.style.setProperty('--hue', hueOf(u.id));
+  ui.rename.hidden = !!auth.token;
+  // Pending bubbles were drawn before we knew our id.
+  for (const li of pendingNodes.values()) li._user = u.id;
+  toParent({ type: 'parley:signed-in', user: { id: u.id, name: u.name, guest: !!u.guest } });
+});
+
+client.addEventListener('auth', (e) => {
+  const { code, message } = e.detail;
+  if (code === 'bad_name') {
+    openNameDialog({ error: message || 'Please choose another name.' });
+  } else if (mode === 'embed' && auth && auth.token) {
+    toParent({ type: 'parley:auth-error', code, message });
+  } else {
+    toast(message || 'The server refused the connection.');
+  }
+});
+
+client.addEventListener('joined', (e) => {
+  if (!room || e.detail.room !== room.name) return;
+  renderHistoryStatus();
+});
+
+client.addEventListener('messages', (e) => {
+  if (!room || e.detail.room !== room.name) return;
+  addMessages(e.detail.messages, e.detail.live);
+  if (!e.detail.live) requestAnimationFrame(fillIfShort);
+});
+
+client.addEventListener('older', (e) => {
+  if (!room || e.detail.room !== room.name) return;
+  if (e.detail.retry) {
+    requestOlder();
+    return;
+  }
+  addOlder(e.detail.messages);
+});
+
+client.addEventListener('outbox', (e) => {
+  const { room: name, item, op } = e.detail;
+  if (!room || name !== room.name) return;
+  const li = pendingNodes.get(item.client_id);
+  if (op === 'add') {
+    const n = messageNode(null, { pending: item });
+    pendingNodes.set(item.client_id, n);
+    ui.list.append(n);
+    decorate(n);
+    scrollToBottom();
+  } else if (op === 'update') {
+    if (li) updatePending(li, item);
+    if (item.status === 'failed') announce(`Message not sent: ${ERRORS[item.error?.code] || ''}`);
+  } else if (op === 'remove') {
+    if (li) {
+      const next = li.nextElementSibling;
+      li.remove();
+      decorate(next);
+    }
+    pendingNodes.delete(item.client_id);
+  } else if (op === 'confirm') {
+    pendingNodes.delete(item.client_id);
+    const m = e.detail.message;
+    if (li) {
+      const next = li.nextElementSibling;
+      li.remove();
+      decorate(next);
+    }
+    if (m && !nodes.has(m.id)) {
+      const fresh = messageNode(m);
+      nodes.set(m.id, fresh);
+      insertConfirmed(fresh);
+      if (stick) scrollToBottom();
+    }
+    renderHistoryStatus();
+  }
+});
+
+client.addEventListener('members', (e) => {
+  if (!room || e.detail.room !== room.name) return;
+  if (e.detail.event === 'leave' && e.detail.user && !room.members.has(e.detail.user.id)) stopTyping(e.detail.user.id);
+  renderMembers();
+  const k = knownRooms.get(room.name);
+  if (k) {
+    k.members = room.members.size;
+    renderRooms();
+  }
+});
+
+client.addEventListener('typing', (e) => {
+  const { room: name, user } = e.detail;
+  if (!room || name !== room.name || !user) return;
+  const t = typers.get(user.id);
+  if (t) clearTimeout(t.timer);
+  typers.set(user.id, { name: user.name, timer: setTimeout(() => stopTyping(user.id), TYPING_SHOW_MS) });
+  renderTyping();
+});
+
+client.addEventListener('rooms', (e) => {
+  for (const r of e.detail.rooms) {
+    if (r && typeof r.name === 'string') knownRooms.set(r.name, r);
+  }
+  renderRooms();
+});
+
+client.addEventListener('notice', (e) => {
+  const { code, message, kind, room: name } = e.detail;
+  if (code === 'rate_limited') return; // retried by the client
+  if (kind === 'join' && code === 'forbidden') toast(`You do not have access to #${name}.`);
+  else toast(message || code);
+});
+
+setInterval(() => { if (client.state === 'online' && mode === 'page') client.requestRooms(); }, 30000);
+
+// ---- composer -------------------------------------------------------------------
+
+function autosize() {
+  const t = ui.text;
+  t.style.height = 'auto';
+  t.style.height = Math.min(t.scrollHeight, 200) + 'px';
+}
+
+function updateCounter() {
+  const max = client.limits.max_text;
+  const n = codePoints(ui.text.value.trim());
+  const c = ui.counter;
+  if (n > max) {
+    c.textContent = `${(n - max).toLocaleString()} characters over the limit`;
+    c.className = 'counter over';
+  } else if (n > max - 200) {
+    c.textContent = `${(max - n).toLocaleString()} characters left`;
+    c.className = 'counter';
+  } else {
+    c.textContent = '';
+    c.className = 'counter';
+  }
+  ui.text.setAttribute('aria-invalid', String(n > max));
+}
+
+ui.text.addEventListener('input', () => {
+  autosize();
+  updateCounter();
+  if (ui.text.value.trim() && room) client.typing(room.name);
+});
+
+ui.text.addEventListener('keydown', (e) => {
+  if (e.key === 'Enter' && !e.shiftKey && !e.isComposing && e.keyCode !== 229) {
+    e.preventDefault();
+    ui.composer.requestSubmit();
+  }
+});
+
+ui.composer.addEventListener('submit', (e) => {
+  e.preventDefault();
+  const text = ui.text.value.trim();
+  if (!text || !room) return;
+  if (!client.auth) {
+    openNameDialog({});
+    return;
+  }
+  if (codePoints(text) > client.limits.max_text) {
+    updateCounter();
+    announce(ui.counter.textContent);
+    return;
+  }
+  client.send(text, room.name);
+  ui.text.value = '';
+  autosize();
+  updateCounter();
+  ui.text.focus();
+});
+
+// ---- name dialog ----------------------------------------------------------------
+
+function nameProblem(name) {
+  if (!name) return 'Please enter a name.';
+  if (codePoints(name) > NAME_MAX) return `Please use at most ${NAME_MAX} characters.`;
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f-\u009f]/.test(name)) return 'Please use letters, digits and punctuation only.';
+  return '';
+}
+
+function openNameDialog({ error = '' } = {}) {
+  const first = !client.auth || !auth;
+  ui.nameTitle.textContent = first ? (mode === 'embed' ? 'Start chatting' : 'Welcome to Parley') : 'Change your name';
+  ui.nameDesc.textContent = first ? 'Choose the name others will see next to your messages.' : 'Your new name shows on messages you send from now on.';
+  ui.nameSubmit.textContent = first ? 'Join the chat' : 'Save';
+  ui.nameCancel.hidden = first;
+  ui.nameInput.value = (auth && auth.name) || local.get(KEY_NAME) || '';
+  ui.nameError.textContent = error;
+  ui.nameInput.setAttribute('aria-invalid', String(!!error));
+  if (!ui.dialog.open) ui.dialog.showModal();
+  ui.nameInput.focus();
+  ui.nameInput.select();
+}
+
+ui.nameForm.addEventListener('submit', (e) => {
+  e.preventDefault();
+  const name = ui.nameInput.value.trim().replace(/\s+/g, ' ');
+  const problem = nameProblem(name);
+  if (problem) {
+    ui.nameError.textContent = problem;
+    ui.nameInput.setAttribute('aria-invalid', 'true');
+    ui.nameInput.focus();
+    return;
+  }
+  local.set(KEY_NAME, name);
+  ui.dialog.close();
+  const changed = !auth || auth.name !== name || client.state !== 'online';
+  auth = { name, resume: session.get(KEY_RESUME) };
+  if (changed) client.setAuth(auth);
+  ui.text.focus();
+});
+
+ui.dialog.addEventListener('cancel', (e) => {
+  if (!auth) e.preventDefault(); // a name is needed to chat
+});
+ui.nameCancel.addEventListener('click', () => {
+  ui.dialog.close();
+  ui.text.focus();
+});
+ui.rename.addEventListener('click', () => {
+  closeDrawer();
+  openNameDialog({});
+});
+
+// ---- rooms: switching and joining -------------------------------------------------
+
+function go(name) {
+  if (room && name === room.name) return;
+  showRoom(name);
+  announce(`Joined #${name}`);
+}
+
+window.addEventListener('hashchange', () => {
+  if (mode !== 'page') return;
+  const name = roomFromUrl();
+  if (params.has('room')) {
+    params.delete('room');
+    const q = params.toString();
+    history.replaceState(null, '', location.pathname + (q ? '?' + q : '') + '#' + name);
+  }
+  go(name);
+  closeDrawer();
+  ui.text.focus();
+});
+
+ui.joinForm.addEventListener('submit', (e) => {
+  e.preventDefault();
+  const name = normalizeRoom(ui.joinInput.value);
+  if (!ROOM_RE.test(name)) {
+    ui.joinHint.textContent = 'Use 1–64 lowercase letters, digits, - and _, starting with a letter or digit.';
+    ui.joinHint.classList.add('error');
+    ui.joinInput.setAttribute('aria-invalid', 'true');
+    ui.joinInput.focus();
+    return;
+  }
+  ui.joinHint.textContent = 'Lowercase letters, digits, - and _';
+  ui.joinHint.classList.remove('error');
+  ui.joinInput.setAttribute('aria-invalid', 'false');
+  ui.joinInput.value = '';
+  location.hash = name;
+});
+
+// ---- phone drawer ----------------------------------------------------------------
+
+function openDrawer() {
+  document.body.classList.add('drawer-open');
+  ui.menu.setAttribute('aria-expanded', 'true');
+  ui.scrim.hidden = false;
+  ui.chat.inert = true;
+  (ui.sidebar.querySelector('[aria-current]') || ui.closeDrawer).focus();
+}
+
+function closeDrawer() {
+  if (!document.body.classList.contains('drawer-open')) return;
+  document.body.classList.remove('drawer-open');
+  ui.menu.setAttribute('aria-expanded', 'false');
+  ui.scrim.hidden = true;
+  ui.chat.inert = false;
+  ui.menu.focus();
+}
+
+ui.menu.addEventListener('click', () => (document.body.classList.contains('drawer-open') ? closeDrawer() : openDrawer()));
+ui.closeDrawer.addEventListener('click', closeDrawer);
+ui.scrim.addEventListener('click', closeDrawer);
+document.addEventListener('keydown', (e) => {
+  if (e.key !== 'Escape' || ui.dialog.open) return;
+  if (document.body.classList.contains('drawer-open')) closeDrawer();
+  else if (mode === 'embed' && framed) toParent({ type: 'parley:close' });
+});
+matchMedia('(min-width: 861px)').addEventListener('change', (e) => { if (e.matches) closeDrawer(); });
+
+// ---- embed: talking to the host page ---------------------------------------------
+
+const framed = window.parent !== window;
+let parentOrigin = null;
+if (mode === 'embed' && framed) {
+  const anc = location.ancestorOrigins;
+  const claimed = params.get('origin');
+  if (anc && anc.length) parentOrigin = anc[0];
+  else if (claimed) parentOrigin = claimed;
+  else if (document.referrer) {
+    try { parentOrigin = new URL(document.referrer).origin; } catch { /* none */ }
+  }
+  if (parentOrigin === 'null') parentOrigin = null;
+}
+
+function toParent(msg) {
+  if (mode !== 'embed' || !framed || !parentOrigin) return;
+  window.parent.postMessage(msg, parentOrigin);
+}
+
+if (mode === 'embed') {
+  panelOpen = !framed || params.get('open') === '1';
+  ui.closeWidget.hidden = !framed;
+  ui.closeWidget.addEventListener('click', () => toParent({ type: 'parley:close' }));
+  window.addEventListener('message', (e) => {
+    if (!framed || e.source !== window.parent || e.origin !== parentOrigin) return;
+    const d = e.data;
+    if (!d || typeof d !== 'object' || typeof d.type !== 'string') return;
+    if (d.type === 'parley:token') {
+      if (typeof d.token !== 'string' || !d.token) return;
+      if (auth && auth.token === d.token) return;
+      const wasGuest = !auth || !auth.token;
+      auth = { token: d.token };
+      if (ui.dialog.open) ui.dialog.close();
+      // A fresh token for the same connection is kept for the next
+      // reconnect; a guest who signs in reconnects now.
+      if (wasGuest || client.state !== 'online') client.setAuth(auth);
+      else client.auth = auth;
+    } else if (d.type === 'parley:visibility') {
+      panelOpen = !!d.open;
+      if (chatVisible()) {
+        setUnread(0);
+        if (stick) scrollToBottom();
+        if (!auth && !embedWantsToken) openNameDialog({});
+        else ui.text.focus();
+      }
+    }
+  });
+}
+
+// ---- start -----------------------------------------------------------------------
+
+renderConn();
+showRoom(roomFromUrl());
+autosize();
+if (mode === 'page' && !location.hash && !params.has('room')) history.replaceState(null, '', '#' + room.name);
+if (auth) client.start();
+else if (!embedWantsToken && (mode === 'page' || panelOpen)) openNameDialog({});
+toParent({ type: 'parley:ready', room: room.name });

@@ -1,0 +1,607 @@
+// client.js -- the Parley wire protocol (docs: /work/shared/spec/protocol.md)
+// for the browser: one WebSocket, reconnected with exponential backoff and
+// jitter, rooms rejoined with `since`, unacked messages re-sent with their
+// client_id, every message deduplicated by id. No DOM here: the UI listens to
+// the events this object dispatches.
+//
+// Events (CustomEvent, payload in .detail):
+//   state     {state, retryAt, reason}   connecting | online | waiting | offline | signed-out
+//   welcome   {user, limits}
+//   auth      {code, message}            the server refused our hello
+//   joined    {room}                     a room (re)joined; its messages/members are fresh
+//   messages  {room, messages, live}     confirmed messages added at the bottom
+//   older     {room, messages}           older messages added at the top
+//   outbox    {room, item, op}           op: add | update | confirm (item.id set) | remove
+//   members   {room}
+//   typing    {room, user}
+//   rooms     {rooms}
+//   notice    {code, message}            an error not tied to a message
+
+export const ROOM_RE = /^[a-z0-9][a-z0-9_-]{0,63}$/;
+export const NAME_MAX = 32;
+
+export function wsUrl(loc = window.location) {
+  return (loc.protocol === 'https:' ? 'wss://' : 'ws://') + loc.host + '/ws';
+}
+
+export function codePoints(s) {
+  let n = 0;
+  for (const _ of s) n++;
+  return n;
+}
+
+export function randomId(prefix = 'c') {
+  const a = new Uint8Array(12);
+  crypto.getRandomValues(a);
+  return prefix + Array.from(a, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+// Storage that never throws (private modes, blocked third-party storage).
+export function store(kind) {
+  let s = null;
+  try {
+    s = window[kind];
+    const k = '__parley_probe';
+    s.setItem(k, '1');
+    s.removeItem(k);
+  } catch {
+    s = null;
+  }
+  const mem = new Map();
+  return {
+    get(k) {
+      try { return s ? s.getItem(k) : mem.get(k) ?? null; } catch { return mem.get(k) ?? null; }
+    },
+    set(k, v) {
+      mem.set(k, v);
+      try { if (s) s.setItem(k, v); } catch { /* full or blocked: memory only */ }
+    },
+    remove(k) {
+      mem.delete(k);
+      try { if (s) s.removeItem(k); } catch { /* ignore */ }
+    },
+  };
+}
+
+const BACKOFF_BASE = 500;     // ms, first retry
+const BACKOFF_MAX = 30000;    // ms, ceiling before jitter
+const PING_EVERY = 25000;     // ms of silence before we ping
+const PONG_WAIT = 10000;      // ms without any frame after a ping: the link is dead
+const HELLO_WAIT = 10000;     // ms for a welcome after the socket opened
+const HISTORY_PAGE = 50;
+
+export class Room {
+  constructor(name) {
+    this.name = name;
+    this.msgs = new Map();   // id -> MESSAGE (confirmed)
+    this.oldestId = 0;
+    this.lastId = 0;
+    this.hasOlder = true;    // whether history before oldestId may exist
+    this.loadingOlder = false;
+    this.synced = false;     // joined at least once on some connection
+    this.joined = false;     // joined on the current connection
+    this.members = new Map(); // user id -> {user, n} (n: connections)
+    this.outbox = [];        // {client_id, text, room, status, error, created}
+  }
+
+  memberList() {
+    return [...this.members.values()].map((m) => m.user)
+      .sort((a, b) => a.name.localeCompare(b.name));
+  }
+}
+
+export class Client extends EventTarget {
+  // auth: {name, resume} for a guest, or {token}; null: wait for setAuth().
+  constructor({ url = wsUrl(), auth = null, clientName = 'parley-web', persist = null } = {}) {
+    super();
+    this.url = url;
+    this.auth = auth;
+    this.clientName = clientName;
+    this.persist = persist;     // {load() -> items, save(items)} for the outbox
+    this.ws = null;
+    this.state = 'idle';
+    this.user = null;
+    this.limits = { max_text: 4000, rate_per_s: 10, burst: 20, history_page: 200 };
+    this.rooms = new Map();     // name -> Room (current room + rooms with unsent messages)
+    this.current = null;
+    this.attempt = 0;
+    this.retryTimer = 0;
+    this.retryAt = 0;
+    this.refSeq = 0;
+    this.refs = new Map();      // ref -> {kind, room}
+    this.lastTyping = new Map(); // room -> ms
+    this.lastFrame = 0;
+    this.heartbeat = 0;
+    this.helloTimer = 0;
+    this.tokens = 0;            // client-side mirror of the server's send bucket
+    this.tokensAt = 0;
+    this.flushTimer = 0;
+    this.stopped = false;
+    for (const item of this.persist?.load() ?? []) {
+      if (!item || !ROOM_RE.test(item.room) || typeof item.text !== 'string') continue;
+      const r = this.room(item.room);
+      r.outbox.push({ ...item, status: item.status === 'failed' ? 'failed' : 'queued' });
+    }
+    window.addEventListener('online', () => this.retryNow());
+    window.addEventListener('offline', () => {
+      if (this.state === 'waiting') this.setState('offline');
+    });
+  }
+
+  emit(type, detail) {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+
+  room(name) {
+    let r = this.rooms.get(name);
+    if (!r) {
+      r = new Room(name);
+      this.rooms.set(name, r);
+    }
+    return r;
+  }
+
+  setState(state, reason = '') {
+    this.state = state;
+    this.emit('state', { state, retryAt: this.retryAt, reason });
+  }
+
+  // ---- connection ---------------------------------------------------------
+
+  start() {
+    this.stopped = false;
+    if (!this.ws && this.auth) this.connect();
+  }
+
+  setAuth(auth) {
+    this.auth = auth;
+    this.reconnectNow();
+  }
+
+  // Drops the current connection (if any) and connects again at once.
+  reconnectNow() {
+    this.stopped = false;
+    this.drop(false);
+    this.attempt = 0;
+    if (this.auth) this.connect();
+  }
+
+  retryNow() {
+    if (this.ws || this.stopped || !this.auth) return;
+    clearTimeout(this.retryTimer);
+    this.connect();
+  }
+
+  connect() {
+    clearTimeout(this.retryTimer);
+    this.retryTimer = 0;
+    let url = this.url;
+    let ws;
+    this.setState('connecting');
+    try {
+      ws = new WebSocket(url);
+    } catch (e) {
+      this.scheduleRetry(String(e && e.message || e));
+      return;
+    }
+    this.ws = ws;
+    ws.onopen = () => {
+      this.lastFrame = Date.now();
+      this.sendHello();
+      this.helloTimer = setTimeout(() => this.lost('no welcome'), HELLO_WAIT);
+    };
+    ws.onmessage = (ev) => {
+      this.lastFrame = Date.now();
+      if (typeof ev.data !== 'string') return;
+      let m;
+      try { m = JSON.parse(ev.data); } catch { return; }
+      if (m && typeof m.type === 'string') this.handle(m);
+    };
+    ws.onclose = (ev) => {
+      if (this.ws !== ws) return;
+      this.lost(ev.code === 1013 ? 'the server dropped a slow connection' :
+        ev.code === 1001 ? 'the server is restarting' : '', ev.code);
+    };
+    ws.onerror = () => { /* onclose follows */ };
+  }
+
+  sendHello() {
+    const h = { type: 'hello', client: this.clientName, ref: 'hello' };
+    if (this.auth.token) h.token = this.auth.token;
+    else {
+      h.name = this.auth.name;
+      if (this.auth.resume) h.resume = this.auth.resume;
+    }
+    this.raw(h);
+  }
+
+  // Closes our socket without reconnecting logic; `retry` schedules a retry.
+  drop(retry, reason = '') {
+    const ws = this.ws;
+    this.ws = null;
+    clearTimeout(this.helloTimer);
+    clearInterval(this.heartbeat);
+    clearTimeout(this.flushTimer);
+    this.heartbeat = 0;
+    this.refs.clear();
+    for (const r of this.rooms.values()) {
+      r.joined = false;
+      r.loadingOlder = false;
+      for (const it of r.outbox) if (it.status === 'sending') it.status = 'queued';
+    }
+    if (ws) {
+      ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
+      try { ws.close(1000); } catch { /* already closed */ }
+    }
+    if (retry) this.scheduleRetry(reason);
+  }
+
+  lost(reason, code) {
+    if (code === 1008 && this.state === 'signed-out') {
+      this.drop(false);
+      return;
+    }
+    this.drop(!this.stopped, reason);
+  }
+
+  scheduleRetry(reason) {
+    this.ws = null;
+    if (!this.auth) return;
+    // Exponential backoff with "equal jitter": half fixed, half random, so
+    // a crowd of clients dropped together by a restart spreads out.
+    const cap = Math.min(BACKOFF_MAX, BACKOFF_BASE * 2 ** this.attempt);
+    const delay = cap / 2 + Math.random() * cap / 2;
+    this.attempt = Math.min(this.attempt + 1, 16);
+    this.retryAt = Date.now() + delay;
+    this.retryTimer = setTimeout(() => this.connect(), delay);
+    this.setState(navigator.onLine === false ? 'offline' : 'waiting', reason);
+  }
+
+  raw(obj) {
+    if (!this.ws || this.ws.readyState !== WebSocket.OPEN) return false;
+    this.ws.send(JSON.stringify(obj));
+    return true;
+  }
+
+  ref(kind, room, extra = {}) {
+    const ref = kind[0] + (++this.refSeq);
+    this.refs.set(ref, { kind, room, ...extra });
+    return ref;
+  }
+
+  startHeartbeat() {
+    clearInterval(this.heartbeat);
+    let pinged = 0;
+    this.heartbeat = setInterval(() => {
+      const now = Date.now();
+      if (pinged && this.lastFrame < pinged && now - pinged > PONG_WAIT) {
+        this.lost('the connection stopped answering');
+        return;
+      }
+      if (now - this.lastFrame > PING_EVERY && (!pinged || this.lastFrame >= pinged)) {
+        pinged = now;
+        this.raw({ type: 'ping' });
+      }
+    }, 2000);
+  }
+
+  // ---- rooms ------------------------------------------------------------
+
+  // Makes `name` the room shown; leaves the previous one unless messages to
+  // it are still unsent (then it stays joined until they are acked).
+  setRoom(name) {
+    if (this.current === name) return this.room(name);
+    const prev = this.current ? this.rooms.get(this.current) : null;
+    this.current = name;
+    const r = this.room(name);
+    if (this.state === 'online') this.join(r);
+    if (prev) this.maybeLeave(prev);
+    return r;
+  }
+
+  maybeLeave(r) {
+    if (r.name === this.current || r.outbox.some((i) => i.status !== 'failed')) return;
+    if (r.joined) this.raw({ type: 'leave', room: r.name });
+    if (!r.outbox.length) this.rooms.delete(r.name);
+    else r.joined = false;
+  }
+
+  join(r) {
+    const j = { type: 'join', room: r.name, ref: this.ref('join', r.name) };
+    if (r.synced) j.since = r.lastId;
+    this.raw(j);
+  }
+
+  loadOlder(name = this.current) {
+    const r = this.rooms.get(name);
+    if (!r || !r.joined || r.loadingOlder || !r.hasOlder) return false;
+    r.loadingOlder = true;
+    const h = { type: 'history', room: r.name, limit: HISTORY_PAGE, ref: this.ref('older', r.name) };
+    if (r.oldestId) h.before = r.oldestId;
+    this.raw(h);
+    return true;
+  }
+
+  requestRooms() {
+    this.raw({ type: 'rooms' });
+  }
+
+  typing(name = this.current) {
+    const now = Date.now();
+    if (this.state !== 'online' || now - (this.lastTyping.get(name) || 0) < 2000) return;
+    this.lastTyping.set(name, now);
+    this.raw({ type: 'typing', room: name });
+  }
+
+  // ---- sending ----------------------------------------------------------
+
+  send(text, name = this.current) {
+    const r = this.room(name);
+    const item = { client_id: randomId(), text, room: name, status: 'queued', error: null, created: Date.now() };
+    r.outbox.push(item);
+    this.lastTyping.set(name, 0);
+    this.save();
+    this.emit('outbox', { room: name, item, op: 'add' });
+    this.flush();
+    return item;
+  }
+
+  retry(name, client_id) {
+    const r = this.rooms.get(name);
+    const item = r?.outbox.find((i) => i.client_id === client_id);
+    if (!item) return;
+    item.status = 'queued';
+    item.error = null;
+    this.save();
+    this.emit('outbox', { room: name, item, op: 'update' });
+    if (this.state === 'online' && !r.joined) this.join(r);
+    this.flush();
+  }
+
+  discard(name, client_id) {
+    const r = this.rooms.get(name);
+    if (!r) return;
+    const i = r.outbox.findIndex((x) => x.client_id === client_id);
+    if (i < 0) return;
+    const [item] = r.outbox.splice(i, 1);
+    this.save();
+    this.emit('outbox', { room: name, item, op: 'remove' });
+    this.maybeLeave(r);
+  }
+
+  // Sends queued messages of joined rooms, in order, within the rate the
+  // server announced (so a reconnect with a long outbox is not refused).
+  flush() {
+    clearTimeout(this.flushTimer);
+    if (this.state !== 'online') return;
+    const now = Date.now();
+    const { rate_per_s: rate, burst } = this.limits;
+    this.tokens = Math.min(burst, this.tokens + (now - this.tokensAt) * rate / 1000);
+    this.tokensAt = now;
+    for (const r of this.rooms.values()) {
+      if (!r.joined) continue;
+      for (const item of r.outbox) {
+        if (item.status !== 'queued') continue;
+        if (this.tokens < 1) {
+          this.flushTimer = setTimeout(() => this.flush(), Math.ceil(1000 / rate));
+          return;
+        }
+        this.tokens -= 1;
+        item.status = 'sending';
+        this.raw({ type: 'send', room: r.name, text: item.text, client_id: item.client_id, ref: item.client_id });
+        this.emit('outbox', { room: r.name, item, op: 'update' });
+      }
+    }
+  }
+
+  save() {
+    if (!this.persist) return;
+    const items = [];
+    for (const r of this.rooms.values())
+      for (const i of r.outbox) items.push({ client_id: i.client_id, text: i.text, room: i.room, created: i.created, status: i.status === 'failed' ? 'failed' : 'queued' });
+    this.persist.save(items);
+  }
+
+  // A confirmed copy of our own message (from its ack or its broadcast)
+  // resolves the outbox item with that client_id.
+  resolve(r, client_id, id, ts) {
+    const i = r.outbox.findIndex((x) => x.client_id === client_id);
+    if (i < 0) return null;
+    const [item] = r.outbox.splice(i, 1);
+    item.id = id;
+    item.ts = ts;
+    this.save();
+    return item;
+  }
+
+  // Adds confirmed messages to a room; returns the ones not seen before.
+  // Our own messages still in the outbox are handed to the UI as a
+  // 'confirm' (the pending bubble becomes the message) instead.
+  addMessages(r, list, live) {
+    const fresh = [];
+    for (const m of list) {
+      if (!m || typeof m.id !== 'number' || r.msgs.has(m.id)) continue;
+      r.msgs.set(m.id, m);
+      if (m.id > r.lastId) r.lastId = m.id;
+      if (!r.oldestId || m.id < r.oldestId) r.oldestId = m.id;
+      const item = m.client_id ? this.resolve(r, m.client_id, m.id, m.ts) : null;
+      if (item) this.emit('outbox', { room: r.name, item, op: 'confirm', message: m });
+      else fresh.push(m);
+    }
+    if (fresh.length) this.emit('messages', { room: r.name, messages: fresh, live });
+    return fresh;
+  }
+
+  // ---- incoming -----------------------------------------------------------
+
+  handle(m) {
+    const info = m.ref ? this.refs.get(m.ref) : null;
+    if (m.ref && m.type !== 'error') this.refs.delete(m.ref);
+    switch (m.type) {
+      case 'welcome': return this.onWelcome(m);
+      case 'joined': return this.onJoined(m);
+      case 'message': {
+        const r = this.rooms.get(m.room);
+        if (r && r.joined) this.addMessages(r, [m], true);
+        return;
+      }
+      case 'ack': {
+        const r = this.rooms.get(m.room);
+        if (!r) return;
+        const item = this.resolve(r, m.client_id, m.id, m.ts);
+        if (!item) return;
+        const msg = { type: 'message', room: m.room, id: m.id, ts: m.ts, user: { id: this.user.id, name: this.user.name }, text: item.text, client_id: m.client_id };
+        if (!r.msgs.has(m.id)) {
+          r.msgs.set(m.id, msg);
+          if (m.id > r.lastId) r.lastId = m.id;
+          if (!r.oldestId || m.id < r.oldestId) r.oldestId = m.id;
+        }
+        this.emit('outbox', { room: m.room, item, op: 'confirm', message: r.msgs.get(m.id) });
+        this.maybeLeave(r);
+        return;
+      }
+      case 'history': return this.onHistory(m, info);
+      case 'presence': {
+        const r = this.rooms.get(m.room);
+        if (!r || !m.user) return;
+        const cur = r.members.get(m.user.id);
+        if (m.event === 'join') {
+          if (cur) cur.n++;
+          else r.members.set(m.user.id, { user: m.user, n: 1 });
+        } else if (cur && --cur.n <= 0) r.members.delete(m.user.id);
+        this.emit('members', { room: m.room, event: m.event, user: m.user });
+        return;
+      }
+      case 'typing':
+        if (m.user && this.user && m.user.id === this.user.id) return;
+        this.emit('typing', { room: m.room, user: m.user });
+        return;
+      case 'rooms':
+        this.emit('rooms', { rooms: Array.isArray(m.rooms) ? m.rooms : [] });
+        return;
+      case 'left':
+      case 'pong':
+        return;
+      case 'error': return this.onError(m, info);
+    }
+  }
+
+  onWelcome(m) {
+    clearTimeout(this.helloTimer);
+    this.user = m.user;
+    if (m.limits) this.limits = { ...this.limits, ...m.limits };
+    this.tokens = this.limits.burst;
+    this.tokensAt = Date.now();
+    this.attempt = 0;
+    this.retryAt = 0;
+    if (this.auth && !this.auth.token && typeof m.resume === 'string') this.auth.resume = m.resume;
+    this.setState('online');
+    this.startHeartbeat();
+    this.emit('welcome', { user: m.user, limits: this.limits, resume: m.resume });
+    for (const r of this.rooms.values()) {
+      if (r.name === this.current || r.outbox.some((i) => i.status !== 'failed')) this.join(r);
+    }
+    this.requestRooms();
+  }
+
+  onJoined(m) {
+    const r = this.rooms.get(m.room);
+    if (!r) return;
+    const first = !r.synced;
+    r.joined = true;
+    r.synced = true;
+    r.members.clear();
+    for (const u of m.members || []) {
+      const cur = r.members.get(u.id);
+      if (cur) cur.n++;
+      else r.members.set(u.id, { user: u, n: 1 });
+    }
+    const msgs = Array.isArray(m.messages) ? m.messages : [];
+    if (first) r.hasOlder = msgs.length > 0;
+    this.emit('joined', { room: r.name, first });
+    this.addMessages(r, msgs, !first);
+    this.emit('members', { room: r.name });
+    if (m.complete === false) this.catchUp(r);
+    this.flush();
+  }
+
+  catchUp(r) {
+    this.raw({ type: 'history', room: r.name, after: r.lastId, limit: this.limits.history_page || 200, ref: this.ref('newer', r.name) });
+  }
+
+  onHistory(m, info) {
+    const r = this.rooms.get(m.room);
+    if (!r) return;
+    const msgs = Array.isArray(m.messages) ? m.messages : [];
+    if (info && info.kind === 'newer') {
+      this.addMessages(r, msgs, true);
+      if (m.has_more) this.catchUp(r);
+      return;
+    }
+    // older page (also a reply without a ref we sent: treat as older)
+    r.loadingOlder = false;
+    r.hasOlder = !!m.has_more;
+    const fresh = [];
+    for (const x of msgs) {
+      if (!x || typeof x.id !== 'number' || r.msgs.has(x.id)) continue;
+      r.msgs.set(x.id, x);
+      if (!r.oldestId || x.id < r.oldestId) r.oldestId = x.id;
+      if (x.id > r.lastId) r.lastId = x.id;
+      fresh.push(x);
+    }
+    this.emit('older', { room: r.name, messages: fresh, hasOlder: r.hasOlder });
+  }
+
+  onError(m, info) {
+    const code = m.code || 'internal';
+    const message = m.message || code;
+    if (m.ref === 'hello' || code === 'unauthorized' || code === 'need_hello') {
+      if (code === 'bad_name') {
+        this.emit('auth', { code, message });
+        return;
+      }
+      if (this.auth && !this.auth.token && this.auth.resume && code !== 'unauthorized') {
+        // A resume the server no longer knows: start over as a new guest.
+        this.auth.resume = null;
+        this.emit('welcome-reset', {});
+        this.sendHello();
+        return;
+      }
+      if (code === 'unauthorized') {
+        this.stopped = true;
+        clearTimeout(this.retryTimer);
+        this.setState('signed-out', message);
+        this.emit('auth', { code, message });
+        return;
+      }
+    }
+    // An error for one of our sends (ref = client_id).
+    for (const r of this.rooms.values()) {
+      const item = r.outbox.find((i) => i.client_id === m.ref);
+      if (!item) continue;
+      if (code === 'not_member') {
+        item.status = 'queued';
+        if (this.state === 'online') this.join(r);
+        return;
+      }
+      item.status = 'failed';
+      item.error = { code, message };
+      this.save();
+      this.emit('outbox', { room: r.name, item, op: 'update' });
+      return;
+    }
+    if (info) {
+      this.refs.delete(m.ref);
+      const r = this.rooms.get(info.room);
+      if (info.kind === 'older' && r) {
+        r.loadingOlder = false;
+        if (code === 'rate_limited') setTimeout(() => this.emit('older', { room: r.name, messages: [], hasOlder: r.hasOlder, retry: true }), 1000);
+      }
+      if (info.kind === 'join' && r && code === 'rate_limited') setTimeout(() => this.state === 'online' && this.join(r), 1000);
+      if (info.kind === 'newer' && r && code === 'rate_limited') setTimeout(() => this.state === 'online' && this.catchUp(r), 1000);
+      this.emit('notice', { code, message, room: info.room, kind: info.kind });
+      return;
+    }
+    this.emit('notice', { code, message });
+  }
+}
