@@ -53,9 +53,12 @@ static void on_tick(struct lws_sorted_usec_list *sul)
 {
     struct server *srv = lws_container_of(sul, struct server, tick);
     if (srv->stopping &&
-        (srv->nsessions == 0 || server_now_us() > srv->stop_deadline_us))
+        (srv->nsessions == 0 || server_now_us() > srv->stop_deadline_us)) {
         srv->loop_done = 1;
-    else
+        /* Suls run inside lws_service() before it polls again: wake that
+         * poll, so server_run() sees loop_done now. */
+        lws_cancel_service(srv->ctx);
+    } else
         lws_sul_schedule(srv->ctx, 0, &srv->tick, on_tick, TICK_US);
 }
 

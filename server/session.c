@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "coro.h"
 #include "crypto.h"
@@ -278,8 +279,8 @@ static int hello_auth(struct session *s)
     const char *token = s->req.token ? s->req.token : s->url_token, *why;
     if (token) {
         const char *secret = cfg(s)->jwt_secret;
-        if (jwt_verify(token, secret, secret ? strlen(secret) : 0,
-                       server_now_us() / 1000000, &s->claims, &why))
+        if (jwt_verify(token, secret, secret ? strlen(secret) : 0, (int64_t)time(NULL),
+                       &s->claims, &why))
             return unauthorized(s, why), -1;
         strcpy(s->user_id, s->claims.sub);
         strcpy(s->user_name, s->claims.name);
@@ -640,9 +641,9 @@ static void session_resume(struct session *s)
 static char *url_token(struct lws *wsi)
 {
     char v[JWT_MAX_LEN + 8];
-    if (lws_get_urlarg_by_name(wsi, "token=", v, sizeof v) == NULL || !v[0])
-        return NULL;
-    return strdup(v);
+    /* Copies "token=VALUE" into v and returns a pointer to VALUE. */
+    const char *tok = lws_get_urlarg_by_name(wsi, "token=", v, sizeof v);
+    return tok && *tok ? strdup(tok) : NULL;
 }
 
 struct session *session_open(struct server *srv, struct lws *wsi)
@@ -698,20 +699,32 @@ static int inbox_push(struct session *s, const char *data, size_t len)
     return 0;
 }
 
+/* Closes for bad input: the close frame goes out next, and what the client
+ * still sends is ignored (closing the socket on unread input would reset
+ * the connection and lose the close frame). */
+static int refuse_input(struct session *s, int code, const char *why)
+{
+    free(s->rx);
+    s->rx = NULL;
+    s->rx_len = 0;
+    session_close(s, code, why, 1);
+    return 0;
+}
+
 int session_on_receive(struct session *s, const void *in, size_t len)
 {
     if (s->close_code)
         return 0; /* closing: input is ignored */
     if (lws_frame_is_binary(s->wsi))
-        return close_now(s, 1003, "binary frames are not accepted");
+        return refuse_input(s, 1003, "binary frames are not accepted");
     if (s->rx_len + len > (size_t)cfg(s)->max_frame)
-        return close_now(s, 1009, "message too big");
+        return refuse_input(s, 1009, "message too big");
     int final = lws_is_final_fragment(s->wsi);
     const char *data = in;
     if (!final || s->rx_len) {
         char *rx = realloc(s->rx, s->rx_len + len + 1);
         if (!rx)
-            return close_now(s, 1011, "out of memory");
+            return refuse_input(s, 1011, "out of memory");
         memcpy(rx + s->rx_len, in, len);
         s->rx = rx;
         s->rx_len += len;
@@ -725,9 +738,9 @@ int session_on_receive(struct session *s, const void *in, size_t len)
     s->rx = NULL;
     s->rx_len = 0;
     if (bad)
-        return close_now(s, 1007, "invalid UTF-8");
+        return refuse_input(s, 1007, "invalid UTF-8");
     if (oom)
-        return close_now(s, 1011, "out of memory");
+        return refuse_input(s, 1011, "out of memory");
     session_resume(s);
     return 0;
 }
