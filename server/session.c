@@ -47,6 +47,7 @@ struct session {
     unsigned closed : 1;            /* the connection is gone: never resume again */
     unsigned in_resume : 1;         /* the coroutine is running */
     unsigned welcomed : 1, guest : 1, timer_fired : 1, db_busy : 1, rx_paused : 1;
+    unsigned rx_discard : 1;        /* skipping the rest of an oversized message */
     int close_code;                 /* set: closing once the queue is flushed */
     char close_reason[64];
 
@@ -713,13 +714,24 @@ static int refuse_input(struct session *s, int code, const char *why)
 
 int session_on_receive(struct session *s, const void *in, size_t len)
 {
+    int final = lws_is_final_fragment(s->wsi);
     if (s->close_code)
         return 0; /* closing: input is ignored */
     if (lws_frame_is_binary(s->wsi))
         return refuse_input(s, 1003, "binary frames are not accepted");
-    if (s->rx_len + len > (size_t)cfg(s)->max_frame)
-        return refuse_input(s, 1009, "message too big");
-    int final = lws_is_final_fragment(s->wsi);
+    if (s->rx_discard || s->rx_len + len > (size_t)cfg(s)->max_frame) {
+        /* The close waits for the end of the message: a client still
+         * sending when the close frame arrives may never read it. */
+        if (final)
+            return refuse_input(s, 1009, "message too big");
+        if (!s->rx_discard)
+            lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, CLOSE_GRACE_S);
+        s->rx_discard = 1;
+        free(s->rx);
+        s->rx = NULL;
+        s->rx_len = 0;
+        return 0;
+    }
     const char *data = in;
     if (!final || s->rx_len) {
         char *rx = realloc(s->rx, s->rx_len + len + 1);
