@@ -92,7 +92,12 @@ export class Server {
   async waitExit(ms = 10000) {
     const p = this.proc;
     if (!p || p.exitCode !== null || p.signalCode !== null) return;
-    await Promise.race([new Promise((r) => p.once('exit', r)), sleep(ms)]);
+    let timer;
+    await Promise.race([
+      new Promise((r) => p.once('exit', r)),
+      new Promise((r) => { timer = setTimeout(r, ms); }),
+    ]);
+    clearTimeout(timer);
   }
 
   async kill() {
