@@ -126,7 +126,7 @@ test('SIGTERM: every client gets 1001 and the process exits 0 within 5 s', async
   cs.push(noHello);
   await cs[0].say('lobby', 'before shutdown', 'sd1');
   const t0 = Date.now();
-  const stopped = s.stop('SIGTERM');
+  const stopped = s.stop('SIGTERM', { timeoutMs: T(6000) });
   const codes = (await Promise.all(cs.map((c) => c.closed))).map((x) => x.code);
   const r = await stopped;
   s.cleanup();
