@@ -485,6 +485,9 @@ static void finish_history(struct session *s)
 
 static void finish_send(struct session *s)
 {
+    if (log_enabled(LOG_DEBUG)) /* message text is logged at debug only */
+        plog(LOG_DEBUG, "send", "user=%s room=%s id=%lld dup=%d text=\"%.200s\"", s->user_id,
+             s->req.room, (long long)s->dbr.id, s->dbr.duplicate, s->req.text);
     struct buf *b = start_msg("ack", s->req.room, 128);
     buf_puts(&b, ",\"client_id\":");
     buf_put_jstrz(&b, s->req.client_id);
