@@ -1,0 +1,47 @@
+// Migrations: a database made by schema version 1 is upgraded in place by
+// this server, history intact; a database from a newer server is refused.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, readdirSync, mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { startServer, guest, sqlite, fullHistory, runParley, REPO } from '../integration/harness.mjs';
+
+const schemaDir = path.join(REPO, 'schema');
+const versions = readdirSync(schemaDir).filter((f) => /^\d+_.*\.sql$/.test(f)).sort();
+
+test('a version-1 database is upgraded in place, its messages intact', async () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'parley-mig-'));
+  const db = path.join(dir, 'v1.db');
+  const v1 = readFileSync(path.join(schemaDir, versions[0]), 'utf8');
+  sqlite(db, `
+${v1};
+    INSERT INTO messages(room,user_id,user_name,text,ts,client_id) VALUES
+      ('lobby','u1','Ada','from version one',1700000000000,'c1'),
+      ('lobby','u2','Bo','still here',1700000000001,'c2');
+    PRAGMA user_version=1;`);
+  const srv = await startServer({ db });
+  assert.equal(sqlite(db, 'PRAGMA user_version')[0].user_version, versions.length);
+  assert.ok(versions.length >= 2, 'there is a migration to apply');
+  assert.equal(sqlite(db, "SELECT count(*) AS n FROM sqlite_master WHERE name='messages_ts'")[0].n, 1);
+  const c = await guest(srv, 'Reader');
+  const h = await fullHistory(c, 'lobby');
+  assert.deepEqual(h.map((m) => [m.id, m.user.name, m.text]), [[1, 'Ada', 'from version one'], [2, 'Bo', 'still here']]);
+  await c.join('lobby');
+  c.send({ type: 'send', room: 'lobby', text: 'after upgrade', client_id: 'n1' });
+  assert.equal((await c.next('ack')).id, 3, 'ids continue after the old rows');
+  c.close();
+  assert.equal((await srv.stop()).code, 0);
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test('a database from a newer server is refused with exit code 2', async () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'parley-mig-'));
+  const db = path.join(dir, 'future.db');
+  sqlite(db, `CREATE TABLE t(x); PRAGMA user_version=${versions.length + 5};`);
+  const r = await runParley(['--db', db, '--port', '1']);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /newer than this server/);
+  assert.equal(r.stderr.trim().split('\n').length, 1);
+  rmSync(dir, { recursive: true, force: true });
+});
