@@ -1,0 +1,971 @@
+/* test_db.c -- the database worker on a temporary file: migrations, sends and
+ * reads, group commit, ordering, idempotency, restart, the queue bound and
+ * failures. Completions are collected through a test-side wake hook. */
+#define _GNU_SOURCE /* memmem */
+#include <check.h>
+#include <glob.h>
+#include <libgen.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <cjson/cJSON.h>
+#include <sqlite3.h>
+
+#include "assets.h"
+#include "db.h"
+
+/* ---- harness ---- */
+
+#define MAX_DONE 4096
+
+static char dir[64];
+static char path[128];
+
+static struct {
+    pthread_mutex_t m;
+    pthread_cond_t c;
+    int flag; /* set by the worker after each batch */
+    int calls;
+} waker = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
+
+static struct db *db;
+static sqlite3 *locker; /* a second connection holding a write lock */
+static struct db_req *done[MAX_DONE];
+static int ndone;
+
+/* Runs on the worker thread: no Check assertions here. */
+static void wake(void *arg)
+{
+    if (arg != &waker)
+        abort();
+    pthread_mutex_lock(&waker.m);
+    waker.flag = 1;
+    waker.calls++;
+    pthread_cond_signal(&waker.c);
+    pthread_mutex_unlock(&waker.m);
+}
+
+static void collect(struct db_req *r, void *arg)
+{
+    ck_assert_ptr_eq(arg, &ndone);
+    ck_assert_int_lt(ndone, MAX_DONE);
+    ck_assert_ptr_null(r->next);
+    done[ndone++] = r;
+}
+
+static int64_t wall_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+static double mono_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* Waits (through the wake hook) until `n` requests in all have completed. */
+static void wait_done(int n)
+{
+    double deadline = mono_s() + 30;
+    while (ndone < n) {
+        pthread_mutex_lock(&waker.m);
+        while (!waker.flag) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += 100 * 1000000L;
+            if (ts.tv_nsec >= 1000000000L)
+                ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+            pthread_cond_timedwait(&waker.c, &waker.m, &ts);
+            if (mono_s() > deadline)
+                break;
+        }
+        waker.flag = 0;
+        pthread_mutex_unlock(&waker.m);
+        db_take_done(db, collect, &ndone);
+        if (ndone < n && mono_s() > deadline)
+            ck_abort_msg("only %d of %d requests completed in 30 s", ndone, n);
+    }
+}
+
+static struct db_options options(int queue_max, int batch_max, int busy_ms)
+{
+    struct db_options o = {
+        .path = path,
+        .queue_max = queue_max,
+        .batch_max = batch_max,
+        .sync_full = 0,
+        .busy_ms = busy_ms,
+        .wake = wake,
+        .wake_arg = &waker,
+    };
+    return o;
+}
+
+static void open_db(int queue_max, int batch_max, int busy_ms)
+{
+    char err[256] = "";
+    struct db_options o = options(queue_max, batch_max, busy_ms);
+    db = db_open(&o, err, sizeof err);
+    if (!db)
+        ck_abort_msg("db_open: %s", err);
+}
+
+static void free_done_rows(void)
+{
+    for (int i = 0; i < ndone; i++) {
+        buf_unref(done[i]->rows);
+        done[i]->rows = NULL;
+    }
+    ndone = 0;
+}
+
+static void close_db(void)
+{
+    if (!db)
+        return;
+    db_stop(db);
+    db_take_done(db, collect, &ndone);
+    free_done_rows();
+    db_close(db);
+    db = NULL;
+}
+
+static void setup(void)
+{
+    strcpy(dir, "/tmp/parley-test-db-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/chat.db", dir);
+    ndone = 0;
+    waker.flag = 0;
+    waker.calls = 0;
+}
+
+static void unlock_writer(void)
+{
+    if (locker) {
+        sqlite3_exec(locker, "ROLLBACK", NULL, NULL, NULL);
+        sqlite3_close(locker);
+        locker = NULL;
+    }
+}
+
+static void teardown(void)
+{
+    unlock_writer();
+    close_db();
+    static const char *const sfx[] = {"", "-wal", "-shm", "-journal"};
+    for (size_t i = 0; i < sizeof sfx / sizeof sfx[0]; i++) {
+        char p[160];
+        snprintf(p, sizeof p, "%s%s", path, sfx[i]);
+        unlink(p);
+    }
+    rmdir(dir);
+}
+
+/* Takes the database's write lock from a second connection. */
+static void lock_writer(void)
+{
+    ck_assert_int_eq(sqlite3_open(path, &locker), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_exec(locker, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+}
+
+/* Waits until the worker has taken everything queued (it is then blocked on
+ * the writer's lock). */
+static void wait_queue_empty(void)
+{
+    double deadline = mono_s() + 10;
+    struct db_stats st;
+    for (;;) {
+        db_stats(db, &st);
+        if (st.queue_depth == 0)
+            return;
+        ck_assert(mono_s() < deadline);
+        usleep(1000);
+    }
+}
+
+static void set_send(struct db_req *r, const char *room, const char *user, const char *cid,
+                     const char *text)
+{
+    memset(r, 0, sizeof(*r));
+    r->op = DB_SEND;
+    r->room = room;
+    r->user_id = user;
+    r->user_name = "Name";
+    r->client_id = cid;
+    r->text = text;
+    r->text_len = strlen(text);
+}
+
+static void set_read(struct db_req *r, const char *room, int64_t before, int64_t after,
+                     int limit)
+{
+    memset(r, 0, sizeof(*r));
+    r->op = DB_READ;
+    r->room = room;
+    r->before = before;
+    r->after = after;
+    r->limit = limit;
+}
+
+/* Submits and waits for one request. */
+static void run1(struct db_req *r)
+{
+    int before = ndone;
+    ck_assert_int_eq(db_submit(db, r), 0);
+    wait_done(before + 1);
+    ck_assert_ptr_eq(done[before], r);
+}
+
+/* The ids in a read's rows, checked to be MESSAGE objects of r->room. */
+static int row_ids(const struct db_req *r, int64_t *ids, int max)
+{
+    ck_assert_int_eq(r->status, DB_OK);
+    if (r->nrows == 0) {
+        ck_assert(r->rows == NULL || r->rows->len == 0);
+        return 0;
+    }
+    ck_assert_ptr_nonnull(r->rows);
+    size_t n = r->rows->len;
+    char *s = malloc(n + 3);
+    s[0] = '[';
+    memcpy(s + 1, BUF_PAYLOAD(r->rows), n);
+    s[n + 1] = ']';
+    s[n + 2] = 0;
+    cJSON *a = cJSON_Parse(s);
+    free(s);
+    ck_assert_ptr_nonnull(a);
+    ck_assert_int_eq(cJSON_GetArraySize(a), r->nrows);
+    int k = 0;
+    const cJSON *m;
+    cJSON_ArrayForEach(m, a)
+    {
+        ck_assert_str_eq(cJSON_GetObjectItem(m, "type")->valuestring, "message");
+        ck_assert_str_eq(cJSON_GetObjectItem(m, "room")->valuestring, r->room);
+        if (k < max)
+            ids[k] = (int64_t)cJSON_GetObjectItem(m, "id")->valuedouble;
+        k++;
+    }
+    cJSON_Delete(a);
+    return k;
+}
+
+/* ---- opening and migrating ---- */
+
+static int schema_files(void)
+{
+    char src[512], pat[600];
+    snprintf(src, sizeof src, "%s", __FILE__);
+    snprintf(pat, sizeof pat, "%s/../../schema/*.sql", dirname(src));
+    glob_t g;
+    int n = glob(pat, 0, NULL, &g) == 0 ? (int)g.gl_pathc : 0;
+    globfree(&g);
+    return n;
+}
+
+static int64_t query_int(sqlite3 *c, const char *sql)
+{
+    sqlite3_stmt *st;
+    ck_assert_int_eq(sqlite3_prepare_v2(c, sql, -1, &st, NULL), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+    int64_t v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+START_TEST(test_open_migrates)
+{
+    open_db(100, 100, 1000);
+    close_db();
+    int nfiles = schema_files();
+    ck_assert_int_ge(nfiles, 1);
+    int nembedded = 0;
+    while (assets_schema[nembedded].path)
+        nembedded++;
+    ck_assert_int_eq(nembedded, nfiles);
+
+    sqlite3 *c;
+    ck_assert_int_eq(sqlite3_open(path, &c), SQLITE_OK);
+    ck_assert_int_eq(query_int(c, "PRAGMA user_version"), nfiles);
+    sqlite3_stmt *st;
+    ck_assert_int_eq(sqlite3_prepare_v2(c, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+    ck_assert_str_eq((const char *)sqlite3_column_text(st, 0), "wal");
+    sqlite3_finalize(st);
+    static const char *const cols[] = {"id", "room", "user_id", "user_name", "text", "ts",
+                                       "client_id"};
+    ck_assert_int_eq(sqlite3_prepare_v2(c, "PRAGMA table_info(messages)", -1, &st, NULL),
+                     SQLITE_OK);
+    int i = 0;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        ck_assert_int_lt(i, 7);
+        ck_assert_str_eq((const char *)sqlite3_column_text(st, 1), cols[i]);
+        i++;
+    }
+    sqlite3_finalize(st);
+    ck_assert_int_eq(i, 7);
+    ck_assert_int_eq(query_int(c, "SELECT count(*) FROM messages"), 0);
+    sqlite3_close(c);
+
+    /* Reopening an up-to-date file applies nothing and keeps the version. */
+    open_db(100, 100, 1000);
+    close_db();
+    ck_assert_int_eq(sqlite3_open(path, &c), SQLITE_OK);
+    ck_assert_int_eq(query_int(c, "PRAGMA user_version"), nfiles);
+    sqlite3_close(c);
+}
+END_TEST
+
+START_TEST(test_open_newer_schema)
+{
+    sqlite3 *c;
+    ck_assert_int_eq(sqlite3_open(path, &c), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_exec(c, "PRAGMA user_version=99", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(c);
+    char err[256] = "";
+    struct db_options o = options(10, 10, 100);
+    ck_assert_ptr_null(db_open(&o, err, sizeof err));
+    ck_assert_ptr_nonnull(strstr(err, path));
+    ck_assert_ptr_nonnull(strstr(err, "99"));
+}
+END_TEST
+
+START_TEST(test_open_unwritable)
+{
+    char err[256] = "";
+    struct db_options o = options(10, 10, 100);
+    o.path = "/proc/x/parley.db";
+    ck_assert_ptr_null(db_open(&o, err, sizeof err));
+    ck_assert_int_gt(strlen(err), 0);
+    ck_assert_ptr_nonnull(strstr(err, "/proc/x/parley.db"));
+    ck_assert_ptr_null(strchr(err, '\n'));
+    /* A directory. */
+    err[0] = 0;
+    o.path = dir;
+    ck_assert_ptr_null(db_open(&o, err, sizeof err));
+    ck_assert_int_gt(strlen(err), 0);
+    ck_assert_ptr_nonnull(strstr(err, dir));
+    /* A short buffer still gets a NUL-terminated message. */
+    char tiny[8];
+    memset(tiny, 'x', sizeof tiny);
+    o.path = "/proc/x/parley.db";
+    ck_assert_ptr_null(db_open(&o, tiny, sizeof tiny));
+    ck_assert_uint_lt(strlen(tiny), sizeof tiny);
+}
+END_TEST
+
+START_TEST(test_open_corrupt)
+{
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    for (int i = 0; i < 8192; i++)
+        fputc((i * 131 + 7) & 0xff, f);
+    fclose(f);
+    char err[256] = "";
+    struct db_options o = options(10, 10, 100);
+    ck_assert_ptr_null(db_open(&o, err, sizeof err));
+    ck_assert_int_gt(strlen(err), 0);
+    ck_assert_ptr_nonnull(strstr(err, path));
+}
+END_TEST
+
+START_TEST(test_setting)
+{
+    open_db(10, 10, 1000);
+    char *v = db_setting(db, "resume_key", "first");
+    ck_assert_str_eq(v, "first");
+    free(v);
+    v = db_setting(db, "resume_key", "second"); /* kept, not replaced */
+    ck_assert_str_eq(v, "first");
+    free(v);
+    close_db();
+    open_db(10, 10, 1000);
+    v = db_setting(db, "resume_key", "third");
+    ck_assert_str_eq(v, "first");
+    free(v);
+}
+END_TEST
+
+/* ---- sends and reads ---- */
+
+START_TEST(test_send_and_read)
+{
+    static struct db_req s1, s2, rd;
+    open_db(100, 100, 1000);
+    int64_t t0 = wall_ms();
+    set_send(&s1, "lobby", "u1", "c1", "hello world");
+    s1.text_len = 5; /* only "hello" */
+    s1.user_name = "Ann \"A\"";
+    s1.owner = &s2; /* opaque to the db */
+    run1(&s1);
+    int64_t t1 = wall_ms();
+    ck_assert_int_eq(s1.status, DB_OK);
+    ck_assert_int_gt(s1.id, 0);
+    ck_assert_int_eq(s1.duplicate, 0);
+    ck_assert_int_ge(s1.ts, t0);
+    ck_assert_int_le(s1.ts, t1);
+    ck_assert_ptr_eq(s1.owner, &s2);
+    ck_assert_ptr_null(s1.rows);
+    ck_assert_int_ge(waker.calls, 1);
+
+    set_send(&s2, "lobby", "u2", "c1", "caf\xc3\xa9\n\"q\"");
+    run1(&s2);
+    ck_assert_int_eq(s2.status, DB_OK);
+    ck_assert_int_eq(s2.id, s1.id + 1);
+
+    set_read(&rd, "lobby", -1, -1, 50);
+    run1(&rd);
+    ck_assert_int_eq(rd.status, DB_OK);
+    ck_assert_int_eq(rd.nrows, 2);
+    ck_assert_int_eq(rd.more, 0);
+    ck_assert_int_eq(rd.last_id, s2.id);
+    char want[512];
+    snprintf(want, sizeof want,
+             "{\"type\":\"message\",\"room\":\"lobby\",\"id\":%lld,\"ts\":%lld,"
+             "\"user\":{\"id\":\"u1\",\"name\":\"Ann \\\"A\\\"\"},\"text\":\"hello\","
+             "\"client_id\":\"c1\"},"
+             "{\"type\":\"message\",\"room\":\"lobby\",\"id\":%lld,\"ts\":%lld,"
+             "\"user\":{\"id\":\"u2\",\"name\":\"Name\"},\"text\":\"caf\xc3\xa9\\n\\\"q\\\"\","
+             "\"client_id\":\"c1\"}",
+             (long long)s1.id, (long long)s1.ts, (long long)s2.id, (long long)s2.ts);
+    ck_assert_uint_eq(rd.rows->len, strlen(want));
+    ck_assert_mem_eq(BUF_PAYLOAD(rd.rows), want, strlen(want));
+    buf_unref(rd.rows);
+    rd.rows = NULL;
+
+    struct db_stats st;
+    db_stats(db, &st);
+    ck_assert_uint_eq(st.stored, 2);
+    ck_assert_uint_eq(st.duplicates, 0);
+    ck_assert_uint_eq(st.failures, 0);
+    ck_assert_uint_eq(st.batches, 3);
+    ck_assert_int_eq(st.queue_depth, 0);
+}
+END_TEST
+
+START_TEST(test_read_empty_room)
+{
+    static struct db_req s, rd;
+    open_db(100, 100, 1000);
+    set_send(&s, "elsewhere", "u", "c", "x");
+    run1(&s);
+    set_read(&rd, "empty", -1, -1, 50);
+    run1(&rd);
+    ck_assert_int_eq(rd.status, DB_OK);
+    ck_assert_int_eq(rd.nrows, 0);
+    ck_assert_int_eq(rd.more, 0);
+    ck_assert_int_eq(rd.last_id, 0);
+    ck_assert(rd.rows == NULL || rd.rows->len == 0);
+    buf_unref(rd.rows);
+    rd.rows = NULL;
+    set_read(&rd, "empty", -1, 0, 50);
+    run1(&rd);
+    ck_assert_int_eq(rd.nrows, 0);
+    ck_assert_int_eq(rd.more, 0);
+    ck_assert_int_eq(rd.last_id, 0);
+    buf_unref(rd.rows);
+    rd.rows = NULL;
+}
+END_TEST
+
+/* 10 messages in "r", interleaved with 5 in "other". */
+static int64_t rid[10];
+
+static void fill_rooms(void)
+{
+    static struct db_req s[15];
+    static char cid[15][16];
+    int k = 0;
+    for (int i = 0; i < 15; i++) {
+        snprintf(cid[i], sizeof cid[i], "c%d", i);
+        set_send(&s[i], i % 3 == 2 ? "other" : "r", "u", cid[i], "t");
+        ck_assert_int_eq(db_submit(db, &s[i]), 0);
+    }
+    wait_done(ndone + 15);
+    for (int i = 0; i < 15; i++) {
+        ck_assert_int_eq(s[i].status, DB_OK);
+        if (i % 3 != 2)
+            rid[k++] = s[i].id;
+    }
+    ck_assert_int_eq(k, 10);
+    ndone = 0;
+}
+
+/* Runs a read and checks its ids are rid[first..first+n), more and last_id. */
+static void check_read(int64_t before, int64_t after, int limit, int first, int n, int more)
+{
+    static struct db_req rd;
+    set_read(&rd, "r", before, after, limit);
+    run1(&rd);
+    ck_assert_int_eq(rd.status, DB_OK);
+    int64_t ids[64];
+    int got = row_ids(&rd, ids, 64);
+    if (got != n || rd.more != more)
+        ck_abort_msg("read before=%lld after=%lld limit=%d: %d rows more=%d, want %d more=%d",
+                     (long long)before, (long long)after, limit, got, rd.more, n, more);
+    for (int i = 0; i < n; i++)
+        ck_assert_int_eq(ids[i], rid[first + i]);
+    ck_assert_int_eq(rd.last_id, rid[9]);
+    buf_unref(rd.rows);
+    rd.rows = NULL;
+    ndone = 0;
+}
+
+START_TEST(test_read_after)
+{
+    open_db(100, 100, 1000);
+    fill_rooms();
+    check_read(-1, 0, 3, 0, 3, 1);        /* from the first, ascending */
+    check_read(-1, 0, 10, 0, 10, 0);      /* exactly all: no more */
+    check_read(-1, 0, 200, 0, 10, 0);
+    check_read(-1, rid[2], 3, 3, 3, 1);   /* strictly after */
+    check_read(-1, rid[6], 3, 7, 3, 0);   /* the last three */
+    check_read(-1, rid[7], 5, 8, 2, 0);
+    check_read(-1, rid[9], 5, 0, 0, 0);   /* nothing newer */
+    check_read(rid[5], rid[2], 2, 3, 2, 1); /* after wins over before */
+}
+END_TEST
+
+START_TEST(test_read_latest_and_before)
+{
+    open_db(100, 100, 1000);
+    fill_rooms();
+    check_read(-1, -1, 3, 7, 3, 1);       /* latest three, oldest first */
+    check_read(-1, -1, 10, 0, 10, 0);
+    check_read(-1, -1, 50, 0, 10, 0);
+    check_read(rid[5], -1, 3, 2, 3, 1);   /* just below rid[5] */
+    check_read(rid[3], -1, 3, 0, 3, 0);   /* reaches the first: no more */
+    check_read(rid[3], -1, 10, 0, 3, 0);
+    check_read(rid[0], -1, 10, 0, 0, 0);  /* nothing older */
+    check_read(0, -1, 10, 0, 0, 0);
+    check_read(rid[9] + 1000, -1, 1, 9, 1, 1);
+}
+END_TEST
+
+START_TEST(test_ids_and_completion_order)
+{
+    enum { N = 300 };
+    static struct db_req r[N];
+    static char cid[N][16];
+    static const char *const rooms[] = {"a", "b", "c"};
+    open_db(1000, 16, 1000);
+    for (int i = 0; i < N; i++) {
+        if (i % 7 == 6)
+            set_read(&r[i], rooms[i % 3], -1, -1, 5);
+        else {
+            snprintf(cid[i], sizeof cid[i], "id-%d", i);
+            set_send(&r[i], rooms[i % 3], "u", cid[i], "x");
+        }
+        ck_assert_int_eq(db_submit(db, &r[i]), 0);
+        if (i % 50 == 0)
+            usleep(2000); /* spread over several batches */
+    }
+    wait_done(N);
+    int64_t last = 0;
+    for (int i = 0; i < N; i++) {
+        ck_assert_ptr_eq(done[i], &r[i]); /* completion order == submission order */
+        ck_assert_int_eq(r[i].status, DB_OK);
+        if (r[i].op == DB_SEND) {
+            ck_assert_int_gt(r[i].id, last); /* ids increase in submission order */
+            last = r[i].id;
+        } else {
+            /* A read sees every send submitted before it, and none after. */
+            int64_t ids[5];
+            int n = row_ids(&r[i], ids, 5);
+            int64_t newest = 0;
+            for (int j = i - 1; j >= 0; j--)
+                if (r[j].op == DB_SEND && !strcmp(r[j].room, r[i].room)) {
+                    newest = r[j].id;
+                    break;
+                }
+            ck_assert_int_eq(r[i].last_id, newest);
+            if (newest)
+                ck_assert_int_eq(ids[n - 1], newest);
+        }
+    }
+    free_done_rows();
+    struct db_stats st;
+    db_stats(db, &st);
+    ck_assert_uint_eq(st.stored, N - N / 7);
+    ck_assert_uint_eq(st.batch_sum, N);
+}
+END_TEST
+
+/* ---- group commit ---- */
+
+START_TEST(test_batching_natural)
+{
+    enum { N = 500 };
+    static struct db_req r[N];
+    static char cid[N][16];
+    open_db(1000, 1024, 1000);
+    for (int i = 0; i < N; i++) {
+        snprintf(cid[i], sizeof cid[i], "b%d", i);
+        set_send(&r[i], "lobby", "u", cid[i], "batched");
+        ck_assert_int_eq(db_submit(db, &r[i]), 0);
+    }
+    wait_done(N);
+    for (int i = 0; i < N; i++)
+        ck_assert_int_eq(r[i].status, DB_OK);
+    struct db_stats st;
+    db_stats(db, &st);
+    ck_assert_uint_eq(st.stored, N);
+    ck_assert_uint_eq(st.batch_sum, N);
+    ck_assert_uint_lt(st.batches, N);
+    uint64_t multi = 0, total = 0;
+    for (int i = 0; i < 8; i++) {
+        total += st.batch_hist[i];
+        if (i > 0)
+            multi += st.batch_hist[i];
+    }
+    ck_assert_uint_eq(total, st.batches);
+    ck_assert_uint_gt(multi, 0); /* some batch held more than one request */
+    close_db();
+    sqlite3 *c;
+    ck_assert_int_eq(sqlite3_open(path, &c), SQLITE_OK);
+    ck_assert_int_eq(query_int(c, "SELECT count(*) FROM messages"), N);
+    sqlite3_close(c);
+}
+END_TEST
+
+START_TEST(test_batching_exact)
+{
+    /* With the worker held on a lock, everything queued behind the first
+     * request goes into one transaction when the lock is released. */
+    enum { N = 500 };
+    static struct db_req r[N];
+    static char cid[N][16];
+    open_db(1000, 1024, 20000);
+    lock_writer();
+    for (int i = 0; i < N; i++) {
+        snprintf(cid[i], sizeof cid[i], "x%d", i);
+        set_send(&r[i], "lobby", "u", cid[i], "batched");
+    }
+    ck_assert_int_eq(db_submit(db, &r[0]), 0);
+    wait_queue_empty();
+    for (int i = 1; i < N; i++)
+        ck_assert_int_eq(db_submit(db, &r[i]), 0);
+    struct db_stats st;
+    db_stats(db, &st);
+    ck_assert_int_eq(st.queue_depth, N - 1);
+    unlock_writer();
+    wait_done(N);
+    for (int i = 0; i < N; i++) {
+        ck_assert_int_eq(r[i].status, DB_OK);
+        ck_assert_ptr_eq(done[i], &r[i]);
+    }
+    db_stats(db, &st);
+    ck_assert_uint_eq(st.batches, 2);
+    ck_assert_uint_eq(st.batch_hist[0], 1); /* size 1 */
+    ck_assert_uint_eq(st.batch_hist[5], 1); /* 257-1024: the 499 */
+    ck_assert_uint_eq(st.stored, N);
+    ck_assert_uint_eq(st.batch_sum, N);
+    uint64_t commits = 0;
+    for (int i = 0; i < 8; i++)
+        commits += st.commit_hist[i];
+    ck_assert_uint_eq(commits, 2);
+}
+END_TEST
+
+START_TEST(test_batch_max)
+{
+    enum { N = 501 };
+    static struct db_req r[N];
+    static char cid[N][16];
+    open_db(1000, 100, 20000);
+    lock_writer();
+    for (int i = 0; i < N; i++) {
+        snprintf(cid[i], sizeof cid[i], "m%d", i);
+        set_send(&r[i], "lobby", "u", cid[i], "capped");
+    }
+    ck_assert_int_eq(db_submit(db, &r[0]), 0);
+    wait_queue_empty();
+    for (int i = 1; i < N; i++)
+        ck_assert_int_eq(db_submit(db, &r[i]), 0);
+    unlock_writer();
+    wait_done(N);
+    struct db_stats st;
+    db_stats(db, &st);
+    ck_assert_uint_eq(st.batches, 6);       /* 1, then 100 x 5 */
+    ck_assert_uint_eq(st.batch_hist[0], 1);
+    ck_assert_uint_eq(st.batch_hist[4], 5); /* 65-256 */
+    ck_assert_uint_eq(st.stored, N);
+}
+END_TEST
+
+START_TEST(test_read_after_send_same_batch)
+{
+    static struct db_req first, s, rd;
+    open_db(100, 100, 20000);
+    lock_writer();
+    set_send(&first, "lobby", "u", "c0", "zero");
+    ck_assert_int_eq(db_submit(db, &first), 0);
+    wait_queue_empty();
+    set_send(&s, "lobby", "u", "c1", "one");
+    set_read(&rd, "lobby", -1, -1, 50);
+    ck_assert_int_eq(db_submit(db, &s), 0);
+    ck_assert_int_eq(db_submit(db, &rd), 0);
+    unlock_writer();
+    wait_done(3);
+    struct db_stats st;
+    db_stats(db, &st);
+    ck_assert_uint_eq(st.batches, 2);
+    ck_assert_uint_eq(st.batch_hist[1], 1); /* send + read together */
+    ck_assert_int_eq(s.status, DB_OK);
+    int64_t ids[4];
+    ck_assert_int_eq(row_ids(&rd, ids, 4), 2);
+    ck_assert_int_eq(ids[0], first.id);
+    ck_assert_int_eq(ids[1], s.id);
+    ck_assert_int_eq(rd.last_id, s.id);
+    free_done_rows();
+}
+END_TEST
+
+/* ---- idempotency ---- */
+
+START_TEST(test_idempotency)
+{
+    static struct db_req a, b, c, d, e, f;
+    open_db(100, 100, 1000);
+    set_send(&a, "lobby", "u1", "k1", "first");
+    run1(&a);
+    ck_assert_int_eq(a.duplicate, 0);
+    usleep(5000); /* a later ts, were it a new message */
+    set_send(&b, "lobby", "u1", "k1", "second text");
+    run1(&b);
+    ck_assert_int_eq(b.status, DB_OK);
+    ck_assert_int_eq(b.duplicate, 1);
+    ck_assert_int_eq(b.id, a.id);
+    ck_assert_int_eq(b.ts, a.ts);
+    /* Another user with the same client_id: a new message. */
+    set_send(&c, "lobby", "u2", "k1", "third");
+    run1(&c);
+    ck_assert_int_eq(c.duplicate, 0);
+    ck_assert_int_gt(c.id, a.id);
+    /* The same user in another room: a new message. */
+    set_send(&d, "other", "u1", "k1", "fourth");
+    run1(&d);
+    ck_assert_int_eq(d.duplicate, 0);
+    ck_assert_int_gt(d.id, c.id);
+    /* Two identical sends in one batch: the second is the duplicate. */
+    lock_writer();
+    static struct db_req hold;
+    set_send(&hold, "lobby", "u9", "h", "hold");
+    ck_assert_int_eq(db_submit(db, &hold), 0);
+    wait_queue_empty();
+    set_send(&e, "lobby", "u3", "k2", "x");
+    set_send(&f, "lobby", "u3", "k2", "x");
+    ck_assert_int_eq(db_submit(db, &e), 0);
+    ck_assert_int_eq(db_submit(db, &f), 0);
+    unlock_writer();
+    wait_done(ndone + 3);
+    ck_assert_int_eq(e.duplicate, 0);
+    ck_assert_int_eq(f.duplicate, 1);
+    ck_assert_int_eq(f.id, e.id);
+    ck_assert_int_eq(f.ts, e.ts);
+    struct db_stats st;
+    db_stats(db, &st);
+    ck_assert_uint_eq(st.stored, 5);
+    ck_assert_uint_eq(st.duplicates, 2);
+    /* The first text is the one kept. */
+    static struct db_req rd;
+    set_read(&rd, "lobby", a.id + 1, -1, 1);
+    run1(&rd);
+    ck_assert_int_eq(rd.nrows, 1);
+    ck_assert_ptr_nonnull(memmem(BUF_PAYLOAD(rd.rows), rd.rows->len, "\"text\":\"first\"", 14));
+    free_done_rows();
+}
+END_TEST
+
+START_TEST(test_restart_keeps_idempotency)
+{
+    static struct db_req a, b, c;
+    open_db(100, 100, 1000);
+    set_send(&a, "lobby", "u1", "k1", "before restart");
+    run1(&a);
+    ck_assert_int_eq(a.status, DB_OK);
+    close_db();
+    usleep(5000);
+    open_db(100, 100, 1000);
+    set_send(&b, "lobby", "u1", "k1", "before restart");
+    run1(&b);
+    ck_assert_int_eq(b.status, DB_OK);
+    ck_assert_int_eq(b.duplicate, 1);
+    ck_assert_int_eq(b.id, a.id);
+    ck_assert_int_eq(b.ts, a.ts);
+    set_send(&c, "lobby", "u1", "k2", "new");
+    run1(&c);
+    ck_assert_int_eq(c.duplicate, 0);
+    ck_assert_int_gt(c.id, a.id); /* ids may have gaps (a duplicate can use one up) */
+}
+END_TEST
+
+START_TEST(test_stop_commits_queued)
+{
+    enum { N = 50 };
+    static struct db_req r[N], late;
+    static char cid[N][16];
+    open_db(100, 8, 1000);
+    for (int i = 0; i < N; i++) {
+        snprintf(cid[i], sizeof cid[i], "s%d", i);
+        set_send(&r[i], "lobby", "u", cid[i], "x");
+        ck_assert_int_eq(db_submit(db, &r[i]), 0);
+    }
+    db_stop(db);
+    set_send(&late, "lobby", "u", "late", "x");
+    late.id = 12345;
+    ck_assert_int_eq(db_submit(db, &late), -1); /* stopping: refused */
+    db_take_done(db, collect, &ndone);
+    ck_assert_int_eq(ndone, N);
+    for (int i = 0; i < N; i++) {
+        ck_assert_ptr_eq(done[i], &r[i]);
+        ck_assert_int_eq(r[i].status, DB_OK);
+    }
+    ndone = 0;
+    db_close(db);
+    db = NULL;
+    sqlite3 *c;
+    ck_assert_int_eq(sqlite3_open(path, &c), SQLITE_OK);
+    ck_assert_int_eq(query_int(c, "SELECT count(*) FROM messages"), N);
+    sqlite3_close(c);
+}
+END_TEST
+
+START_TEST(test_close_drops_done_rows)
+{
+    /* Completed reads never taken: db_close frees their rows (ASan checks). */
+    static struct db_req s, rd[3];
+    open_db(100, 100, 1000);
+    set_send(&s, "lobby", "u", "c", "x");
+    run1(&s);
+    ndone = 0;
+    for (int i = 0; i < 3; i++) {
+        set_read(&rd[i], "lobby", -1, -1, 10);
+        ck_assert_int_eq(db_submit(db, &rd[i]), 0);
+    }
+    db_stop(db);
+    db_close(db);
+    db = NULL;
+    for (int i = 0; i < 3; i++)
+        ck_assert_ptr_null(rd[i].rows);
+}
+END_TEST
+
+/* ---- the queue bound, and a locked database ---- */
+
+START_TEST(test_queue_bound_and_busy)
+{
+    static struct db_req r[4], after, rd;
+    open_db(2, 1, 200);
+    lock_writer();
+    for (int i = 0; i < 4; i++)
+        set_send(&r[i], "lobby", "u", i == 0 ? "q0" : i == 1 ? "q1" : i == 2 ? "q2" : "q3", "x");
+    double t0 = mono_s();
+    ck_assert_int_eq(db_submit(db, &r[0]), 0);
+    wait_queue_empty(); /* the worker holds r[0], waiting on the lock */
+    ck_assert_int_eq(db_submit(db, &r[1]), 0);
+    ck_assert_int_eq(db_submit(db, &r[2]), 0);
+    ck_assert_int_eq(db_submit(db, &r[3]), -1); /* full */
+    struct db_stats st;
+    db_stats(db, &st);
+    ck_assert_int_eq(st.queue_depth, 2);
+    /* The queued requests fail with DB_BUSY after busy_ms each: no hang. */
+    wait_done(3);
+    double took = mono_s() - t0;
+    ck_assert(took < 10.0);
+    for (int i = 0; i < 3; i++) {
+        ck_assert_ptr_eq(done[i], &r[i]);
+        ck_assert_int_eq(r[i].status, DB_BUSY);
+        ck_assert_ptr_null(r[i].rows);
+    }
+    db_stats(db, &st);
+    ck_assert_uint_eq(st.failures, 3);
+    ck_assert_uint_eq(st.stored, 0);
+    /* Reads still work while another connection writes (WAL). */
+    set_read(&rd, "lobby", -1, -1, 10);
+    run1(&rd);
+    ck_assert_int_eq(rd.status, DB_OK);
+    ck_assert_int_eq(rd.nrows, 0);
+    /* Once the lock is gone, sends succeed again; the refused one was never
+     * queued and can be submitted now. */
+    unlock_writer();
+    set_send(&after, "lobby", "u", "q9", "x");
+    run1(&after);
+    ck_assert_int_eq(after.status, DB_OK);
+    run1(&r[3]);
+    ck_assert_int_eq(r[3].status, DB_OK);
+    ck_assert_int_eq(r[3].id, after.id + 1);
+    free_done_rows();
+}
+END_TEST
+
+START_TEST(test_refused_submit_leaves_request_untouched)
+{
+    /* db.h: when db_submit returns -1, "r is untouched and stays the
+     * caller's" -- its fields, outputs included, are as the caller left them. */
+    static struct db_req r;
+    open_db(1, 1, 1000);
+    db_stop(db);
+    struct buf *mine = buf_new(16);
+    set_read(&r, "lobby", -1, -1, 10);
+    r.rows = mine;
+    r.status = DB_FAILED;
+    r.id = 7;
+    r.nrows = 3;
+    r.last_id = 9;
+    ck_assert_int_eq(db_submit(db, &r), -1);
+    struct db_req seen = r;
+    buf_unref(mine); /* free it before asserting, so a failure does not leak */
+    ck_assert_ptr_eq(seen.rows, mine);
+    ck_assert_int_eq(seen.status, DB_FAILED);
+    ck_assert_int_eq(seen.id, 7);
+    ck_assert_int_eq(seen.nrows, 3);
+    ck_assert_int_eq(seen.last_id, 9);
+}
+END_TEST
+
+static Suite *db_suite(void)
+{
+    Suite *s = suite_create("db");
+    TCase *tc = tcase_create("db");
+    tcase_set_timeout(tc, 60);
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_open_migrates);
+    tcase_add_test(tc, test_open_newer_schema);
+    tcase_add_test(tc, test_open_unwritable);
+    tcase_add_test(tc, test_open_corrupt);
+    tcase_add_test(tc, test_setting);
+    tcase_add_test(tc, test_send_and_read);
+    tcase_add_test(tc, test_read_empty_room);
+    tcase_add_test(tc, test_read_after);
+    tcase_add_test(tc, test_read_latest_and_before);
+    tcase_add_test(tc, test_ids_and_completion_order);
+    tcase_add_test(tc, test_batching_natural);
+    tcase_add_test(tc, test_batching_exact);
+    tcase_add_test(tc, test_batch_max);
+    tcase_add_test(tc, test_read_after_send_same_batch);
+    tcase_add_test(tc, test_idempotency);
+    tcase_add_test(tc, test_restart_keeps_idempotency);
+    tcase_add_test(tc, test_stop_commits_queued);
+    tcase_add_test(tc, test_close_drops_done_rows);
+    tcase_add_test(tc, test_queue_bound_and_busy);
+    tcase_add_test(tc, test_refused_submit_leaves_request_untouched);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(db_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed != 0;
+}
