@@ -10,8 +10,10 @@
  * One room per connection (a second join moves the connection).  It follows
  * the usual lws minimal-example pattern: each room has a ring of outgoing
  * messages, each connection a tail into it; a broadcast asks every member for
- * a WRITEABLE callback, and each WRITEABLE callback writes one frame (replies
- * to the connection itself first) and asks for another if more are waiting.
+ * a WRITEABLE callback, and each WRITEABLE callback writes one frame and asks
+ * for another if more are waiting.  Replies to the connection itself (acks
+ * etc.) keep their place in line with the room's messages (FIFO per
+ * connection), so a sender's acks are paced by its own fan-out.
  * A member that falls a whole ring behind is closed with 1013.
  *
  * usage: lws-broadcast [--port 8090] [--ring 4096]
@@ -30,6 +32,7 @@
 
 struct qmsg { /* a reply for one connection */
     struct qmsg *next;
+    uint64_t after; /* room sequence number this reply must follow (FIFO with the room's messages) */
     size_t len;
     unsigned char buf[]; /* LWS_PRE + payload */
 };
@@ -167,6 +170,7 @@ static void reply(struct pss *p, struct sb *s)
     if (!m)
         abort();
     m->next = NULL;
+    m->after = p->room ? p->room->head : 0;
     m->len = s->len - LWS_PRE;
     memcpy(m->buf, s->b, s->len);
     free(s->b);
@@ -245,6 +249,12 @@ static void presence(struct pss *p, const char *event)
     room_broadcast(p->room, &s, p);
 }
 
+static void queue_unpin(struct pss *p)
+{
+    for (struct qmsg *m = p->qhead; m; m = m->next)
+        m->after = 0;
+}
+
 static void room_leave(struct pss *p)
 {
     struct room *r = p->room;
@@ -258,12 +268,14 @@ static void room_leave(struct pss *p)
         p->rnext->rprev = p->rprev;
     p->rnext = p->rprev = NULL;
     r->nmembers--;
+    queue_unpin(p);
     presence(p, "leave");
     p->room = NULL;
 }
 
 static void room_join(struct pss *p, struct room *r)
 {
+    queue_unpin(p);
     p->rprev = NULL;
     p->rnext = r->members;
     if (r->members)
@@ -439,7 +451,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_SERVER_WRITEABLE: {
         if (p->doomed)
             return -1;
-        if (p->qhead) { /* replies to this connection first */
+        if (p->qhead && (!p->room || p->tail >= p->qhead->after)) { /* a reply, in its turn */
             struct qmsg *m = p->qhead;
             p->qhead = m->next;
             if (!p->qhead)
@@ -452,6 +464,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
             struct room *r = p->room;
             if (r->head - p->tail > ring_size) {
                 stat_lagged++;
+                p->doomed = 1;
                 lws_close_reason(wsi, (enum lws_close_status)1013, NULL, 0);
                 return -1;
             }

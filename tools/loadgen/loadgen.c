@@ -152,7 +152,7 @@ static struct {
     int window; /* max unacked per sender; 0 = unlimited (only with --rate > 0) */
     int connect_batch, max_pending;
     /* capacity */
-    double step_seconds, step_factor, max_rate, p99_limit_ms;
+    double step_seconds, step_factor, refine_factor, max_rate, p99_limit_ms;
     int max_steps;
     char label[64];
 } opt = {
@@ -493,7 +493,7 @@ static void conn_close(conn_t *c, bool by_error)
         return;
     if (c->state == C_READY) {
         room_members[c->room]--;
-        if (phase != P_SETUP && phase != P_DONE)
+        if (phase != P_DONE)
             st.closed_during_run++;
     } else if (c->state >= C_CONNECTING && c->state <= C_JOINING) {
         pending--;
@@ -1212,7 +1212,7 @@ static void report_run(void)
     printf("deliveries %" PRIu64 ", expected %" PRIu64 " (acked x members, open connections), missing %" PRIu64
            ", duplicates %" PRIu64 "\n",
            st.deliveries, exp, miss, st.duplicates);
-    printf("connections closed during run %" PRIu64 ", dropped without close frame %" PRIu64 "\n", st.closed_during_run,
+    printf("connections closed after joining %" PRIu64 ", dropped without close frame %" PRIu64 "\n", st.closed_during_run,
            st.dropped);
     printf("errors: %s\nclose codes: %s\n", n_err_codes ? errs : "none", n_close_codes ? closes : "none");
     if (opt.server_pid)
@@ -1273,6 +1273,8 @@ static void usage(void)
             "  --capacity          step the rate up by --step-factor every --step-seconds until p99 >\n"
             "                      --p99-limit-ms or missing > 0; report the best passing step\n"
             "  --step-seconds S    (default 3)  --step-factor F (default 1.25)  --max-rate X  --max-steps N (40)\n"
+            "  --refine-factor F   after the first failing step, cool down and climb again from the\n"
+            "                      best passing rate by this factor (e.g. 1.1; default off)\n"
             "  --p99-limit-ms MS   (default 100)\n"
             "  --src-addrs K       spread source addresses over 127.0.0.1..127.0.0.K (default 4)\n"
             "  --connect-batch N   connects per 10 ms tick (default 200)\n"
@@ -1349,7 +1351,7 @@ int main(int argc, char **argv)
         {"interval", 1, 0, 'v'},      {"capacity", 0, 0, 'C'},      {"step-seconds", 1, 0, 1},
         {"step-factor", 1, 0, 2},     {"max-rate", 1, 0, 3},        {"p99-limit-ms", 1, 0, 4},
         {"max-steps", 1, 0, 5},       {"connect-batch", 1, 0, 6},   {"max-pending", 1, 0, 7},
-        {"label", 1, 0, 8},           {"settle", 1, 0, 9},           {"help", 0, 0, '?'},          {0, 0, 0, 0}};
+        {"label", 1, 0, 8},           {"settle", 1, 0, 9},          {"refine-factor", 1, 0, 10},           {"help", 0, 0, '?'},          {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (ch) {
@@ -1382,6 +1384,7 @@ int main(int argc, char **argv)
         case 7: opt.max_pending = atoi(optarg); break;
         case 8: snprintf(opt.label, sizeof opt.label, "%s", optarg); break;
         case 9: opt.settle = atof(optarg); break;
+        case 10: opt.refine_factor = atof(optarg); break;
         default: usage();
         }
     }
@@ -1436,7 +1439,7 @@ int main(int argc, char **argv)
     t_start = now_ns();
     hard_deadline = t_start + (uint64_t)((opt.setup_timeout + opt.settle + opt.warmup + opt.duration + opt.drain + opt.idle_wait + 10) * 1e9);
     if (opt.capacity)
-        hard_deadline += (uint64_t)((opt.step_seconds + 3.0) * opt.max_steps * 1e9);
+        hard_deadline += (uint64_t)(((opt.step_seconds + 3.0) * opt.max_steps + 15) * 1e9);
     uint64_t setup_deadline = t_start + (uint64_t)(opt.setup_timeout * 1e9);
     int next_conn = 0;
     uint64_t last_batch = 0, next_ivl = t_start + (uint64_t)(opt.interval * 1e9), drain_check = 0;
@@ -1448,7 +1451,10 @@ int main(int argc, char **argv)
     uint64_t step_end = 0, step_drain_end = 0;
     bool step_draining = false;
     step_t best = {0}, cur = {0};
-    bool have_best = false;
+    bool have_best = false, have_fail = false, refining = false, cooling = false, start_step = false;
+    step_t fail = {0};
+    uint64_t cool_end = 0;
+    double pending_rate = 0;
     uint64_t step_sent0 = 0, step_acked0 = 0, step_err0 = 0, step_closed0 = 0, step_deliv0 = 0;
     int exit_code = 0;
 
@@ -1539,7 +1545,9 @@ int main(int argc, char **argv)
             break;
         case P_RUN:
             if (opt.capacity) {
-                if (!step_draining) {
+                if (cooling || start_step) {
+                    /* handled below */
+                } else if (!step_draining) {
                     pump_senders(now);
                     if (now >= step_end) {
                         sending = false;
@@ -1572,15 +1580,52 @@ int main(int argc, char **argv)
                                    st.skipped_backlog == 0;
                         run_capacity_step_report(&cur, step);
                         if (cur.pass) {
-                            best = cur;
+                            if (!have_best || cur.dps > best.dps)
+                                best = cur;
                             have_best = true;
+                        } else if (!have_fail || cur.rate < fail.rate) {
+                            fail = cur;
+                            have_fail = true;
                         }
                         step++;
-                        double next_rate = cur.rate * opt.step_factor;
-                        if (!cur.pass || step >= opt.max_steps || next_rate > opt.max_rate || ready_alive() == 0) {
+                        double next_rate = cur.rate * (refining ? opt.refine_factor : opt.step_factor);
+                        if (!cur.pass && opt.refine_factor > 1 && !refining && have_best && cur.closed == 0) {
+                            /* coarse search failed: cool down, then walk up from the best in finer steps */
+                            refining = true;
+                            next_rate = best.rate * opt.refine_factor;
+                            cooling = true;
+                            cool_end = now + 10000000000ull;
+                        } else if (!cur.pass) {
                             phase = P_DONE;
                             break;
                         }
+                        if (step >= opt.max_steps || next_rate > opt.max_rate || ready_alive() == 0 ||
+                            (have_fail && next_rate >= fail.rate * 0.999)) {
+                            phase = P_DONE;
+                            break;
+                        }
+                        pending_rate = next_rate;
+                        step_draining = false;
+                        start_step = !cooling;
+                    }
+                }
+                if (cooling && (now - drain_check > 10000000ull || now >= cool_end)) {
+                    drain_check = now;
+                    uint64_t e, r, m;
+                    missing_now(&e, &r, &m);
+                    if (m == 0 && unresolved() == 0) {
+                        cooling = false;
+                        start_step = true;
+                    } else if (now >= cool_end) {
+                        if (!opt.json)
+                            fprintf(stderr, "parley-loadgen: server did not catch up after a failed step, stopping\n");
+                        phase = P_DONE;
+                        break;
+                    }
+                }
+                if (start_step) {
+                        start_step = false;
+                        double next_rate = pending_rate;
                         /* next step */
                         memset(&cur, 0, sizeof cur);
                         cur.rate = opt.rate = next_rate;
@@ -1599,7 +1644,6 @@ int main(int argc, char **argv)
                         step_end = now + (uint64_t)(opt.step_seconds * 1e9);
                         srv_before = read_proc(opt.server_pid);
                         self_before = self_cpu_s();
-                    }
                 }
                 break;
             }
@@ -1644,7 +1688,7 @@ int main(int argc, char **argv)
                    "\"server_rss_kb\":%ld,\"errors\":{%s},\"close_codes\":{%s}}\n",
                    opt.label, opt.clients, opt.rooms, nsenders, opt.size, st.ready, step, have_best ? "true" : "false",
                    best.rate, best.dps, best.p50, best.p99, best.p999, best.max, best.srv_cpu_pct, best.self_cpu_pct,
-                   cur.pass ? 0 : cur.rate, cur.pass ? 0 : cur.p99, cur.pass ? 0 : cur.missing, s.rss_kb, errs, closes);
+                   have_fail ? fail.rate : 0, have_fail ? fail.p99 : 0, have_fail ? fail.missing : 0, s.rss_kb, errs, closes);
         else if (have_best)
             printf("capacity: %.0f deliveries/s (%.0f msgs/s in x %d members), p99 %" PRIu64 " us < %.0f ms, no missing\n",
                    best.dps, best.rate, members, best.p99, opt.p99_limit_ms);
