@@ -4,7 +4,7 @@
  *
  * and gets a chat button that opens a panel holding the chat in an iframe
  * served by Parley (/embed), so neither page can break the other. The
- * button lives in a closed shadow root; the host talks to the widget through
+ * button lives in a shadow root; the host talks to the widget through
  * window.Parley, window.postMessage and DOM events on window. Options, events
  * and the token handoff: docs/widget.md.
  */
@@ -79,7 +79,7 @@
     host = document.createElement('parley-widget');
     host.style.setProperty('all', 'initial', 'important');
     host.style.setProperty('display', 'block', 'important');
-    root = host.attachShadow({ mode: 'closed' });
+    root = host.attachShadow({ mode: 'open' });
     var style = document.createElement('style');
     style.textContent = CSS_TEXT;
     var wrap = document.createElement('div');
