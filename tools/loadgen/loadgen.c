@@ -172,7 +172,7 @@ static struct {
     .settle = 30,
     .interval = 0,
     .server_pid = 0,
-    .src_addrs = 4,
+    .src_addrs = 8,
     .window = 0,
     .connect_batch = 200,
     .max_pending = 1000,
@@ -1276,7 +1276,7 @@ static void usage(void)
             "  --refine-factor F   after the first failing step, cool down and climb again from the\n"
             "                      best passing rate by this factor (e.g. 1.1; default off)\n"
             "  --p99-limit-ms MS   (default 100)\n"
-            "  --src-addrs K       spread source addresses over 127.0.0.1..127.0.0.K (default 4)\n"
+            "  --src-addrs K       spread source addresses over 127.0.0.1..127.0.0.K (default 8)\n"
             "  --connect-batch N   connects per 10 ms tick (default 200)\n"
             "  --max-pending N     max connections in setup at once (default 1000)\n"
             "  --interval S        print a progress line every S seconds to stderr\n"
