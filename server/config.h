@@ -31,6 +31,7 @@ struct config {
     long retention_days;
     long max_messages_per_room;
     long prune_interval; /* seconds */
+    long max_header_bytes;
 
     int norigins; /* parsed from `origins` */
     char *origin_list[CONFIG_MAX_ORIGINS];

@@ -115,7 +115,9 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 static const struct lws_protocols protocols[] = {
     /* tx_packet_size lets one batched write (SESSION_WRITE_MAX) go to the
      * socket in one send instead of being cut at the rx buffer size. */
-    {"parley", callback, sizeof(struct conn), 4096, 0, NULL, SESSION_WRITE_MAX + 64},
+    /* A 512-byte receive buffer per connection: bigger messages arrive in
+     * pieces and are reassembled in the session anyway. */
+    {"parley", callback, sizeof(struct conn), 512, 0, NULL, SESSION_WRITE_MAX + 64},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
@@ -152,7 +154,9 @@ int server_start(struct server *srv)
     info.protocols = protocols;
     info.mounts = make_mounts(cfg);
     info.user = srv;
-    info.max_http_header_data = 8192;
+    /* libwebsockets keeps a WebSocket's header table for the connection's
+     * whole life: this is per-connection memory, so it stays modest. */
+    info.max_http_header_data = (unsigned short)cfg->max_header_bytes;
     info.options = LWS_SERVER_OPTION_DISABLE_IPV6 * !!cfg->bind;
     if (cfg->tls_cert) {
         info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
