@@ -286,20 +286,36 @@ test('too_long: empty text and 4001 code points refused; 4000 code points (astra
   assert.equal(h[0].text, text);
 });
 
-test('rate_limited: a fresh connection may send burst (20) at once; the rest of 25 are refused and not stored', async () => {
-  const c = await g('Spammer');
-  const obs = await g('Observer');
-  const r = room();
+/** Sends n messages at once from a fresh connection; resolves {answers by index, ms, c, r, obs}. */
+async function burst(server, n, tag) {
+  const c = await guest(server, 'Spammer');
+  const obs = await guest(server, 'Observer');
+  clients.push(c, obs);
+  const r = room(tag);
   await c.join(r);
   await obs.join(r);
-  for (let i = 0; i < 25; i++) c.send({ type: 'send', room: r, text: `s${i}`, client_id: `rl-${i}`, ref: `rl-${i}` });
+  const t0 = Date.now();
+  for (let i = 0; i < n; i++) c.send({ type: 'send', room: r, text: `s${i}`, client_id: `${tag}-${i}`, ref: `${tag}-${i}` });
   const answers = [];
-  for (let i = 0; i < 25; i++) answers.push(await c.next((m) => (m.type === 'ack' || m.type === 'error') && m.ref?.startsWith('rl-')));
+  for (let i = 0; i < n; i++)
+    answers.push(await c.next((m) => (m.type === 'ack' || m.type === 'error') && m.ref?.startsWith(`${tag}-`)));
+  const ms = Date.now() - t0;
   const byRef = Object.fromEntries(answers.map((a) => [a.ref, a]));
-  for (let i = 0; i < 20; i++) assert.equal(byRef[`rl-${i}`]?.type, 'ack', `send ${i}: ${JSON.stringify(byRef[`rl-${i}`])}`);
-  for (let i = 20; i < 25; i++)
-    assert.deepEqual([byRef[`rl-${i}`]?.type, byRef[`rl-${i}`]?.code], ['error', 'rate_limited'], `send ${i}`);
-  const stored = sqlite(srv.dbPath, `SELECT client_id FROM messages WHERE room = '${r}' ORDER BY id`);
+  return { byIndex: Array.from({ length: n }, (_, i) => byRef[`${tag}-${i}`]), ms, c, r, obs };
+}
+
+test('rate_limited: with no refill (--rate 0.001), exactly burst (20) of 25 sends succeed; the rest are refused and not stored', async (t) => {
+  const s = await startServer({ args: ['--rate', '0.001'] });
+  t.after(async () => {
+    const x = await s.stop();
+    assert.equal(x.code, 0);
+    s.cleanup();
+  });
+  const { byIndex, r, obs } = await burst(s, 25, 'rl');
+  byIndex.slice(0, 20).forEach((a, i) => assert.equal(a?.type, 'ack', `send ${i}: ${JSON.stringify(a)}`));
+  byIndex.slice(20).forEach((a, i) =>
+    assert.deepEqual([a?.type, a?.code], ['error', 'rate_limited'], `send ${20 + i}: ${JSON.stringify(a)}`));
+  const stored = sqlite(s.dbPath, `SELECT client_id FROM messages WHERE room = '${r}' ORDER BY id`);
   assert.deepEqual(stored.map((x) => x.client_id), Array.from({ length: 20 }, (_, i) => `rl-${i}`));
   // The observer gets exactly the 20.
   const got = [];
@@ -307,9 +323,22 @@ test('rate_limited: a fresh connection may send burst (20) at once; the rest of 
   await obs.barrier();
   assert.equal(obs.peek('message').length, 0);
   assert.deepEqual(got.map((m) => m.client_id), Array.from({ length: 20 }, (_, i) => `rl-${i}`));
-  // The bucket refills at rate_per_s (10/s): after ~0.25 s, at least one more fits.
+});
+
+test('rate_limited: defaults (10/s, burst 20): the first 20 of 30 at once succeed, the excess beyond the refill is refused; the bucket refills', async () => {
+  const { byIndex, ms, c, r } = await burst(srv, 30, 'rd');
+  byIndex.slice(0, 20).forEach((a, i) => assert.equal(a?.type, 'ack', `send ${i}: ${JSON.stringify(a)}`));
+  for (const a of byIndex) assert.ok(a.type === 'ack' || a.code === 'rate_limited', JSON.stringify(a));
+  const acks = byIndex.filter((a) => a.type === 'ack').length;
+  // At 10 tokens per second, at most 1 + 10 * seconds elapsed beyond the burst.
+  assert.ok(acks <= 20 + 1 + Math.floor((ms / 1000) * 10), `${acks} acks in ${ms} ms`);
+  assert.ok(acks < 30, 'nothing was rate limited');
+  // Refused ones are not stored.
+  const stored = sqlite(srv.dbPath, `SELECT count(*) AS n FROM messages WHERE room = '${r}'`);
+  assert.equal(stored[0].n, acks);
+  // The bucket refills at rate_per_s (10/s): after 0.3 s at least one more fits.
   await sleep(300);
-  const ack = await c.say(r, 'later', 'rl-later');
+  const ack = await c.say(r, 'later', 'rd-later');
   assert.equal(ack.type, 'ack');
 });
 
