@@ -376,6 +376,54 @@ START_TEST(test_open_corrupt)
 }
 END_TEST
 
+START_TEST(test_open_damaged_pages)
+{
+    /* A real database whose table pages were overwritten: PRAGMA quick_check
+     * reports the damage in its result rows, and db_open must refuse it. */
+    enum { N = 400 };
+    static struct db_req r[N];
+    static char cid[N][16];
+    static char text[200];
+    memset(text, 'w', sizeof text - 1);
+    open_db(1000, 1024, 1000);
+    for (int i = 0; i < N; i++) {
+        snprintf(cid[i], sizeof cid[i], "d%d", i);
+        set_send(&r[i], "lobby", "u", cid[i], text);
+        ck_assert_int_eq(db_submit(db, &r[i]), 0);
+    }
+    wait_done(N);
+    close_db();
+    FILE *f = fopen(path, "r+b");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
+    long size = ftell(f);
+    ck_assert_int_gt(size, 4096 * 12);
+    for (long pg = 3; pg < 8; pg++) {
+        ck_assert_int_eq(fseek(f, pg * 4096 + 20, SEEK_SET), 0);
+        for (int i = 0; i < 2000; i++)
+            fputc((i * 131 + 7) & 0xff, f);
+    }
+    fclose(f);
+    /* The damage is real: quick_check does not answer "ok". */
+    sqlite3 *c;
+    sqlite3_stmt *st;
+    ck_assert_int_eq(sqlite3_open(path, &c), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_prepare_v2(c, "PRAGMA quick_check", -1, &st, NULL), SQLITE_OK);
+    int rc = sqlite3_step(st);
+    int ok = rc == SQLITE_ROW && !strcmp((const char *)sqlite3_column_text(st, 0), "ok");
+    sqlite3_finalize(st);
+    sqlite3_close(c);
+    ck_assert_int_eq(ok, 0);
+    char err[256] = "";
+    struct db_options o = options(10, 10, 100);
+    db = db_open(&o, err, sizeof err);
+    if (db)
+        ck_abort_msg("db_open accepted a database that fails PRAGMA quick_check");
+    ck_assert_int_gt(strlen(err), 0);
+    ck_assert_ptr_nonnull(strstr(err, path));
+}
+END_TEST
+
 START_TEST(test_setting)
 {
     open_db(10, 10, 1000);
@@ -941,6 +989,7 @@ static Suite *db_suite(void)
     tcase_add_test(tc, test_open_newer_schema);
     tcase_add_test(tc, test_open_unwritable);
     tcase_add_test(tc, test_open_corrupt);
+    tcase_add_test(tc, test_open_damaged_pages);
     tcase_add_test(tc, test_setting);
     tcase_add_test(tc, test_send_and_read);
     tcase_add_test(tc, test_read_empty_room);
