@@ -167,6 +167,51 @@ START_TEST(test_missing_or_bad_exp)
 }
 END_TEST
 
+START_TEST(test_exp_out_of_range)
+{
+    /* A signed token with an exp beyond int64 seconds: either refused, or
+     * accepted with an exp still in the future -- never a wrapped value. */
+    static const char *const exps[] = {"1e300", "9.3e18", "1e19"};
+    for (size_t i = 0; i < sizeof exps / sizeof exps[0]; i++) {
+        char payload[128];
+        snprintf(payload, sizeof payload, "{\"sub\":\"u\",\"name\":\"N\",\"exp\":%s}", exps[i]);
+        char *t = build(HS256, payload, SECRET, NULL);
+        struct jwt_claims c;
+        const char *why;
+        int rc = jwt_verify(t, SECRET, SLEN, NOW, &c, &why);
+        int64_t exp = c.exp;
+        jwt_claims_free(&c);
+        free(t);
+        if (rc == 0 && exp <= NOW)
+            ck_abort_msg("exp %s accepted as %lld", exps[i], (long long)exp);
+    }
+}
+END_TEST
+
+START_TEST(test_refused_claims_empty)
+{
+    /* jwt.h: on -1, "*c empty" -- nothing of a refused token is left in it. */
+    static const char *const payloads[] = {
+        "{\"sub\":\"u\",\"name\":\"N\",\"exp\":1763769600,\"rooms\":[\"Bad\"]}",
+        "{\"sub\":\"u\",\"name\":\"\",\"exp\":1763769600}",
+        "{\"name\":\"N\",\"exp\":1763769600}",
+    };
+    for (size_t i = 0; i < sizeof payloads / sizeof payloads[0]; i++) {
+        char *t = build(HS256, payloads[i], SECRET, NULL);
+        struct jwt_claims c;
+        const char *why;
+        int rc = jwt_verify(t, SECRET, SLEN, NOW, &c, &why);
+        free(t);
+        struct jwt_claims seen = c;
+        jwt_claims_free(&c);
+        ck_assert_int_eq(rc, -1);
+        if (seen.sub[0] || seen.name[0] || seen.exp || seen.all_rooms || seen.nrooms)
+            ck_abort_msg("refused token left claims: sub=\"%s\" name=\"%s\" exp=%lld (%s)",
+                         seen.sub, seen.name, (long long)seen.exp, payloads[i]);
+    }
+}
+END_TEST
+
 START_TEST(test_alg_none)
 {
     const char *p = "{\"sub\":\"u\",\"name\":\"N\",\"exp\":1763769600}";
@@ -544,6 +589,8 @@ static Suite *jwt_suite(void)
     tcase_add_test(tc, test_wrong_secret);
     tcase_add_test(tc, test_expiry);
     tcase_add_test(tc, test_missing_or_bad_exp);
+    tcase_add_test(tc, test_exp_out_of_range);
+    tcase_add_test(tc, test_refused_claims_empty);
     tcase_add_test(tc, test_alg_none);
     tcase_add_test(tc, test_other_algs);
     tcase_add_test(tc, test_malformed);
