@@ -117,6 +117,23 @@ static int db_migrate(struct db *db, char *err, size_t errlen)
     return 0;
 }
 
+/* A damaged file is refused at start rather than found mid-write. */
+static int quick_check(struct db *db, char *err, size_t errlen)
+{
+    sqlite3_stmt *st;
+    int ok = 0;
+    if (sqlite3_prepare_v2(db->conn, "PRAGMA quick_check", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        ok = !strcmp((const char *)sqlite3_column_text(st, 0), "ok");
+    if (!ok)
+        snprintf(err, errlen, "%s: %s", db->opt.path,
+                 sqlite3_errcode(db->conn) == SQLITE_ROW || sqlite3_errcode(db->conn) == SQLITE_OK
+                     ? "damaged (PRAGMA quick_check failed)"
+                     : sqlite3_errmsg(db->conn));
+    sqlite3_finalize(st);
+    return ok ? 0 : -1;
+}
+
 static int db_setup(struct db *db, char *err, size_t errlen)
 {
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
@@ -130,8 +147,8 @@ static int db_setup(struct db *db, char *err, size_t errlen)
     snprintf(pragmas, sizeof pragmas,
              "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA foreign_keys=ON;",
              db->opt.sync_full ? "FULL" : "NORMAL");
-    if (db_exec(db, "PRAGMA quick_check", err, errlen) ||
-        db_exec(db, pragmas, err, errlen) || db_migrate(db, err, errlen))
+    if (quick_check(db, err, errlen) || db_exec(db, pragmas, err, errlen) ||
+        db_migrate(db, err, errlen))
         return -1;
     for (int i = 0; i < ST_COUNT; i++)
         if (sqlite3_prepare_v3(db->conn, sql_text[i], -1, SQLITE_PREPARE_PERSISTENT,
@@ -265,10 +282,10 @@ static void run_read(struct db *db, struct db_req *r)
     sqlite3_reset(st);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
         goto err;
-    if (!asc && r->nrows)
-        r->more = scalar(db, ST_OLDER, r->room, first) > 0;
+    int64_t older = !asc && r->nrows ? scalar(db, ST_OLDER, r->room, first) : 0;
+    r->more = asc ? r->more : older > 0;
     r->last_id = scalar(db, ST_LAST, r->room, 0);
-    if (rows->oom || r->more < 0 || r->last_id < 0)
+    if (rows->oom || older < 0 || r->last_id < 0)
         goto err;
     r->rows = rows;
     return;
@@ -498,13 +515,13 @@ err:
 int db_submit(struct db *db, struct db_req *r)
 {
     int rc = -1;
-    r->next = NULL;
-    r->status = DB_OK;
-    r->id = r->ts = r->last_id = 0;
-    r->duplicate = r->nrows = r->more = 0;
-    r->rows = NULL;
     pthread_mutex_lock(&db->lock);
     if (!db->stopping && db->q_len < db->opt.queue_max) {
+        r->next = NULL;
+        r->status = DB_OK;
+        r->id = r->ts = r->last_id = 0;
+        r->duplicate = r->nrows = r->more = 0;
+        r->rows = NULL;
         if (db->q_tail)
             db->q_tail->next = r;
         else

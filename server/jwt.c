@@ -85,7 +85,8 @@ static int read_claims(const cJSON *p, int64_t now, struct jwt_claims *c, const 
     const cJSON *name = cJSON_GetObjectItemCaseSensitive(p, "name");
     const cJSON *exp = cJSON_GetObjectItemCaseSensitive(p, "exp");
     const char *m;
-    if (!cJSON_IsNumber(exp) || exp->valuedouble <= (double)now) {
+    if (!cJSON_IsNumber(exp) || exp->valuedouble <= (double)now ||
+        exp->valuedouble > 9007199254740991.0) { /* and no overflowing cast */
         *why = "token expired or without exp";
         return -1;
     }
@@ -136,8 +137,10 @@ int jwt_verify(const char *tok, const void *secret, size_t slen, int64_t now,
     cJSON *p = decode_json(d1 + 1, (size_t)(d2 - d1 - 1));
     int rc = p ? read_claims(p, now, c, why) : -1;
     cJSON_Delete(p);
-    if (rc)
+    if (rc) {
         jwt_claims_free(c);
+        memset(c, 0, sizeof(*c)); /* a refused token leaves no claims behind */
+    }
     return rc;
 }
 

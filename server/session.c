@@ -27,6 +27,7 @@
 
 struct inmsg {
     struct inmsg *next;
+    int64_t at_us; /* arrival: rate limits judge the client's pace, not ours */
     size_t len;
     char data[]; /* NUL-terminated */
 };
@@ -356,11 +357,11 @@ static enum proto_err session_read_request(struct session *s)
     }
     proto_req_free(&s->req);
     enum proto_err e = proto_parse(m->data, m->len, &s->srv->plim, &s->req, &msg);
+    int64_t now = m->at_us;
     free(m);
     /* Sends have their own bucket; everything else, garbage included,
      * shares the general one. */
     int is_send = !e && s->welcomed && s->req.type == REQ_SEND;
-    int64_t now = server_now_us();
     int ok = is_send ? tb_take(&s->send_tb, cfg(s)->rate, cfg(s)->burst, now)
                      : tb_take(&s->req_tb, GENERAL_RATE, GENERAL_RATE, now);
     if (!ok && !e)
@@ -688,6 +689,7 @@ static int inbox_push(struct session *s, const char *data, size_t len)
     if (!m)
         return -1;
     m->next = NULL;
+    m->at_us = server_now_us();
     m->len = len;
     memcpy(m->data, data, len);
     m->data[len] = 0;
