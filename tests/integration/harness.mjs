@@ -144,6 +144,7 @@ process.on('exit', () => {
  *   port: a port to use (default a free one)
  *   portArg: false to not pass --port (e.g. to test PARLEY_PORT)
  *   secret: the JWT secret (default SECRET); null for none
+ *   bin: the executable (default PARLEY_BIN; the harness's self-test uses a fake)
  * Resolves the server handle once GET /healthz answers 200.
  */
 export async function startServer(opts = {}) {
@@ -174,7 +175,7 @@ export async function startServer(opts = {}) {
     ...sc.env,
     ...env,
   };
-  const proc = spawn(PARLEY_BIN, argv, { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(opts.bin || PARLEY_BIN, argv, { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '', stderr = '';
   proc.stdout.setEncoding('utf8');
   proc.stderr.setEncoding('utf8');
