@@ -54,6 +54,23 @@ test('a frame over 64 KiB closes with 1009; just under is fine', async () => {
   assert.equal(c2.closeInfo, null);
 });
 
+test('the frame limit is 65536 bytes: exactly 65536 is read (and answered), 65537 closes 1009', async () => {
+  const frame = (n) => {
+    const head = '{"type":"send","room":"big","client_id":"edge","ref":"edge","text":"';
+    const s = head + 'a'.repeat(n - head.length - 2) + '"}';
+    assert.equal(Buffer.byteLength(s), n);
+    return s;
+  };
+  const c = await g('Edge');
+  await c.join('big');
+  c.send(frame(65536));
+  const e = await c.next();
+  assert.deepEqual([e.type, e.code, e.ref], ['error', 'too_long', 'edge']);
+  assert.equal(c.closeInfo, null);
+  c.send(frame(65537));
+  assert.equal((await closedWithin(c, T(5000))).code, 1009);
+});
+
 test('a fragmented message reassembled over 64 KiB closes with 1009', async () => {
   const c = await g('Frag');
   const parts = ['{"type":"send","room":"big","client_id":"f","text":"', ...Array(5).fill('b'.repeat(16000)), '"}'];

@@ -121,6 +121,20 @@ test('bad_request: a second hello after welcome', async () => {
   await expectError(c, { type: 'hello', token: mintToken({ sub: 'x', name: 'X' }) }, 'bad_request');
 });
 
+test('bad_request: hello with a client over 64 characters, or a name that is not a string', async () => {
+  const c = await raw();
+  c.send({ type: 'hello', name: 'Ok', client: 'c'.repeat(65), ref: 'cl' });
+  const e = await c.next();
+  assert.deepEqual([e.type, e.code, e.ref], ['error', 'bad_request', 'cl'], JSON.stringify(e));
+  const c2 = await raw();
+  c2.send({ type: 'hello', name: 42 });
+  const e2 = await c2.next();
+  assert.deepEqual([e2.type, e2.code], ['error', 'bad_request'], JSON.stringify(e2));
+  const c3 = await raw();
+  const w = await c3.hello({ name: 'Ok', client: 'c'.repeat(64) });
+  assert.equal(w.type, 'welcome');
+});
+
 test('need_hello: any message before hello; hello then works', async () => {
   const c = await raw();
   for (const q of [{ type: 'ping' }, { type: 'join', room: 'lobby' }, { type: 'send', room: 'lobby', text: 'x', client_id: 'a' }, { type: 'rooms' }]) {

@@ -128,6 +128,10 @@ test('join without since: the latest 50 messages, oldest first', async () => {
   assert.deepEqual(j.messages.map((m) => m.text), acks.slice(10).map((x) => x.text));
   j.messages.forEach((m, i) => assertMessage(m, { room: r, user: acks[10 + i].user, client_id: `latest-${m.text.slice(1)}` }));
   assert.equal(typeof j.complete, 'boolean');
+  // history without limit: the default page of 50, the latest, with more before.
+  const h = await b.request({ type: 'history', room: r }, 'history');
+  assert.deepEqual(h.messages.map((m) => m.id), acks.slice(10).map((x) => x.id));
+  assert.equal(h.has_more, true);
 });
 
 test('leave → left; the others get presence leave; the leaver no longer gets messages', async () => {
