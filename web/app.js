@@ -12,6 +12,7 @@ const local = store('localStorage');
 const session = store('sessionStorage');
 const params = new URLSearchParams(location.search);
 const GROUP_MS = 5 * 60 * 1000;
+const customTitle = mode === 'embed' ? (params.get('title') || '').trim().slice(0, 80) : '';
 const TYPING_SHOW_MS = 5000;
 
 const ui = {
@@ -19,7 +20,7 @@ const ui = {
   sidebar: $('sidebar'), scrim: $('scrim'), chat: $('chat'), menu: $('menu'), closeDrawer: $('close-drawer'),
   rooms: $('rooms'), joinForm: $('join-form'), joinInput: $('join-input'), joinHint: $('join-hint'),
   members: $('members'), memberCount: $('member-count'),
-  meAvatar: $('me-avatar'), meName: $('me-name'), rename: $('rename'),
+  me: $('me'), meAvatar: $('me-avatar'), banner: $('banner'), meName: $('me-name'), rename: $('rename'),
   roomName: $('room-name'), roomMeta: $('room-meta'),
   conn: $('conn'), connText: $('conn-text'), connRetry: $('conn-retry'), closeWidget: $('close-widget'),
   scroller: $('scroller'), list: $('messages'), historyStatus: $('history-status'), newMarker: $('new-marker'),
@@ -326,9 +327,10 @@ function showRoom(name) {
   }
   ui.list.append(frag);
   for (const li of ui.list.children) decorate(li);
-  ui.roomName.textContent = name;
+  ui.roomName.textContent = customTitle || name;
+  document.querySelector('#room-title .hash').hidden = !!customTitle;
   ui.textLabel.textContent = `Message #${name}`;
-  ui.text.placeholder = `Message #${name}`;
+  ui.text.placeholder = customTitle ? 'Write a message…' : `Message #${name}`;
   ui.scroller.setAttribute('aria-label', `Messages in #${name}`);
   document.title = titleFor();
   renderHistoryStatus();
@@ -339,7 +341,7 @@ function showRoom(name) {
 
 function titleFor() {
   const n = mode === 'page' && document.hidden && unread ? `(${unread}) ` : '';
-  return `${n}#${room ? room.name : 'lobby'} · Parley`;
+  return `${n}${customTitle || '#' + (room ? room.name : 'lobby')} · Parley`;
 }
 
 function addMessages(list, live) {
@@ -405,8 +407,10 @@ function renderMembers() {
     return li;
   }));
   const n = people.length;
-  ui.memberCount.textContent = room && room.joined ? String(n) : '';
-  ui.roomMeta.textContent = !room || !room.joined ? '' : n <= 1 ? 'Just you here' : `${n} people here`;
+  const live = !!(room && room.joined && client.state === 'online');
+  ui.members.classList.toggle('stale', !live);
+  ui.memberCount.textContent = live ? String(n) : '';
+  ui.roomMeta.textContent = !live ? '' : n <= 1 ? 'Just you here' : `${n} people here`;
   if (mode === 'embed') ui.menu.setAttribute('aria-label', `People in this room${n ? `: ${n}` : ''}`);
 }
 
@@ -459,9 +463,23 @@ function stopTyping(id) {
 // ---- connection state ----------------------------------------------------------
 
 let countdown = 0;
+function renderBanner(st) {
+  let text = '';
+  if (st === 'waiting' || st === 'offline' || (st === 'connecting' && client.attempt > 0))
+    text = st === 'offline' ? 'You are offline. Messages you write now are sent when the connection is back.'
+      : 'The connection was lost. Messages you write now are sent when it is back.';
+  else if (st === 'signed-out')
+    text = mode === 'embed' ? 'Your sign-in has ended. Reload the page to continue.' : (client.lastRefusal || 'The server refused the connection.');
+  ui.banner.textContent = text;
+  ui.banner.hidden = !text;
+  ui.banner.dataset.state = st;
+}
+
 function renderConn() {
   const st = client.state;
   clearInterval(countdown);
+  renderBanner(st);
+  renderMembers();
   ui.conn.dataset.state = st;
   ui.connRetry.hidden = !(st === 'waiting' || st === 'offline');
   let text;
@@ -538,6 +556,7 @@ client.addEventListener('welcome', (e) => {
   if (!auth.token) {
     if (typeof e.detail.resume === 'string') session.set(KEY_RESUME, e.detail.resume);
   }
+  ui.me.hidden = false;
   ui.meName.textContent = u.name;
   ui.meAvatar.textContent = initials(u.name);
   ui.meAvatar.style.setProperty('--hue', hueOf(u.id));

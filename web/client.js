@@ -569,6 +569,7 @@ export class Client extends EventTarget {
       }
       if (code === 'unauthorized') {
         this.stopped = true;
+        this.lastRefusal = message;
         clearTimeout(this.retryTimer);
         this.setState('signed-out', message);
         this.emit('auth', { code, message });

@@ -113,6 +113,7 @@
     iframe.setAttribute('referrerpolicy', 'origin');
     var q = new URLSearchParams({ room: room, origin: location.origin });
     if (wantsToken) q.set('auth', 'token');
+    if (ds.title) q.set('title', ds.title);
     iframe.src = chatOrigin + '/embed?' + q.toString();
     panel.append(iframe);
 

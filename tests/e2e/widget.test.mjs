@@ -4,7 +4,7 @@
 // the chat so signed-in users appear under their real name.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, launchBrowser, newPage, WsClient, sleep, T } from './helpers.mjs';
+import { startServer, launchBrowser, newPage, WsClient, mintToken, sleep, T } from './helpers.mjs';
 import { startHost, shopPage, RECORD_EVENTS } from './host.mjs';
 
 const SECRET = 'e2e-widget-secret-0123456789abcdef';
@@ -17,6 +17,15 @@ const HOSTILE = `<style>
   iframe { width: 10px !important; height: 10px !important; }
   div { padding: 40px !important; position: static !important; }
 </style>`;
+
+// The site's own code: when the widget asks, fetch a token from our backend
+// and hand it over with window.postMessage.
+const ANSWER_TOKEN_REQUESTS = `<script>
+  addEventListener('parley:token-request', async () => {
+    const token = await (await fetch('/token')).text();
+    window.postMessage({ type: 'parley:token', token }, location.origin);
+  });
+</script>`;
 
 before(async () => {
   server = await startServer({ jwtSecret: SECRET });
@@ -32,15 +41,13 @@ before(async () => {
       '/': snippet(),
       '/signed-in': (ctx) => snippet(` data-token="${ctx.mint()}"`)(ctx),
       '/late-token': ({ chatUrl }) => shopPage({
-        extraHead: RECORD_EVENTS + `<script>
-          // The site's own code: when the widget asks, fetch a token from
-          // our backend and hand it over with window.postMessage.
-          addEventListener('parley:token-request', async () => {
-            const token = await (await fetch('/token')).text();
-            window.postMessage({ type: 'parley:token', token }, location.origin);
-          });
-        </script>`,
+        extraHead: RECORD_EVENTS + ANSWER_TOKEN_REQUESTS,
         snippet: `<script src="${chatUrl}/widget.js" data-room="support" data-auth="token" async></script>`,
+      }),
+      '/expired': ({ chatUrl }) => shopPage({
+        extraHead: RECORD_EVENTS + ANSWER_TOKEN_REQUESTS,
+        snippet: `<script src="${chatUrl}/widget.js" data-room="support" data-token="${
+          mintToken(SECRET, { sub: 'user-42', name: 'Dana Scully', ttl: -60 })}" async></script>`,
       }),
     },
   });
@@ -79,6 +86,9 @@ test('a page on another origin embeds the widget, opens it and chats; unread eve
   assert.ok(box.width > 300 && box.height > 400, `the panel has its size (${box.width}x${box.height})`);
 
   const chat = page.frameLocator('iframe[title="Chat"]');
+  // Opening moves focus into the chat: the name field, for a new visitor.
+  await page.waitForFunction(() => document.activeElement?.tagName === 'PARLEY-WIDGET');
+  await chat.locator('#name-input:focus').waitFor();
   await chat.getByLabel('Display name').fill('Visitor');
   await chat.getByRole('button', { name: 'Join the chat' }).click();
   await chat.locator('#conn[data-state="online"]').waitFor({ timeout: 15000 * T });
@@ -110,8 +120,10 @@ test('a page on another origin embeds the widget, opens it and chats; unread eve
   assert.ok(await chat.locator('#messages li', { hasText: 'Anything else' }).isVisible());
 
   // The close button inside the chat closes the panel and gives focus back.
+  await chat.locator('#text:focus').waitFor();
   await chat.getByRole('button', { name: 'Close chat' }).click();
   await page.waitForFunction(() => !window.Parley.isOpen());
+  await page.locator('.launcher:focus').waitFor();
   assert.ok((await events(page, 'parley:close')).length >= 2);
   // open() and Escape inside the chat.
   await page.evaluate(() => window.Parley.open());
@@ -190,5 +202,24 @@ test('the chat ignores tokens posted by anyone but its parent page origin', asyn
   await frame.evaluate(() => window.postMessage({ type: 'parley:token', token: 'x.y.z' }, '*'));
   await sleep(300);
   assert.equal(await frame.evaluate(() => (window.parley.auth || {}).token), undefined);
+  await context.close();
+});
+
+test('an expired token is reported, and a fresh one handed over signs the user in', async () => {
+  const agent = await WsClient.connect(server.wsUrl, { name: 'Support agent' });
+  await agent.join('support');
+  const { context, page } = await newPage(browser);
+  await page.goto(host.url + '/expired');
+  await page.waitForFunction(() => window.events.some((e) => e.type === 'parley:auth-error'));
+  assert.equal((await events(page, 'parley:auth-error'))[0].code, 'unauthorized');
+  assert.ok((await events(page, 'parley:token-request')).length >= 1);
+  // The page answered the request with a fresh token from its backend.
+  const joined = await agent.next((m) => m.type === 'presence' && m.event === 'join' && m.user.id === 'user-42');
+  assert.equal(joined.user.name, 'Dana Scully');
+  await page.evaluate(() => window.Parley.open());
+  const chat = page.frameLocator('iframe[title="Chat"]');
+  await chat.locator('#conn[data-state="online"]').waitFor({ timeout: 15000 * T });
+  assert.deepEqual(page.errors, []);
+  agent.close();
   await context.close();
 });
