@@ -84,6 +84,7 @@ out:
     db_stop(srv.db); /* commits everything still queued */
     db_take_done(srv.db, session_on_db_done, &srv);
     db_close(srv.db);
+    session_pool_free();
     rooms_free(&srv.rooms);
     config_free(&cfg);
     plog(LOG_INFO, "stopped", "code=%d", rc);

@@ -24,6 +24,49 @@
 #define GENERAL_RATE 100.0 /* non-send requests per second */
 #define TYPING_INTERVAL_US 2000000
 #define CLOSE_GRACE_S 3    /* a closing client gets this long to take the close */
+#define SEND_WINDOW 32     /* sends one connection may have uncommitted at once */
+
+/* A send waiting for its commit. The coroutine goes on reading while up to
+ * SEND_WINDOW of these are in flight, so one connection's messages share a
+ * group commit; its acks leave in submission order (the database completes
+ * in order). The request's parsed JSON moves here, so every string the
+ * db_req points to lives until the completion. */
+struct send_slot {
+    struct db_req r;
+    cJSON *json;       /* owns r.room, r.text, r.client_id and ref */
+    const char *ref;
+    struct send_slot *next_free;
+};
+
+static struct send_slot *slot_pool; /* free slots, loop thread only */
+
+static struct send_slot *slot_get(void)
+{
+    struct send_slot *sl = slot_pool;
+    if (sl)
+        slot_pool = sl->next_free;
+    else if (!(sl = malloc(sizeof(*sl))))
+        return NULL;
+    memset(sl, 0, sizeof(*sl));
+    return sl;
+}
+
+static void slot_put(struct send_slot *sl)
+{
+    cJSON_Delete(sl->json);
+    sl->json = NULL;
+    sl->next_free = slot_pool;
+    slot_pool = sl;
+}
+
+void session_pool_free(void)
+{
+    while (slot_pool) {
+        struct send_slot *next = slot_pool->next_free;
+        free(slot_pool);
+        slot_pool = next;
+    }
+}
 
 struct inmsg {
     struct inmsg *next;
@@ -58,7 +101,8 @@ struct session {
     size_t rx_len;
 
     struct proto_req req;            /* the request being handled */
-    struct db_req dbr;               /* its database query, when it needs one */
+    struct db_req dbr;               /* its read query (join, history) */
+    int inflight;                    /* sends awaiting their commit (send_slot) */
     struct room *req_room;
 
     char user_id[JWT_MAX_SUB + 1];
@@ -383,8 +427,9 @@ static int allowed_room(struct session *s, const char *room)
     return 0;
 }
 
-/* Fills s->dbr for a request that needs the database. Returns 1 when a query
- * is ready, 0 for a request handled without one, -1 after an error reply. */
+/* Checks a request that needs the database. Returns 2 for a valid send, 1
+ * when a read is ready in s->dbr, 0 for a request handled without the
+ * database, -1 after an error reply. */
 static int session_prepare_query(struct session *s)
 {
     struct proto_req *q = &s->req;
@@ -401,16 +446,13 @@ static int session_prepare_query(struct session *s)
         return reply_error(s, E_INTERNAL, "out of memory"), -1;
     if (q->type == REQ_JOIN && !m && s->nmem >= MAX_ROOMS_PER_SESSION)
         return reply_error(s, E_BAD_REQUEST, "too many rooms on one connection"), -1;
+    if (q->type == REQ_SEND)
+        return 2;
     buf_unref(r->rows);
     memset(r, 0, sizeof(*r));
     r->owner = s;
     r->room = q->room;
-    r->op = q->type == REQ_SEND ? DB_SEND : DB_READ;
-    r->user_id = s->user_id;
-    r->user_name = s->user_name;
-    r->client_id = q->client_id;
-    r->text = q->text;
-    r->text_len = q->text_len;
+    r->op = DB_READ;
     r->before = q->type == REQ_HISTORY ? q->before : -1;
     r->after = q->type == REQ_HISTORY ? q->after : q->since;
     r->limit = q->type == REQ_HISTORY ? q->limit
@@ -484,19 +526,56 @@ static void finish_history(struct session *s)
     reply(s, end_msg(b, s->req.ref));
 }
 
-static void finish_send(struct session *s)
+/* Answers a committed send: ack, or the error that refused it. */
+static void send_ack(struct session *s, const struct db_req *r, const char *ref)
 {
+    if (r->status != DB_OK) {
+        s->req.ref = ref; /* reply_error() takes the ref from s->req */
+        reply_error(s, r->status == DB_BUSY ? E_OVERLOADED : E_INTERNAL,
+                    r->status == DB_BUSY ? "the server is busy; retry later"
+                                         : "database error; retry with the same client_id");
+        s->req.ref = NULL;
+        return;
+    }
     if (log_enabled(LOG_DEBUG)) /* message text is logged at debug only */
         plog(LOG_DEBUG, "send", "user=%s room=%s id=%lld dup=%d text=\"%.200s\"", s->user_id,
-             s->req.room, (long long)s->dbr.id, s->dbr.duplicate, s->req.text);
-    struct buf *b = start_msg("ack", s->req.room, 128);
+             r->room, (long long)r->id, r->duplicate, r->text);
+    struct buf *b = start_msg("ack", r->room, 128);
     buf_puts(&b, ",\"client_id\":");
-    buf_put_jstrz(&b, s->req.client_id);
+    buf_put_jstrz(&b, r->client_id);
     buf_puts(&b, ",\"id\":");
-    buf_put_i64(&b, s->dbr.id);
+    buf_put_i64(&b, r->id);
     buf_puts(&b, ",\"ts\":");
-    buf_put_i64(&b, s->dbr.ts);
-    reply(s, end_msg(b, s->req.ref));
+    buf_put_i64(&b, r->ts);
+    reply(s, end_msg(b, ref));
+}
+
+/* Moves the current send into a slot and queues it. Replies overloaded
+ * when the database queue is full. */
+static void session_submit_send(struct session *s)
+{
+    struct proto_req *q = &s->req;
+    struct send_slot *sl = slot_get();
+    if (!sl)
+        return reply_error(s, E_INTERNAL, "out of memory");
+    struct db_req *r = &sl->r;
+    r->op = DB_SEND;
+    r->owner = s;
+    r->room = q->room;
+    r->user_id = s->user_id;
+    r->user_name = s->user_name;
+    r->client_id = q->client_id;
+    r->text = q->text;
+    r->text_len = q->text_len;
+    if (db_submit(s->srv->db, r)) {
+        reply_error(s, E_OVERLOADED, "the server is busy; retry later");
+        return slot_put(sl);
+    }
+    sl->json = q->json; /* the strings above now belong to the slot */
+    sl->ref = q->ref;
+    memset(q, 0, sizeof(*q));
+    s->refs++;
+    s->inflight++;
 }
 
 static void session_finish_query(struct session *s)
@@ -506,8 +585,6 @@ static void session_finish_query(struct session *s)
         reply_error(s, q->status == DB_BUSY ? E_OVERLOADED : E_INTERNAL,
                     q->status == DB_BUSY ? "the server is busy; retry later"
                                          : "database error; retry with the same client_id");
-    else if (q->op == DB_SEND)
-        finish_send(s);
     else if (s->req.type == REQ_JOIN)
         finish_join(s);
     else
@@ -619,7 +696,10 @@ static int session_run(struct session *s)
         if (session_read_request(s) != PROTO_OK)
             continue;
         int q = session_prepare_query(s);
-        if (q > 0) {
+        if (q == 2) {
+            CORO_AWAIT(&s->co, s->inflight < SEND_WINDOW);
+            session_submit_send(s);
+        } else if (q == 1) {
             CORO_CALL(&s->co, &s->sub, session_query(s));
             session_finish_query(s);
         } else if (q == 0)
@@ -847,13 +927,22 @@ static void broadcast(struct server *srv, struct db_req *r)
 void session_on_db_done(struct db_req *r, void *arg)
 {
     struct session *s = r->owner;
-    if (r->op == DB_SEND && r->status == DB_OK && !r->duplicate)
-        broadcast(arg, r);
-    assert(s->db_busy);
-    s->db_busy = 0;
-    if (s->closed) {
-        buf_unref(r->rows);
-        r->rows = NULL;
+    if (r->op == DB_SEND) {
+        struct send_slot *sl = (struct send_slot *)r; /* r is its first member */
+        if (r->status == DB_OK && !r->duplicate)
+            broadcast(arg, r);
+        if (!s->closed)
+            send_ack(s, r, sl->ref);
+        slot_put(sl);
+        assert(s->inflight > 0);
+        s->inflight--;
+    } else {
+        assert(s->db_busy && r == &s->dbr);
+        s->db_busy = 0;
+        if (s->closed) {
+            buf_unref(r->rows);
+            r->rows = NULL;
+        }
     }
     session_resume(s);
     session_unref(s); /* may free s: touch nothing after */

@@ -47,6 +47,8 @@ void session_push(struct session *s, struct buf *b);
 /* Asks the session to close with `code` once its queue is flushed (or
  * at once, when `now`). */
 void session_close(struct session *s, int code, const char *reason, int now);
+/* Frees the pool of send slots; at exit, after every session is gone. */
+void session_pool_free(void);
 /* The session's outbound queue depth, for metrics. */
 size_t session_queued(const struct session *s);
 struct session *session_next(const struct session *s);

@@ -13,7 +13,8 @@ async function slowCloses(s) {
 
 test('a client that stops reading is closed with 1013; others get everything; since recovers the rest', { timeout: T(180000) }, async (t) => {
   const s = await startServer({
-    args: ['--rate', '100000', '--burst', '100000', '--outq-max-msgs', '64', '--outq-max-bytes', '65536'],
+    // Bounds above one pipelined burst of the writer's own 50 messages and acks.
+    args: ['--rate', '100000', '--burst', '100000', '--outq-max-msgs', '256', '--outq-max-bytes', '262144'],
   });
   const all = [];
   t.after(async () => {
