@@ -1,0 +1,516 @@
+/* fuzz_session.c -- request parsing, validation and dispatch, without sockets.
+ *
+ * Drives server/session.c (with the real protocol, rooms, outbound queues,
+ * rate limits, JWT and crypto code) through fake libwebsockets calls
+ * (fake_lws.c) and a fake database that completes requests when the input
+ * says so, with the status the input picks. The input is a little program:
+ * connections open, deliver frames (raw bytes or well-formed requests built
+ * from the input, fragmented or not, text or binary), become writeable, fire
+ * timers, time out, drop, and the database completes, refuses or fails.
+ *
+ * Checked: no memory error, leak or undefined behaviour (ASan, LSan, UBSan);
+ * the server's own asserts; every frame written is valid UTF-8 and a JSON
+ * object with "type" first (fake_lws.c); every database request carries a
+ * valid room, text and client_id and stays readable until it completes; room
+ * member lists hold only open sessions; everything is freed once every
+ * connection is gone.
+ */
+#include <assert.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cjson/cJSON.h>
+
+#include "config.h"
+#include "crypto.h"
+#include "db.h"
+#include "fake_lws.h"
+#include "log.h"
+#include "protocol.h"
+#include "room.h"
+#include "server.h"
+#include "session.h"
+#include "utf8.h"
+
+#define NCONN 4
+#define MAXQ 64
+#define SECRET "fuzz-secret"
+
+static struct config cfg_guests, cfg_tokens;
+static struct server srv;
+static int64_t now_us = 1000000;
+
+int64_t server_now_us(void)
+{
+    return now_us;
+}
+
+/* ---- the fake database ---- */
+
+static struct db_req *pending[MAXQ];
+static int npending, queue_max, next_id;
+
+static void check_req(const struct db_req *r)
+{
+    assert(r->owner);
+    assert(r->room && proto_room_valid(r->room));
+    if (r->op == DB_SEND) {
+        assert(r->user_id && r->user_id[0] && r->user_name && r->user_name[0]);
+        assert(r->client_id && r->client_id[0]);
+        assert(utf8_count(r->client_id, strlen(r->client_id)) <= PROTO_MAX_CLIENT_ID);
+        assert(r->text && r->text_len == strlen(r->text));
+        assert(utf8_valid(r->text, r->text_len));
+        size_t n = utf8_count(r->text, r->text_len);
+        assert(n >= 1 && n <= (size_t)srv.cfg->max_text);
+    } else {
+        assert(r->op == DB_READ);
+        assert(r->limit >= 1 && r->limit <= PROTO_SINCE_MAX);
+        assert(!(r->before >= 0 && r->after >= 0));
+    }
+}
+
+int db_submit(struct db *db, struct db_req *r)
+{
+    (void)db;
+    for (int i = 0; i < npending; i++)
+        assert(pending[i] != r); /* submitted twice while in flight */
+    check_req(r);
+    if (npending >= queue_max || npending >= MAXQ)
+        return -1;
+    r->next = NULL;
+    r->status = DB_OK;
+    r->id = r->ts = r->last_id = 0;
+    r->duplicate = r->nrows = r->more = 0;
+    r->rows = NULL;
+    pending[npending++] = r;
+    return 0;
+}
+
+void db_stats(struct db *db, struct db_stats *out)
+{
+    (void)db;
+    memset(out, 0, sizeof(*out));
+    out->queue_depth = npending;
+}
+
+/* Completes the oldest request; `how` picks the outcome. */
+static void db_complete_one(unsigned how)
+{
+    if (!npending)
+        return;
+    struct db_req *r = pending[0];
+    memmove(pending, pending + 1, (size_t)(--npending) * sizeof(*pending));
+    check_req(r); /* the inputs must still be alive and unchanged */
+    unsigned st = how & 7;
+    r->status = st < 6 ? DB_OK : st == 6 ? DB_BUSY : DB_FAILED;
+    if (r->status == DB_OK && r->op == DB_SEND) {
+        r->duplicate = (how >> 3) & 1;
+        r->id = r->duplicate && next_id ? 1 + (int)(how >> 4) % next_id : ++next_id;
+        r->ts = now_us / 1000;
+    } else if (r->status == DB_OK) {
+        r->rows = buf_new(256);
+        int n = (int)((how >> 3) & 3);
+        if (n > r->limit)
+            n = r->limit;
+        for (int i = 0; i < n; i++) {
+            struct proto_msg m = {r->room, ++next_id, now_us / 1000, "u1", "N\"ame\n",
+                                  "t\x01\xc3\xa9\\", 5, "c\"1"};
+            if (r->nrows++)
+                buf_put(&r->rows, ",", 1);
+            proto_put_message(&r->rows, &m);
+        }
+        assert(!r->rows->oom);
+        r->more = (how >> 5) & 1;
+        r->last_id = next_id;
+    }
+    session_on_db_done(r, &srv);
+}
+
+/* ---- connections ---- */
+
+struct conn {
+    struct lws *wsi;
+    struct session *s;
+};
+static struct conn conns[NCONN];
+
+static void conn_closed(struct conn *c)
+{
+    /* lws: LWS_CALLBACK_CLOSED, then the wsi is gone. */
+    session_on_closed(c->s);
+    fake_wsi_free(c->wsi);
+    free(c->wsi);
+    c->wsi = NULL;
+    c->s = NULL;
+}
+
+static void check_rooms_cb(struct room *r, void *arg)
+{
+    (void)arg;
+    for (uint32_t i = 0; i < r->nmembers; i++) {
+        int found = 0;
+        for (int k = 0; k < NCONN; k++)
+            found |= conns[k].s == r->members[i];
+        assert(found); /* a member that is not an open connection */
+    }
+}
+
+/* ---- input reading ---- */
+
+struct in {
+    const uint8_t *p;
+    size_t n;
+};
+
+static unsigned u8(struct in *in)
+{
+    if (!in->n)
+        return 0;
+    in->n--;
+    return *in->p++;
+}
+
+/* Up to `max` bytes, length-prefixed. */
+static size_t bytes(struct in *in, const uint8_t **out, size_t max)
+{
+    size_t n = u8(in);
+    if (n == 255)
+        n = 255 + u8(in) * 8;
+    if (n > max)
+        n = max;
+    if (n > in->n)
+        n = in->n;
+    *out = in->p;
+    in->p += n;
+    in->n -= n;
+    return n;
+}
+
+static char *str(struct in *in, size_t max)
+{
+    const uint8_t *p;
+    size_t n = bytes(in, &p, max);
+    char *s = malloc(n + 1);
+    memcpy(s, p, n);
+    s[n] = 0;
+    return s;
+}
+
+static const char *const room_names[] = {"lobby", "a", "b_2", "z-9", "A", "", "lobby-"};
+
+static void add_room(cJSON *o, struct in *in)
+{
+    unsigned k = u8(in) % 8;
+    if (k < 7)
+        cJSON_AddStringToObject(o, "room", room_names[k]);
+    else {
+        char *s = str(in, 80);
+        cJSON_AddStringToObject(o, "room", s);
+        free(s);
+    }
+}
+
+static void add_maybe_ref(cJSON *o, struct in *in)
+{
+    if (u8(in) & 1) {
+        char *s = str(in, 70);
+        cJSON_AddStringToObject(o, "ref", s);
+        free(s);
+    }
+}
+
+static double number(struct in *in)
+{
+    static const double vals[] = {0, 1, -1, 5, 50, 200, 201, 1000, 1e15, 9007199254740991.0,
+                                  9007199254740992.0, 1.5, 1e300, -1e300, 3, 2};
+    return vals[u8(in) % 16];
+}
+
+static char *b64(const void *p, size_t n)
+{
+    char *out = malloc(n * 4 / 3 + 8);
+    crypto_b64url_encode(p, n, out);
+    return out;
+}
+
+/* A token signed with the server's secret over payload bytes from the input
+ * (mostly a sensible payload with fields from the input). */
+static char *signed_token(struct in *in)
+{
+    static const char hdr[] = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
+    char *payload;
+    if (u8(in) & 1) {
+        payload = str(in, 600);
+    } else {
+        cJSON *p = cJSON_CreateObject();
+        char *sub = str(in, 140), *name = str(in, 40);
+        cJSON_AddStringToObject(p, "sub", sub[0] ? sub : "user");
+        cJSON_AddStringToObject(p, "name", name[0] ? name : "Name");
+        cJSON_AddNumberToObject(p, "exp", (u8(in) & 3) ? 4e9 : 1.0);
+        unsigned rk = u8(in) % 4;
+        if (rk == 1)
+            cJSON_AddStringToObject(p, "rooms", "*");
+        else if (rk == 2) {
+            cJSON *a = cJSON_AddArrayToObject(p, "rooms");
+            cJSON_AddItemToArray(a, cJSON_CreateString("lobby"));
+            cJSON_AddItemToArray(a, cJSON_CreateString("a"));
+        }
+        free(sub);
+        free(name);
+        payload = cJSON_PrintUnformatted(p);
+        cJSON_Delete(p);
+    }
+    char *h = b64(hdr, strlen(hdr)), *pl = b64(payload, strlen(payload));
+    size_t n = strlen(h) + strlen(pl) + 64;
+    char *tok = malloc(n);
+    snprintf(tok, n, "%s.%s", h, pl);
+    unsigned char mac[CRYPTO_HMAC_LEN];
+    crypto_hmac_sha256(SECRET, strlen(SECRET), tok, strlen(tok), mac);
+    char *sig = b64(mac, sizeof mac);
+    strcat(tok, ".");
+    strcat(tok, sig);
+    free(h);
+    free(pl);
+    free(sig);
+    free(payload);
+    return tok;
+}
+
+/* A request built from the input: mostly well-formed, so the fuzzer gets
+ * past hello and join quickly. Returns a malloc'd JSON text. */
+static char *request(struct in *in)
+{
+    cJSON *o = cJSON_CreateObject();
+    static const char *const types[] = {"hello", "join", "leave", "send", "history",
+                                        "typing", "rooms", "ping", "bogus"};
+    unsigned t = u8(in) % 9;
+    cJSON_AddStringToObject(o, "type", types[t]);
+    add_maybe_ref(o, in);
+    char *s;
+    switch (t) {
+    case 0: {
+        unsigned k = u8(in) % 4;
+        if (k == 0 || k == 3) {
+            s = str(in, 60);
+            cJSON_AddStringToObject(o, "name", s);
+            free(s);
+        }
+        if (k == 1 || k == 3) {
+            s = signed_token(in);
+            cJSON_AddStringToObject(o, "token", s);
+            free(s);
+        }
+        if (k == 2) {
+            s = str(in, 300);
+            cJSON_AddStringToObject(o, "token", s);
+            free(s);
+        }
+        if (u8(in) & 1) {
+            s = str(in, 80);
+            cJSON_AddStringToObject(o, "resume", s);
+            free(s);
+        }
+        break;
+    }
+    case 1:
+        add_room(o, in);
+        if (u8(in) & 1)
+            cJSON_AddNumberToObject(o, "since", number(in));
+        break;
+    case 3:
+        add_room(o, in);
+        s = str(in, 200);
+        cJSON_AddStringToObject(o, "text", s);
+        free(s);
+        s = str(in, 70);
+        cJSON_AddStringToObject(o, "client_id", s);
+        free(s);
+        break;
+    case 4: {
+        add_room(o, in);
+        unsigned k = u8(in);
+        if (k & 1)
+            cJSON_AddNumberToObject(o, "before", number(in));
+        if (k & 2)
+            cJSON_AddNumberToObject(o, "after", number(in));
+        if (k & 4)
+            cJSON_AddNumberToObject(o, "limit", number(in));
+        break;
+    }
+    case 2:
+    case 5:
+        add_room(o, in);
+        break;
+    default:
+        break;
+    }
+    char *out = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return out;
+}
+
+/* Delivers `n` bytes as one message, in `parts` fragments (lws hands the
+ * server one RECEIVE per fragment, and also splits large frames). */
+static void deliver(struct conn *c, const char *data, size_t n, unsigned parts, int binary)
+{
+    if (!parts)
+        parts = 1;
+    size_t step = n / parts + 1, off = 0;
+    do {
+        size_t k = n - off < step ? n - off : step;
+        c->wsi->binary = binary;
+        c->wsi->final = off + k == n;
+        if (session_on_receive(c->s, data + off, k) < 0) {
+            conn_closed(c);
+            return;
+        }
+        off += k;
+    } while (off < n);
+}
+
+static void writeable(struct conn *c)
+{
+    if (!c->wsi || !c->wsi->want_writable)
+        return;
+    c->wsi->want_writable = 0;
+    if (session_on_writeable(c->s) < 0)
+        conn_closed(c);
+}
+
+static void op(struct in *in)
+{
+    unsigned o = u8(in), k = u8(in) % NCONN;
+    struct conn *c = &conns[k];
+    switch (o % 14) {
+    case 0: /* open, with URL arguments */
+        if (c->wsi)
+            break;
+        c->wsi = malloc(sizeof(*c->wsi));
+        fake_wsi_init(c->wsi, (int)k);
+        if (u8(in) & 1) {
+            char *a = u8(in) & 1 ? str(in, 400) : NULL;
+            if (!a) {
+                char *t = signed_token(in);
+                a = malloc(strlen(t) + 16);
+                sprintf(a, "x=1&token=%s", t);
+                free(t);
+            }
+            c->wsi->urlargs = a;
+        }
+        c->s = session_open(&srv, c->wsi);
+        if (!c->s) {
+            fake_wsi_free(c->wsi);
+            free(c->wsi);
+            c->wsi = NULL;
+        }
+        break;
+    case 1: { /* raw frame */
+        if (!c->wsi)
+            break;
+        unsigned f = u8(in);
+        const uint8_t *p;
+        size_t n = bytes(in, &p, 3000);
+        deliver(c, (const char *)p, n, f >> 2, f & 1);
+        break;
+    }
+    case 2:
+    case 3:
+    case 4: { /* a built request */
+        if (!c->wsi)
+            break;
+        unsigned f = u8(in);
+        char *j = request(in);
+        deliver(c, j, strlen(j), (f & 7) == 7 ? f >> 3 : 1, 0);
+        free(j);
+        break;
+    }
+    case 5:
+        writeable(c);
+        break;
+    case 6: /* the hello timer */
+        if (c->wsi && c->wsi->timer_us) {
+            c->wsi->timer_us = 0;
+            session_on_timer(c->s);
+        }
+        break;
+    case 7: /* the client drops */
+        if (c->wsi)
+            conn_closed(c);
+        break;
+    case 8: /* lws's pending timeout (the close grace period) */
+        if (c->wsi && c->wsi->timeout_secs)
+            conn_closed(c);
+        break;
+    case 9:
+    case 10: { /* database completions */
+        unsigned n = u8(in) % 4 + 1;
+        while (n--)
+            db_complete_one(u8(in));
+        break;
+    }
+    case 11:
+        now_us += (int64_t)u8(in) * 20000;
+        break;
+    case 12:
+        queue_max = (int)(u8(in) % 8);
+        if (c->wsi)
+            c->wsi->fail_writes = u8(in) % 8 == 0;
+        break;
+    case 13: /* shutdown: everyone gets 1001 */
+        if (!srv.stopping) {
+            srv.stopping = 1;
+            for (struct session *s = srv.sessions; s; s = session_next(s))
+                session_close(s, 1001, "server shutting down", 0);
+        }
+        break;
+    }
+    rooms_each(&srv.rooms, check_rooms_cb, NULL);
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    static char *a1[] = {"parley", "--jwt-secret", SECRET, "--max-frame", "2048",
+                         "--max-text", "40", "--outq-max-msgs", "6", "--outq-max-bytes",
+                         "4096", "--burst", "3", "--rate", "2", "--log-level", "error"};
+    static char *a2[] = {"parley", "--jwt-secret", SECRET, "--no-guests", "--max-frame",
+                         "1024", "--log-level", "error"};
+    if (config_parse(&cfg_guests, sizeof a1 / sizeof *a1, a1) ||
+        config_parse(&cfg_tokens, sizeof a2 / sizeof *a2, a2))
+        abort();
+    log_init("error", "text");
+    crypto_init();
+    return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    struct in in = {data, size};
+    memset(&srv, 0, sizeof srv);
+    srv.cfg = u8(&in) & 1 ? &cfg_tokens : &cfg_guests;
+    srv.db = (struct db *)&srv; /* never dereferenced by the fakes */
+    srv.outq_lim.max_msgs = (uint32_t)srv.cfg->outq_max_msgs;
+    srv.outq_lim.max_bytes = (size_t)srv.cfg->outq_max_bytes;
+    srv.plim.max_text = (int)srv.cfg->max_text;
+    memset(srv.guest_key, 7, sizeof srv.guest_key);
+    npending = 0;
+    queue_max = 8;
+    next_id = 0;
+
+    while (in.n)
+        op(&in);
+
+    /* Let every connection write what it has queued (checks every frame). */
+    for (int round = 0; round < 64; round++)
+        for (int k = 0; k < NCONN; k++)
+            writeable(&conns[k]);
+    /* Everyone leaves; the database finishes; all must be freed. */
+    for (int k = 0; k < NCONN; k++)
+        if (conns[k].wsi)
+            conn_closed(&conns[k]);
+    while (npending)
+        db_complete_one(0);
+    assert(srv.nsessions == 0 && srv.sessions == NULL);
+    rooms_free(&srv.rooms);
+    return 0;
+}
