@@ -346,18 +346,22 @@ function titleFor() {
 
 function addMessages(list, live) {
   const wasStuck = stick;
-  let fromOthers = 0;
+  const others = [];
   for (const m of list) {
     if (nodes.has(m.id)) continue;
     const li = messageNode(m);
     nodes.set(m.id, li);
     insertConfirmed(li);
     if (live && !isOwn(m.user)) {
-      fromOthers++;
-      announce(`${m.user.name}: ${m.text}`);
+      others.push(m);
       stopTyping(m.user.id);
     }
   }
+  const fromOthers = others.length;
+  // One announcement per message, but a batch (catching up after a
+  // reconnect) is summed up rather than read out in full.
+  if (fromOthers > 3) announce(`${fromOthers} new messages in #${room.name}`);
+  else for (const m of others) announce(`${m.user.name}: ${m.text}`);
   if (!live || wasStuck) scrollToBottom();
   else if (fromOthers) setUnseen(unseen + fromOthers);
   if (live && fromOthers && !chatVisible()) setUnread(unread + fromOthers);

@@ -75,7 +75,10 @@ export class Room {
     this.name = name;
     this.msgs = new Map();   // id -> MESSAGE (confirmed)
     this.oldestId = 0;
-    this.lastId = 0;
+    this.lastId = 0;         // the newest id seen
+    this.syncId = 0;         // every message up to this id is known: the next join's `since`
+    this.catchingUp = false; // paging forward after a join that missed over 1000
+    this.cursor = 0;         // where that paging continues
     this.hasOlder = true;    // whether history before oldestId may exist
     this.loadingOlder = false;
     this.synced = false;     // joined at least once on some connection
@@ -308,7 +311,7 @@ export class Client extends EventTarget {
 
   join(r) {
     const j = { type: 'join', room: r.name, ref: this.ref('join', r.name) };
-    if (r.synced) j.since = r.lastId;
+    if (r.synced) j.since = r.syncId;
     this.raw(j);
   }
 
@@ -428,6 +431,7 @@ export class Client extends EventTarget {
       if (item) this.emit('outbox', { room: r.name, item, op: 'confirm', message: m });
       else fresh.push(m);
     }
+    if (!r.catchingUp) r.syncId = r.lastId;
     if (fresh.length) this.emit('messages', { room: r.name, messages: fresh, live });
     return fresh;
   }
@@ -455,6 +459,7 @@ export class Client extends EventTarget {
           r.msgs.set(m.id, msg);
           if (m.id > r.lastId) r.lastId = m.id;
           if (!r.oldestId || m.id < r.oldestId) r.oldestId = m.id;
+          if (!r.catchingUp) r.syncId = r.lastId;
         }
         this.emit('outbox', { room: m.room, item, op: 'confirm', message: r.msgs.get(m.id) });
         this.maybeLeave(r);
@@ -519,14 +524,19 @@ export class Client extends EventTarget {
     const msgs = Array.isArray(m.messages) ? m.messages : [];
     if (first) r.hasOlder = msgs.length > 0;
     this.emit('joined', { room: r.name, first });
+    // More than 1000 missed: these are the oldest of them. Page forward
+    // from the last one; until done, `since` for a rejoin stays there.
+    r.catchingUp = m.complete === false && msgs.length > 0;
+    if (r.catchingUp) r.cursor = msgs[msgs.length - 1].id;
     this.addMessages(r, msgs, !first);
+    if (r.catchingUp) r.syncId = Math.max(r.syncId, r.cursor);
     this.emit('members', { room: r.name });
-    if (m.complete === false) this.catchUp(r);
+    if (r.catchingUp) this.catchUp(r);
     this.flush();
   }
 
   catchUp(r) {
-    this.raw({ type: 'history', room: r.name, after: r.lastId, limit: this.limits.history_page || 200, ref: this.ref('newer', r.name) });
+    this.raw({ type: 'history', room: r.name, after: r.cursor, limit: this.limits.history_page || 200, ref: this.ref('newer', r.name) });
   }
 
   onHistory(m, info) {
@@ -534,8 +544,14 @@ export class Client extends EventTarget {
     if (!r) return;
     const msgs = Array.isArray(m.messages) ? m.messages : [];
     if (info && info.kind === 'newer') {
+      if (!r.catchingUp) return;
       this.addMessages(r, msgs, true);
-      if (m.has_more) this.catchUp(r);
+      if (msgs.length) r.cursor = r.syncId = Math.max(r.syncId, msgs[msgs.length - 1].id);
+      if (m.has_more && msgs.length) this.catchUp(r);
+      else {
+        r.catchingUp = false;
+        r.syncId = r.lastId;
+      }
       return;
     }
     // older page (also a reply without a ref we sent: treat as older)

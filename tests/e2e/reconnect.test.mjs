@@ -125,3 +125,65 @@ test('a graceful restart (1001) and several pending messages: all delivered once
   assert.deepEqual(page.errors, []);
   await context.close();
 });
+
+test('a long outage (1013, then over 1000 missed messages): caught up with no gap', async () => {
+  const big = await startServer({ args: ['--rate', '5000', '--burst', '5000'] });
+  try {
+    const { context, page } = await newPage(browser);
+    // Between the page and the real server: `blocked` refuses connections,
+    // as a network outage would; the open one is closed with 1013 (the
+    // server's "slow consumer" code).
+    let blocked = false;
+    const open = [];
+    let closes = 0;
+    await page.routeWebSocket(/\/ws$/, (ws) => {
+      if (blocked) {
+        closes++;
+        ws.close({ code: 1013, reason: 'try again later' });
+        return;
+      }
+      const srv = ws.connectToServer();
+      open.push({ ws, srv });
+      ws.onMessage((d) => srv.send(d));
+      srv.onMessage((d) => ws.send(d));
+    });
+    let incomplete = 0;
+    page.on('websocket', (w) => w.on('framereceived', (f) => {
+      if (String(f.payload).startsWith('{"type":"joined"') && String(f.payload).includes('"complete":false')) incomplete++;
+    }));
+    await openChat(page, big, { name: 'Uma', room: 'outage' });
+    const seeder = await WsClient.connect(big.wsUrl, { name: 'Feed' });
+    await seeder.join('outage');
+    await seeder.sendAll('outage', ['before 1', 'before 2']);
+    await page.locator('#messages li', { hasText: 'before 2' }).waitFor();
+
+    blocked = true;
+    for (const { ws, srv } of open.splice(0)) {
+      ws.close({ code: 1013, reason: 'slow consumer' });
+      srv.close();
+    }
+    await page.locator('#conn:not([data-state="online"])').waitFor();
+    await page.locator('#banner', { hasText: 'The connection was lost' }).waitFor();
+    const missed = Array.from({ length: 1100 }, (_, i) => `missed ${i + 1}`);
+    await seeder.sendAll('outage', missed, 'missed');
+    assert.ok(closes >= 1, 'the page kept trying');
+    blocked = false;
+    // The "Retry now" button skips the rest of the backoff.
+    await page.locator('#conn-retry').click({ timeout: 30000 * T });
+    await waitOnline(page, 40000 * T);
+    await page.locator('#messages li', { hasText: 'missed 1100' }).waitFor({ timeout: 30000 * T });
+    await seeder.sendAll('outage', ['after']);
+    await page.locator('#messages li', { hasText: /^.*after$/ }).last().waitFor();
+    await sleep(500);
+    const history = (await allMessages(big, 'outage')).map((m) => m.text);
+    assert.equal(history.length, 1103);
+    assert.equal(incomplete, 1, 'the rejoin said complete: false, and the page paged forward');
+    assert.deepEqual(await listTexts(page), history, 'every missed message once, in order');
+    assert.equal(await page.locator('#banner').isVisible(), false);
+    seeder.close();
+    assert.deepEqual(page.errors, []);
+    await context.close();
+  } finally {
+    await big.cleanup();
+  }
+});
