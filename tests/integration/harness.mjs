@@ -141,6 +141,7 @@ process.on('exit', () => {
  *   args: extra command-line arguments
  *   env: extra environment
  *   db: an existing database path to reuse (restart); default a new temp dir
+ *   ownDir: with db, remove db's directory on cleanup() (it is a harness temp dir)
  *   port: a port to use (default a free one)
  *   portArg: false to not pass --port (e.g. to test PARLEY_PORT)
  *   secret: the JWT secret (default SECRET); null for none
@@ -155,6 +156,7 @@ export async function startServer(opts = {}) {
   if (opts.db) {
     dbPath = opts.db;
     dir = path.dirname(dbPath);
+    ownDir = !!opts.ownDir; // a restart inherits the temp dir, and its cleanup
   } else {
     dir = mkdtempSync(path.join(os.tmpdir(), 'parley-it-'));
     dbPath = path.join(dir, 'parley.db');
@@ -258,7 +260,7 @@ export async function startServer(opts = {}) {
   srv.restart = async (more = {}) => {
     const r = await srv.stop('SIGTERM');
     if (r.code !== 0) throw new Error(`server exited ${r.code}/${r.signal} on SIGTERM; stderr:\n${tail(r.stderr)}`);
-    return startServer({ ...opts, db: dbPath, port, ...more });
+    return startServer({ ...opts, db: dbPath, port, ownDir, ...more });
   };
   /** Removes the temp directory (only one the harness created). */
   srv.cleanup = () => {

@@ -69,7 +69,7 @@ test('SIGKILL while sending: every acked id is present after the restart', { tim
   await Promise.all(runs);
   const ackedIds = [...acked.keys()].sort((x, y) => x - y);
   assert.ok(ackedIds.length >= 600);
-  s = await startServer({ db: s.dbPath, port: s.port });
+  s = await startServer({ args: s.args, db: s.dbPath, port: s.port, ownDir: true });
   t.after(async () => {
     const r2 = await s.stop();
     assert.equal(r2.code, 0, `stderr:\n${r2.stderr}`);
