@@ -46,6 +46,7 @@ static const struct opt opts[] = {
     {"retention-days", K_LONG, O(retention_days), 0, 1000000, 0, "delete messages older than this (0: keep)"},
     {"max-messages-per-room", K_LONG, O(max_messages_per_room), 0, 1L << 40, 0, "keep at most this many per room (0: all)"},
     {"max-header-bytes", K_LONG, O(max_header_bytes), 512, 65535, 0, "HTTP request header bytes at most (4096)"},
+    {"event-loop", K_CHOICE, O(event_loop), 0, 0, "|uv|poll|", "uv (epoll, via libuv) or poll (uv)"},
     {"prune-interval", K_LONG, O(prune_interval), 1, 86400, 0, "seconds between retention passes (60)"},
 };
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
@@ -70,6 +71,7 @@ static void defaults(struct config *c)
     c->db_sync = "full";
     c->prune_interval = 60;
     c->max_header_bytes = 4096;
+    c->event_loop = "uv";
 }
 
 static void usage(FILE *f)

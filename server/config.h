@@ -32,6 +32,7 @@ struct config {
     long max_messages_per_room;
     long prune_interval; /* seconds */
     long max_header_bytes;
+    const char *event_loop; /* "uv" or "poll" */
 
     int norigins; /* parsed from `origins` */
     char *origin_list[CONFIG_MAX_ORIGINS];

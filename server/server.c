@@ -1,5 +1,8 @@
 /* server.c -- the libwebsockets context and its one callback: a thin switch
  * that hands each event to the session, HTTP or database code. */
+/* uv.h first: libwebsockets.h declares its libuv helpers only after it. */
+#include <uv.h>
+
 #include "server.h"
 
 #include <stdlib.h>
@@ -55,9 +58,13 @@ static void on_tick(struct lws_sorted_usec_list *sul)
     if (srv->stopping &&
         (srv->nsessions == 0 || server_now_us() > srv->stop_deadline_us)) {
         srv->loop_done = 1;
-        /* Suls run inside lws_service() before it polls again: wake that
-         * poll, so server_run() sees loop_done now. */
-        lws_cancel_service(srv->ctx);
+        /* With libuv, lws_service() runs the loop until it is stopped; with
+         * poll, suls run inside lws_service() before it polls again, so
+         * wake that poll. Either way server_run() sees loop_done now. */
+        if (srv->uv_loop)
+            uv_stop(srv->uv_loop);
+        else
+            lws_cancel_service(srv->ctx);
     } else
         lws_sul_schedule(srv->ctx, 0, &srv->tick, on_tick, TICK_US);
 }
@@ -95,6 +102,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         return session_on_receive(c->s, in, len);
     case LWS_CALLBACK_SERVER_WRITEABLE:
         return session_on_writeable(c->s);
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+        return session_on_peer_close(c->s);
     case LWS_CALLBACK_TIMER:
         session_on_timer(c->s);
         break;
@@ -158,6 +167,20 @@ int server_start(struct server *srv)
      * whole life: this is per-connection memory, so it stays modest. */
     info.max_http_header_data = (unsigned short)cfg->max_header_bytes;
     info.options = LWS_SERVER_OPTION_DISABLE_IPV6 * !!cfg->bind;
+    /* libuv (epoll) rather than lws' own poll(): poll scans every socket on
+     * every wake-up, which dominates with thousands of connections. */
+    static void *loops[1];
+    if (cfg->event_loop[0] == 'u') {
+        /* Our own ("foreign") loop, so we can run and stop it ourselves. */
+        srv->uv_loop = calloc(1, sizeof(uv_loop_t));
+        if (!srv->uv_loop || uv_loop_init(srv->uv_loop)) {
+            plog(LOG_ERROR, "start-failed", "reason=\"cannot create the event loop\"");
+            return -1;
+        }
+        loops[0] = srv->uv_loop;
+        info.foreign_loops = loops;
+        info.options |= LWS_SERVER_OPTION_LIBUV;
+    }
     if (cfg->tls_cert) {
         info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
         info.ssl_cert_filepath = cfg->tls_cert;
@@ -180,8 +203,11 @@ int server_start(struct server *srv)
 
 void server_run(struct server *srv)
 {
-    while (!srv->loop_done && lws_service(srv->ctx, 0) >= 0)
-        ;
+    if (srv->uv_loop)
+        uv_run(srv->uv_loop, UV_RUN_DEFAULT); /* until on_tick's uv_stop() */
+    else
+        while (!srv->loop_done && lws_service(srv->ctx, 0) >= 0)
+            ;
 }
 
 void server_destroy(struct server *srv)
@@ -189,6 +215,13 @@ void server_destroy(struct server *srv)
     if (srv->ctx)
         lws_context_destroy(srv->ctx); /* closes what is left: CLOSED per session */
     srv->ctx = NULL;
+    if (srv->uv_loop) {
+        /* lws closes its handles asynchronously: let the loop finish them. */
+        while (uv_loop_close(srv->uv_loop) == UV_EBUSY)
+            uv_run(srv->uv_loop, UV_RUN_ONCE);
+        free(srv->uv_loop);
+        srv->uv_loop = NULL;
+    }
 }
 
 void server_wake(void *arg)

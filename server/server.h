@@ -40,6 +40,7 @@ struct server {
     int loop_done;
     int64_t stop_deadline_us;
     struct lws_sorted_usec_list tick; /* shutdown progress timer */
+    struct uv_loop_s *uv_loop;        /* the libuv loop, unless --event-loop poll */
 };
 
 /* Creates the lws context (listening socket, mounts, TLS). Main thread.

@@ -92,6 +92,7 @@ struct session {
     unsigned in_resume : 1;         /* the coroutine is running */
     unsigned welcomed : 1, guest : 1, timer_fired : 1, db_busy : 1, rx_paused : 1;
     unsigned rx_discard : 1;        /* skipping the rest of an oversized message */
+    unsigned close_sent : 1;        /* our close frame is out; awaiting the peer's */
     int close_code;                 /* set: closing once the queue is flushed */
     char close_reason[64];
 
@@ -753,14 +754,30 @@ struct session *session_open(struct server *srv, struct lws *wsi)
     return s;
 }
 
-static int close_now(struct session *s, int code, const char *why)
+/* Writes our close frame as raw bytes, like every other frame, and waits
+ * for the client's answer (session_on_peer_close) or the close timeout set
+ * by session_close(). Owning the close handshake keeps it the same under
+ * every event loop: the frame goes out before the socket is closed. */
+static int send_close(struct session *s)
 {
-    if (!s->close_code) {
-        s->close_code = code;
-        snprintf(s->close_reason, sizeof s->close_reason, "%s", why);
-    }
-    lws_close_reason(s->wsi, (enum lws_close_status)code, (unsigned char *)why, strlen(why));
-    return -1;
+    unsigned char frame[LWS_PRE + 2 + 2 + sizeof s->close_reason], *f = frame + LWS_PRE;
+    size_t rlen = strlen(s->close_reason);
+    if (rlen > 123)
+        rlen = 123; /* a control frame's payload is at most 125 bytes */
+    f[0] = 0x88; /* FIN | close */
+    f[1] = (unsigned char)(2 + rlen);
+    f[2] = (unsigned char)(s->close_code >> 8);
+    f[3] = (unsigned char)s->close_code;
+    memcpy(f + 4, s->close_reason, rlen);
+    s->close_sent = 1;
+    return lws_write(s->wsi, f, 4 + rlen, LWS_WRITE_RAW) < (int)(4 + rlen) ? -1 : 0;
+}
+
+int session_on_peer_close(struct session *s)
+{
+    /* Our close went first: the peer's is the answer, so just hang up
+     * (returning 0 would make lws echo a second close frame). */
+    return s && s->close_sent;
 }
 
 static int inbox_push(struct session *s, const char *data, size_t len)
@@ -851,7 +868,7 @@ int session_on_writeable(struct session *s)
     unsigned frames = 1;
     size_t n;
     if (!b)
-        return s->close_code ? close_now(s, s->close_code, s->close_reason) : 0;
+        return s->close_code && !s->close_sent ? send_close(s) : 0;
     if ((n = outq_gather(&s->out, wire + LWS_PRE, SESSION_WRITE_MAX, &frames))) {
         /* Whole frames, headers included: RAW sends the bytes as they are,
          * with TLS too (no extension is ever negotiated). */
@@ -867,7 +884,7 @@ int session_on_writeable(struct session *s)
     }
     s->srv->m.frames_out += frames;
     s->srv->m.bytes_out += n;
-    if (s->out.count || s->close_code)
+    if (s->out.count || (s->close_code && !s->close_sent))
         lws_callback_on_writable(s->wsi);
     return 0;
 }

@@ -34,6 +34,9 @@ struct session *session_open(struct server *srv, struct lws *wsi);
 int session_on_receive(struct session *s, const void *in, size_t len);
 /* LWS_CALLBACK_SERVER_WRITEABLE. Returns -1 to close. */
 int session_on_writeable(struct session *s);
+/* LWS_CALLBACK_WS_PEER_INITIATED_CLOSE: nonzero when the peer's close
+ * answers ours (lws then just closes). */
+int session_on_peer_close(struct session *s);
 /* LWS_CALLBACK_TIMER. */
 void session_on_timer(struct session *s);
 /* LWS_CALLBACK_CLOSED: cancels the coroutine, leaves every room. */
