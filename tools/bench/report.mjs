@@ -35,6 +35,7 @@ function problems(r) {
   if (r.errors && Object.keys(r.errors).length) p.push(`errors: ${codes(r.errors)}`);
   if (r.close_codes && Object.keys(r.close_codes).length) p.push(`close codes: ${codes(r.close_codes)}`);
   if (r.server_died) p.push('**server died**');
+  if (r.loadgen_max_stall_ms > 50) p.push(`load generator stalled ${Math.round(r.loadgen_max_stall_ms)} ms once (busy machine?)`);
   return p.length ? `; ${p.join('; ')}` : '';
 }
 
@@ -85,6 +86,17 @@ for (const [sc, title] of rows) {
   out.push(`| ${title} | ${servers.map((s) => cell(sc, byLabel.get(`${s}/${sc}`))).join(' | ')} |`);
 }
 out.push('');
+const capRuns = [...byLabel.values()].filter((r) => r.mode === 'capacity' && r.steps_detail && r.steps_detail.length);
+if (capRuns.length) {
+  out.push('## Capacity steps', '');
+  out.push('Each step sends at a fixed rate for a few seconds, then waits for every ack and delivery; a step passes with p99 < 100 ms, nothing missing, no errors and no closed connection.', '');
+  for (const r of capRuns) {
+    const steps = r.steps_detail.map(([rate, dps, p99, missing, scpu, lcpu, pass]) =>
+      `${int(rate)}→${int(dps)}/s p99 ${ms(p99)} ms${missing ? `, ${int(missing)} missing` : ''} (srv ${Math.round(scpu)}%, lg ${Math.round(lcpu)}%) ${pass ? 'ok' : '**fail**'}`);
+    out.push(`- ${r.label}: ${steps.join('; ')}`);
+  }
+  out.push('');
+}
 const ceil = byLabel.get('epoll-broadcast/ceiling');
 if (ceil) {
   out.push('## Load generator ceiling', '');

@@ -10,8 +10,10 @@
 #   BENCH_SERVERS    servers to run, in order (default: "parley lws-broadcast ws-broadcast")
 #   BENCH_SCENARIOS  scenarios to run (default: "capacity fixed1k rooms10k acks idle ceiling")
 #   BENCH_IDLE_CLIENTS  connections for the idle scenario (default: 19900, lowered to the fd limit)
-#   BENCH_PORT       first port to use (default: 18480)
+#   BENCH_PORT       ports are taken from BENCH_PORT+1 upwards, skipping busy ones (default: 18480)
 #   BENCH_QUICK=1    shorter durations (smoke test; numbers are noisier)
+#   BENCH_BUDGET     seconds the whole run may take (default 840); scenarios that
+#                    would start after that are skipped, each run is cut at the budget
 #
 # The server runs pinned to core 0 (taskset -c 0), the load generator to
 # core 1.  Only loopback addresses are used.  Every loadgen run is bounded by
@@ -27,6 +29,7 @@ SERVERS=${BENCH_SERVERS:-"parley lws-broadcast ws-broadcast"}
 SCENARIOS=${BENCH_SCENARIOS:-"capacity fixed1k rooms10k acks idle ceiling"}
 PORT=${BENCH_PORT:-18480}
 QUICK=${BENCH_QUICK:-0}
+BUDGET=${BENCH_BUDGET:-840}
 
 log() { echo "bench: $*" >&2; }
 
@@ -157,8 +160,15 @@ scenario_args() {
 }
 
 run_one() { # server scenario
-    local server=$1 sc=$2 args out rc
+    local server=$1 sc=$2 args out rc left limit
     args=$(scenario_args "$sc")
+    left=$((BUDGET - ($(date +%s) - T0)))
+    if [ "$left" -lt 30 ]; then
+        log "$server / $sc: skipped, the time budget (${BUDGET}s) is used up"
+        echo "{\"label\":\"$server/$sc\",\"failed\":\"skipped: time budget\"}" >>"$RESULTS"
+        return 0
+    fi
+    limit=$((left < 300 ? left : 300))
     if ! start_server "$server"; then
         echo "{\"label\":\"$server/$sc\",\"failed\":\"server did not start\"}" >>"$RESULTS"
         return 0
@@ -167,7 +177,7 @@ run_one() { # server scenario
     printf '%s\n  %s\n' "${SERVER_CMD//$WORK/\$TMP}" "${cmd//$WORK/\$TMP}" | sed "s/--server-pid [0-9]*/--server-pid \$SERVER_PID/" >>"$COMMANDS"
     log "$server / $sc: $args"
     set +e
-    out=$(timeout 300 $cmd 2>"$WORK/loadgen.err")
+    out=$(timeout "$limit" $cmd 2>"$WORK/loadgen.err")
     rc=$?
     set -e
     local line

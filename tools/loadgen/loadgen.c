@@ -238,6 +238,9 @@ static struct {
 } st;
 
 static hist_t lat_hist, ack_hist, ivl_hist;
+static char steps_json[8192]; /* capacity steps: [rate, deliveries/s, p99 us, missing, server cpu %, loadgen cpu %, pass] */
+static size_t steps_json_len;
+static uint64_t max_stall_ns; /* longest gap between two loop iterations while measuring */
 
 static struct {
     char code[32];
@@ -1037,7 +1040,8 @@ static void pump_senders(uint64_t now)
             maybe_send_more(&conns[sender_idx[i]], now);
         return;
     }
-    uint64_t due = (uint64_t)((double)(now - rate_start) * opt.rate / 1e9);
+    uint64_t until = now < t_measure_end ? now : t_measure_end; /* a stalled loop must not overshoot */
+    uint64_t due = until > rate_start ? (uint64_t)((double)(until - rate_start) * opt.rate / 1e9) : 0;
     while (issued < due) {
         conn_t *c = NULL;
         for (int k = 0; k < nsenders; k++) {
@@ -1186,14 +1190,16 @@ static void report_run(void)
                ",\"p999\":%" PRIu64 ",\"max\":%" PRIu64 "},"
                "\"ack_us\":{\"n\":%" PRIu64 ",\"p50\":%" PRIu64 ",\"p99\":%" PRIu64 ",\"max\":%" PRIu64 "},"
                "\"closed_during_run\":%" PRIu64 ",\"dropped\":%" PRIu64 ",\"errors\":{%s},\"close_codes\":{%s},"
-               "\"server_rss_kb\":%ld,\"server_cpu_s\":%.3f,\"server_cpu_pct\":%.1f,\"loadgen_cpu_pct\":%.1f}\n",
+               "\"server_rss_kb\":%ld,\"server_cpu_s\":%.3f,\"server_cpu_pct\":%.1f,\"loadgen_cpu_pct\":%.1f,"
+               "\"loadgen_max_stall_ms\":%.1f}\n",
                opt.label, opt.clients, opt.rooms, nsenders, opt.rate, opt.window, opt.size, dur, alive,
                st.connect_failed, (double)(t_setup_done - t_start) / 1e9, st.sent, st.acked, st.send_errors, unres,
                st.skipped_backlog, st.skipped_window, acks_s, st.deliveries, dps, exp, miss, st.duplicates,
                lat_hist.n, hist_pct(&lat_hist, .5), hist_pct(&lat_hist, .9), hist_pct(&lat_hist, .99),
                hist_pct(&lat_hist, .999), lat_hist.max, ack_hist.n, hist_pct(&ack_hist, .5),
                hist_pct(&ack_hist, .99), ack_hist.max, st.closed_during_run, st.dropped, errs, closes,
-               srv_after.rss_kb, srv_cpu, dur > 0 ? 100 * srv_cpu / dur : 0, dur > 0 ? 100 * self_cpu / dur : 0);
+               srv_after.rss_kb, srv_cpu, dur > 0 ? 100 * srv_cpu / dur : 0, dur > 0 ? 100 * self_cpu / dur : 0,
+               max_stall_ns / 1e6);
         return;
     }
     printf("clients %d (ready %d, connect failures %" PRIu64 ", setup %.2f s), rooms %d, senders %d, rate %s%.0f/s, window %d, size %d\n",
@@ -1218,8 +1224,8 @@ static void report_run(void)
     if (opt.server_pid)
         printf("server: RSS %.1f MiB, CPU %.2f s over %.2f s (%.0f%%)\n", srv_after.rss_kb / 1024.0, srv_cpu, dur,
                dur > 0 ? 100 * srv_cpu / dur : 0);
-    printf("loadgen: CPU %.0f%% during measurement, %" PRIu64 " reads, %.1f MB in, %.1f MB out\n",
-           dur > 0 ? 100 * self_cpu / dur : 0, st.reads, st.bytes_in / 1e6, st.bytes_out / 1e6);
+    printf("loadgen: CPU %.0f%% during measurement, longest loop stall %.1f ms, %" PRIu64 " reads, %.1f MB in, %.1f MB out\n",
+           dur > 0 ? 100 * self_cpu / dur : 0, max_stall_ns / 1e6, st.reads, st.bytes_in / 1e6, st.bytes_out / 1e6);
 }
 
 /* interval line (stderr) */
@@ -1425,9 +1431,9 @@ int main(int argc, char **argv)
         conns[i].last_id = -1;
         conns[i].state = C_FREE;
     }
-    /* senders: spread over the connections so they cover the rooms round-robin */
+    /* senders: connections 0..S-1, so sender k is in room k % R (spread evenly over the rooms) */
     for (int k = 0; k < opt.senders; k++) {
-        int i = (int)((long long)k * opt.clients / opt.senders);
+        int i = k;
         conns[i].sender = true;
         sender_idx[nsenders++] = i;
     }
@@ -1442,7 +1448,7 @@ int main(int argc, char **argv)
         hard_deadline += (uint64_t)(((opt.step_seconds + 3.0) * opt.max_steps + 15) * 1e9);
     uint64_t setup_deadline = t_start + (uint64_t)(opt.setup_timeout * 1e9);
     int next_conn = 0;
-    uint64_t last_batch = 0, next_ivl = t_start + (uint64_t)(opt.interval * 1e9), drain_check = 0;
+    uint64_t prev_now = 0, last_batch = 0, next_ivl = t_start + (uint64_t)(opt.interval * 1e9), drain_check = 0;
     ivl_last_t = t_start;
     struct epoll_event evs[1024];
 
@@ -1455,6 +1461,7 @@ int main(int argc, char **argv)
     step_t fail = {0};
     uint64_t cool_end = 0;
     double pending_rate = 0;
+    int downs = 0;
     uint64_t step_sent0 = 0, step_acked0 = 0, step_err0 = 0, step_closed0 = 0, step_deliv0 = 0;
     int exit_code = 0;
 
@@ -1466,6 +1473,9 @@ int main(int argc, char **argv)
         for (int i = 0; i < n; i++)
             on_event(&conns[evs[i].data.u32], evs[i].events);
         uint64_t now = now_ns();
+        if (sending && prev_now && now - prev_now > max_stall_ns && now >= t_measure_start)
+            max_stall_ns = now - prev_now;
+        prev_now = now;
         if (interrupted || now > hard_deadline) {
             if (!opt.json)
                 fprintf(stderr, "parley-loadgen: %s, stopping\n", interrupted ? "interrupted" : "hard deadline reached");
@@ -1579,6 +1589,11 @@ int main(int argc, char **argv)
                                    cur.errors == 0 && unresolved() == 0 && lat_hist.n > 0 &&
                                    st.skipped_backlog == 0;
                         run_capacity_step_report(&cur, step);
+                        if (steps_json_len < sizeof steps_json - 128)
+                            steps_json_len += (size_t)snprintf(steps_json + steps_json_len, sizeof steps_json - steps_json_len,
+                                                               "%s[%.1f,%.0f,%" PRIu64 ",%" PRIu64 ",%.0f,%.0f,%d]",
+                                                               step ? "," : "", cur.rate, cur.dps, cur.p99, cur.missing,
+                                                               cur.srv_cpu_pct, cur.self_cpu_pct, cur.pass ? 1 : 0);
                         if (cur.pass) {
                             if (!have_best || cur.dps > best.dps)
                                 best = cur;
@@ -1588,19 +1603,34 @@ int main(int argc, char **argv)
                             have_fail = true;
                         }
                         step++;
-                        double next_rate = cur.rate * (refining ? opt.refine_factor : opt.step_factor);
-                        if (!cur.pass && opt.refine_factor > 1 && !refining && have_best && cur.closed == 0) {
+                        double next_rate = 0;
+                        bool done = false;
+                        if (cur.pass) {
+                            next_rate = cur.rate * (refining ? opt.refine_factor : opt.step_factor);
+                            if (have_fail && next_rate >= fail.rate * 0.999) {
+                                if (!refining && opt.refine_factor > 1) {
+                                    refining = true;
+                                    next_rate = cur.rate * opt.refine_factor;
+                                }
+                                done = next_rate >= fail.rate * 0.999;
+                            }
+                        } else if (cur.closed == 0 && !have_best && downs < 3) {
+                            /* even the first rate failed: cool down and try half of it */
+                            downs++;
+                            next_rate = cur.rate / 2;
+                            cooling = true;
+                        } else if (cur.closed == 0 && have_best && opt.refine_factor > 1 && !refining) {
                             /* coarse search failed: cool down, then walk up from the best in finer steps */
                             refining = true;
                             next_rate = best.rate * opt.refine_factor;
                             cooling = true;
-                            cool_end = now + 10000000000ull;
-                        } else if (!cur.pass) {
-                            phase = P_DONE;
-                            break;
+                            done = next_rate >= fail.rate * 0.999;
+                        } else {
+                            done = true;
                         }
-                        if (step >= opt.max_steps || next_rate > opt.max_rate || ready_alive() == 0 ||
-                            (have_fail && next_rate >= fail.rate * 0.999)) {
+                        if (cooling)
+                            cool_end = now + 10000000000ull;
+                        if (done || step >= opt.max_steps || next_rate > opt.max_rate || ready_alive() == 0) {
                             phase = P_DONE;
                             break;
                         }
@@ -1685,10 +1715,13 @@ int main(int argc, char **argv)
                    "\"best_p50_us\":%" PRIu64 ",\"best_p99_us\":%" PRIu64 ",\"best_p999_us\":%" PRIu64 ",\"best_max_us\":%" PRIu64 ","
                    "\"best_server_cpu_pct\":%.1f,\"best_loadgen_cpu_pct\":%.1f,"
                    "\"failed_rate\":%.1f,\"failed_p99_us\":%" PRIu64 ",\"failed_missing\":%" PRIu64 ","
-                   "\"server_rss_kb\":%ld,\"errors\":{%s},\"close_codes\":{%s}}\n",
+                   "\"server_rss_kb\":%ld,\"errors\":{%s},\"close_codes\":{%s},\"loadgen_max_stall_ms\":%.1f,"
+                   "\"step_fields\":[\"rate\",\"deliveries_per_s\",\"p99_us\",\"missing\",\"server_cpu_pct\",\"loadgen_cpu_pct\",\"pass\"],"
+                   "\"steps_detail\":[%s]}\n",
                    opt.label, opt.clients, opt.rooms, nsenders, opt.size, st.ready, step, have_best ? "true" : "false",
                    best.rate, best.dps, best.p50, best.p99, best.p999, best.max, best.srv_cpu_pct, best.self_cpu_pct,
-                   have_fail ? fail.rate : 0, have_fail ? fail.p99 : 0, have_fail ? fail.missing : 0, s.rss_kb, errs, closes);
+                   have_fail ? fail.rate : 0, have_fail ? fail.p99 : 0, have_fail ? fail.missing : 0, s.rss_kb, errs, closes,
+                   max_stall_ns / 1e6, steps_json);
         else if (have_best)
             printf("capacity: %.0f deliveries/s (%.0f msgs/s in x %d members), p99 %" PRIu64 " us < %.0f ms, no missing\n",
                    best.dps, best.rate, members, best.p99, opt.p99_limit_ms);
