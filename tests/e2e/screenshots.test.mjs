@@ -111,8 +111,8 @@ for (const [device, opts] of [['desktop', DESKTOP], ['phone', PHONE]]) {
       const { context, page } = await newPage(browser, { ...opts, colorScheme: scheme });
       await openAsSam(context, page);
       await conversation(page);
+      await page.locator('#messages li', { hasText: 'Sounds good to me.' }).waitFor();
       assert.equal(await page.locator('#messages li.own').count(), 2, 'the same person in every context');
-      await page.locator('#messages li', { hasText: 'we ship' }).waitFor();
       await page.locator('#rooms a[href="#design"]').waitFor({ state: 'attached' });
       // The server drops a connection's typing beyond one per 2 s per room.
       await sleep(Math.max(0, typingAt + 2100 - Date.now()));
