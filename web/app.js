@@ -473,7 +473,8 @@ function renderBanner(st) {
     text = st === 'offline' ? 'You are offline. Messages you write now are sent when the connection is back.'
       : 'The connection was lost. Messages you write now are sent when it is back.';
   else if (st === 'signed-out')
-    text = mode === 'embed' ? 'Your sign-in has ended. Reload the page to continue.' : (client.lastRefusal || 'The server refused the connection.');
+    text = auth && auth.token ? 'Your sign-in has expired. Waiting for this site to sign you in again…'
+      : (client.lastRefusal || 'The server refused the connection.');
   ui.banner.textContent = text;
   ui.banner.hidden = !text;
   ui.banner.dataset.state = st;

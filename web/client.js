@@ -579,7 +579,6 @@ export class Client extends EventTarget {
       if (this.auth && !this.auth.token && this.auth.resume && code !== 'unauthorized') {
         // A resume the server no longer knows: start over as a new guest.
         this.auth.resume = null;
-        this.emit('welcome-reset', {});
         this.sendHello();
         return;
       }

@@ -136,10 +136,12 @@
       unread ? 'Open chat, ' + unread + ' unread message' + (unread === 1 ? '' : 's') : 'Open chat');
   }
 
+  // Before the button is mounted (no <body> yet), only the state is kept:
+  // mount() draws it and the chat learns it when it says it is ready.
   function open() {
-    if (!host) return;
     if (isOpen) return;
     isOpen = true;
+    if (!host) return;
     updateLauncher();
     toChat({ type: 'parley:visibility', open: true });
     try { iframe.focus(); } catch (e) { /* ignore */ }
@@ -147,9 +149,10 @@
   }
 
   function close() {
-    if (!host || !isOpen) return;
-    var hadFocus = document.activeElement === host;
+    if (!isOpen) return;
     isOpen = false;
+    if (!host) return;
+    var hadFocus = document.activeElement === host;
     updateLauncher();
     toChat({ type: 'parley:visibility', open: false });
     if (hadFocus) launcher.focus();
