@@ -9,13 +9,10 @@
 
 struct buf *buf_new(size_t cap)
 {
-    if (cap < 64)
-        cap = 64;
-    if (cap > UINT32_MAX / 2)
-        return NULL;
+    if (cap < 64) cap = 64;
+    if (cap > UINT32_MAX / 2) return NULL;
     struct buf *b = malloc(sizeof(*b) + LWS_PRE + cap);
-    if (!b)
-        return NULL;
+    if (!b) return NULL;
     b->refs = 1;
     b->len = 0;
     b->cap = (uint32_t)cap;
@@ -25,11 +22,9 @@ struct buf *buf_new(size_t cap)
 
 void buf_unref(struct buf *b)
 {
-    if (!b)
-        return;
+    if (!b) return;
     assert(b->refs > 0);
-    if (--b->refs == 0)
-        free(b);
+    if (--b->refs == 0) free(b);
 }
 
 /* Makes room for n more bytes; returns 0, or -1 with oom set. */
@@ -39,10 +34,8 @@ static int buf_reserve(struct buf **bp, size_t n)
     if (!b) /* a failed buf_new(): writes are dropped, callers check NULL */
         return -1;
     assert(b->refs == 1); /* a shared buffer is read-only */
-    if (b->oom)
-        return -1;
-    if ((size_t)b->len + n <= b->cap)
-        return 0;
+    if (b->oom) return -1;
+    if ((size_t)b->len + n <= b->cap) return 0;
     size_t cap = (size_t)b->cap * 2;
     while (cap < (size_t)b->len + n)
         cap *= 2;
@@ -58,8 +51,7 @@ static int buf_reserve(struct buf **bp, size_t n)
 
 void buf_put(struct buf **bp, const void *p, size_t n)
 {
-    if (buf_reserve(bp, n))
-        return;
+    if (buf_reserve(bp, n)) return;
     memcpy(BUF_PAYLOAD(*bp) + (*bp)->len, p, n);
     (*bp)->len += (uint32_t)n;
 }
@@ -80,8 +72,7 @@ void buf_put_jstr(struct buf **bp, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
     /* Worst case every byte becomes \u00XX. */
-    if (buf_reserve(bp, n * 6 + 2))
-        return;
+    if (buf_reserve(bp, n * 6 + 2)) return;
     unsigned char *o = BUF_PAYLOAD(*bp) + (*bp)->len, *start = o;
     *o++ = '"';
     for (size_t i = 0; i < n; i++) {
@@ -92,13 +83,25 @@ void buf_put_jstr(struct buf **bp, const char *s, size_t n)
         }
         *o++ = '\\';
         switch (c) {
-        case '"': *o++ = '"'; break;
-        case '\\': *o++ = '\\'; break;
-        case '\n': *o++ = 'n'; break;
-        case '\r': *o++ = 'r'; break;
-        case '\t': *o++ = 't'; break;
+        case '"':
+            *o++ = '"';
+            break;
+        case '\\':
+            *o++ = '\\';
+            break;
+        case '\n':
+            *o++ = 'n';
+            break;
+        case '\r':
+            *o++ = 'r';
+            break;
+        case '\t':
+            *o++ = 't';
+            break;
         default:
-            *o++ = 'u'; *o++ = '0'; *o++ = '0';
+            *o++ = 'u';
+            *o++ = '0';
+            *o++ = '0';
             *o++ = (unsigned char)hex[c >> 4];
             *o++ = (unsigned char)hex[c & 15];
         }

@@ -17,9 +17,9 @@
 
 struct buf {
     uint32_t refs;
-    uint32_t len;  /* payload bytes after the headroom */
-    uint32_t cap;  /* payload capacity */
-    int oom;       /* set when a write could not grow the buffer */
+    uint32_t len;        /* payload bytes after the headroom */
+    uint32_t cap;        /* payload capacity */
+    int oom;             /* set when a write could not grow the buffer */
     unsigned char mem[]; /* LWS_PRE headroom, then the payload */
 };
 

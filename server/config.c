@@ -14,8 +14,8 @@ struct opt {
     const char *name;
     enum kind kind;
     size_t off;
-    double min, max;      /* K_LONG, K_DOUBLE */
-    const char *choices;  /* K_CHOICE: "|a|b|" */
+    double min, max;     /* K_LONG, K_DOUBLE */
+    const char *choices; /* K_CHOICE: "|a|b|" */
     const char *help;
 };
 
@@ -24,30 +24,47 @@ static const struct opt opts[] = {
     {"port", K_LONG, O(port), 1, 65535, 0, "TCP port (8080)"},
     {"bind", K_STR, O(bind), 0, 0, 0, "address to listen on (all interfaces)"},
     {"db", K_STR, O(db), 0, 0, 0, "SQLite database file (./parley.db)"},
-    {"web-root", K_STR, O(web_root), 0, 0, 0, "serve this directory instead of the built-in page"},
-    {"jwt-secret", K_STR, O(jwt_secret), 0, 0, 0, "HS256 secret for tokens (none: tokens refused)"},
+    {"web-root", K_STR, O(web_root), 0, 0, 0,
+     "serve this directory instead of the built-in page"},
+    {"jwt-secret", K_STR, O(jwt_secret), 0, 0, 0,
+     "HS256 secret for tokens (none: tokens refused)"},
     {"no-guests", K_FLAG, O(no_guests), 0, 0, 0, "refuse guests; a token is required"},
     {"origins", K_STR, O(origins), 0, 0, 0, "comma list of allowed Origins (any)"},
-    {"max-connections", K_LONG, O(max_connections), 1, 1000000, 0, "WebSocket connections at most (10000)"},
-    {"max-text", K_LONG, O(max_text), 1, 100000, 0, "characters per message at most (4000)"},
+    {"max-connections", K_LONG, O(max_connections), 1, 1000000, 0,
+     "WebSocket connections at most (10000)"},
+    {"max-text", K_LONG, O(max_text), 1, 100000, 0,
+     "characters per message at most (4000)"},
     {"rate", K_DOUBLE, O(rate), 0.001, 1e9, 0, "sends per second per connection (10)"},
     {"burst", K_DOUBLE, O(burst), 1, 1e9, 0, "sends a connection may make at once (20)"},
-    {"log-level", K_CHOICE, O(log_level), 0, 0, "|error|warn|info|debug|", "error, warn, info or debug (info)"},
+    {"log-level", K_CHOICE, O(log_level), 0, 0, "|error|warn|info|debug|",
+     "error, warn, info or debug (info)"},
     {"log-format", K_CHOICE, O(log_format), 0, 0, "|text|json|", "text or json (text)"},
-    {"hello-timeout", K_LONG, O(hello_timeout), 1, 3600, 0, "seconds a client has to say hello (10)"},
-    {"max-frame", K_LONG, O(max_frame), 1024, 16 << 20, 0, "bytes per client message at most (65536)"},
-    {"outq-max-msgs", K_LONG, O(outq_max_msgs), 1, 1 << 20, 0, "frames queued per client before 1013 (4096)"},
-    {"outq-max-bytes", K_LONG, O(outq_max_bytes), 1024, 1L << 30, 0, "bytes queued per client before 1013 (4 MiB)"},
-    {"db-queue", K_LONG, O(db_queue), 1, 1 << 24, 0, "database requests queued at most (16384)"},
-    {"db-batch", K_LONG, O(db_batch), 1, 1 << 20, 0, "requests per transaction at most (1024)"},
-    {"db-sync", K_CHOICE, O(db_sync), 0, 0, "|full|normal|", "SQLite synchronous: full or normal (full)"},
+    {"hello-timeout", K_LONG, O(hello_timeout), 1, 3600, 0,
+     "seconds a client has to say hello (10)"},
+    {"max-frame", K_LONG, O(max_frame), 1024, 16 << 20, 0,
+     "bytes per client message at most (65536)"},
+    {"outq-max-msgs", K_LONG, O(outq_max_msgs), 1, 1 << 20, 0,
+     "frames queued per client before 1013 (4096)"},
+    {"outq-max-bytes", K_LONG, O(outq_max_bytes), 1024, 1L << 30, 0,
+     "bytes queued per client before 1013 (4 MiB)"},
+    {"db-queue", K_LONG, O(db_queue), 1, 1 << 24, 0,
+     "database requests queued at most (16384)"},
+    {"db-batch", K_LONG, O(db_batch), 1, 1 << 20, 0,
+     "requests per transaction at most (1024)"},
+    {"db-sync", K_CHOICE, O(db_sync), 0, 0, "|full|normal|",
+     "SQLite synchronous: full or normal (full)"},
     {"tls-cert", K_STR, O(tls_cert), 0, 0, 0, "PEM certificate: serve https and wss"},
     {"tls-key", K_STR, O(tls_key), 0, 0, 0, "PEM private key for --tls-cert"},
-    {"retention-days", K_LONG, O(retention_days), 0, 1000000, 0, "delete messages older than this (0: keep)"},
-    {"max-messages-per-room", K_LONG, O(max_messages_per_room), 0, 1L << 40, 0, "keep at most this many per room (0: all)"},
-    {"max-header-bytes", K_LONG, O(max_header_bytes), 512, 65535, 0, "HTTP request header bytes at most (4096)"},
-    {"event-loop", K_CHOICE, O(event_loop), 0, 0, "|uv|poll|", "uv (epoll, via libuv) or poll (uv)"},
-    {"prune-interval", K_LONG, O(prune_interval), 1, 86400, 0, "seconds between retention passes (60)"},
+    {"retention-days", K_LONG, O(retention_days), 0, 1000000, 0,
+     "delete messages older than this (0: keep)"},
+    {"max-messages-per-room", K_LONG, O(max_messages_per_room), 0, 1L << 40, 0,
+     "keep at most this many per room (0: all)"},
+    {"max-header-bytes", K_LONG, O(max_header_bytes), 512, 65535, 0,
+     "HTTP request header bytes at most (4096)"},
+    {"event-loop", K_CHOICE, O(event_loop), 0, 0, "|uv|poll|",
+     "uv (epoll, via libuv) or poll (uv)"},
+    {"prune-interval", K_LONG, O(prune_interval), 1, 86400, 0,
+     "seconds between retention passes (60)"},
 };
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
 
@@ -76,27 +93,34 @@ static void defaults(struct config *c)
 
 static void usage(FILE *f)
 {
-    fprintf(f, "Usage: parley [OPTION]...\nA WebSocket chat server with SQLite history.\n\n");
+    fprintf(
+        f, "Usage: parley [OPTION]...\nA WebSocket chat server with SQLite history.\n\n");
     for (size_t i = 0; i < NOPTS; i++) {
         char flag[64];
-        snprintf(flag, sizeof flag, "--%s%s", opts[i].name, opts[i].kind == K_FLAG ? "" : " V");
+        snprintf(flag, sizeof flag, "--%s%s", opts[i].name,
+                 opts[i].kind == K_FLAG ? "" : " V");
         fprintf(f, "  %-28s %s\n", flag, opts[i].help);
     }
-    fprintf(f, "  %-28s %s\n  %-28s %s\n\n", "--help", "this text", "--version", "print the version");
-    fprintf(f, "Every option is also read from PARLEY_<NAME> (e.g. PARLEY_JWT_SECRET);\n"
-               "the command line wins. A flag variable is on when set to 1, true or yes.\n");
+    fprintf(f, "  %-28s %s\n  %-28s %s\n\n", "--help", "this text", "--version",
+            "print the version");
+    fprintf(f,
+            "Every option is also read from PARLEY_<NAME> (e.g. PARLEY_JWT_SECRET);\n"
+            "the command line wins. A flag variable is on when set to 1, true or yes.\n");
 }
 
 /* Stores `val` into the option's field. Returns 0, or -1 after printing. */
-static int set_opt(struct config *c, const struct opt *o, const char *val, const char *from)
+static int set_opt(struct config *c, const struct opt *o, const char *val,
+                   const char *from)
 {
     char *end;
     void *field = (char *)c + o->off;
     errno = 0;
     switch (o->kind) {
     case K_FLAG:
-        *(int *)field = !strcasecmp(val, "1") || !strcasecmp(val, "true") || !strcasecmp(val, "yes");
-        if (*(int *)field || !strcasecmp(val, "0") || !strcasecmp(val, "false") || !strcasecmp(val, "no"))
+        *(int *)field =
+            !strcasecmp(val, "1") || !strcasecmp(val, "true") || !strcasecmp(val, "yes");
+        if (*(int *)field || !strcasecmp(val, "0") || !strcasecmp(val, "false") ||
+            !strcasecmp(val, "no"))
             return 0;
         break;
     case K_LONG: {
@@ -144,8 +168,7 @@ static int from_env(struct config *c)
             name[n++] = *p == '-' ? '_' : (char)toupper((unsigned char)*p);
         name[n] = 0;
         const char *v = getenv(name);
-        if (v && set_opt(c, &opts[i], v, "PARLEY_ variable for --"))
-            return -1;
+        if (v && set_opt(c, &opts[i], v, "PARLEY_ variable for --")) return -1;
     }
     return 0;
 }
@@ -153,8 +176,7 @@ static int from_env(struct config *c)
 static const struct opt *find_opt(const char *name, size_t n)
 {
     for (size_t i = 0; i < NOPTS; i++)
-        if (strlen(opts[i].name) == n && !strncmp(opts[i].name, name, n))
-            return &opts[i];
+        if (strlen(opts[i].name) == n && !strncmp(opts[i].name, name, n)) return &opts[i];
     return NULL;
 }
 
@@ -162,27 +184,25 @@ static int from_argv(struct config *c, int argc, char **argv)
 {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h"))
-            return usage(stdout), CONFIG_EXIT;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) return usage(stdout), CONFIG_EXIT;
         if (!strcmp(a, "--version"))
             return printf("parley %s\n", PARLEY_VERSION), CONFIG_EXIT;
         const char *eq = strchr(a, '=');
-        const struct opt *o = !strncmp(a, "--", 2)
-                                  ? find_opt(a + 2, eq ? (size_t)(eq - a - 2) : strlen(a + 2))
-                                  : NULL;
+        const struct opt *o =
+            !strncmp(a, "--", 2)
+                ? find_opt(a + 2, eq ? (size_t)(eq - a - 2) : strlen(a + 2))
+                : NULL;
         if (!o) {
             fprintf(stderr, "parley: unknown option '%s' (see --help)\n", a);
             return CONFIG_ERROR;
         }
         const char *val = eq ? eq + 1 : o->kind == K_FLAG ? "1" : NULL;
-        if (!val && i + 1 < argc)
-            val = argv[++i];
+        if (!val && i + 1 < argc) val = argv[++i];
         if (!val) {
             fprintf(stderr, "parley: option --%s needs a value\n", o->name);
             return CONFIG_ERROR;
         }
-        if (set_opt(c, o, val, "--"))
-            return CONFIG_ERROR;
+        if (set_opt(c, o, val, "--")) return CONFIG_ERROR;
     }
     return CONFIG_OK;
 }
@@ -190,8 +210,7 @@ static int from_argv(struct config *c, int argc, char **argv)
 /* Splits `origins` into origin_list, dropping trailing slashes. */
 static int split_origins(struct config *c)
 {
-    if (!c->origins)
-        return 0;
+    if (!c->origins) return 0;
     const char *p = c->origins;
     while (*p) {
         size_t n = strcspn(p, ",");
@@ -201,14 +220,14 @@ static int split_origins(struct config *c)
             p++, n--;
         if (n) {
             if (c->norigins == CONFIG_MAX_ORIGINS) {
-                fprintf(stderr, "parley: more than %d origins in --origins\n", CONFIG_MAX_ORIGINS);
+                fprintf(stderr, "parley: more than %d origins in --origins\n",
+                        CONFIG_MAX_ORIGINS);
                 return -1;
             }
             c->origin_list[c->norigins++] = strndup(p, n);
         }
         p += strcspn(p, ",");
-        if (*p == ',')
-            p++;
+        if (*p == ',') p++;
     }
     return 0;
 }
@@ -216,11 +235,9 @@ static int split_origins(struct config *c)
 int config_parse(struct config *c, int argc, char **argv)
 {
     defaults(c);
-    if (from_env(c))
-        return CONFIG_ERROR;
+    if (from_env(c)) return CONFIG_ERROR;
     int rc = from_argv(c, argc, argv);
-    if (rc != CONFIG_OK)
-        return rc;
+    if (rc != CONFIG_OK) return rc;
     if (!c->tls_cert != !c->tls_key) {
         fprintf(stderr, "parley: --tls-cert and --tls-key go together\n");
         return CONFIG_ERROR;
@@ -242,7 +259,6 @@ void config_free(struct config *c)
 int config_origin_allowed(const struct config *c, const char *origin)
 {
     for (int i = 0; i < c->norigins; i++)
-        if (!strcasecmp(c->origin_list[i], origin))
-            return 1;
+        if (!strcasecmp(c->origin_list[i], origin)) return 1;
     return 0;
 }

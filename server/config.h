@@ -20,8 +20,8 @@ struct config {
     double rate, burst;
     const char *log_level;
     const char *log_format;
-    long hello_timeout;  /* seconds */
-    long max_frame;      /* bytes */
+    long hello_timeout; /* seconds */
+    long max_frame;     /* bytes */
     long outq_max_msgs;
     long outq_max_bytes;
     long db_queue;

@@ -30,48 +30,47 @@ struct coro {
 #define CORO_INIT(c) ((c)->line = 0)
 #define CORO_FINISHED(c) ((c)->line == -1)
 
-#define CORO_BEGIN(c)                                                               \
-    switch ((c)->line) {                                                            \
-    case -1:                                                                        \
-        return CORO_DONE;                                                           \
+#define CORO_BEGIN(c)                                                                    \
+    switch ((c)->line) {                                                                 \
+    case -1:                                                                             \
+        return CORO_DONE;                                                                \
     case 0:
 
 /* Suspend until `cond` is true; `cond` is re-evaluated on every resume. */
-#define CORO_AWAIT(c, cond)                                                         \
-    do {                                                                            \
-        (c)->line = __LINE__;                                                       \
-        /* fall through */                                                          \
-    case __LINE__:                                                                  \
-        if (!(cond))                                                                \
-            return CORO_WAITING;                                                    \
+#define CORO_AWAIT(c, cond)                                                              \
+    do {                                                                                 \
+        (c)->line = __LINE__;                                                            \
+        /* fall through */                                                               \
+    case __LINE__:                                                                       \
+        if (!(cond)) return CORO_WAITING;                                                \
     } while (0)
 
 /* Suspend once, unconditionally. */
-#define CORO_YIELD(c)                                                               \
-    do {                                                                            \
-        (c)->line = __LINE__;                                                       \
-        return CORO_WAITING;                                                        \
-    case __LINE__:;                                                                 \
+#define CORO_YIELD(c)                                                                    \
+    do {                                                                                 \
+        (c)->line = __LINE__;                                                            \
+        return CORO_WAITING;                                                             \
+    case __LINE__:;                                                                      \
     } while (0)
 
 /* Run sub-coroutine `call` (an expression returning CORO_WAITING/CORO_DONE),
  * whose struct coro is `sub`, until it finishes. */
-#define CORO_CALL(c, sub, call)                                                     \
-    do {                                                                            \
-        CORO_INIT(sub);                                                             \
-        CORO_AWAIT(c, (call) == CORO_DONE);                                         \
+#define CORO_CALL(c, sub, call)                                                          \
+    do {                                                                                 \
+        CORO_INIT(sub);                                                                  \
+        CORO_AWAIT(c, (call) == CORO_DONE);                                              \
     } while (0)
 
 /* Finish now; later calls return CORO_DONE without running anything. */
-#define CORO_EXIT(c)                                                                \
-    do {                                                                            \
-        (c)->line = -1;                                                             \
-        return CORO_DONE;                                                           \
+#define CORO_EXIT(c)                                                                     \
+    do {                                                                                 \
+        (c)->line = -1;                                                                  \
+        return CORO_DONE;                                                                \
     } while (0)
 
-#define CORO_END(c)                                                                 \
-    }                                                                               \
-    (c)->line = -1;                                                                 \
+#define CORO_END(c)                                                                      \
+    }                                                                                    \
+    (c)->line = -1;                                                                      \
     return CORO_DONE
 
 #endif

@@ -31,8 +31,7 @@ int crypto_init(void)
 
 int crypto_random(void *out, size_t n)
 {
-    if (crypto_init())
-        return -1;
+    if (crypto_init()) return -1;
     pthread_mutex_lock(&rng_lock);
     int rc = mbedtls_ctr_drbg_random(&drbg, out, n);
     pthread_mutex_unlock(&rng_lock);
@@ -42,8 +41,7 @@ int crypto_random(void *out, size_t n)
 int crypto_random_hex(char *out, size_t n)
 {
     unsigned char raw[64];
-    if (n > sizeof raw || crypto_random(raw, n))
-        return -1;
+    if (n > sizeof raw || crypto_random(raw, n)) return -1;
     for (size_t i = 0; i < n; i++) {
         out[2 * i] = "0123456789abcdef"[raw[i] >> 4];
         out[2 * i + 1] = "0123456789abcdef"[raw[i] & 15];
@@ -68,7 +66,8 @@ int crypto_equal(const void *a, const void *b, size_t n)
     return d == 0;
 }
 
-static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+static const char b64[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 size_t crypto_b64url_encode(const void *in, size_t n, char *out)
 {
@@ -111,18 +110,15 @@ long crypto_b64url_decode(const char *in, size_t n, void *out, size_t outcap)
     size_t len = 0;
     unsigned acc = 0;
     int bits = 0;
-    if (n % 4 == 1)
-        return -1;
+    if (n % 4 == 1) return -1;
     for (size_t i = 0; i < n; i++) {
         int v = b64_val((unsigned char)in[i]);
-        if (v < 0)
-            return -1;
+        if (v < 0) return -1;
         acc = (acc << 6) | (unsigned)v;
         bits += 6;
         if (bits >= 8) {
             bits -= 8;
-            if (len >= outcap)
-                return -1;
+            if (len >= outcap) return -1;
             o[len++] = (unsigned char)(acc >> bits);
             acc &= (1u << bits) - 1;
         }

@@ -12,20 +12,33 @@
 #include "assets.h"
 #include "protocol.h"
 
-enum { ST_INSERT, ST_FIND, ST_AFTER, ST_BEFORE, ST_OLDER, ST_LAST, ST_PRUNE_AGE,
-       ST_ROOMS, ST_PRUNE_ROOM, ST_COUNT };
+enum {
+    ST_INSERT,
+    ST_FIND,
+    ST_AFTER,
+    ST_BEFORE,
+    ST_OLDER,
+    ST_LAST,
+    ST_PRUNE_AGE,
+    ST_ROOMS,
+    ST_PRUNE_ROOM,
+    ST_COUNT
+};
 
 #define PRUNE_STEP 500 /* rows deleted per transaction: short, so writes wait little */
 
 static const char *const sql_text[ST_COUNT] = {
-    [ST_INSERT] = "INSERT INTO messages(room,user_id,user_name,text,ts,client_id) "
-                  "VALUES(?1,?2,?3,?4,?5,?6) ON CONFLICT(room,user_id,client_id) DO NOTHING",
-    [ST_FIND] = "SELECT id, ts FROM messages WHERE room=?1 AND user_id=?2 AND client_id=?3",
+    [ST_INSERT] =
+        "INSERT INTO messages(room,user_id,user_name,text,ts,client_id) "
+        "VALUES(?1,?2,?3,?4,?5,?6) ON CONFLICT(room,user_id,client_id) DO NOTHING",
+    [ST_FIND] =
+        "SELECT id, ts FROM messages WHERE room=?1 AND user_id=?2 AND client_id=?3",
     [ST_AFTER] = "SELECT id,ts,user_id,user_name,text,client_id FROM messages "
                  "WHERE room=?1 AND id>?2 ORDER BY id ASC LIMIT ?3",
     /* The newest `limit` below ?2, returned oldest first. */
-    [ST_BEFORE] = "SELECT * FROM (SELECT id,ts,user_id,user_name,text,client_id FROM "
-                  "messages WHERE room=?1 AND id<?2 ORDER BY id DESC LIMIT ?3) ORDER BY id",
+    [ST_BEFORE] =
+        "SELECT * FROM (SELECT id,ts,user_id,user_name,text,client_id FROM "
+        "messages WHERE room=?1 AND id<?2 ORDER BY id DESC LIMIT ?3) ORDER BY id",
     [ST_OLDER] = "SELECT EXISTS(SELECT 1 FROM messages WHERE room=?1 AND id<?2)",
     [ST_LAST] = "SELECT coalesce(max(id),0) FROM messages WHERE room=?1 AND ?2=?2",
     [ST_PRUNE_AGE] = "DELETE FROM messages WHERE id IN (SELECT id FROM messages "
@@ -39,13 +52,13 @@ static const char *const sql_text[ST_COUNT] = {
 
 struct db {
     struct db_options opt;
-    sqlite3 *conn;                 /* worker thread only (and main before start) */
-    sqlite3_stmt *st[ST_COUNT];    /* worker thread only */
+    sqlite3 *conn;              /* worker thread only (and main before start) */
+    sqlite3_stmt *st[ST_COUNT]; /* worker thread only */
     pthread_t thread;
     int started;
 
     pthread_mutex_t lock;
-    pthread_cond_t cond;           /* signalled on submit and stop */
+    pthread_cond_t cond;            /* signalled on submit and stop */
     struct db_req *q_head, *q_tail; /* guarded by lock */
     int q_len;                      /* guarded by lock */
     struct db_req *d_head, *d_tail; /* done list, guarded by lock */
@@ -73,8 +86,7 @@ static double mono_us(void)
 static int db_exec(struct db *db, const char *sql, char *err, size_t errlen)
 {
     char *msg = NULL;
-    if (sqlite3_exec(db->conn, sql, NULL, NULL, &msg) == SQLITE_OK)
-        return 0;
+    if (sqlite3_exec(db->conn, sql, NULL, NULL, &msg) == SQLITE_OK) return 0;
     snprintf(err, errlen, "%s: %s", db->opt.path, msg ? msg : sqlite3_errmsg(db->conn));
     sqlite3_free(msg);
     return -1;
@@ -96,18 +108,18 @@ static int user_version(struct db *db)
 static int db_migrate(struct db *db, char *err, size_t errlen)
 {
     int have = user_version(db), n = 0;
-    if (have < 0)
-        return snprintf(err, errlen, "%s: not a database", db->opt.path), -1;
+    if (have < 0) return snprintf(err, errlen, "%s: not a database", db->opt.path), -1;
     while (assets_schema[n].path)
         n++;
     if (have > n)
-        return snprintf(err, errlen, "%s: schema version %d is newer than this server's %d",
-                        db->opt.path, have, n), -1;
+        return snprintf(err, errlen,
+                        "%s: schema version %d is newer than this server's %d",
+                        db->opt.path, have, n),
+               -1;
     for (int v = have + 1; v <= n; v++) {
         char sql[64];
         snprintf(sql, sizeof sql, ";PRAGMA user_version=%d;COMMIT;", v);
-        if (db_exec(db, "BEGIN IMMEDIATE", err, errlen))
-            return -1;
+        if (db_exec(db, "BEGIN IMMEDIATE", err, errlen)) return -1;
         if (db_exec(db, (const char *)assets_schema[v - 1].data, err, errlen) ||
             db_exec(db, sql + 1, err, errlen)) {
             sqlite3_exec(db->conn, "ROLLBACK", NULL, NULL, NULL);
@@ -127,7 +139,8 @@ static int quick_check(struct db *db, char *err, size_t errlen)
         ok = !strcmp((const char *)sqlite3_column_text(st, 0), "ok");
     if (!ok)
         snprintf(err, errlen, "%s: %s", db->opt.path,
-                 sqlite3_errcode(db->conn) == SQLITE_ROW || sqlite3_errcode(db->conn) == SQLITE_OK
+                 sqlite3_errcode(db->conn) == SQLITE_ROW ||
+                         sqlite3_errcode(db->conn) == SQLITE_OK
                      ? "damaged (PRAGMA quick_check failed)"
                      : sqlite3_errmsg(db->conn));
     sqlite3_finalize(st);
@@ -163,15 +176,17 @@ char *db_setting(struct db *db, const char *key, const char *fresh)
 {
     sqlite3_stmt *st = NULL;
     char *out = NULL;
-    sqlite3_prepare_v2(db->conn, "INSERT INTO settings(key,value) VALUES(?1,?2) "
-                                 "ON CONFLICT(key) DO NOTHING", -1, &st, NULL);
+    sqlite3_prepare_v2(db->conn,
+                       "INSERT INTO settings(key,value) VALUES(?1,?2) "
+                       "ON CONFLICT(key) DO NOTHING",
+                       -1, &st, NULL);
     sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, fresh, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st);
     sqlite3_finalize(st);
-    if (rc != SQLITE_DONE)
-        return NULL;
-    sqlite3_prepare_v2(db->conn, "SELECT value FROM settings WHERE key=?1", -1, &st, NULL);
+    if (rc != SQLITE_DONE) return NULL;
+    sqlite3_prepare_v2(db->conn, "SELECT value FROM settings WHERE key=?1", -1, &st,
+                       NULL);
     sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
     if (sqlite3_step(st) == SQLITE_ROW)
         out = strdup((const char *)sqlite3_column_text(st, 0));
@@ -236,8 +251,7 @@ static int64_t scalar(struct db *db, int which, const char *room, int64_t v)
     int64_t out = -1;
     sqlite3_bind_text(st, 1, room, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, v);
-    if (sqlite3_step(st) == SQLITE_ROW)
-        out = sqlite3_column_int64(st, 0);
+    if (sqlite3_step(st) == SQLITE_ROW) out = sqlite3_column_int64(st, 0);
     sqlite3_reset(st);
     return out;
 }
@@ -265,8 +279,7 @@ static void run_read(struct db *db, struct db_req *r)
     int64_t bound = asc ? r->after : r->before >= 0 ? r->before : INT64_MAX, first = 0;
     struct buf *rows = buf_new((size_t)r->limit * 160);
     int rc = SQLITE_NOMEM;
-    if (!rows)
-        goto err;
+    if (!rows) goto err;
     sqlite3_bind_text(st, 1, r->room, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, bound);
     /* Ascending reads ask for one row more to learn whether there is more. */
@@ -280,13 +293,11 @@ static void run_read(struct db *db, struct db_req *r)
     }
     r->more = rc == SQLITE_ROW;
     sqlite3_reset(st);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        goto err;
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) goto err;
     int64_t older = !asc && r->nrows ? scalar(db, ST_OLDER, r->room, first) : 0;
     r->more = asc ? r->more : older > 0;
     r->last_id = scalar(db, ST_LAST, r->room, 0);
-    if (rows->oom || older < 0 || r->last_id < 0)
-        goto err;
+    if (rows->oom || older < 0 || r->last_id < 0) goto err;
     r->rows = rows;
     return;
 err:
@@ -298,8 +309,7 @@ err:
 static int batch_has_writes(struct db_req *r)
 {
     for (; r; r = r->next)
-        if (r->op == DB_SEND)
-            return 1;
+        if (r->op == DB_SEND) return 1;
     return 0;
 }
 
@@ -317,27 +327,25 @@ static void run_batch(struct db *db, struct db_req *batch, int n)
 {
     double t0 = mono_us();
     int writes = batch_has_writes(batch);
-    int rc = sqlite3_exec(db->conn, writes ? "BEGIN IMMEDIATE" : "BEGIN", NULL, NULL, NULL);
+    int rc =
+        sqlite3_exec(db->conn, writes ? "BEGIN IMMEDIATE" : "BEGIN", NULL, NULL, NULL);
     for (struct db_req *r = batch; r; r = r->next) {
         r->status = rc == SQLITE_OK ? DB_OK : status_of(rc);
-        if (rc == SQLITE_OK)
-            (r->op == DB_SEND ? run_send : run_read)(db, r);
+        if (rc == SQLITE_OK) (r->op == DB_SEND ? run_send : run_read)(db, r);
     }
-    if (rc == SQLITE_OK)
-        rc = sqlite3_exec(db->conn, "COMMIT", NULL, NULL, NULL);
+    if (rc == SQLITE_OK) rc = sqlite3_exec(db->conn, "COMMIT", NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
         if (!sqlite3_get_autocommit(db->conn))
             sqlite3_exec(db->conn, "ROLLBACK", NULL, NULL, NULL);
         for (struct db_req *r = batch; r; r = r->next) {
-            if (r->status == DB_OK)
-                r->status = status_of(rc);
+            if (r->status == DB_OK) r->status = status_of(rc);
             buf_unref(r->rows);
             r->rows = NULL;
         }
     }
     double us = mono_us() - t0;
-    static const double sizes[] = {1, 4, 16, 64, 256, 1024}, lat[] = {100, 1e3, 5e3, 1e4,
-                                                                       5e4, 1e5, 1e6};
+    static const double sizes[] = {1, 4, 16, 64, 256, 1024},
+                        lat[] = {100, 1e3, 5e3, 1e4, 5e4, 1e5, 1e6};
     pthread_mutex_lock(&db->lock);
     db->stats.batches++;
     db->stats.batch_sum += (uint64_t)n;
@@ -370,8 +378,7 @@ static struct db_req *take_batch(struct db *db, int *n, int *stopping)
             pthread_cond_wait(&db->cond, &db->lock);
             continue;
         }
-        if (now_ms() >= db->next_prune_ms)
-            break;
+        if (now_ms() >= db->next_prune_ms) break;
         struct timespec until;
         clock_gettime(CLOCK_REALTIME, &until);
         until.tv_sec += 1;
@@ -384,8 +391,7 @@ static struct db_req *take_batch(struct db *db, int *n, int *stopping)
         for (*n = 1; *n < db->opt.batch_max && r->next; (*n)++)
             r = r->next;
         db->q_head = r->next;
-        if (!db->q_head)
-            db->q_tail = NULL;
+        if (!db->q_head) db->q_tail = NULL;
         r->next = NULL;
         db->q_len -= *n;
     }
@@ -405,8 +411,7 @@ static void finish_batch(struct db *db, struct db_req *batch)
         db->d_head = batch;
     db->d_tail = tail;
     pthread_mutex_unlock(&db->lock);
-    if (db->opt.wake)
-        db->opt.wake(db->opt.wake_arg);
+    if (db->opt.wake) db->opt.wake(db->opt.wake_arg);
 }
 
 static int queue_empty(struct db *db)
@@ -422,10 +427,10 @@ static int queue_empty(struct db *db)
 static int prune_step(struct db *db, sqlite3_stmt *st)
 {
     int rc = sqlite3_exec(db->conn, "BEGIN IMMEDIATE", NULL, NULL, NULL);
-    if (rc == SQLITE_OK)
-        rc = step_done(st);
+    if (rc == SQLITE_OK) rc = step_done(st);
     int n = rc == SQLITE_OK ? sqlite3_changes(db->conn) : -1;
-    if (rc == SQLITE_OK && sqlite3_exec(db->conn, "COMMIT", NULL, NULL, NULL) == SQLITE_OK)
+    if (rc == SQLITE_OK &&
+        sqlite3_exec(db->conn, "COMMIT", NULL, NULL, NULL) == SQLITE_OK)
         return n;
     if (!sqlite3_get_autocommit(db->conn))
         sqlite3_exec(db->conn, "ROLLBACK", NULL, NULL, NULL);
@@ -495,12 +500,10 @@ struct db *db_open(const struct db_options *opt, char *err, size_t errlen)
         return NULL;
     }
     db->opt = *opt;
-    if (db->opt.prune_interval_ms <= 0)
-        db->opt.prune_interval_ms = 60000;
+    if (db->opt.prune_interval_ms <= 0) db->opt.prune_interval_ms = 60000;
     pthread_mutex_init(&db->lock, NULL);
     pthread_cond_init(&db->cond, NULL);
-    if (db_setup(db, err, errlen))
-        goto err;
+    if (db_setup(db, err, errlen)) goto err;
     if (pthread_create(&db->thread, NULL, db_worker, db)) {
         snprintf(err, errlen, "cannot start the database thread");
         goto err;
@@ -571,8 +574,7 @@ void db_stop(struct db *db)
 
 void db_close(struct db *db)
 {
-    if (!db)
-        return;
+    if (!db) return;
     assert(!db->started); /* db_stop() first */
     for (struct db_req *r = db->d_head; r; r = r->next) {
         buf_unref(r->rows);

@@ -33,8 +33,8 @@ enum db_op { DB_SEND, DB_READ };
 
 enum db_status {
     DB_OK = 0,
-    DB_BUSY,     /* locked, disk full or similar: retry later (overloaded) */
-    DB_FAILED,   /* any other error (internal) */
+    DB_BUSY,   /* locked, disk full or similar: retry later (overloaded) */
+    DB_FAILED, /* any other error (internal) */
 };
 
 struct db_req {
@@ -55,27 +55,28 @@ struct db_req {
     int duplicate;    /* DB_SEND: client_id seen before; id/ts are the first's */
     struct buf *rows; /* DB_READ: MESSAGE objects joined by commas, oldest first */
     int nrows;
-    int more;         /* DB_READ: more rows exist in the direction read */
-    int64_t last_id;  /* DB_READ: the room's newest id, 0 when none */
+    int more;        /* DB_READ: more rows exist in the direction read */
+    int64_t last_id; /* DB_READ: the room's newest id, 0 when none */
 };
 
 struct db_options {
     const char *path;
-    int queue_max;  /* requests queued at most; beyond, db_submit refuses */
-    int batch_max;  /* requests per transaction at most */
-    int sync_full;  /* PRAGMA synchronous=FULL (else NORMAL) */
-    int busy_ms;    /* how long to wait for another process's lock */
-    int64_t retention_ms;     /* delete messages older than this; 0: keep */
-    int64_t max_per_room;     /* keep this many newest per room; 0: all */
+    int queue_max;             /* requests queued at most; beyond, db_submit refuses */
+    int batch_max;             /* requests per transaction at most */
+    int sync_full;             /* PRAGMA synchronous=FULL (else NORMAL) */
+    int busy_ms;               /* how long to wait for another process's lock */
+    int64_t retention_ms;      /* delete messages older than this; 0: keep */
+    int64_t max_per_room;      /* keep this many newest per room; 0: all */
     int64_t prune_interval_ms; /* how often the worker prunes when idle (60 s) */
-    void (*wake)(void *arg); /* called by the worker after each batch */
+    void (*wake)(void *arg);   /* called by the worker after each batch */
     void *wake_arg;
 };
 
 struct db_stats {
     uint64_t batches, stored, duplicates, failures, pruned;
-    uint64_t batch_hist[8];  /* sizes: 1, 2-4, 5-16, 17-64, 65-256, 257-1024, more */
-    uint64_t commit_hist[8]; /* microseconds: <=100, 1ms, 5ms, 10ms, 50ms, 100ms, 1s, more */
+    uint64_t batch_hist[8]; /* sizes: 1, 2-4, 5-16, 17-64, 65-256, 257-1024, more */
+    uint64_t
+        commit_hist[8]; /* microseconds: <=100, 1ms, 5ms, 10ms, 50ms, 100ms, 1s, more */
     double commit_sum_us;
     uint64_t batch_sum;
     int queue_depth;

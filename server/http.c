@@ -29,8 +29,7 @@ static void origin_hostport(const char *origin, char *out, size_t cap)
     const char *p = strstr(origin, "://");
     snprintf(out, cap, "%s", p ? p + 3 : origin);
     size_t n = strlen(out);
-    if (n && out[n - 1] == '/')
-        out[--n] = 0;
+    if (n && out[n - 1] == '/') out[--n] = 0;
     if (n > 3 && !strcmp(out + n - 3, ":80"))
         out[n - 3] = 0;
     else if (n > 4 && !strcmp(out + n - 4, ":443"))
@@ -40,12 +39,11 @@ static void origin_hostport(const char *origin, char *out, size_t cap)
 static int origin_ok(struct server *srv, struct lws *wsi)
 {
     char origin[256], host[256], a[256], b[256];
-    if (!srv->cfg->norigins || lws_hdr_copy(wsi, origin, sizeof origin, WSI_TOKEN_ORIGIN) <= 0)
+    if (!srv->cfg->norigins ||
+        lws_hdr_copy(wsi, origin, sizeof origin, WSI_TOKEN_ORIGIN) <= 0)
         return 1;
-    if (config_origin_allowed(srv->cfg, origin))
-        return 1;
-    if (lws_hdr_copy(wsi, host, sizeof host, WSI_TOKEN_HOST) <= 0)
-        return 0;
+    if (config_origin_allowed(srv->cfg, origin)) return 1;
+    if (lws_hdr_copy(wsi, host, sizeof host, WSI_TOKEN_HOST) <= 0) return 0;
     origin_hostport(origin, a, sizeof a);
     origin_hostport(host, b, sizeof b);
     return !strcasecmp(a, b);
@@ -83,8 +81,9 @@ static void metric(struct buf **b, const char *name, const char *type, const cha
                    double v)
 {
     char tmp[400];
-    snprintf(tmp, sizeof tmp, "# HELP parley_%s %s\n# TYPE parley_%s %s\nparley_%s %.17g\n",
-             name, help, name, type, name, v);
+    snprintf(tmp, sizeof tmp,
+             "# HELP parley_%s %s\n# TYPE parley_%s %s\nparley_%s %.17g\n", name, help,
+             name, type, name, v);
     buf_puts(b, tmp);
 }
 
@@ -102,8 +101,8 @@ static void histogram(struct buf **b, const char *name, const char *help,
                  (unsigned long long)cum);
         buf_puts(b, tmp);
     }
-    snprintf(tmp, sizeof tmp, "parley_%s_sum %.17g\nparley_%s_count %llu\n", name, sum, name,
-             (unsigned long long)cum);
+    snprintf(tmp, sizeof tmp, "parley_%s_sum %.17g\nparley_%s_count %llu\n", name, sum,
+             name, (unsigned long long)cum);
     buf_puts(b, tmp);
 }
 
@@ -123,13 +122,16 @@ static struct buf *metrics(struct server *srv)
     metric(&b, "rooms", "gauge", "Rooms known since start.", (double)srv->rooms.count);
     metric(&b, "connections_total", "counter", "WebSocket connections accepted.",
            (double)m->connections_total);
-    metric(&b, "frames_in_total", "counter", "Client messages received.", (double)m->frames_in);
-    metric(&b, "frames_out_total", "counter", "Frames sent to clients.", (double)m->frames_out);
+    metric(&b, "frames_in_total", "counter", "Client messages received.",
+           (double)m->frames_in);
+    metric(&b, "frames_out_total", "counter", "Frames sent to clients.",
+           (double)m->frames_out);
     metric(&b, "bytes_out_total", "counter", "Payload bytes sent to clients.",
            (double)m->bytes_out);
-    metric(&b, "messages_stored_total", "counter", "Messages committed.", (double)st.stored);
-    metric(&b, "messages_duplicate_total", "counter", "Sends answered from an earlier commit.",
-           (double)st.duplicates);
+    metric(&b, "messages_stored_total", "counter", "Messages committed.",
+           (double)st.stored);
+    metric(&b, "messages_duplicate_total", "counter",
+           "Sends answered from an earlier commit.", (double)st.duplicates);
     metric(&b, "messages_pruned_total", "counter", "Messages deleted by retention.",
            (double)st.pruned);
     metric(&b, "db_failures_total", "counter", "Database requests that failed.",
@@ -143,8 +145,8 @@ static struct buf *metrics(struct server *srv)
     metric(&b, "db_queue_depth", "gauge", "Database requests waiting.", st.queue_depth);
     metric(&b, "outq_depth", "gauge", "Frames queued to clients, all connections.",
            (double)queued);
-    histogram(&b, "db_batch_size", "Requests per database transaction.", st.batch_hist, sizes,
-              7, (double)st.batch_sum);
+    histogram(&b, "db_batch_size", "Requests per database transaction.", st.batch_hist,
+              sizes, 7, (double)st.batch_sum);
     histogram(&b, "db_commit_seconds", "Time to run and commit a writing batch.",
               st.commit_hist, lat, 8, st.commit_sum_us / 1e6);
     return b;
@@ -156,21 +158,21 @@ static int respond(struct lws *wsi, struct http_body *hb, unsigned code, const c
 {
     unsigned char hdr[LWS_PRE + 1024], *start = hdr + LWS_PRE, *p = start,
                                        *end = hdr + sizeof hdr - 1;
-    if (lws_add_http_common_headers(wsi, code, mime, hb->len, &p, end))
-        return -1;
-    if (lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
-                                    (const unsigned char *)cache, (int)strlen(cache), &p, end))
+    if (lws_add_http_common_headers(wsi, code, mime, hb->len, &p, end)) return -1;
+    if (lws_add_http_header_by_name(
+            wsi, (const unsigned char *)"cache-control:", (const unsigned char *)cache,
+            (int)strlen(cache), &p, end))
         return -1;
     if (lws_add_http_header_by_name(wsi, (const unsigned char *)"x-content-type-options:",
                                     (const unsigned char *)"nosniff", 7, &p, end))
         return -1;
-    if (lws_finalize_write_http_header(wsi, start, &p, end))
-        return -1;
+    if (lws_finalize_write_http_header(wsi, start, &p, end)) return -1;
     lws_callback_on_writable(wsi);
     return 0;
 }
 
-static int respond_buf(struct lws *wsi, struct http_body *hb, struct buf *b, const char *mime)
+static int respond_buf(struct lws *wsi, struct http_body *hb, struct buf *b,
+                       const char *mime)
 {
     if (!b || b->oom) {
         buf_unref(b);
@@ -207,12 +209,10 @@ int http_request(struct server *srv, struct lws *wsi, struct http_body *hb)
 
 int http_writeable(struct lws *wsi, struct http_body *hb)
 {
-    if (!hb->data)
-        return 0;
+    if (!hb->data) return 0;
     unsigned char tmp[LWS_PRE + HTTP_CHUNK];
     size_t n = hb->len - hb->off;
-    if (n > HTTP_CHUNK)
-        n = HTTP_CHUNK;
+    if (n > HTTP_CHUNK) n = HTTP_CHUNK;
     int last = hb->off + n == hb->len;
     memcpy(tmp + LWS_PRE, hb->data + hb->off, n);
     if (lws_write(wsi, tmp + LWS_PRE, n, last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) <

@@ -21,11 +21,9 @@ void jwt_claims_free(struct jwt_claims *c)
 
 int jwt_allows_room(const struct jwt_claims *c, const char *room)
 {
-    if (c->all_rooms)
-        return 1;
+    if (c->all_rooms) return 1;
     for (int i = 0; i < c->nrooms; i++)
-        if (!strcmp(c->rooms[i], room))
-            return 1;
+        if (!strcmp(c->rooms[i], room)) return 1;
     return 0;
 }
 
@@ -34,8 +32,7 @@ static cJSON *decode_json(const char *seg, size_t n)
 {
     char tmp[JWT_MAX_LEN];
     long len = crypto_b64url_decode(seg, n, tmp, sizeof tmp);
-    if (len < 0 || !utf8_valid(tmp, (size_t)len))
-        return NULL;
+    if (len < 0 || !utf8_valid(tmp, (size_t)len)) return NULL;
     cJSON *j = cJSON_ParseWithLength(tmp, (size_t)len);
     if (!cJSON_IsObject(j)) {
         cJSON_Delete(j);
@@ -59,27 +56,23 @@ static int read_rooms(const cJSON *rooms, struct jwt_claims *c)
         c->all_rooms = 1;
         return 0;
     }
-    if (!cJSON_IsArray(rooms))
-        return -1;
+    if (!cJSON_IsArray(rooms)) return -1;
     int n = cJSON_GetArraySize(rooms);
-    if (n > JWT_MAX_ROOMS)
-        return -1;
+    if (n > JWT_MAX_ROOMS) return -1;
     c->rooms = calloc((size_t)n + 1, sizeof(char *));
-    if (!c->rooms)
-        return -1;
+    if (!c->rooms) return -1;
     const cJSON *r;
     cJSON_ArrayForEach(r, rooms)
     {
-        if (!cJSON_IsString(r) || !proto_room_valid(r->valuestring))
-            return -1;
-        if (!(c->rooms[c->nrooms] = strdup(r->valuestring)))
-            return -1;
+        if (!cJSON_IsString(r) || !proto_room_valid(r->valuestring)) return -1;
+        if (!(c->rooms[c->nrooms] = strdup(r->valuestring))) return -1;
         c->nrooms++;
     }
     return 0;
 }
 
-static int read_claims(const cJSON *p, int64_t now, struct jwt_claims *c, const char **why)
+static int read_claims(const cJSON *p, int64_t now, struct jwt_claims *c,
+                       const char **why)
 {
     const cJSON *sub = cJSON_GetObjectItemCaseSensitive(p, "sub");
     const cJSON *name = cJSON_GetObjectItemCaseSensitive(p, "name");
@@ -151,19 +144,15 @@ char *jwt_sign(const void *secret, size_t slen, const char *sub, const char *nam
     char *out = NULL, *payload = NULL;
     cJSON *p = cJSON_CreateObject();
     cJSON *rooms = rooms_json ? cJSON_Parse(rooms_json) : NULL;
-    if (!p || (rooms_json && !rooms))
-        goto err;
+    if (!p || (rooms_json && !rooms)) goto err;
     cJSON_AddStringToObject(p, "sub", sub);
     cJSON_AddStringToObject(p, "name", name);
     cJSON_AddNumberToObject(p, "exp", (double)exp);
-    if (rooms)
-        cJSON_AddItemToObject(p, "rooms", rooms), rooms = NULL;
-    if (!(payload = cJSON_PrintUnformatted(p)))
-        goto err;
+    if (rooms) cJSON_AddItemToObject(p, "rooms", rooms), rooms = NULL;
+    if (!(payload = cJSON_PrintUnformatted(p))) goto err;
     size_t plen = strlen(payload);
     size_t cap = (sizeof hdr + plen) * 4 / 3 + 64;
-    if (!(out = malloc(cap)))
-        goto err;
+    if (!(out = malloc(cap))) goto err;
     size_t o = crypto_b64url_encode(hdr, sizeof hdr - 1, out);
     out[o++] = '.';
     o += crypto_b64url_encode(payload, plen, out + o);

@@ -17,7 +17,7 @@ struct jwt_claims {
     int64_t exp;           /* Unix seconds */
     int all_rooms;         /* no `rooms` claim, or "*" */
     int nrooms;
-    char **rooms;          /* owned; freed by jwt_claims_free() */
+    char **rooms; /* owned; freed by jwt_claims_free() */
 };
 
 /* Verifies `token` with `secret` at time `now` (Unix seconds). Returns 0 and

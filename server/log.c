@@ -14,8 +14,7 @@ static const char *const names[] = {"error", "warn", "info", "debug"};
 void log_init(const char *level, const char *format)
 {
     for (int i = 0; i < 4; i++)
-        if (level && !strcmp(level, names[i]))
-            threshold = (enum log_level)i;
+        if (level && !strcmp(level, names[i])) threshold = (enum log_level)i;
     json = format && !strcmp(format, "json");
 }
 
@@ -43,8 +42,7 @@ static size_t json_escape(char *out, size_t cap, const char *s)
 
 void plog(enum log_level lv, const char *event, const char *fmt, ...)
 {
-    if (lv > threshold)
-        return;
+    if (lv > threshold) return;
     char detail[1024], line[2400], when[32];
     va_list ap;
     va_start(ap, fmt);
@@ -60,13 +58,14 @@ void plog(enum log_level lv, const char *event, const char *fmt, ...)
     if (json) {
         char esc[2048];
         json_escape(esc, sizeof esc, detail);
-        n = snprintf(line, sizeof line,
-                     "{\"ts\":\"%s\",\"level\":\"%s\",\"event\":\"%s\",\"detail\":\"%s\"}\n",
-                     when, names[lv], event, esc);
+        n = snprintf(
+            line, sizeof line,
+            "{\"ts\":\"%s\",\"level\":\"%s\",\"event\":\"%s\",\"detail\":\"%s\"}\n", when,
+            names[lv], event, esc);
     } else
-        n = snprintf(line, sizeof line, "%s %-5s %s %s\n", when, names[lv], event, detail);
-    if (n > (int)sizeof line - 1)
-        n = (int)sizeof line - 1, line[n - 1] = '\n';
+        n = snprintf(line, sizeof line, "%s %-5s %s %s\n", when, names[lv], event,
+                     detail);
+    if (n > (int)sizeof line - 1) n = (int)sizeof line - 1, line[n - 1] = '\n';
     ssize_t ignored = write(STDERR_FILENO, line, (size_t)n);
     (void)ignored;
 }

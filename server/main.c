@@ -23,8 +23,7 @@ static void on_signal(int sig)
 static int load_guest_key(struct db *db, unsigned char key[32])
 {
     char fresh[65];
-    if (crypto_random_hex(fresh, 32))
-        return -1;
+    if (crypto_random_hex(fresh, 32)) return -1;
     char *hex = db_setting(db, "guest_key", fresh);
     if (!hex || strlen(hex) != 64) {
         free(hex);
@@ -41,8 +40,7 @@ int main(int argc, char **argv)
     struct config cfg;
     char err[512];
     int rc = config_parse(&cfg, argc, argv);
-    if (rc != CONFIG_OK)
-        return rc == CONFIG_EXIT ? 0 : 2;
+    if (rc != CONFIG_OK) return rc == CONFIG_EXIT ? 0 : 2;
     log_init(cfg.log_level, cfg.log_format);
     signal(SIGPIPE, SIG_IGN);
     if (crypto_init()) {
@@ -50,9 +48,13 @@ int main(int argc, char **argv)
         return 2;
     }
     struct db_options dbo = {
-        .path = cfg.db, .queue_max = (int)cfg.db_queue, .batch_max = (int)cfg.db_batch,
-        .sync_full = !strcmp(cfg.db_sync, "full"), .busy_ms = 2000,
-        .wake = server_wake, .wake_arg = &srv,
+        .path = cfg.db,
+        .queue_max = (int)cfg.db_queue,
+        .batch_max = (int)cfg.db_batch,
+        .sync_full = !strcmp(cfg.db_sync, "full"),
+        .busy_ms = 2000,
+        .wake = server_wake,
+        .wake_arg = &srv,
         .retention_ms = (int64_t)cfg.retention_days * 86400000,
         .max_per_room = cfg.max_messages_per_room,
         .prune_interval_ms = cfg.prune_interval * 1000,

@@ -9,8 +9,7 @@ static int outq_grow(struct outq *q)
 {
     uint32_t cap = q->cap ? q->cap * 2 : 4;
     struct buf **ring = malloc(cap * sizeof(*ring));
-    if (!ring)
-        return -1;
+    if (!ring) return -1;
     for (uint32_t i = 0; i < q->count; i++)
         ring[i] = q->ring[(q->head + i) & (q->cap - 1)];
     free(q->ring);
@@ -24,8 +23,7 @@ int outq_push(struct outq *q, struct buf *b, const struct outq_limits *lim)
 {
     if (q->count && (q->count >= lim->max_msgs || q->bytes + b->len > lim->max_bytes))
         return -1;
-    if (q->count == q->cap && outq_grow(q))
-        return -1;
+    if (q->count == q->cap && outq_grow(q)) return -1;
     q->ring[(q->head + q->count) & (q->cap - 1)] = buf_ref(b);
     q->count++;
     q->bytes += b->len;

@@ -23,8 +23,8 @@ struct outq {
     struct buf **ring; /* NULL until the first push */
     uint32_t head;     /* index of the oldest entry */
     uint32_t count;
-    uint32_t cap;      /* a power of two, or 0 */
-    size_t bytes;      /* payload bytes queued */
+    uint32_t cap; /* a power of two, or 0 */
+    size_t bytes; /* payload bytes queued */
 };
 
 /* Appends b and takes a reference to it. Returns 0, or -1 when the queue is

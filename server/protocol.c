@@ -40,14 +40,12 @@ static const struct {
 int proto_room_valid(const char *r)
 {
     size_t n = strlen(r);
-    if (n == 0 || n > PROTO_MAX_ROOM)
-        return 0;
+    if (n == 0 || n > PROTO_MAX_ROOM) return 0;
     for (size_t i = 0; i < n; i++) {
         char c = r[i];
         int ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
                  (i > 0 && (c == '_' || c == '-'));
-        if (!ok)
-            return 0;
+        if (!ok) return 0;
     }
     return 1;
 }
@@ -90,12 +88,9 @@ static int get_str(const cJSON *o, const char *key, size_t max, const char **out
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
     *out = NULL;
-    if (!v)
-        return 0;
-    if (!cJSON_IsString(v) || !v->valuestring)
-        return -1;
-    if (max && utf8_count(v->valuestring, strlen(v->valuestring)) > max)
-        return -1;
+    if (!v) return 0;
+    if (!cJSON_IsString(v) || !v->valuestring) return -1;
+    if (max && utf8_count(v->valuestring, strlen(v->valuestring)) > max) return -1;
     *out = v->valuestring;
     return 0;
 }
@@ -106,13 +101,10 @@ static int get_int(const cJSON *o, const char *key, double lo, double hi, int64_
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
     *out = -1;
-    if (!v)
-        return 0;
-    if (!cJSON_IsNumber(v))
-        return -1;
+    if (!v) return 0;
+    if (!cJSON_IsNumber(v)) return -1;
     double d = v->valuedouble;
-    if (!isfinite(d) || d < lo || d > hi || d != floor(d))
-        return -1;
+    if (!isfinite(d) || d < lo || d > hi || d != floor(d)) return -1;
     *out = (int64_t)d;
     return 0;
 }
@@ -134,7 +126,8 @@ static enum proto_err need_room(struct proto_req *r, const char **msg)
 
 static enum proto_err parse_hello(struct proto_req *r, const char **msg)
 {
-    if (get_str(r->json, "name", 0, &r->name) || get_str(r->json, "token", 0, &r->token) ||
+    if (get_str(r->json, "name", 0, &r->name) ||
+        get_str(r->json, "token", 0, &r->token) ||
         get_str(r->json, "resume", 0, &r->resume)) {
         *msg = "name, token and resume must be strings";
         return E_BAD_REQUEST;
@@ -149,8 +142,7 @@ static enum proto_err parse_hello(struct proto_req *r, const char **msg)
 static enum proto_err parse_join(struct proto_req *r, const char **msg)
 {
     enum proto_err e = need_room(r, msg);
-    if (e)
-        return e;
+    if (e) return e;
     if (get_int(r->json, "since", 0, MAX_ID, &r->since)) {
         *msg = "since must be a message id";
         return E_BAD_REQUEST;
@@ -162,8 +154,7 @@ static enum proto_err parse_send(struct proto_req *r, const struct proto_limits 
                                  const char **msg)
 {
     enum proto_err e = need_room(r, msg);
-    if (e)
-        return e;
+    if (e) return e;
     if (get_str(r->json, "client_id", PROTO_MAX_CLIENT_ID, &r->client_id) ||
         !r->client_id || !r->client_id[0]) {
         *msg = "client_id must be a string of 1 to 64 characters";
@@ -185,8 +176,7 @@ static enum proto_err parse_send(struct proto_req *r, const struct proto_limits 
 static enum proto_err parse_history(struct proto_req *r, const char **msg)
 {
     enum proto_err e = need_room(r, msg);
-    if (e)
-        return e;
+    if (e) return e;
     int64_t limit;
     if (get_int(r->json, "before", 0, MAX_ID, &r->before) ||
         get_int(r->json, "after", 0, MAX_ID, &r->after)) {
@@ -211,8 +201,7 @@ static int has_nul_escape(const char *d, size_t n)
 {
     for (size_t i = 0; i + 6 <= n; i++)
         if (d[i] == '\\') {
-            if (d[i + 1] == 'u' && !memcmp(d + i + 2, "0000", 4))
-                return 1;
+            if (d[i + 1] == 'u' && !memcmp(d + i + 2, "0000", 4)) return 1;
             i++; /* skip the escaped char, so "\\u0000" is not a match */
         }
     return 0;
@@ -239,8 +228,7 @@ enum proto_err proto_parse(const char *data, size_t len, const struct proto_limi
     }
     size_t i;
     for (i = 0; i < sizeof(types) / sizeof(types[0]); i++)
-        if (!strcmp(types[i].name, t->valuestring))
-            break;
+        if (!strcmp(types[i].name, t->valuestring)) break;
     if (i == sizeof(types) / sizeof(types[0])) {
         *msg = "unknown message type";
         return E_UNKNOWN_TYPE;
@@ -251,14 +239,20 @@ enum proto_err proto_parse(const char *data, size_t len, const struct proto_limi
         return E_BAD_REQUEST;
     }
     switch (r->type) {
-    case REQ_HELLO: return parse_hello(r, msg);
-    case REQ_JOIN: return parse_join(r, msg);
-    case REQ_SEND: return parse_send(r, lim, msg);
-    case REQ_HISTORY: return parse_history(r, msg);
+    case REQ_HELLO:
+        return parse_hello(r, msg);
+    case REQ_JOIN:
+        return parse_join(r, msg);
+    case REQ_SEND:
+        return parse_send(r, lim, msg);
+    case REQ_HISTORY:
+        return parse_history(r, msg);
     case REQ_LEAVE:
-    case REQ_TYPING: return need_room(r, msg);
+    case REQ_TYPING:
+        return need_room(r, msg);
     case REQ_ROOMS:
-    case REQ_PING: return PROTO_OK;
+    case REQ_PING:
+        return PROTO_OK;
     }
     return PROTO_OK;
 }
@@ -281,8 +275,7 @@ void proto_put_ref_end(struct buf **bp, const char *ref)
 struct buf *proto_error(enum proto_err e, const char *msg, const char *ref)
 {
     struct buf *b = buf_new(128);
-    if (!b)
-        return NULL;
+    if (!b) return NULL;
     buf_puts(&b, "{\"type\":\"error\",\"code\":\"");
     buf_puts(&b, err_codes[e]);
     buf_puts(&b, "\",\"message\":");

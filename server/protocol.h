@@ -16,20 +16,37 @@
 #define PROTO_MAX_REF 64
 #define PROTO_MAX_ROOM 64
 #define PROTO_MAX_CLIENT_ID 64
-#define PROTO_MAX_NAME 32      /* code points */
-#define PROTO_MAX_CLIENT 64    /* hello's free-text `client` */
+#define PROTO_MAX_NAME 32   /* code points */
+#define PROTO_MAX_CLIENT 64 /* hello's free-text `client` */
 #define PROTO_HISTORY_DEFAULT 50
 #define PROTO_HISTORY_MAX 200
-#define PROTO_SINCE_MAX 1000   /* messages a join with `since` returns at most */
+#define PROTO_SINCE_MAX 1000 /* messages a join with `since` returns at most */
 
 enum proto_type {
-    REQ_HELLO, REQ_JOIN, REQ_LEAVE, REQ_SEND, REQ_HISTORY, REQ_TYPING, REQ_ROOMS, REQ_PING,
+    REQ_HELLO,
+    REQ_JOIN,
+    REQ_LEAVE,
+    REQ_SEND,
+    REQ_HISTORY,
+    REQ_TYPING,
+    REQ_ROOMS,
+    REQ_PING,
 };
 
 enum proto_err {
     PROTO_OK = 0,
-    E_BAD_JSON, E_UNKNOWN_TYPE, E_BAD_REQUEST, E_NEED_HELLO, E_BAD_NAME, E_UNAUTHORIZED,
-    E_FORBIDDEN, E_BAD_ROOM, E_NOT_MEMBER, E_TOO_LONG, E_RATE_LIMITED, E_OVERLOADED,
+    E_BAD_JSON,
+    E_UNKNOWN_TYPE,
+    E_BAD_REQUEST,
+    E_NEED_HELLO,
+    E_BAD_NAME,
+    E_UNAUTHORIZED,
+    E_FORBIDDEN,
+    E_BAD_ROOM,
+    E_NOT_MEMBER,
+    E_TOO_LONG,
+    E_RATE_LIMITED,
+    E_OVERLOADED,
     E_INTERNAL,
 };
 

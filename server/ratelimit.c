@@ -11,12 +11,10 @@ int tb_take(struct tbucket *b, double rate, double burst, int64_t now_us)
 {
     if (now_us > b->last_us) {
         b->tokens += (double)(now_us - b->last_us) * rate / 1e6;
-        if (b->tokens > burst)
-            b->tokens = burst;
+        if (b->tokens > burst) b->tokens = burst;
         b->last_us = now_us;
     }
-    if (b->tokens < 1.0)
-        return 0;
+    if (b->tokens < 1.0) return 0;
     b->tokens -= 1.0;
     return 1;
 }

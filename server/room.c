@@ -16,8 +16,7 @@ static int rooms_grow(struct rooms *rs)
 {
     size_t n = rs->nbuckets ? rs->nbuckets * 2 : 64;
     struct room **b = calloc(n, sizeof(*b));
-    if (!b)
-        return -1;
+    if (!b) return -1;
     for (size_t i = 0; i < rs->nbuckets; i++)
         for (struct room *r = rs->buckets[i], *next; r; r = next) {
             next = r->next_in_bucket;
@@ -35,16 +34,12 @@ struct room *rooms_get(struct rooms *rs, const char *name, int create)
     if (rs->nbuckets) {
         for (struct room *r = rs->buckets[hash(name) & (rs->nbuckets - 1)]; r;
              r = r->next_in_bucket)
-            if (!strcmp(r->name, name))
-                return r;
+            if (!strcmp(r->name, name)) return r;
     }
-    if (!create || strlen(name) > PROTO_MAX_ROOM)
-        return NULL;
-    if (rs->count >= rs->nbuckets && rooms_grow(rs))
-        return NULL;
+    if (!create || strlen(name) > PROTO_MAX_ROOM) return NULL;
+    if (rs->count >= rs->nbuckets && rooms_grow(rs)) return NULL;
     struct room *r = calloc(1, sizeof(*r));
-    if (!r)
-        return NULL;
+    if (!r) return NULL;
     strcpy(r->name, name);
     size_t i = hash(name) & (rs->nbuckets - 1);
     r->next_in_bucket = rs->buckets[i];
@@ -77,8 +72,7 @@ int room_add(struct room *r, struct session *s)
     if (r->nmembers == r->cap) {
         uint32_t cap = r->cap ? r->cap * 2 : 8;
         struct session **m = realloc(r->members, cap * sizeof(*m));
-        if (!m)
-            return -1;
+        if (!m) return -1;
         r->members = m;
         r->cap = cap;
     }

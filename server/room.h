@@ -18,7 +18,7 @@ struct room {
     struct room *next_in_bucket;
     struct session **members; /* not owned */
     uint32_t nmembers, cap;
-    int64_t last_id;          /* newest message id known, 0 when none */
+    int64_t last_id; /* newest message id known, 0 when none */
     char name[PROTO_MAX_ROOM + 1];
 };
 

@@ -33,8 +33,7 @@ int64_t server_now_us(void)
 void server_request_stop(struct server *srv)
 {
     srv->stop_requested = 1;
-    if (srv->ctx)
-        lws_cancel_service(srv->ctx); /* writes to the loop's wake pipe */
+    if (srv->ctx) lws_cancel_service(srv->ctx); /* writes to the loop's wake pipe */
 }
 
 static void on_tick(struct lws_sorted_usec_list *sul);
@@ -74,12 +73,11 @@ static void on_tick(struct lws_sorted_usec_list *sul)
 static void on_wake(struct server *srv)
 {
     db_take_done(srv->db, session_on_db_done, srv);
-    if (srv->stop_requested && !srv->stopping)
-        begin_stop(srv);
+    if (srv->stop_requested && !srv->stopping) begin_stop(srv);
 }
 
-static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
-                    size_t len)
+static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+                    void *in, size_t len)
 {
     struct lws_context *ctx = lws_get_context(wsi);
     struct server *srv = ctx ? lws_context_user(ctx) : NULL;
@@ -92,8 +90,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_HTTP_WRITEABLE:
         return http_writeable(wsi, &c->hb);
     case LWS_CALLBACK_CLOSED_HTTP:
-        if (c)
-            http_done(&c->hb);
+        if (c) http_done(&c->hb);
         break;
     case LWS_CALLBACK_ESTABLISHED:
         c->s = session_open(srv, wsi);
@@ -108,8 +105,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         session_on_timer(c->s);
         break;
     case LWS_CALLBACK_CLOSED:
-        if (c->s)
-            session_on_closed(c->s);
+        if (c->s) session_on_closed(c->s);
         c->s = NULL;
         break;
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
@@ -135,8 +131,7 @@ static struct lws_http_mount mounts[3];
 
 static const struct lws_http_mount *make_mounts(const struct config *cfg)
 {
-    if (!cfg->web_root)
-        return NULL;
+    if (!cfg->web_root) return NULL;
     static const char *const points[] = {"/healthz", "/metrics"};
     for (int i = 0; i < 2; i++) {
         mounts[i].mount_next = &mounts[i + 1];

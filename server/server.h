@@ -34,7 +34,7 @@ struct server {
     struct metrics m;
     struct outq_limits outq_lim;
     struct proto_limits plim;
-    unsigned char guest_key[32]; /* signs guests' resume tokens */
+    unsigned char guest_key[32];          /* signs guests' resume tokens */
     volatile sig_atomic_t stop_requested; /* set by the signal handler */
     int stopping;
     int loop_done;

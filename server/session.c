@@ -23,8 +23,8 @@
 #define INBOX_MAX_MSGS 32  /* frames read ahead before reading pauses */
 #define GENERAL_RATE 100.0 /* non-send requests per second */
 #define TYPING_INTERVAL_US 2000000
-#define CLOSE_GRACE_S 3    /* a closing client gets this long to take the close */
-#define SEND_WINDOW 32     /* sends one connection may have uncommitted at once */
+#define CLOSE_GRACE_S 3 /* a closing client gets this long to take the close */
+#define SEND_WINDOW 32  /* sends one connection may have uncommitted at once */
 
 /* A send waiting for its commit. The coroutine goes on reading while up to
  * SEND_WINDOW of these are in flight, so one connection's messages share a
@@ -33,7 +33,7 @@
  * db_req points to lives until the completion. */
 struct send_slot {
     struct db_req r;
-    cJSON *json;       /* owns r.room, r.text, r.client_id and ref */
+    cJSON *json; /* owns r.room, r.text, r.client_id and ref */
     const char *ref;
     struct send_slot *next_free;
 };
@@ -85,36 +85,36 @@ struct session {
     struct coro co;  /* the session's main coroutine */
     struct coro sub; /* the database query sub-coroutine */
     struct server *srv;
-    struct lws *wsi;                /* NULL once closed */
-    struct session *prev, *next;    /* srv->sessions, while open */
-    int refs;                       /* 1 for the connection, 1 per request in flight */
-    unsigned closed : 1;            /* the connection is gone: never resume again */
-    unsigned in_resume : 1;         /* the coroutine is running */
+    struct lws *wsi;             /* NULL once closed */
+    struct session *prev, *next; /* srv->sessions, while open */
+    int refs;                    /* 1 for the connection, 1 per request in flight */
+    unsigned closed : 1;         /* the connection is gone: never resume again */
+    unsigned in_resume : 1;      /* the coroutine is running */
     unsigned welcomed : 1, guest : 1, timer_fired : 1, db_busy : 1, rx_paused : 1;
-    unsigned rx_discard : 1;        /* skipping the rest of an oversized message */
-    unsigned close_sent : 1;        /* our close frame is out; awaiting the peer's */
-    int close_code;                 /* set: closing once the queue is flushed */
+    unsigned rx_discard : 1; /* skipping the rest of an oversized message */
+    unsigned close_sent : 1; /* our close frame is out; awaiting the peer's */
+    int close_code;          /* set: closing once the queue is flushed */
     char close_reason[64];
 
     struct inmsg *in_head, *in_tail; /* frames waiting for the coroutine */
     int in_count;
-    char *rx;                        /* reassembly of a fragmented message */
+    char *rx; /* reassembly of a fragmented message */
     size_t rx_len;
 
-    struct proto_req req;            /* the request being handled */
-    struct db_req dbr;               /* its read query (join, history) */
-    int inflight;                    /* sends awaiting their commit (send_slot) */
+    struct proto_req req; /* the request being handled */
+    struct db_req dbr;    /* its read query (join, history) */
+    int inflight;         /* sends awaiting their commit (send_slot) */
     struct room *req_room;
 
     char user_id[JWT_MAX_SUB + 1];
     char user_name[PROTO_MAX_NAME * 4 + 1];
-    struct buf *user_json;           /* {"id":…,"name":…}, made at welcome */
-    struct jwt_claims claims;        /* token users only */
+    struct buf *user_json;    /* {"id":…,"name":…}, made at welcome */
+    struct jwt_claims claims; /* token users only */
     char *url_token;
 
     struct outq out;
     struct tbucket send_tb, req_tb;
-    struct membership *mem;          /* rooms this connection ever joined */
+    struct membership *mem; /* rooms this connection ever joined */
     uint32_t nmem, capmem;
 };
 
@@ -151,14 +151,12 @@ static void session_free(struct session *s)
 static void session_unref(struct session *s)
 {
     assert(s->refs > 0);
-    if (--s->refs == 0)
-        session_free(s);
+    if (--s->refs == 0) session_free(s);
 }
 
 void session_push(struct session *s, struct buf *b)
 {
-    if (!b || s->closed || s->close_code)
-        return;
+    if (!b || s->closed || s->close_code) return;
     if (outq_push(&s->out, b, &s->srv->outq_lim)) {
         s->srv->m.slow_closes++;
         plog(LOG_INFO, "slow-consumer", "user=%s queued=%u bytes=%zu", s->user_id,
@@ -169,8 +167,7 @@ void session_push(struct session *s, struct buf *b)
     }
     /* Invariant: a non-empty queue has a writable callback pending; only
      * the first frame needs to ask (the fan-out does this per member). */
-    if (s->out.count == 1)
-        lws_callback_on_writable(s->wsi);
+    if (s->out.count == 1) lws_callback_on_writable(s->wsi);
 }
 
 /* Queues a buf made for this session alone and drops the maker's reference. */
@@ -182,8 +179,7 @@ static void reply(struct session *s, struct buf *b)
 
 static void reply_error(struct session *s, enum proto_err e, const char *msg)
 {
-    if (e == E_RATE_LIMITED)
-        s->srv->m.rate_limited++;
+    if (e == E_RATE_LIMITED) s->srv->m.rate_limited++;
     reply(s, proto_error(e, msg, s->req.ref));
 }
 
@@ -200,13 +196,11 @@ static void inbox_clear(struct session *s)
 
 void session_close(struct session *s, int code, const char *reason, int now)
 {
-    if (s->closed || s->close_code)
-        return;
+    if (s->closed || s->close_code) return;
     s->close_code = code;
     snprintf(s->close_reason, sizeof s->close_reason, "%s", reason);
     inbox_clear(s);
-    if (now)
-        outq_clear(&s->out);
+    if (now) outq_clear(&s->out);
     /* The close frame goes out after the queue; the timeout drops a client
      * that does not read at all. */
     lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, CLOSE_GRACE_S);
@@ -216,8 +210,7 @@ void session_close(struct session *s, int code, const char *reason, int now)
 static struct membership *membership(struct session *s, struct room *r)
 {
     for (uint32_t i = 0; i < s->nmem; i++)
-        if (s->mem[i].room == r)
-            return &s->mem[i];
+        if (s->mem[i].room == r) return &s->mem[i];
     return NULL;
 }
 
@@ -227,8 +220,7 @@ static struct membership *membership(struct session *s, struct room *r)
 static struct buf *start_msg(const char *type, const char *room, size_t cap)
 {
     struct buf *b = buf_new(cap);
-    if (!b)
-        return NULL;
+    if (!b) return NULL;
     buf_puts(&b, "{\"type\":\"");
     buf_puts(&b, type);
     buf_puts(&b, "\",\"room\":\"");
@@ -240,8 +232,7 @@ static struct buf *start_msg(const char *type, const char *room, size_t cap)
 /* Finishes b and returns it, or NULL when a write ran out of memory. */
 static struct buf *end_msg(struct buf *b, const char *ref)
 {
-    if (!b)
-        return NULL;
+    if (!b) return NULL;
     proto_put_ref_end(&b, ref);
     if (b->oom) {
         buf_unref(b);
@@ -253,11 +244,9 @@ static struct buf *end_msg(struct buf *b, const char *ref)
 /* Sends b to every member of r except `except`; drops the maker's reference. */
 static void room_send(struct room *r, struct buf *b, struct session *except)
 {
-    if (!b)
-        return;
+    if (!b) return;
     for (uint32_t i = 0; i < r->nmembers; i++)
-        if (r->members[i] != except)
-            session_push(r->members[i], b);
+        if (r->members[i] != except) session_push(r->members[i], b);
     buf_unref(b);
 }
 
@@ -275,8 +264,7 @@ static void put_members(struct buf **b, struct room *r)
 {
     buf_puts(b, ",\"members\":[");
     for (uint32_t i = 0; i < r->nmembers; i++) {
-        if (i)
-            buf_put(b, ",", 1);
+        if (i) buf_put(b, ",", 1);
         struct buf *u = r->members[i]->user_json;
         buf_put(b, BUF_PAYLOAD(u), u->len);
     }
@@ -338,8 +326,7 @@ static int hello_auth(struct session *s)
     if (cfg(s)->no_guests)
         return unauthorized(s, "guests are not allowed on this server"), -1;
     enum proto_err e = proto_check_name(s->req.name, &why);
-    if (e)
-        return reply_error(s, e, why), -1;
+    if (e) return reply_error(s, e, why), -1;
     if (guest_id(s, s->req.resume))
         return reply_error(s, E_INTERNAL, "cannot make an id"), -1;
     snprintf(s->user_name, sizeof s->user_name, "%s", s->req.name);
@@ -349,10 +336,8 @@ static int hello_auth(struct session *s)
 
 static void session_hello(struct session *s)
 {
-    if (s->req.type != REQ_HELLO)
-        return reply_error(s, E_NEED_HELLO, "say hello first");
-    if (hello_auth(s))
-        return;
+    if (s->req.type != REQ_HELLO) return reply_error(s, E_NEED_HELLO, "say hello first");
+    if (hello_auth(s)) return;
     struct buf *u = buf_new(96), *b = buf_new(320);
     buf_puts(&u, "{\"id\":");
     buf_put_jstrz(&u, s->user_id);
@@ -394,8 +379,7 @@ static enum proto_err session_read_request(struct session *s)
     struct inmsg *m = s->in_head;
     const char *msg;
     s->in_head = m->next;
-    if (!s->in_head)
-        s->in_tail = NULL;
+    if (!s->in_head) s->in_tail = NULL;
     if (--s->in_count < INBOX_MAX_MSGS / 2 && s->rx_paused) {
         s->rx_paused = 0;
         lws_rx_flow_control(s->wsi, 1);
@@ -415,15 +399,13 @@ static enum proto_err session_read_request(struct session *s)
         e = E_NEED_HELLO, msg = "say hello first";
     if (!e && s->welcomed && s->req.type == REQ_HELLO)
         e = E_BAD_REQUEST, msg = "already said hello";
-    if (e)
-        reply_error(s, e, msg);
+    if (e) reply_error(s, e, msg);
     return e;
 }
 
 static int allowed_room(struct session *s, const char *room)
 {
-    if (s->guest || jwt_allows_room(&s->claims, room))
-        return 1;
+    if (s->guest || jwt_allows_room(&s->claims, room)) return 1;
     reply_error(s, E_FORBIDDEN, "your token does not allow this room");
     return 0;
 }
@@ -435,10 +417,8 @@ static int session_prepare_query(struct session *s)
 {
     struct proto_req *q = &s->req;
     struct db_req *r = &s->dbr;
-    if (q->type != REQ_JOIN && q->type != REQ_SEND && q->type != REQ_HISTORY)
-        return 0;
-    if (!allowed_room(s, q->room))
-        return -1;
+    if (q->type != REQ_JOIN && q->type != REQ_SEND && q->type != REQ_HISTORY) return 0;
+    if (!allowed_room(s, q->room)) return -1;
     s->req_room = rooms_get(&s->srv->rooms, q->room, q->type == REQ_JOIN);
     struct membership *m = s->req_room ? membership(s, s->req_room) : NULL;
     if (q->type == REQ_SEND && !(m && m->joined))
@@ -447,8 +427,7 @@ static int session_prepare_query(struct session *s)
         return reply_error(s, E_INTERNAL, "out of memory"), -1;
     if (q->type == REQ_JOIN && !m && s->nmem >= MAX_ROOMS_PER_SESSION)
         return reply_error(s, E_BAD_REQUEST, "too many rooms on one connection"), -1;
-    if (q->type == REQ_SEND)
-        return 2;
+    if (q->type == REQ_SEND) return 2;
     buf_unref(r->rows);
     memset(r, 0, sizeof(*r));
     r->owner = s;
@@ -480,18 +459,15 @@ static int session_query(struct session *s)
 static int add_membership(struct session *s, struct room *r)
 {
     struct membership *m = membership(s, r);
-    if (m && m->joined)
-        return 0;
+    if (m && m->joined) return 0;
     if (!m && s->nmem == s->capmem) {
         uint32_t cap = s->capmem ? s->capmem * 2 : 4;
         struct membership *nm = realloc(s->mem, cap * sizeof(*nm));
-        if (!nm)
-            return -1;
+        if (!nm) return -1;
         s->mem = nm;
         s->capmem = cap;
     }
-    if (room_add(r, s))
-        return -1;
+    if (room_add(r, s)) return -1;
     if (!m) {
         m = &s->mem[s->nmem++];
         m->room = r;
@@ -506,15 +482,14 @@ static void finish_join(struct session *s)
 {
     struct room *r = s->req_room;
     struct db_req *q = &s->dbr;
-    if (q->last_id > r->last_id)
-        r->last_id = q->last_id;
-    if (add_membership(s, r))
-        return reply_error(s, E_INTERNAL, "out of memory");
+    if (q->last_id > r->last_id) r->last_id = q->last_id;
+    if (add_membership(s, r)) return reply_error(s, E_INTERNAL, "out of memory");
     struct buf *b = start_msg("joined", r->name, 256 + q->rows->len);
     put_members(&b, r);
     buf_puts(&b, ",\"messages\":[");
     buf_put(&b, BUF_PAYLOAD(q->rows), q->rows->len);
-    buf_puts(&b, s->req.since >= 0 && q->more ? "],\"complete\":false" : "],\"complete\":true");
+    buf_puts(&b, s->req.since >= 0 && q->more ? "],\"complete\":false"
+                                              : "],\"complete\":true");
     reply(s, end_msg(b, s->req.ref));
 }
 
@@ -533,14 +508,15 @@ static void send_ack(struct session *s, const struct db_req *r, const char *ref)
     if (r->status != DB_OK) {
         s->req.ref = ref; /* reply_error() takes the ref from s->req */
         reply_error(s, r->status == DB_BUSY ? E_OVERLOADED : E_INTERNAL,
-                    r->status == DB_BUSY ? "the server is busy; retry later"
-                                         : "database error; retry with the same client_id");
+                    r->status == DB_BUSY
+                        ? "the server is busy; retry later"
+                        : "database error; retry with the same client_id");
         s->req.ref = NULL;
         return;
     }
     if (log_enabled(LOG_DEBUG)) /* message text is logged at debug only */
-        plog(LOG_DEBUG, "send", "user=%s room=%s id=%lld dup=%d text=\"%.200s\"", s->user_id,
-             r->room, (long long)r->id, r->duplicate, r->text);
+        plog(LOG_DEBUG, "send", "user=%s room=%s id=%lld dup=%d text=\"%.200s\"",
+             s->user_id, r->room, (long long)r->id, r->duplicate, r->text);
     struct buf *b = start_msg("ack", r->room, 128);
     buf_puts(&b, ",\"client_id\":");
     buf_put_jstrz(&b, r->client_id);
@@ -557,8 +533,7 @@ static void session_submit_send(struct session *s)
 {
     struct proto_req *q = &s->req;
     struct send_slot *sl = slot_get();
-    if (!sl)
-        return reply_error(s, E_INTERNAL, "out of memory");
+    if (!sl) return reply_error(s, E_INTERNAL, "out of memory");
     struct db_req *r = &sl->r;
     r->op = DB_SEND;
     r->owner = s;
@@ -584,8 +559,9 @@ static void session_finish_query(struct session *s)
     struct db_req *q = &s->dbr;
     if (q->status != DB_OK)
         reply_error(s, q->status == DB_BUSY ? E_OVERLOADED : E_INTERNAL,
-                    q->status == DB_BUSY ? "the server is busy; retry later"
-                                         : "database error; retry with the same client_id");
+                    q->status == DB_BUSY
+                        ? "the server is busy; retry later"
+                        : "database error; retry with the same client_id");
     else if (s->req.type == REQ_JOIN)
         finish_join(s);
     else
@@ -611,8 +587,7 @@ static void do_typing(struct session *s)
     struct room *r = rooms_get(&s->srv->rooms, s->req.room, 0);
     struct membership *m = r ? membership(s, r) : NULL;
     int64_t now = server_now_us();
-    if (!m || !m->joined)
-        return reply_error(s, E_NOT_MEMBER, "join the room first");
+    if (!m || !m->joined) return reply_error(s, E_NOT_MEMBER, "join the room first");
     if (m->typing_us && now - m->typing_us < TYPING_INTERVAL_US)
         return; /* dropped silently, per the protocol */
     m->typing_us = now;
@@ -630,8 +605,7 @@ struct rooms_walk {
 
 static void put_room(struct rooms_walk *w, struct room *r)
 {
-    if (w->n++)
-        buf_put(&w->b, ",", 1);
+    if (w->n++) buf_put(&w->b, ",", 1);
     buf_puts(&w->b, "{\"name\":\"");
     buf_puts(&w->b, r->name);
     buf_puts(&w->b, "\",\"members\":");
@@ -643,8 +617,7 @@ static void put_room(struct rooms_walk *w, struct room *r)
 
 static void put_room_if_online(struct room *r, void *arg)
 {
-    if (r->nmembers)
-        put_room(arg, r);
+    if (r->nmembers) put_room(arg, r);
 }
 
 static void do_rooms(struct session *s)
@@ -653,8 +626,7 @@ static void do_rooms(struct session *s)
     buf_puts(&w.b, "{\"type\":\"rooms\",\"rooms\":[");
     rooms_each(&s->srv->rooms, put_room_if_online, &w);
     for (uint32_t i = 0; i < s->nmem; i++)
-        if (!s->mem[i].room->nmembers)
-            put_room(&w, s->mem[i].room);
+        if (!s->mem[i].room->nmembers) put_room(&w, s->mem[i].room);
     buf_put(&w.b, "]", 1);
     reply(s, end_msg(w.b, s->req.ref));
 }
@@ -662,16 +634,24 @@ static void do_rooms(struct session *s)
 static void session_dispatch(struct session *s)
 {
     switch (s->req.type) {
-    case REQ_LEAVE: do_leave(s); break;
-    case REQ_TYPING: do_typing(s); break;
-    case REQ_ROOMS: do_rooms(s); break;
+    case REQ_LEAVE:
+        do_leave(s);
+        break;
+    case REQ_TYPING:
+        do_typing(s);
+        break;
+    case REQ_ROOMS:
+        do_rooms(s);
+        break;
     case REQ_PING: {
         struct buf *b = buf_new(32);
         buf_puts(&b, "{\"type\":\"pong\"");
         reply(s, end_msg(b, s->req.ref));
         break;
     }
-    default: reply_error(s, E_INTERNAL, "unhandled request"); break;
+    default:
+        reply_error(s, E_INTERNAL, "unhandled request");
+        break;
     }
 }
 
@@ -686,16 +666,13 @@ static int session_run(struct session *s)
             session_close(s, 1008, "no hello in time", 0);
             CORO_EXIT(&s->co);
         }
-        if (session_read_request(s) == PROTO_OK)
-            session_hello(s);
-        if (s->close_code)
-            CORO_EXIT(&s->co);
+        if (session_read_request(s) == PROTO_OK) session_hello(s);
+        if (s->close_code) CORO_EXIT(&s->co);
     }
     lws_set_timer_usecs(s->wsi, LWS_SET_TIMER_USEC_CANCEL);
     for (;;) {
         CORO_AWAIT(&s->co, s->in_head);
-        if (session_read_request(s) != PROTO_OK)
-            continue;
+        if (session_read_request(s) != PROTO_OK) continue;
         int q = session_prepare_query(s);
         if (q == 2) {
             CORO_AWAIT(&s->co, s->inflight < SEND_WINDOW);
@@ -713,13 +690,11 @@ static int session_run(struct session *s)
  * every event is what makes cancellation safe. */
 static void session_resume(struct session *s)
 {
-    if (s->closed || s->close_code || s->in_resume)
-        return;
+    if (s->closed || s->close_code || s->in_resume) return;
     s->in_resume = 1;
     int rc = session_run(s);
     s->in_resume = 0;
-    if (rc == CORO_DONE)
-        session_close(s, 1000, "", 0);
+    if (rc == CORO_DONE) session_close(s, 1000, "", 0);
 }
 
 /* ---- events from libwebsockets and the database ---- */
@@ -735,8 +710,7 @@ static char *url_token(struct lws *wsi)
 struct session *session_open(struct server *srv, struct lws *wsi)
 {
     struct session *s = calloc(1, sizeof(*s));
-    if (!s)
-        return NULL;
+    if (!s) return NULL;
     s->srv = srv;
     s->wsi = wsi;
     s->refs = 1;
@@ -745,8 +719,7 @@ struct session *session_open(struct server *srv, struct lws *wsi)
     tb_init(&s->send_tb, srv->cfg->burst, now);
     tb_init(&s->req_tb, GENERAL_RATE, now);
     s->next = srv->sessions;
-    if (s->next)
-        s->next->prev = s;
+    if (s->next) s->next->prev = s;
     srv->sessions = s;
     srv->nsessions++;
     srv->m.connections_total++;
@@ -762,9 +735,8 @@ static int send_close(struct session *s)
 {
     unsigned char frame[LWS_PRE + 2 + 2 + sizeof s->close_reason], *f = frame + LWS_PRE;
     size_t rlen = strlen(s->close_reason);
-    if (rlen > 123)
-        rlen = 123; /* a control frame's payload is at most 125 bytes */
-    f[0] = 0x88; /* FIN | close */
+    if (rlen > 123) rlen = 123; /* a control frame's payload is at most 125 bytes */
+    f[0] = 0x88;                /* FIN | close */
     f[1] = (unsigned char)(2 + rlen);
     f[2] = (unsigned char)(s->close_code >> 8);
     f[3] = (unsigned char)s->close_code;
@@ -783,8 +755,7 @@ int session_on_peer_close(struct session *s)
 static int inbox_push(struct session *s, const char *data, size_t len)
 {
     struct inmsg *m = malloc(sizeof(*m) + len + 1);
-    if (!m)
-        return -1;
+    if (!m) return -1;
     m->next = NULL;
     m->at_us = server_now_us();
     m->len = len;
@@ -817,15 +788,13 @@ static int refuse_input(struct session *s, int code, const char *why)
 int session_on_receive(struct session *s, const void *in, size_t len)
 {
     int final = lws_is_final_fragment(s->wsi);
-    if (s->close_code)
-        return 0; /* closing: input is ignored */
+    if (s->close_code) return 0; /* closing: input is ignored */
     if (lws_frame_is_binary(s->wsi))
         return refuse_input(s, 1003, "binary frames are not accepted");
     if (s->rx_discard || s->rx_len + len > (size_t)cfg(s)->max_frame) {
         /* The close waits for the end of the message: a client still
          * sending when the close frame arrives may never read it. */
-        if (final)
-            return refuse_input(s, 1009, "message too big");
+        if (final) return refuse_input(s, 1009, "message too big");
         if (!s->rx_discard)
             lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, CLOSE_GRACE_S);
         s->rx_discard = 1;
@@ -837,13 +806,11 @@ int session_on_receive(struct session *s, const void *in, size_t len)
     const char *data = in;
     if (!final || s->rx_len) {
         char *rx = realloc(s->rx, s->rx_len + len + 1);
-        if (!rx)
-            return refuse_input(s, 1011, "out of memory");
+        if (!rx) return refuse_input(s, 1011, "out of memory");
         memcpy(rx + s->rx_len, in, len);
         s->rx = rx;
         s->rx_len += len;
-        if (!final)
-            return 0;
+        if (!final) return 0;
         data = s->rx, len = s->rx_len;
     }
     s->srv->m.frames_in++;
@@ -851,10 +818,8 @@ int session_on_receive(struct session *s, const void *in, size_t len)
     free(s->rx);
     s->rx = NULL;
     s->rx_len = 0;
-    if (bad)
-        return refuse_input(s, 1007, "invalid UTF-8");
-    if (oom)
-        return refuse_input(s, 1011, "out of memory");
+    if (bad) return refuse_input(s, 1007, "invalid UTF-8");
+    if (oom) return refuse_input(s, 1011, "out of memory");
     session_resume(s);
     return 0;
 }
@@ -867,13 +832,11 @@ int session_on_writeable(struct session *s)
     struct buf *b = outq_peek(&s->out);
     unsigned frames = 1;
     size_t n;
-    if (!b)
-        return s->close_code && !s->close_sent ? send_close(s) : 0;
+    if (!b) return s->close_code && !s->close_sent ? send_close(s) : 0;
     if ((n = outq_gather(&s->out, wire + LWS_PRE, SESSION_WRITE_MAX, &frames))) {
         /* Whole frames, headers included: RAW sends the bytes as they are,
          * with TLS too (no extension is ever negotiated). */
-        if (lws_write(s->wsi, wire + LWS_PRE, n, LWS_WRITE_RAW) < (int)n)
-            return -1;
+        if (lws_write(s->wsi, wire + LWS_PRE, n, LWS_WRITE_RAW) < (int)n) return -1;
     } else {
         /* A frame bigger than the batch goes alone, framed by lws in its
          * own headroom. */
@@ -904,15 +867,13 @@ void session_on_closed(struct session *s)
         if (s->mem[i].joined) {
             s->mem[i].joined = 0;
             room_remove(s->mem[i].room, s);
-            if (!srv->stopping)
-                send_presence(s, s->mem[i].room, "leave");
+            if (!srv->stopping) send_presence(s, s->mem[i].room, "leave");
         }
     if (s->prev)
         s->prev->next = s->next;
     else
         srv->sessions = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
+    if (s->next) s->next->prev = s->prev;
     srv->nsessions--;
     inbox_clear(s);
     outq_clear(&s->out);
@@ -927,17 +888,13 @@ void session_on_closed(struct session *s)
 static void broadcast(struct server *srv, struct db_req *r)
 {
     struct room *room = rooms_get(&srv->rooms, r->room, 0);
-    if (!room)
-        return;
-    if (r->id > room->last_id)
-        room->last_id = r->id;
+    if (!room) return;
+    if (r->id > room->last_id) room->last_id = r->id;
     struct buf *b = buf_new(200 + r->text_len);
-    struct proto_msg m = {r->room, r->id, r->ts, r->user_id, r->user_name,
-                          r->text, r->text_len, r->client_id};
-    if (b)
-        proto_put_message(&b, &m);
-    if (b && b->oom)
-        buf_unref(b), b = NULL;
+    struct proto_msg m = {r->room,      r->id,   r->ts,       r->user_id,
+                          r->user_name, r->text, r->text_len, r->client_id};
+    if (b) proto_put_message(&b, &m);
+    if (b && b->oom) buf_unref(b), b = NULL;
     room_send(room, b, NULL);
 }
 
@@ -946,10 +903,8 @@ void session_on_db_done(struct db_req *r, void *arg)
     struct session *s = r->owner;
     if (r->op == DB_SEND) {
         struct send_slot *sl = (struct send_slot *)r; /* r is its first member */
-        if (r->status == DB_OK && !r->duplicate)
-            broadcast(arg, r);
-        if (!s->closed)
-            send_ack(s, r, sl->ref);
+        if (r->status == DB_OK && !r->duplicate) broadcast(arg, r);
+        if (!s->closed) send_ack(s, r, sl->ref);
         slot_put(sl);
         assert(s->inflight > 0);
         s->inflight--;

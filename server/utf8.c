@@ -29,13 +29,10 @@ int utf8_valid(const char *str, size_t n)
                 hi = 0x8F;
         } else
             return 0;
-        if (n - i < len)
-            return 0;
-        if (s[i + 1] < lo || s[i + 1] > hi)
-            return 0;
+        if (n - i < len) return 0;
+        if (s[i + 1] < lo || s[i + 1] > hi) return 0;
         for (size_t k = 2; k < len; k++)
-            if ((s[i + k] & 0xC0) != 0x80)
-                return 0;
+            if ((s[i + k] & 0xC0) != 0x80) return 0;
         i += len;
     }
     return 1;
