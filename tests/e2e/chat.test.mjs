@@ -2,7 +2,7 @@
 // keyboard-only use, and a refused message with its retry.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, launchBrowser, newPage, openChat, sendFromPage, listTexts, waitOnline, WsClient, allMessages, T } from './helpers.mjs';
+import { Server, startServer, launchBrowser, newPage, openChat, sendFromPage, listTexts, waitOnline, WsClient, allMessages, T } from './helpers.mjs';
 
 let server, browser;
 before(async () => {
@@ -169,4 +169,44 @@ test('a refused message shows the error next to it and can be retried', async ()
   assert.deepEqual((await allMessages(server, 'errors')).map((m) => m.text),
     ['please refuse me once', 'refuse me and then delete me']);
   await context.close();
+});
+
+test('served over https, the page connects with wss to the same host', async () => {
+  const secure = await new Server({ tls: true }).start();
+  try {
+    const { context, page } = await newPage(browser, { ignoreHTTPSErrors: true });
+    const sockets = [];
+    page.on('websocket', (ws) => sockets.push(ws.url()));
+    await openChat(page, secure, { name: 'Tess', room: 'secure' });
+    assert.ok(sockets.length >= 1);
+    for (const u of sockets) assert.equal(u, `wss://127.0.0.1:${secure.port}/ws`);
+    await sendFromPage(page, 'over TLS');
+    await page.locator('#messages li.own:not(.unsent)', { hasText: 'over TLS' }).waitFor();
+    assert.deepEqual((await allMessages(secure, 'secure')).map((m) => m.text), ['over TLS']);
+    await context.close();
+  } finally {
+    await secure.cleanup();
+  }
+});
+
+// Known server issue, kept visible here until fixed: over TLS, the first
+// WebSocket a Chromium page opens gets no welcome (the server logs the hello
+// and then "client closed" at once; the browser sees 1006 seconds later).
+// The page recovers by reconnecting, so the test above passes regardless.
+test('over https, the first WebSocket of a page is answered', { todo: 'server: first wss connection from Chromium is dropped after hello' }, async () => {
+  const secure = await new Server({ tls: true }).start();
+  try {
+    const { context, page } = await newPage(browser, { ignoreHTTPSErrors: true });
+    await page.goto(`${secure.url}/healthz`);
+    const first = await page.evaluate((u) => new Promise((resolve) => {
+      const ws = new WebSocket(u);
+      ws.onopen = () => ws.send(JSON.stringify({ type: 'hello', name: 'x' }));
+      ws.onmessage = (e) => { resolve(JSON.parse(e.data).type); ws.close(); };
+      ws.onclose = (e) => resolve(`closed ${e.code}`);
+    }), secure.wsUrl);
+    await context.close();
+    assert.equal(first, 'welcome');
+  } finally {
+    await secure.cleanup();
+  }
 });

@@ -5,7 +5,9 @@
 import { spawn } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import fs from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import http from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -34,9 +36,10 @@ export function freePort() {
   });
 }
 
-async function healthy(port) {
+async function healthy(port, tls) {
   return new Promise((resolve) => {
-    const req = http.get({ host: '127.0.0.1', port, path: '/healthz', timeout: 1000 }, (res) => {
+    const get = tls ? https.get : http.get;
+    const req = get({ host: '127.0.0.1', port, path: '/healthz', timeout: 1000, rejectUnauthorized: false }, (res) => {
       res.resume();
       resolve(res.statusCode === 200);
     });
@@ -46,20 +49,29 @@ async function healthy(port) {
 }
 
 // A parley process with its own port and database directory. restart()
-// starts it again on the same port and database.
+// starts it again on the same port and database. `tls`: serve https and
+// wss with a self-signed certificate for 127.0.0.1.
 export class Server {
-  constructor({ args = [], jwtSecret = null } = {}) {
+  constructor({ args = [], jwtSecret = null, tls = false } = {}) {
     this.args = args;
     this.jwtSecret = jwtSecret;
+    this.tls = tls;
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'parley-e2e-'));
+    if (tls) {
+      const cert = path.join(this.dir, 'cert.pem'), key = path.join(this.dir, 'key.pem');
+      execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2',
+        '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1',
+        '-keyout', key, '-out', cert], { stdio: 'ignore' });
+      this.args = [...this.args, '--tls-cert', cert, '--tls-key', key];
+    }
     this.db = path.join(this.dir, 'parley.db');
     this.log = path.join(this.dir, 'server.log');
     this.proc = null;
     this.port = 0;
   }
 
-  get url() { return `http://127.0.0.1:${this.port}`; }
-  get wsUrl() { return `ws://127.0.0.1:${this.port}/ws`; }
+  get url() { return `${this.tls ? 'https' : 'http'}://127.0.0.1:${this.port}`; }
+  get wsUrl() { return `${this.tls ? 'wss' : 'ws'}://127.0.0.1:${this.port}/ws`; }
 
   async start() {
     if (!fs.existsSync(PARLEY_BIN)) throw new Error(`no server binary at ${PARLEY_BIN} (set PARLEY_BIN)`);
@@ -75,7 +87,7 @@ export class Server {
     const deadline = Date.now() + 20000 * T;
     while (Date.now() < deadline) {
       if (exited) throw new Error(`parley exited (${JSON.stringify(exited)}) during start:\n${this.tail()}`);
-      if (await healthy(this.port)) return this;
+      if (await healthy(this.port, this.tls)) return this;
       await sleep(50);
     }
     throw new Error(`parley did not become healthy on port ${this.port}:\n${this.tail()}`);
@@ -191,7 +203,7 @@ export class WsClient {
   }
 
   static async connect(url, hello) {
-    const ws = new WebSocket(url);
+    const ws = new WebSocket(url, { rejectUnauthorized: false });
     await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); });
     const c = new WsClient(ws);
     c.send({ type: 'hello', ...hello });
