@@ -110,8 +110,9 @@ apt_entries() {
 }
 host_codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
 entries=$(apt_entries)
-mirror_for() { # SUITE -> URI of the first entry for it
-  awk -v s="$1" '$2 == s { print $1; exit }' <<<"$entries"
+mirror_for() { # SUITE -> URI of the first entry for it, plain http:// first
+  awk -v s="$1" '$2 == s { if ($1 ~ /^http:/) { print $1; found = 1; exit } else if (other == "") other = $1 }
+                 END { if (!found && other != "") print other }' <<<"$entries"
 }
 MIRROR=${PARLEY_TEST_MIRROR:-$(mirror_for bookworm)}
 [ -n "$MIRROR" ] || [ -z "$host_codename" ] || MIRROR=$(mirror_for "$host_codename")
@@ -128,7 +129,11 @@ else
   step "base: debootstrap --variant=minbase bookworm from $MIRROR (once; cached in $CACHE)"
   $SUDO mkdir -p "$CACHE"
   rootfs=$($SUDO mktemp -d "$CACHE/rootfs.XXXXXX")
-  if ! $SUDO debootstrap --variant=minbase bookworm "$rootfs" "$MIRROR" >"$CACHE/debootstrap.log" 2>&1; then
+  # minbase has no CA certificates: apt in the image needs them for an https mirror.
+  include=()
+  [[ "$MIRROR" == https:* ]] && include=(--include=ca-certificates)
+  if ! $SUDO debootstrap --variant=minbase "${include[@]}" bookworm "$rootfs" "$MIRROR" 2>&1 |
+        $SUDO tee "$CACHE/debootstrap.log" >/dev/null; then
     tail -20 "$CACHE/debootstrap.log" >&2
     $SUDO rm -rf "$rootfs"
     fail "debootstrap failed (log: $CACHE/debootstrap.log)"
@@ -217,7 +222,9 @@ cleanup() {
   if [ "${PARLEY_TEST_KEEP:-}" = 1 ]; then
     echo "[container] kept: ${PODMAN[*]} ps -a   (storage in $WORK)"
   else
+    local t=$(ms)
     teardown "$WORK" "$driver"
+    echo "[container] cleaned up in $(( $(ms) - t )) ms"
   fi
   [ $rc -eq 0 ] || echo "[container] FAILED (exit $rc) after $(( $(date +%s) - T0 ))s" >&2
   exit $rc
