@@ -180,6 +180,9 @@ int server_start(struct server *srv)
         info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
         info.ssl_cert_filepath = cfg->tls_cert;
         info.ssl_private_key_filepath = cfg->tls_key;
+        /* HTTP/1.1 only: over h2 a WebSocket is a stream inside the h2
+         * framing, and the batched raw writes would bypass it. */
+        info.alpn = "http/1.1";
     }
     lws_set_log_level(log_enabled(LOG_DEBUG) ? LLL_ERR | LLL_WARN : LLL_ERR, NULL);
     srv->outq_lim.max_msgs = (uint32_t)cfg->outq_max_msgs;
