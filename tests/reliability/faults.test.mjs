@@ -275,7 +275,7 @@ test('another process holds the write lock: sends (and reads queued with them) w
   }
   await sends;
   t.diagnostic(`6 s lock: sends ${long.map(({ a, ms }) => `${a.type === 'ack' ? 'ack' : a.code} after ${ms} ms`).join(', ')}; pings ${pings} ms; history reads: ${reads.join(', ')}`);
-  assert.ok(Math.max(...pings) < T(500), `pings slow during the lock: ${pings}`);
+  assert.ok(Math.max(...pings) < T(1500), `pings slow during the lock (the loop must not wait for the database): ${pings}`);
   for (const { a, ms } of long) {
     if (a.type === 'ack') acks.set(a.client_id, a);
     else {

@@ -5,6 +5,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { mkdtempSync, mkdirSync, writeFileSync, rmSync } from 'node:fs';
 import { startServer, guest, connect, health, httpGet, sleep, T, SANITIZE, waitFor, fullHistory } from '../integration/harness.mjs';
 import { RawWS, frame, OP, rawExchange, statusOf, upgradeRequest, procStatus } from './rawws.mjs';
 
@@ -268,7 +271,7 @@ test('slowloris: upgrades sent one byte per second are dropped by the server; ev
     const maxMs = Math.max(...closedAfter);
     assert.ok(maxMs < T(15000), `dropped after ${maxMs} ms`);
     assert.ok(socks.every((s) => s.sent < text.length), 'a slowloris upgrade completed');
-    assert.ok(Math.max(...worst) < T(1000), `canary round trips during slowloris: ${worst}`);
+    assert.ok(Math.max(...worst) < T(3000), `canary round trips during slowloris: ${worst}`);
   } finally {
     clearInterval(drip);
     for (const s of socks) s.destroy();
@@ -338,7 +341,7 @@ test('10,000 requests without reading any reply: every one answered once (acks i
     lat.push(await stillServing());
     await sleep(200);
   }
-  assert.ok(Math.max(...lat) < T(1000), `canary round trips during the flood: ${lat} ms`);
+  assert.ok(Math.max(...lat) < T(3000), `canary round trips during the flood: ${lat} ms`);
   // The server has read all 10,000 and written everything it queued.
   await waitFor(async () => {
     const m = await metrics();
@@ -396,7 +399,7 @@ test('10,000 big requests (history pages) without reading: closed 1013 and dropp
   if (c.closeCode !== null) assert.equal(c.closeCode, 1013);
   c.destroy();
   const ms = await stillServing();
-  assert.ok(ms < T(1000));
+  assert.ok(ms < T(3000));
 });
 
 test('non-WebSocket garbage and protocol violations never take the server down', async () => {
@@ -444,5 +447,31 @@ test('an Origin over 255 bytes is refused (403) when an allow-list is set, like 
   } finally {
     await s2.stop();
     s2.cleanup();
+  }
+});
+
+test('path traversal with --web-root: nothing outside the directory is served', async () => {
+  const base = mkdtempSync(path.join(os.tmpdir(), 'parley-webroot-'));
+  mkdirSync(path.join(base, 'site'));
+  writeFileSync(path.join(base, 'site', 'index.html'), 'INDEX');
+  writeFileSync(path.join(base, 'secret.txt'), 'SECRET');
+  const s3 = await startServer({ args: ['--web-root', path.join(base, 'site')] });
+  try {
+    const get = async (p) => {
+      const r = await rawExchange(s3.port, `GET ${p} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`, T(3000));
+      return { status: statusOf(r.data), leak: r.data.includes('SECRET'), body: r.data };
+    };
+    assert.ok((await get('/')).body.includes('INDEX'));
+    for (const p of ['/../secret.txt', '/%2e%2e/secret.txt', '/..%2fsecret.txt', '/%2e%2e%2fsecret.txt', '/./../secret.txt',
+      '//../secret.txt', '/index.html/../../secret.txt', '/healthz/../../secret.txt', '/..\\secret.txt', '/%252e%252e/secret.txt']) {
+      const r = await get(p);
+      assert.ok(!r.leak, `${p} served the file outside --web-root`);
+      assert.notEqual(r.status, 200, `${p} answered 200`);
+    }
+    assert.equal((await get('/healthz')).status, 200);
+  } finally {
+    await s3.stop();
+    s3.cleanup();
+    rmSync(base, { recursive: true, force: true });
   }
 });
