@@ -36,14 +36,22 @@ static void origin_hostport(const char *origin, char *out, size_t cap)
         out[n - 4] = 0;
 }
 
+/* With an allow-list, an Origin passes when listed or same-origin (its
+ * host and port are the request's Host). No Origin (not a browser) passes.
+ * lws_hdr_copy() says 0 for an absent header and -1 for one too long for
+ * the buffer: too long is refused, never mistaken for absent. */
 static int origin_ok(struct server *srv, struct lws *wsi)
 {
     char origin[256], host[256], a[256], b[256];
-    if (!srv->cfg->norigins ||
-        lws_hdr_copy(wsi, origin, sizeof origin, WSI_TOKEN_ORIGIN) <= 0)
+    int n = srv->cfg->norigins ? lws_hdr_copy(wsi, origin, sizeof origin, WSI_TOKEN_ORIGIN) : 0;
+    if (n == 0)
         return 1;
-    if (config_origin_allowed(srv->cfg, origin)) return 1;
-    if (lws_hdr_copy(wsi, host, sizeof host, WSI_TOKEN_HOST) <= 0) return 0;
+    if (n < 0)
+        return 0;
+    if (config_origin_allowed(srv->cfg, origin))
+        return 1;
+    if (lws_hdr_copy(wsi, host, sizeof host, WSI_TOKEN_HOST) <= 0)
+        return 0;
     origin_hostport(origin, a, sizeof a);
     origin_hostport(host, b, sizeof b);
     return !strcasecmp(a, b);
