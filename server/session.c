@@ -24,6 +24,7 @@
 #define GENERAL_RATE 100.0 /* non-send requests per second */
 #define TYPING_INTERVAL_US 2000000
 #define CLOSE_GRACE_S 3 /* a closing client gets this long to take the close */
+#define CLOSE_ANSWER_S 1 /* and this long to answer it once it is sent */
 #define SEND_WINDOW 32  /* sends one connection may have uncommitted at once */
 
 /* A send waiting for its commit. The coroutine goes on reading while up to
@@ -742,7 +743,12 @@ static int send_close(struct session *s)
     f[3] = (unsigned char)s->close_code;
     memcpy(f + 4, s->close_reason, rlen);
     s->close_sent = 1;
-    return lws_write(s->wsi, f, 4 + rlen, LWS_WRITE_RAW) < (int)(4 + rlen) ? -1 : 0;
+    if (lws_write(s->wsi, f, 4 + rlen, LWS_WRITE_RAW) < (int)(4 + rlen))
+        return -1;
+    /* A client that reads the close but never answers it is dropped soon;
+     * by then the frame has long been delivered. */
+    lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, CLOSE_ANSWER_S);
+    return 0;
 }
 
 int session_on_peer_close(struct session *s)
