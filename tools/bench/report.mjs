@@ -35,7 +35,9 @@ function problems(r) {
   if (r.errors && Object.keys(r.errors).length) p.push(`errors: ${codes(r.errors)}`);
   if (r.close_codes && Object.keys(r.close_codes).length) p.push(`close codes: ${codes(r.close_codes)}`);
   if (r.server_died) p.push('**server died**');
-  if (r.loadgen_max_stall_ms > 50) p.push(`load generator stalled ${Math.round(r.loadgen_max_stall_ms)} ms once (busy machine?)`);
+  const other = r.other_cpu_pct ?? r.best_other_cpu_pct;
+  if (other > 10) p.push(`⚠ other processes used ${Math.round(other)}% of a CPU meanwhile`);
+  if (r.loadgen_max_stall_ms > 50) p.push(`load generator stalled ${Math.round(r.loadgen_max_stall_ms)} ms once`);
   return p.length ? `; ${p.join('; ')}` : '';
 }
 
@@ -55,7 +57,7 @@ function cell(sc, r) {
     case 'acks':
       return `**${int(r.acks_per_s)} acks/s** (ack latency p50 ${ms(r.ack_us.p50)} ms, p99 ${ms(r.ack_us.p99)} ms; ${int(r.deliveries_per_s)} deliveries/s)` + srv + problems(r);
     case 'idle':
-      return `**${int(r.rss_per_conn_bytes / 1024 * 100) / 100} KiB/connection** (${int(r.connected)} connections; RSS ${int(r.server_rss_baseline_kb / 1024)} → ${int(r.server_rss_kb / 1024)} MiB; setup ${r.setup_s.toFixed(1)} s)` + problems(r);
+      return `**${(r.rss_per_conn_bytes / 1024).toFixed(2)} KiB/connection** (${int(r.connected)} connections; RSS ${int(r.server_rss_baseline_kb / 1024)} → ${int(r.server_rss_kb / 1024)} MiB; setup ${r.setup_s.toFixed(1)} s)` + problems(r);
     default:
       return JSON.stringify(r);
   }
@@ -78,6 +80,7 @@ out.push(`- Pinning: server \`${meta.pin_server || 'none'}\`, load generator \`$
 out.push(`- Background load: load average ${meta.loadavg_start} before, ${meta.loadavg_end} after; busiest processes at start: ${meta.busy || 'n/a'}`);
 out.push('- Latency is measured from the moment the load generator creates a `send` to the moment it reads the `message` back, in one process with one clock (CLOCK_MONOTONIC), so it includes queueing in the load generator itself; the histogram has ~1.6% resolution.');
 out.push('- Parley acks only after the SQLite commit (synchronous=full by default); the comparison servers store nothing.');
+out.push('- CPU shares are in % of one core, from /proc: "others" is every CPU\'s busy time minus the server and the load generator (kernel softirq work handed to ksoftirqd lands there too). A cell marked ⚠ ran while something else was using the machine: re-run it before trusting it.');
 out.push('');
 out.push(`| Scenario | ${servers.join(' | ')} |`);
 out.push(`|---|${servers.map(() => '---').join('|')}|`);
@@ -91,8 +94,8 @@ if (capRuns.length) {
   out.push('## Capacity steps', '');
   out.push('Each step sends at a fixed rate for a few seconds, then waits for every ack and delivery; a step passes with p99 < 100 ms, nothing missing, no errors and no closed connection.', '');
   for (const r of capRuns) {
-    const steps = r.steps_detail.map(([rate, dps, p99, missing, scpu, lcpu, pass]) =>
-      `${int(rate)}→${int(dps)}/s p99 ${ms(p99)} ms${missing ? `, ${int(missing)} missing` : ''} (srv ${Math.round(scpu)}%, lg ${Math.round(lcpu)}%) ${pass ? 'ok' : '**fail**'}`);
+    const steps = r.steps_detail.map(([rate, dps, p99, missing, scpu, lcpu, pass, ocpu]) =>
+      `${int(rate)}→${int(dps)}/s p99 ${ms(p99)} ms${missing ? `, ${int(missing)} missing` : ''} (CPU: server ${Math.round(scpu)}%, loadgen ${Math.round(lcpu)}%${ocpu !== undefined ? `, others ${Math.round(ocpu)}%` : ''}) ${pass ? 'ok' : '**fail**'}`);
     out.push(`- ${r.label}: ${steps.join('; ')}`);
   }
   out.push('');

@@ -12,6 +12,9 @@
 #   BENCH_IDLE_CLIENTS  connections for the idle scenario (default: 19900, lowered to the fd limit)
 #   BENCH_PORT       ports are taken from BENCH_PORT+1 upwards, skipping busy ones (default: 18480)
 #   BENCH_QUICK=1    shorter durations (smoke test; numbers are noisier)
+#   BENCH_QUIET_WAIT seconds to wait before a run for other processes to use less than
+#                    25% of a CPU (default 30; 0 = don't wait). The report flags runs
+#                    that were disturbed anyway.
 #   BENCH_BUDGET     seconds the whole run may take (default 840); scenarios that
 #                    would start after that are skipped, each run is cut at the budget
 #
@@ -30,6 +33,7 @@ SCENARIOS=${BENCH_SCENARIOS:-"capacity fixed1k rooms10k acks idle ceiling"}
 PORT=${BENCH_PORT:-18480}
 QUICK=${BENCH_QUICK:-0}
 BUDGET=${BENCH_BUDGET:-840}
+QUIET_WAIT=${BENCH_QUIET_WAIT:-30}
 
 log() { echo "bench: $*" >&2; }
 
@@ -159,6 +163,28 @@ scenario_args() {
     esac
 }
 
+# busy CPU time of the whole machine over one second, in % of one CPU
+busy_pct() {
+    local a b
+    a=$(head -1 /proc/stat)
+    sleep 1
+    b=$(head -1 /proc/stat)
+    # fields: cpu user nice system idle iowait irq softirq steal ...
+    echo "$a $b" | awk -v hz="$(getconf CLK_TCK)" '{ busy1 = $2+$3+$4+$7+$8+$9; busy2 = $13+$14+$15+$18+$19+$20;
+        print int((busy2 - busy1) * 100 / hz) }'
+}
+
+# wait (a bounded time) until nothing else is using the machine
+wait_quiet() {
+    [ "$QUIET_WAIT" -gt 0 ] || return 0
+    local waited=0 b
+    while b=$(busy_pct) && [ "$b" -gt 25 ] && [ "$waited" -lt "$QUIET_WAIT" ]; do
+        [ "$waited" = 0 ] && log "other processes use ${b}% of a CPU; waiting up to ${QUIET_WAIT}s"
+        sleep 4
+        waited=$((waited + 5))
+    done
+}
+
 run_one() { # server scenario
     local server=$1 sc=$2 args out rc left limit
     args=$(scenario_args "$sc")
@@ -169,6 +195,7 @@ run_one() { # server scenario
         return 0
     fi
     limit=$((left < 300 ? left : 300))
+    wait_quiet
     if ! start_server "$server"; then
         echo "{\"label\":\"$server/$sc\",\"failed\":\"server did not start\"}" >>"$RESULTS"
         return 0

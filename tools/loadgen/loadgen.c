@@ -307,12 +307,28 @@ static void *xrealloc(void *p, size_t n)
 typedef struct {
     long rss_kb;
     double cpu_s;
+    double all_busy_s; /* every CPU's non-idle time, from /proc/stat */
     bool ok;
 } proc_stat_t;
 
+static double all_cpus_busy_s(void)
+{
+    FILE *f = fopen("/proc/stat", "r");
+    if (!f)
+        return 0;
+    unsigned long long v[8] = {0};
+    int n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
+                   &v[6], &v[7]);
+    fclose(f);
+    if (n < 8)
+        return 0;
+    /* user nice system [idle] [iowait] irq softirq steal */
+    return (double)(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / (double)sysconf(_SC_CLK_TCK);
+}
+
 static proc_stat_t read_proc(int pid)
 {
-    proc_stat_t r = {0, 0, false};
+    proc_stat_t r = {0, 0, all_cpus_busy_s(), false};
     if (pid <= 0)
         return r;
     char path[64], buf[4096];
@@ -1172,6 +1188,7 @@ static void report_run(void)
     double dps = dur > 0 ? st.deliveries_window / dur : 0;
     double srv_cpu = srv_after.ok && srv_before.ok ? srv_after.cpu_s - srv_before.cpu_s : 0;
     double self_cpu = self_after - self_before;
+    double other_cpu = srv_after.all_busy_s - srv_before.all_busy_s - srv_cpu - self_cpu;
     double acks_s = 0;
     char errs[1024], closes[512];
     fmt_errs(errs, sizeof errs, opt.json);
@@ -1191,7 +1208,7 @@ static void report_run(void)
                "\"ack_us\":{\"n\":%" PRIu64 ",\"p50\":%" PRIu64 ",\"p99\":%" PRIu64 ",\"max\":%" PRIu64 "},"
                "\"closed_during_run\":%" PRIu64 ",\"dropped\":%" PRIu64 ",\"errors\":{%s},\"close_codes\":{%s},"
                "\"server_rss_kb\":%ld,\"server_cpu_s\":%.3f,\"server_cpu_pct\":%.1f,\"loadgen_cpu_pct\":%.1f,"
-               "\"loadgen_max_stall_ms\":%.1f}\n",
+               "\"loadgen_max_stall_ms\":%.1f,\"other_cpu_pct\":%.1f}\n",
                opt.label, opt.clients, opt.rooms, nsenders, opt.rate, opt.window, opt.size, dur, alive,
                st.connect_failed, (double)(t_setup_done - t_start) / 1e9, st.sent, st.acked, st.send_errors, unres,
                st.skipped_backlog, st.skipped_window, acks_s, st.deliveries, dps, exp, miss, st.duplicates,
@@ -1199,7 +1216,7 @@ static void report_run(void)
                hist_pct(&lat_hist, .999), lat_hist.max, ack_hist.n, hist_pct(&ack_hist, .5),
                hist_pct(&ack_hist, .99), ack_hist.max, st.closed_during_run, st.dropped, errs, closes,
                srv_after.rss_kb, srv_cpu, dur > 0 ? 100 * srv_cpu / dur : 0, dur > 0 ? 100 * self_cpu / dur : 0,
-               max_stall_ns / 1e6);
+               max_stall_ns / 1e6, dur > 0 ? 100 * other_cpu / dur : 0);
         return;
     }
     printf("clients %d (ready %d, connect failures %" PRIu64 ", setup %.2f s), rooms %d, senders %d, rate %s%.0f/s, window %d, size %d\n",
@@ -1224,6 +1241,8 @@ static void report_run(void)
     if (opt.server_pid)
         printf("server: RSS %.1f MiB, CPU %.2f s over %.2f s (%.0f%%)\n", srv_after.rss_kb / 1024.0, srv_cpu, dur,
                dur > 0 ? 100 * srv_cpu / dur : 0);
+    printf("other processes: %.0f%% of a CPU (everything that was neither the server nor the load generator)\n",
+           dur > 0 ? 100 * other_cpu / dur : 0);
     printf("loadgen: CPU %.0f%% during measurement, longest loop stall %.1f ms, %" PRIu64 " reads, %.1f MB in, %.1f MB out\n",
            dur > 0 ? 100 * self_cpu / dur : 0, max_stall_ns / 1e6, st.reads, st.bytes_in / 1e6, st.bytes_out / 1e6);
 }
@@ -1326,7 +1345,7 @@ static void raise_nofile(void)
 
 /* ---- capacity mode state */
 typedef struct {
-    double rate, dps, srv_cpu_pct, self_cpu_pct;
+    double rate, dps, srv_cpu_pct, self_cpu_pct, other_cpu_pct;
     uint64_t p50, p99, p999, max, missing, sent, acked, errors, closed;
     bool pass;
 } step_t;
@@ -1336,9 +1355,9 @@ static void run_capacity_step_report(const step_t *s, int i)
     if (!opt.json)
         printf("step %2d: rate %8.0f msg/s in -> %10.0f deliveries/s  p50 %7" PRIu64 "us p99 %8" PRIu64
                "us p99.9 %8" PRIu64 "us max %8" PRIu64 "us missing %" PRIu64 " errors %" PRIu64
-               " closed %" PRIu64 " server cpu %3.0f%% loadgen cpu %3.0f%% %s\n",
+               " closed %" PRIu64 " cpu: server %3.0f%% loadgen %3.0f%% others %3.0f%% %s\n",
                i, s->rate, s->dps, s->p50, s->p99, s->p999, s->max, s->missing, s->errors, s->closed,
-               s->srv_cpu_pct, s->self_cpu_pct, s->pass ? "ok" : "FAIL");
+               s->srv_cpu_pct, s->self_cpu_pct, s->other_cpu_pct, s->pass ? "ok" : "FAIL");
     else
         fprintf(stderr,
                 "step %2d: rate %.0f -> %.0f deliveries/s p99 %" PRIu64 "us missing %" PRIu64 " srv %.0f%% lg %.0f%% %s\n",
@@ -1585,15 +1604,18 @@ int main(int argc, char **argv)
                         cur.closed = st.closed_during_run - step_closed0;
                         cur.srv_cpu_pct = srv_after.ok ? 100 * (srv_after.cpu_s - srv_before.cpu_s) / dur : 0;
                         cur.self_cpu_pct = 100 * (self_after - self_before) / dur;
+                        cur.other_cpu_pct = 100 * (srv_after.all_busy_s - srv_before.all_busy_s -
+                                                   (srv_after.cpu_s - srv_before.cpu_s) - (self_after - self_before)) / dur;
                         cur.pass = cur.p99 < (uint64_t)(opt.p99_limit_ms * 1000) && m == 0 && cur.closed == 0 &&
                                    cur.errors == 0 && unresolved() == 0 && lat_hist.n > 0 &&
                                    st.skipped_backlog == 0;
                         run_capacity_step_report(&cur, step);
                         if (steps_json_len < sizeof steps_json - 128)
                             steps_json_len += (size_t)snprintf(steps_json + steps_json_len, sizeof steps_json - steps_json_len,
-                                                               "%s[%.1f,%.0f,%" PRIu64 ",%" PRIu64 ",%.0f,%.0f,%d]",
+                                                               "%s[%.1f,%.0f,%" PRIu64 ",%" PRIu64 ",%.0f,%.0f,%d,%.0f]",
                                                                step ? "," : "", cur.rate, cur.dps, cur.p99, cur.missing,
-                                                               cur.srv_cpu_pct, cur.self_cpu_pct, cur.pass ? 1 : 0);
+                                                               cur.srv_cpu_pct, cur.self_cpu_pct, cur.pass ? 1 : 0,
+                                                               cur.other_cpu_pct);
                         if (cur.pass) {
                             if (!have_best || cur.dps > best.dps)
                                 best = cur;
@@ -1713,13 +1735,13 @@ int main(int argc, char **argv)
             printf("{\"mode\":\"capacity\",\"label\":\"%s\",\"clients\":%d,\"rooms\":%d,\"senders\":%d,\"size\":%d,"
                    "\"connected\":%" PRIu64 ",\"steps\":%d,\"found\":%s,\"best_rate\":%.1f,\"best_deliveries_per_s\":%.1f,"
                    "\"best_p50_us\":%" PRIu64 ",\"best_p99_us\":%" PRIu64 ",\"best_p999_us\":%" PRIu64 ",\"best_max_us\":%" PRIu64 ","
-                   "\"best_server_cpu_pct\":%.1f,\"best_loadgen_cpu_pct\":%.1f,"
+                   "\"best_server_cpu_pct\":%.1f,\"best_loadgen_cpu_pct\":%.1f,\"best_other_cpu_pct\":%.1f,"
                    "\"failed_rate\":%.1f,\"failed_p99_us\":%" PRIu64 ",\"failed_missing\":%" PRIu64 ","
                    "\"server_rss_kb\":%ld,\"errors\":{%s},\"close_codes\":{%s},\"loadgen_max_stall_ms\":%.1f,"
-                   "\"step_fields\":[\"rate\",\"deliveries_per_s\",\"p99_us\",\"missing\",\"server_cpu_pct\",\"loadgen_cpu_pct\",\"pass\"],"
+                   "\"step_fields\":[\"rate\",\"deliveries_per_s\",\"p99_us\",\"missing\",\"server_cpu_pct\",\"loadgen_cpu_pct\",\"pass\",\"other_cpu_pct\"],"
                    "\"steps_detail\":[%s]}\n",
                    opt.label, opt.clients, opt.rooms, nsenders, opt.size, st.ready, step, have_best ? "true" : "false",
-                   best.rate, best.dps, best.p50, best.p99, best.p999, best.max, best.srv_cpu_pct, best.self_cpu_pct,
+                   best.rate, best.dps, best.p50, best.p99, best.p999, best.max, best.srv_cpu_pct, best.self_cpu_pct, best.other_cpu_pct,
                    have_fail ? fail.rate : 0, have_fail ? fail.p99 : 0, have_fail ? fail.missing : 0, s.rss_kb, errs, closes,
                    max_stall_ns / 1e6, steps_json);
         else if (have_best)
