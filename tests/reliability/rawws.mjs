@@ -64,6 +64,8 @@ export class RawWS {
     this.closeReason = '';
     this.pongs = 0;
     this.frag = null;
+    this.answerClose = true;
+    this.closeAnswered = false;
     this.ended = new Promise((resolve) => sock.once('close', resolve));
     sock.on('error', () => {});
   }
@@ -126,6 +128,11 @@ export class RawWS {
       if (op === OP.CLOSE) {
         this.closeCode = payload.length >= 2 ? payload.readUInt16BE(0) : 1005;
         this.closeReason = payload.subarray(2).toString('utf8');
+        // Answer the close as RFC 6455 asks, unless told to play dead.
+        if (this.answerClose && !this.closeAnswered) {
+          this.closeAnswered = true;
+          this.write(frame(OP.CLOSE, payload.subarray(0, 2)));
+        }
       } else if (op === OP.PONG) {
         this.pongs++;
       } else if (op === OP.PING) {
