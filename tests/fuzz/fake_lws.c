@@ -65,6 +65,59 @@ void fake_check_frame(const unsigned char *p, size_t n)
 
 /* ---- WebSocket side ---- */
 
+int fake_raw_is_websocket;
+
+static int close_code_ok(unsigned c)
+{
+    return (c >= 1000 && c <= 1003) || (c >= 1007 && c <= 1011) || c == 1013 ||
+           (c >= 3000 && c <= 4999);
+}
+
+/* A raw write on a WebSocket must be whole, unmasked server frames: text
+ * frames holding one protocol message each, or a close frame. */
+static void check_raw_frames(const unsigned char *p, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        if (n - i < 2)
+            die("partial frame header in a raw write", p, n);
+        unsigned b0 = p[i], b1 = p[i + 1], op = b0 & 15;
+        size_t len = b1 & 127, hdr = 2;
+        if (b0 != 0x81 && b0 != 0x88)
+            die("raw frame is not a final text or close frame", p, n);
+        if (b1 & 128)
+            die("server frame is masked", p, n);
+        if (len == 126) {
+            if (n - i < 4)
+                die("partial frame header in a raw write", p, n);
+            len = (size_t)p[i + 2] << 8 | p[i + 3];
+            hdr = 4;
+            if (len < 126)
+                die("frame length not minimally encoded", p, n);
+        } else if (len == 127) {
+            if (n - i < 10)
+                die("partial frame header in a raw write", p, n);
+            len = 0;
+            for (int k = 0; k < 8; k++)
+                len = len << 8 | p[i + 2 + k];
+            hdr = 10;
+            if (len < 65536 || len >> 63)
+                die("frame length not minimally encoded", p, n);
+        }
+        if (len > n - i - hdr)
+            die("partial frame in a raw write", p, n);
+        const unsigned char *pl = p + i + hdr;
+        if (op == 1)
+            fake_check_frame(pl, len);
+        else {
+            if (len < 2 || len > 125 || !close_code_ok((unsigned)pl[0] << 8 | pl[1]) ||
+                !utf8_valid((const char *)pl + 2, len - 2))
+                die("bad close frame", p, n);
+        }
+        i += hdr + len;
+    }
+}
+
 int lws_write(struct lws *wsi, unsigned char *buf, size_t len, enum lws_write_protocol wp)
 {
     /* The headroom must be there: lws writes the frame header into it. */
@@ -72,6 +125,8 @@ int lws_write(struct lws *wsi, unsigned char *buf, size_t len, enum lws_write_pr
     (void)pre;
     if (wp == LWS_WRITE_TEXT)
         fake_check_frame(buf, len);
+    else if (wp == LWS_WRITE_RAW && fake_raw_is_websocket)
+        check_raw_frames(buf, len);
     if (wsi->fail_writes)
         return -1;
     wsi->frames_out++;

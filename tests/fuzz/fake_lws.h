@@ -41,6 +41,11 @@ void fake_wsi_free(struct lws *w);
 /* Sets header h to the n bytes at v (copied; NUL ends it early, as in lws). */
 void fake_wsi_set_hdr(struct lws *w, enum lws_token_indexes h, const char *v, size_t n);
 
+/* Set by a harness whose raw writes are WebSocket frames (LWS_WRITE_RAW is
+ * also LWS_WRITE_HTTP, the HTTP body writes): then each raw write must be
+ * whole server frames, each checked like a text frame, or a close frame. */
+extern int fake_raw_is_websocket;
+
 /* Checks one server->client text payload; aborts on a contract violation. */
 void fake_check_frame(const unsigned char *p, size_t n);
 

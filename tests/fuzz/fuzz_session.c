@@ -382,7 +382,7 @@ static void op(struct in *in)
 {
     unsigned o = u8(in), k = u8(in) % NCONN;
     struct conn *c = &conns[k];
-    switch (o % 14) {
+    switch (o % 15) {
     case 0: /* open, with URL arguments */
         if (c->wsi)
             break;
@@ -457,6 +457,13 @@ static void op(struct in *in)
         if (c->wsi)
             c->wsi->fail_writes = u8(in) % 8 == 0;
         break;
+    case 14: /* the client's close frame (LWS_CALLBACK_WS_PEER_INITIATED_CLOSE) */
+        if (c->wsi) {
+            /* Nonzero: lws hangs up; 0: lws echoes a close and hangs up. */
+            (void)session_on_peer_close(c->s);
+            conn_closed(c);
+        }
+        break;
     case 13: /* shutdown: everyone gets 1001 */
         if (!srv.stopping) {
             srv.stopping = 1;
@@ -480,6 +487,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         abort();
     log_init("error", "text");
     crypto_init();
+    fake_raw_is_websocket = 1;
     return 0;
 }
 
