@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "db.h"
 #include "http.h"
@@ -212,14 +213,20 @@ void server_destroy(struct server *srv)
 {
     if (srv->ctx)
         lws_context_destroy(srv->ctx); /* closes what is left: CLOSED per session */
-    srv->ctx = NULL;
     if (srv->uv_loop) {
-        /* lws closes its handles asynchronously: let the loop finish them. */
-        while (uv_loop_close(srv->uv_loop) == UV_EBUSY)
-            uv_run(srv->uv_loop, UV_RUN_ONCE);
-        free(srv->uv_loop);
+        /* On a foreign loop lws closes its handles asynchronously: let the
+         * loop finish them, then destroy again to free the context itself. */
+        int busy = 1;
+        for (int i = 0; i < 200 && (busy = uv_loop_close(srv->uv_loop) == UV_EBUSY); i++)
+            if (!uv_run(srv->uv_loop, UV_RUN_NOWAIT))
+                usleep(5000); /* bounded: a stuck handle costs 1 s, not a hang */
+        if (srv->ctx)
+            lws_context_destroy(srv->ctx);
+        if (!busy)
+            free(srv->uv_loop);
         srv->uv_loop = NULL;
     }
+    srv->ctx = NULL;
 }
 
 void server_wake(void *arg)
