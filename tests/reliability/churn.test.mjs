@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { execFileSync } from 'node:child_process';
-import { startServer, connect, health, sleep, T, SANITIZE, waitFor, httpGet } from '../integration/harness.mjs';
+import { startServer, connect, health, sleep, T, SANITIZE, waitFor, httpGet, PARLEY_BIN } from '../integration/harness.mjs';
 import { procStatus, fdCount, upgradeRequest } from './rawws.mjs';
 
 const DURATION_MS = Number(process.env.CHURN_MS) || (SANITIZE ? 10000 : 20000);
@@ -107,8 +107,33 @@ async function settle(srv, pid, fdTarget) {
   }, { timeoutMs: T(10000), what: 'queues empty' });
 }
 
-test(`churn for ${DURATION_MS / 1000} s at ${CONCURRENCY} concurrent clients: fds, memory and sessions back to baseline; no leaks`, async (t) => {
-  const srv = await startServer({ args: ['--max-connections', '20000', '--rate', '1000', '--burst', '1000'] });
+/** The event loops this binary offers (--event-loop), default first; [null] when it has no choice. */
+function eventLoops() {
+  const help = execFileSync(PARLEY_BIN, ['--help'], { encoding: 'utf8' });
+  const m = /--event-loop[^\n]*/.exec(help);
+  if (!m) return [null];
+  return ['uv', 'poll'].filter((l) => m[0].includes(l));
+}
+const LOOPS = eventLoops();
+
+test('an idle server stopped with SIGTERM: exit 0, no sanitizer (leak) report, with each event loop', async (t) => {
+  for (const loop of LOOPS) {
+    const srv = await startServer({ args: loop ? ['--event-loop', loop] : [] });
+    await health(srv);
+    const r = await srv.stop().catch((e) => ({ code: -1, stderr: e.message }));
+    srv.cleanup();
+    assert.equal(r.code, 0, `--event-loop ${loop}: ${r.stderr.slice(-3000)}`);
+  }
+});
+
+for (const loop of LOOPS) {
+  const ms = loop === LOOPS[0] ? DURATION_MS : Math.round(DURATION_MS / 2);
+  test(`churn for ${ms / 1000} s at ${CONCURRENCY} concurrent clients${loop ? ` (--event-loop ${loop})` : ''}: fds, memory and sessions back to baseline; no leaks`, (t) =>
+    churnTest(t, loop ? ['--event-loop', loop] : [], ms));
+}
+
+async function churnTest(t, loopArgs, DURATION_MS) {
+  const srv = await startServer({ args: ['--max-connections', '20000', '--rate', '1000', '--burst', '1000', ...loopArgs] });
   const pid = srv.proc.pid;
   const newStats = () => ({ clients: 0, partialUpgrades: 0, connectFailures: 0, inflightDrops: 0, polite: 0, acks: new Map(), errors: [] });
   try {
@@ -165,4 +190,4 @@ test(`churn for ${DURATION_MS / 1000} s at ${CONCURRENCY} concurrent clients: fd
     await srv.stop('SIGKILL').catch(() => {});
     srv.cleanup();
   }
-});
+}
