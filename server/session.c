@@ -1,5 +1,15 @@
 /* session.c -- a connection's life as one coroutine: hello, then a loop of
- * read a request, dispatch, await the database, reply. */
+ * read a request, dispatch, await the database, reply.
+ *
+ * Reads (join, history) await their completion in a sub-coroutine before
+ * the next request is read: a join's reply and its membership take effect at
+ * the completion, which the database orders against every commit. A send
+ * awaits only a free slot in its window (SEND_WINDOW): its ack is written by
+ * the completion, so one connection's messages can share a group commit.
+ *
+ * Cancellation: the connection's CLOSED sets `closed`, and nothing resumes a
+ * closed session. Requests in flight hold references, so the frame outlives
+ * them; the last reference frees it, never from inside the coroutine. */
 #include "session.h"
 
 #include <assert.h>
@@ -139,6 +149,7 @@ size_t session_queued(const struct session *s)
 static void session_free(struct session *s)
 {
     assert(s->refs == 0 && s->closed && !s->in_resume);
+    assert(!s->db_busy && s->inflight == 0); /* each held a reference */
     proto_req_free(&s->req);
     jwt_claims_free(&s->claims);
     buf_unref(s->user_json);
