@@ -36,7 +36,7 @@ function problems(r) {
   if (r.close_codes && Object.keys(r.close_codes).length) p.push(`close codes: ${codes(r.close_codes)}`);
   if (r.server_died) p.push('**server died**');
   const other = r.other_cpu_pct ?? r.best_other_cpu_pct;
-  if (other > 10) p.push(`⚠ other processes used ${Math.round(other)}% of a CPU meanwhile`);
+  if (other > 30) p.push(`⚠ other processes used ${Math.round(other)}% of a CPU meanwhile`);
   if (r.loadgen_max_stall_ms > 50) p.push(`load generator stalled ${Math.round(r.loadgen_max_stall_ms)} ms once`);
   return p.length ? `; ${p.join('; ')}` : '';
 }
@@ -80,7 +80,7 @@ out.push(`- Pinning: server \`${meta.pin_server || 'none'}\`, load generator \`$
 out.push(`- Background load: load average ${meta.loadavg_start} before, ${meta.loadavg_end} after; busiest processes at start: ${meta.busy || 'n/a'}`);
 out.push('- Latency is measured from the moment the load generator creates a `send` to the moment it reads the `message` back, in one process with one clock (CLOCK_MONOTONIC), so it includes queueing in the load generator itself; the histogram has ~1.6% resolution.');
 out.push('- Parley acks only after the SQLite commit (synchronous=full by default); the comparison servers store nothing.');
-out.push('- CPU shares are in % of one core, from /proc: "others" is every CPU\'s busy time minus the server and the load generator (kernel softirq work handed to ksoftirqd lands there too). A cell marked ⚠ ran while something else was using the machine: re-run it before trusting it.');
+out.push('- CPU shares are in % of one core, from /proc: "others" is every CPU\'s busy time minus the server and the load generator (kernel softirq work handed to ksoftirqd lands there too; /proc/stat is sampled per tick, so ±25% is noise). A cell marked ⚠ ran while something else used more than 30% of a CPU: re-run it before trusting it.');
 out.push('');
 out.push(`| Scenario | ${servers.join(' | ')} |`);
 out.push(`|---|${servers.map(() => '---').join('|')}|`);
@@ -95,7 +95,7 @@ if (capRuns.length) {
   out.push('Each step sends at a fixed rate for a few seconds, then waits for every ack and delivery; a step passes with p99 < 100 ms, nothing missing, no errors and no closed connection.', '');
   for (const r of capRuns) {
     const steps = r.steps_detail.map(([rate, dps, p99, missing, scpu, lcpu, pass, ocpu]) =>
-      `${int(rate)}→${int(dps)}/s p99 ${ms(p99)} ms${missing ? `, ${int(missing)} missing` : ''} (CPU: server ${Math.round(scpu)}%, loadgen ${Math.round(lcpu)}%${ocpu !== undefined ? `, others ${Math.round(ocpu)}%` : ''}) ${pass ? 'ok' : '**fail**'}`);
+      `${int(rate)}→${int(dps)}/s p99 ${ms(p99)} ms${missing ? `, ${int(missing)} missing` : ''} (CPU: server ${Math.round(scpu)}%, loadgen ${Math.round(lcpu)}%${ocpu !== undefined ? `, others ${Math.max(0, Math.round(ocpu))}%` : ''}) ${pass ? 'ok' : '**fail**'}`);
     out.push(`- ${r.label}: ${steps.join('; ')}`);
   }
   out.push('');
