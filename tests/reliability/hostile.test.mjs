@@ -454,8 +454,9 @@ test('an Origin over 255 bytes is refused (403) when an allow-list is set, like 
     const longOrigin = 'https://' + 'a'.repeat(63) + '.' + 'b'.repeat(63) + '.' + 'c'.repeat(63) + '.' + 'd'.repeat(50) + '.evil.example';
     assert.equal(await status(longOrigin), 403, `an unlisted ${longOrigin.length}-byte Origin was let through`);
   } finally {
-    await s2.stop();
+    const st = await s2.stop().catch((e) => e);
     s2.cleanup();
+    if (st instanceof Error) throw st;
   }
 });
 
@@ -479,8 +480,9 @@ test('path traversal with --web-root: nothing outside the directory is served', 
     }
     assert.equal((await get('/healthz')).status, 200);
   } finally {
-    await s3.stop();
+    const st = await s3.stop().catch((e) => e);
     s3.cleanup();
     rmSync(base, { recursive: true, force: true });
+    if (st instanceof Error) throw st;
   }
 });
