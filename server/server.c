@@ -47,16 +47,16 @@ static void begin_stop(struct server *srv)
     plog(LOG_INFO, "stopping", "connections=%d", srv->nsessions);
     for (struct session *s = srv->sessions; s; s = session_next(s))
         session_close(s, 1001, "server shutting down", 0);
-    on_tick(&srv->tick);
 }
 
-/* Every TICK_US while stopping: the loop ends once every client is gone or
- * the grace period is over. */
+/* Every TICK_US: overdue hellos are closed; while stopping, the loop ends
+ * once every client is gone or the grace period is over. */
 static void on_tick(struct lws_sorted_usec_list *sul)
 {
     struct server *srv = lws_container_of(sul, struct server, tick);
-    if (srv->stopping &&
-        (srv->nsessions == 0 || server_now_us() > srv->stop_deadline_us)) {
+    int64_t now = server_now_us();
+    session_sweep_hello(srv, now);
+    if (srv->stopping && (srv->nsessions == 0 || now > srv->stop_deadline_us)) {
         srv->loop_done = 1;
         /* With libuv, lws_service() runs the loop until it is stopped; with
          * poll, suls run inside lws_service() before it polls again, so
@@ -65,8 +65,9 @@ static void on_tick(struct lws_sorted_usec_list *sul)
             uv_stop(srv->uv_loop);
         else
             lws_cancel_service(srv->ctx);
-    } else
-        lws_sul_schedule(srv->ctx, 0, &srv->tick, on_tick, TICK_US);
+        return;
+    }
+    lws_sul_schedule(srv->ctx, 0, &srv->tick, on_tick, TICK_US);
 }
 
 /* Called on the loop after lws_cancel_service(): collect database
@@ -102,9 +103,6 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         return session_on_writeable(c->s);
     case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
         return session_on_peer_close(c->s);
-    case LWS_CALLBACK_TIMER:
-        session_on_timer(c->s);
-        break;
     case LWS_CALLBACK_CLOSED:
         if (c->s) session_on_closed(c->s);
         c->s = NULL;
@@ -195,6 +193,7 @@ int server_start(struct server *srv)
              cfg->port);
         return -1;
     }
+    lws_sul_schedule(srv->ctx, 0, &srv->tick, on_tick, TICK_US);
     plog(LOG_INFO, "listening", "port=%ld bind=%s tls=%d db=%s", cfg->port,
          cfg->bind ? cfg->bind : "*", !!cfg->tls_cert, cfg->db);
     return 0;

@@ -30,6 +30,7 @@ struct server {
     struct db *db;
     struct rooms rooms;
     struct session *sessions; /* every open session, for shutdown */
+    struct session *hello_head, *hello_tail; /* awaiting hello, oldest first */
     int nsessions;
     struct metrics m;
     struct outq_limits outq_lim;
@@ -39,7 +40,7 @@ struct server {
     int stopping;
     int loop_done;
     int64_t stop_deadline_us;
-    struct lws_sorted_usec_list tick; /* shutdown progress timer */
+    struct lws_sorted_usec_list tick; /* hello deadlines, shutdown progress */
     struct uv_loop_s *uv_loop;        /* the libuv loop, unless --event-loop poll */
 };
 

@@ -37,8 +37,9 @@ int session_on_writeable(struct session *s);
 /* LWS_CALLBACK_WS_PEER_INITIATED_CLOSE: nonzero when the peer's close
  * answers ours (lws then just closes). */
 int session_on_peer_close(struct session *s);
-/* LWS_CALLBACK_TIMER. */
-void session_on_timer(struct session *s);
+/* From the server's tick: sessions whose hello is overdue are resumed to
+ * close with 1008. */
+void session_sweep_hello(struct server *srv, int64_t now_us);
 /* LWS_CALLBACK_CLOSED: cancels the coroutine, leaves every room. */
 void session_on_closed(struct session *s);
 /* A database completion for request r, whose owner is a session. */
