@@ -428,11 +428,8 @@ static void op(struct in *in)
     case 5:
         writeable(c);
         break;
-    case 6: /* the hello timer */
-        if (c->wsi && c->wsi->timer_us) {
-            c->wsi->timer_us = 0;
-            session_on_timer(c->s);
-        }
+    case 6: /* time passes every hello deadline: the server's tick sweeps */
+        session_sweep_hello(&srv, INT64_MAX);
         break;
     case 7: /* the client drops */
         if (c->wsi)
@@ -519,6 +516,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     while (npending)
         db_complete_one(0);
     assert(srv.nsessions == 0 && srv.sessions == NULL);
+    assert(srv.hello_head == NULL && srv.hello_tail == NULL); /* closed ones unlinked */
     rooms_free(&srv.rooms);
     return 0;
 }
