@@ -380,6 +380,8 @@ static void session_hello(struct session *s)
         return reply_error(s, E_INTERNAL, "out of memory");
     }
     s->welcomed = 1;
+    free(s->url_token); /* only hello reads it: not kept for the connection's life */
+    s->url_token = NULL;
     reply(s, end_msg(b, s->req.ref));
     plog(LOG_INFO, "hello", "user=%s guest=%d", s->user_id, s->guest);
 }
