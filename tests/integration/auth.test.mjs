@@ -1,26 +1,17 @@
 // Identity: guests and token users, and the ?token= URL parameter
 // (spec: "Transport", `welcome`, "Auth").
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, connect, mintToken } from './harness.mjs';
+import { startServer, connect, mintToken, sharedServer } from './harness.mjs';
 
 let srv;
-const clients = [];
+const clients = sharedServer({}, (s) => (srv = s));
 async function raw(opts) {
   const c = await connect(srv.url, opts);
   clients.push(c);
   return c;
 }
 
-before(async () => {
-  srv = await startServer();
-});
-after(async () => {
-  for (const c of clients) c.terminate();
-  const r = await srv.stop();
-  assert.equal(r.code, 0, `stderr:\n${r.stderr}`);
-  srv.cleanup();
-});
 
 test("token user: id is the token's sub, name the token's name, not a guest; members and messages carry it", async () => {
   const a = await raw();

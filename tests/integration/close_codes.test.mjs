@@ -1,20 +1,11 @@
 // Close codes (spec: "Close codes", "Transport").
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, connect, guest, health, waitFor, sleep, T, within } from './harness.mjs';
+import { startServer, connect, guest, health, waitFor, sleep, T, within, sharedServer } from './harness.mjs';
 
 let srv;
-const clients = [];
+const clients = sharedServer({ args: ['--hello-timeout', '1'] }, (s) => (srv = s));
 
-before(async () => {
-  srv = await startServer({ args: ['--hello-timeout', '1'] });
-});
-after(async () => {
-  for (const c of clients) c.terminate();
-  const r = await srv.stop();
-  assert.equal(r.code, 0, `server exit code on SIGTERM; stderr:\n${r.stderr}`);
-  srv.cleanup();
-});
 
 async function closedWithin(c, ms) {
   const ci = await within(c.closed, ms);

@@ -1,15 +1,15 @@
 // Every row of the spec's error table (overloaded and internal excepted:
 // neither can be provoked from outside).
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  startServer, connect, guest, mintToken, sqlite, sleep, T, fullHistory, cps, within,
+  startServer, connect, guest, mintToken, sqlite, sleep, T, fullHistory, cps, within, sharedServer,
 } from './harness.mjs';
 
 let srv;
 let roomSeq = 0;
 const room = (p = 'e') => `${p}${++roomSeq}`;
-const clients = [];
+const clients = sharedServer({}, (s) => (srv = s));
 async function g(name = 'guest') {
   const c = await guest(srv, name);
   clients.push(c);
@@ -21,15 +21,6 @@ async function raw(opts) {
   return c;
 }
 
-before(async () => {
-  srv = await startServer();
-});
-after(async () => {
-  for (const c of clients) c.terminate();
-  const r = await srv.stop();
-  assert.equal(r.code, 0, `server exit code on SIGTERM; stderr:\n${r.stderr}`);
-  srv.cleanup();
-});
 
 /** Sends `req` (object or raw string), expects error `code`; the connection stays open. */
 async function expectError(c, req, code, ref = `ref-${code}`) {

@@ -17,6 +17,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
+import { before, after } from 'node:test';
+import assert from 'node:assert/strict';
 
 export { WebSocket };
 
@@ -661,3 +663,24 @@ export async function fullHistory(c, room, { after = 0, limit = 200 } = {}) {
 
 /** A string of `n` code points (each `ch`, which may be astral). */
 export const cps = (n, ch = 'a') => ch.repeat(n);
+
+/**
+ * One server for a whole test file: started before its tests (onStart gets
+ * the handle), stopped after them, where SIGTERM must exit 0 with no
+ * sanitizer report. Returns the array of clients to terminate first.
+ */
+export function sharedServer(opts, onStart) {
+  const clients = [];
+  let srv;
+  before(async () => {
+    srv = await startServer(opts);
+    onStart(srv);
+  });
+  after(async () => {
+    for (const c of clients) c.terminate();
+    const r = await srv.stop();
+    assert.equal(r.code, 0, `server exit code on SIGTERM; stderr:\n${r.stderr}`);
+    srv.cleanup();
+  });
+  return clients;
+}

@@ -1,30 +1,21 @@
 // Every client message type and the server's answer to it (spec: "Client to
 // server", "Server to client", "Correlation").
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  startServer, connect, guest, tokenUser, sqlite, sleep, T, collectMessages,
+  startServer, connect, guest, tokenUser, sqlite, sleep, T, collectMessages, sharedServer,
 } from './harness.mjs';
 
 let srv;
 let roomSeq = 0;
 const room = (p = 'r') => `${p}${++roomSeq}`;
-const clients = [];
+const clients = sharedServer({}, (s) => (srv = s));
 async function g(name = 'guest') {
   const c = await guest(srv, name);
   clients.push(c);
   return c;
 }
 
-before(async () => {
-  srv = await startServer();
-});
-after(async () => {
-  for (const c of clients) c.terminate();
-  const r = await srv.stop();
-  assert.equal(r.code, 0, `server exit code on SIGTERM; stderr:\n${r.stderr}`);
-  srv.cleanup();
-});
 
 const USER_KEYS = ['id', 'name'];
 function assertUser(u, expected) {
