@@ -56,6 +56,7 @@ static void on_tick(struct lws_sorted_usec_list *sul)
     struct server *srv = lws_container_of(sul, struct server, tick);
     int64_t now = server_now_us();
     session_sweep_hello(srv, now);
+    session_flush_all(srv);
     if (srv->stopping && (srv->nsessions == 0 || now > srv->stop_deadline_us)) {
         srv->loop_done = 1;
         /* With libuv, lws_service() runs the loop until it is stopped; with
@@ -78,7 +79,7 @@ static void on_wake(struct server *srv)
     if (srv->stop_requested && !srv->stopping) begin_stop(srv);
 }
 
-static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+static int dispatch(struct lws *wsi, enum lws_callback_reasons reason, void *user,
                     void *in, size_t len)
 {
     struct lws_context *ctx = lws_get_context(wsi);
@@ -114,6 +115,17 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         break;
     }
     return lws_callback_http_dummy(wsi, reason, user, in, len);
+}
+
+/* Every event ends by writing the queues it filled (session_flush_all). */
+static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+                    void *in, size_t len)
+{
+    int r = dispatch(wsi, reason, user, in, len);
+    struct lws_context *ctx = lws_get_context(wsi);
+    struct server *srv = ctx ? lws_context_user(ctx) : NULL;
+    if (srv && srv->flush_head) session_flush_all(srv);
+    return r;
 }
 
 static const struct lws_protocols protocols[] = {

@@ -99,6 +99,7 @@ struct session {
     struct lws *wsi;             /* NULL once closed */
     struct session *prev, *next; /* srv->sessions, while open */
     struct session *hello_prev, *hello_next; /* srv->hello_*, until welcomed */
+    struct session *flush_next;              /* srv->flush_head, while flush_queued */
     int64_t hello_deadline_us;
     int refs;                    /* 1 for the connection, 1 per request in flight */
     unsigned closed : 1;         /* the connection is gone: never resume again */
@@ -107,6 +108,7 @@ struct session {
     unsigned hello_waiting : 1; /* on the server's hello FIFO */
     unsigned rx_discard : 1; /* skipping the rest of an oversized message */
     unsigned close_sent : 1; /* our close frame is out; awaiting the peer's */
+    unsigned flush_queued : 1; /* on srv->flush_head: its queue is written soon */
     int close_code;          /* set: closing once the queue is flushed */
     char close_reason[64];
 
@@ -169,6 +171,18 @@ static void session_unref(struct session *s)
     if (--s->refs == 0) session_free(s);
 }
 
+/* Puts s on the server's flush list, written at the end of the current
+ * event (session_flush_all): every frame this event queued for s leaves in
+ * one write. The list holds a reference. */
+static void flush_defer(struct session *s)
+{
+    if (s->flush_queued) return;
+    s->flush_queued = 1;
+    s->refs++;
+    s->flush_next = s->srv->flush_head;
+    s->srv->flush_head = s;
+}
+
 void session_push(struct session *s, struct buf *b)
 {
     if (!b || s->closed || s->close_code) return;
@@ -180,9 +194,9 @@ void session_push(struct session *s, struct buf *b)
         session_close(s, 1013, "slow consumer: reconnect and join with since", 0);
         return;
     }
-    /* Invariant: a non-empty queue has a writable callback pending; only
-     * the first frame needs to ask (the fan-out does this per member). */
-    if (s->out.count == 1) lws_callback_on_writable(s->wsi);
+    /* Invariant: a non-empty queue is on the flush list or has a writable
+     * callback pending; only the first frame needs to ask. */
+    if (s->out.count == 1) flush_defer(s);
 }
 
 /* Queues a buf made for this session alone and drops the maker's reference. */
@@ -887,12 +901,15 @@ int session_on_receive(struct session *s, const void *in, size_t len)
 /* Frames for one connection are gathered here and go out in one write. */
 static unsigned char wire[LWS_PRE + SESSION_WRITE_MAX]; /* loop thread only */
 
-int session_on_writeable(struct session *s)
+/* Sends the oldest queued frames, as many as fit in one write. Returns -1
+ * when the socket failed. Whatever the kernel does not take, lws keeps and
+ * sends first when the socket drains (lws_partial_buffered). */
+static int write_queue(struct session *s)
 {
     struct buf *b = outq_peek(&s->out);
     unsigned frames = 1;
     size_t n;
-    if (!b) return s->close_code && !s->close_sent ? send_close(s) : 0;
+    assert(b);
     if ((n = outq_gather(&s->out, wire + LWS_PRE, SESSION_WRITE_MAX, &frames))) {
         /* Whole frames, headers included: RAW sends the bytes as they are,
          * with TLS too (no extension is ever negotiated). */
@@ -907,9 +924,52 @@ int session_on_writeable(struct session *s)
     }
     s->srv->m.frames_out += frames;
     s->srv->m.bytes_out += n;
+    return 0;
+}
+
+int session_on_writeable(struct session *s)
+{
+    if (!outq_peek(&s->out)) return s->close_code && !s->close_sent ? send_close(s) : 0;
+    if (write_queue(s)) return -1;
     if (s->out.count || (s->close_code && !s->close_sent))
         lws_callback_on_writable(s->wsi);
     return 0;
+}
+
+/* Writes s's queue now if its socket is idle: nothing of ours queued
+ * before this event, nothing lws holds back. Most deliveries take this
+ * path: one send() each, where a WRITEABLE round trip would add two
+ * epoll_ctl() calls and a wake-up (docs/performance.md). A socket that
+ * holds bytes back, or a closing session, waits for WRITEABLE as before. */
+static void flush_one(struct session *s)
+{
+    if (s->closed || !s->out.count) return;
+    if (s->close_code || lws_partial_buffered(s->wsi)) {
+        lws_callback_on_writable(s->wsi);
+        return;
+    }
+    if (write_queue(s)) {
+        /* The socket is dead: lws closes it on its next turn (not here,
+         * inside another connection's event). */
+        outq_clear(&s->out);
+        s->close_code = 1006;
+        s->close_sent = 1;
+        snprintf(s->close_reason, sizeof s->close_reason, "write failed");
+        lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+        return;
+    }
+    if (s->out.count) lws_callback_on_writable(s->wsi);
+}
+
+void session_flush_all(struct server *srv)
+{
+    struct session *s;
+    while ((s = srv->flush_head)) {
+        srv->flush_head = s->flush_next;
+        s->flush_queued = 0;
+        flush_one(s);
+        session_unref(s); /* may free s */
+    }
 }
 
 void session_sweep_hello(struct server *srv, int64_t now_us)

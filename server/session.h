@@ -48,6 +48,10 @@ void session_on_db_done(struct db_req *r, void *srv);
 /* Queues b (takes a reference) for sending; a queue overflow closes the
  * session with 1013. */
 void session_push(struct session *s, struct buf *b);
+/* Writes the queues of the sessions that got frames during this event.
+ * server.c calls it after every event it hands out, on the loop thread,
+ * never from inside a session's own coroutine. */
+void session_flush_all(struct server *srv);
 /* Asks the session to close with `code` once its queue is flushed (or
  * at once, when `now`). */
 void session_close(struct session *s, int code, const char *reason, int now);
