@@ -31,7 +31,7 @@ struct server {
     struct rooms rooms;
     struct session *sessions; /* every open session, for shutdown */
     struct session *hello_head, *hello_tail; /* awaiting hello, oldest first */
-    struct session *flush_head; /* queues to write before the event ends */
+    struct session *flush_head, *flush_tail; /* queues to write before the event ends */
     int nsessions;
     struct metrics m;
     struct outq_limits outq_lim;

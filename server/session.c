@@ -171,16 +171,23 @@ static void session_unref(struct session *s)
     if (--s->refs == 0) session_free(s);
 }
 
-/* Puts s on the server's flush list, written at the end of the current
+/* Appends s to the server's flush list, written at the end of the current
  * event (session_flush_all): every frame this event queued for s leaves in
- * one write. The list holds a reference. */
+ * one write. First queued, first written: a fan-out reaches the room in
+ * member order and the requester's own reply after it. The list holds a
+ * reference. */
 static void flush_defer(struct session *s)
 {
+    struct server *srv = s->srv;
     if (s->flush_queued) return;
     s->flush_queued = 1;
     s->refs++;
-    s->flush_next = s->srv->flush_head;
-    s->srv->flush_head = s;
+    s->flush_next = NULL;
+    if (srv->flush_tail)
+        srv->flush_tail->flush_next = s;
+    else
+        srv->flush_head = s;
+    srv->flush_tail = s;
 }
 
 void session_push(struct session *s, struct buf *b)
@@ -965,7 +972,7 @@ void session_flush_all(struct server *srv)
 {
     struct session *s;
     while ((s = srv->flush_head)) {
-        srv->flush_head = s->flush_next;
+        if (!(srv->flush_head = s->flush_next)) srv->flush_tail = NULL;
         s->flush_queued = 0;
         flush_one(s);
         session_unref(s); /* may free s */
