@@ -142,7 +142,13 @@ int lws_callback_on_writable(struct lws *wsi)
 
 void lws_set_timeout(struct lws *wsi, enum pending_timeout reason, int secs)
 {
-    wsi->timeout_secs = secs > 0 ? secs : 0;
+    /* LWS_TO_KILL_ASYNC: closed on lws' next turn, like an expired timeout. */
+    wsi->timeout_secs = secs > 0 ? secs : secs == LWS_TO_KILL_ASYNC ? 1 : 0;
+}
+
+int lws_partial_buffered(struct lws *wsi)
+{
+    return wsi->partial;
 }
 
 void lws_set_timer_usecs(struct lws *wsi, lws_usec_t usecs)

@@ -29,6 +29,7 @@ struct lws {
     int close_code;       /* from lws_close_reason, 0: none */
     unsigned http_status; /* from lws_return_http_status */
     int fail_writes;      /* lws_write fails while set */
+    int partial;          /* lws_partial_buffered() says so while set */
     size_t frames_out, bytes_out;
     /* Request: header values (NUL-terminated copies, NULL when absent) and
      * the URL arguments, '&'-separated as lws stores them. */

@@ -451,8 +451,11 @@ static void op(struct in *in)
         break;
     case 12:
         queue_max = (int)(u8(in) % 8);
-        if (c->wsi)
-            c->wsi->fail_writes = u8(in) % 8 == 0;
+        if (c->wsi) {
+            unsigned f = u8(in);
+            c->wsi->fail_writes = f % 8 == 0;
+            c->wsi->partial = f % 5 == 0; /* lws holds unsent bytes */
+        }
         break;
     case 14: /* the client's close frame (LWS_CALLBACK_WS_PEER_INITIATED_CLOSE) */
         if (c->wsi) {
@@ -469,6 +472,7 @@ static void op(struct in *in)
         }
         break;
     }
+    session_flush_all(&srv); /* as server.c does after every event */
     rooms_each(&srv.rooms, check_rooms_cb, NULL);
 }
 
@@ -507,14 +511,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     /* Let every connection write what it has queued (checks every frame). */
     for (int round = 0; round < 64; round++)
-        for (int k = 0; k < NCONN; k++)
+        for (int k = 0; k < NCONN; k++) {
+            if (conns[k].wsi) conns[k].wsi->partial = 0;
             writeable(&conns[k]);
+            session_flush_all(&srv);
+        }
     /* Everyone leaves; the database finishes; all must be freed. */
     for (int k = 0; k < NCONN; k++)
-        if (conns[k].wsi)
+        if (conns[k].wsi) {
             conn_closed(&conns[k]);
-    while (npending)
+            session_flush_all(&srv);
+        }
+    while (npending) {
         db_complete_one(0);
+        session_flush_all(&srv);
+    }
+    assert(srv.flush_head == NULL);
     assert(srv.nsessions == 0 && srv.sessions == NULL);
     assert(srv.hello_head == NULL && srv.hello_tail == NULL); /* closed ones unlinked */
     rooms_free(&srv.rooms);
