@@ -10,6 +10,7 @@
 #include <sqlite3.h>
 
 #include "assets.h"
+#include "log.h"
 #include "protocol.h"
 
 enum {
@@ -205,6 +206,14 @@ static enum db_status status_of(int rc)
                : DB_FAILED;
 }
 
+/* Logs why a request failed: the client only hears "overloaded" or
+ * "internal", the operator needs SQLite's own words. Worker thread. */
+static void log_failure(struct db *db, const char *what, int rc)
+{
+    plog(LOG_WARN, "db-failed", "op=%s rc=%d reason=\"%s\"", what, rc,
+         sqlite3_errmsg(db->conn));
+}
+
 static int step_done(sqlite3_stmt *st)
 {
     int rc = sqlite3_step(st);
@@ -224,6 +233,7 @@ static void run_send(struct db *db, struct db_req *r)
     sqlite3_bind_text(ins, 6, r->client_id, -1, SQLITE_STATIC);
     int rc = step_done(ins);
     if (rc != SQLITE_OK) {
+        log_failure(db, "insert", rc);
         r->status = status_of(rc);
         return;
     }
@@ -301,6 +311,7 @@ static void run_read(struct db *db, struct db_req *r)
     r->rows = rows;
     return;
 err:
+    log_failure(db, "read", rc);
     buf_unref(rows);
     r->status = status_of(rc);
     r->nrows = 0;
@@ -335,6 +346,7 @@ static void run_batch(struct db *db, struct db_req *batch, int n)
     }
     if (rc == SQLITE_OK) rc = sqlite3_exec(db->conn, "COMMIT", NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
+        log_failure(db, "transaction", rc);
         if (!sqlite3_get_autocommit(db->conn))
             sqlite3_exec(db->conn, "ROLLBACK", NULL, NULL, NULL);
         for (struct db_req *r = batch; r; r = r->next) {

@@ -297,7 +297,9 @@ test('headers over 8 KB: the connection is closed without an upgrade; the server
   for (const [what, headers] of Object.entries(cases)) {
     const { text } = upgradeRequest(srv.port, { headers });
     const r = await rawExchange(srv.port, text, T(5000));
-    assert.equal(r.why, 'closed', `${what}: connection not closed (${r.why})`);
+    // Closed, or reset when the client was still writing a header the
+    // server had stopped reading.
+    assert.ok(r.why === 'closed' || r.why === 'reset', `${what}: connection not closed (${r.why})`);
     const st = statusOf(r.data);
     assert.ok(st === null || (st >= 400 && st < 500), `${what}: answered ${st}`);
     // A plain GET with the same headers.

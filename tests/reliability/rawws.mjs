@@ -221,7 +221,9 @@ export function rawExchange(port, data, ms = 5000, { untilHead = false } = {}) {
       if (untilHead && Buffer.concat(chunks).includes('\r\n\r\n')) finish('head');
     });
     sock.on('close', () => finish('closed'));
-    sock.on('error', () => finish('error'));
+    // A reset is the server closing with our input unread (it stopped
+    // reading a request it refused): a close all the same, told apart.
+    sock.on('error', (e) => finish(e.code === 'ECONNRESET' || e.code === 'EPIPE' ? 'reset' : 'error'));
     sock.on('connect', () => sock.write(data));
   });
 }
