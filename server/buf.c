@@ -23,8 +23,9 @@ struct buf *buf_new(size_t cap)
 void buf_unref(struct buf *b)
 {
     if (!b) return;
-    assert(b->refs > 0);
-    if (--b->refs == 0) free(b);
+    assert(__atomic_load_n(&b->refs, __ATOMIC_RELAXED) > 0);
+    /* acq_rel: the last owner sees every other thread's use finished. */
+    if (__atomic_sub_fetch(&b->refs, 1, __ATOMIC_ACQ_REL) == 0) free(b);
 }
 
 /* Makes room for n more bytes; returns 0, or -1 with oom set. */
@@ -33,7 +34,7 @@ static int buf_reserve(struct buf **bp, size_t n)
     struct buf *b = *bp;
     if (!b) /* a failed buf_new(): writes are dropped, callers check NULL */
         return -1;
-    assert(b->refs == 1); /* a shared buffer is read-only */
+    assert(__atomic_load_n(&b->refs, __ATOMIC_RELAXED) == 1); /* shared: read-only */
     if (b->oom) return -1;
     if ((size_t)b->len + n <= b->cap) return 0;
     size_t cap = (size_t)b->cap * 2;

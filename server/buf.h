@@ -5,8 +5,10 @@
  * A buf is written by one owner (refs == 1) and then shared read-only by
  * reference: broadcast puts the same buf on every member's outbound queue.
  *
- * Thread use: any thread may build a buf; once shared, refs is touched only
- * by the event-loop thread (no atomics needed, nothing else holds it).
+ * Thread use: any thread may build a buf. Once shared, references may be
+ * taken and dropped on several threads (a message built by the database
+ * worker is queued by every event loop), so refs is atomic; the payload is
+ * read-only by then.
  */
 #ifndef PARLEY_BUF_H
 #define PARLEY_BUF_H
@@ -31,7 +33,7 @@ struct buf *buf_new(size_t cap);
 void buf_unref(struct buf *b);
 static inline struct buf *buf_ref(struct buf *b)
 {
-    b->refs++;
+    __atomic_add_fetch(&b->refs, 1, __ATOMIC_RELAXED);
     return b;
 }
 

@@ -63,6 +63,8 @@ static const struct opt opts[] = {
      "HTTP request header bytes at most (4096)"},
     {"event-loop", K_CHOICE, O(event_loop), 0, 0, "|uv|poll|",
      "uv (epoll, via libuv) or poll (uv)"},
+    {"threads", K_LONG, O(threads), 0, 64, 0,
+     "event loops, one thread each, sharing the port (0: one per CPU)"},
     {"prune-interval", K_LONG, O(prune_interval), 1, 86400, 0,
      "seconds between retention passes (60)"},
 };

@@ -33,6 +33,7 @@ struct config {
     long prune_interval; /* seconds */
     long max_header_bytes;
     const char *event_loop; /* "uv" or "poll" */
+    long threads;           /* event loops; 0: one per online CPU */
 
     int norigins; /* parsed from `origins` */
     char *origin_list[CONFIG_MAX_ORIGINS];

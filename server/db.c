@@ -537,6 +537,7 @@ int db_submit(struct db *db, struct db_req *r)
         r->id = r->ts = r->last_id = 0;
         r->duplicate = r->nrows = r->more = 0;
         r->rows = NULL;
+        r->frame = NULL;
         if (db->q_tail)
             db->q_tail->next = r;
         else
@@ -590,7 +591,8 @@ void db_close(struct db *db)
     assert(!db->started); /* db_stop() first */
     for (struct db_req *r = db->d_head; r; r = r->next) {
         buf_unref(r->rows);
-        r->rows = NULL;
+        buf_unref(r->frame);
+        r->rows = r->frame = NULL;
     }
     for (int i = 0; i < ST_COUNT; i++)
         sqlite3_finalize(db->st[i]);

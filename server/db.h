@@ -29,7 +29,9 @@
 
 #include "buf.h"
 
-enum db_op { DB_SEND, DB_READ };
+/* DB_POST is never submitted: it is a frame one thread hands to an event
+ * loop's inbox (hub.c), in the same FIFO as that loop's completions. */
+enum db_op { DB_SEND, DB_READ, DB_POST };
 
 enum db_status {
     DB_OK = 0,
@@ -41,6 +43,10 @@ struct db_req {
     struct db_req *next; /* FIFO link; the db's from submit to take_done */
     enum db_op op;
     void *owner; /* for the submitter; the db never dereferences it */
+    int loop;    /* the submitter's event loop; the db never reads it */
+    /* DB_SEND: the stored message as broadcast, made by the router (hub.c)
+     * after the commit; DB_POST: the frame to deliver. A reference. */
+    struct buf *frame;
 
     /* Inputs. */
     const char *room;

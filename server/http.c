@@ -9,6 +9,7 @@
 #include "assets.h"
 #include "buf.h"
 #include "db.h"
+#include "hub.h"
 #include "log.h"
 #include "server.h"
 #include "session.h"
@@ -17,7 +18,7 @@
 
 static int refuse(struct server *srv, struct lws *wsi, unsigned code, const char *why)
 {
-    srv->m.upgrades_refused++;
+    METRIC_ADD(srv, upgrades_refused, 1);
     plog(LOG_INFO, "upgrade-refused", "status=%u reason=\"%s\"", code, why);
     lws_return_http_status(wsi, code, why);
     return 1;
@@ -64,11 +65,21 @@ int http_confirm_upgrade(struct server *srv, struct lws *wsi)
         return refuse(srv, wsi, HTTP_STATUS_NOT_FOUND, "WebSocket is at /ws");
     if (srv->stopping)
         return refuse(srv, wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "shutting down");
-    if (srv->nsessions >= srv->cfg->max_connections)
+    /* Every loop's connections count; loops accepting at the same instant
+     * may each let one more in. */
+    if (__atomic_load_n(&srv->hub->sessions, __ATOMIC_RELAXED) >= srv->cfg->max_connections)
         return refuse(srv, wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "connection limit");
     if (!origin_ok(srv, wsi))
         return refuse(srv, wsi, HTTP_STATUS_FORBIDDEN, "origin not allowed");
     return 0;
+}
+
+static size_t room_count(struct hub *h)
+{
+    hub_lock_rooms(h);
+    size_t n = h->rooms.count;
+    hub_unlock_rooms(h);
+    return n;
 }
 
 static struct buf *healthz(struct server *srv)
@@ -78,7 +89,8 @@ static struct buf *healthz(struct server *srv)
     db_stats(srv->db, &st);
     snprintf(tmp, sizeof tmp,
              "{\"status\":\"%s\",\"connections\":%d,\"rooms\":%zu,\"db_queue\":%d}\n",
-             srv->stopping ? "stopping" : "ok", srv->nsessions, srv->rooms.count,
+             srv->stopping ? "stopping" : "ok",
+             __atomic_load_n(&srv->hub->sessions, __ATOMIC_RELAXED), room_count(srv->hub),
              st.queue_depth);
     struct buf *b = buf_new(strlen(tmp));
     buf_puts(&b, tmp);
@@ -114,20 +126,42 @@ static void histogram(struct buf **b, const char *name, const char *help,
     buf_puts(b, tmp);
 }
 
+/* Adds up every loop's counters (each written only by its own loop). */
+static void metrics_sum(struct hub *h, struct metrics *sum, uint64_t *queued)
+{
+    enum { N = sizeof(struct metrics) / sizeof(uint64_t) };
+    uint64_t *out = (uint64_t *)sum;
+    memset(sum, 0, sizeof(*sum));
+    for (int l = 0; l < h->nloops; l++) {
+        uint64_t *in = (uint64_t *)&h->loops[l]->m;
+        for (int i = 0; i < N; i++)
+            out[i] += __atomic_load_n(&in[i], __ATOMIC_RELAXED);
+        *queued += __atomic_load_n(&h->loops[l]->queued, __ATOMIC_RELAXED);
+    }
+}
+
 static struct buf *metrics(struct server *srv)
 {
     static const char *const sizes[] = {"1", "4", "16", "64", "256", "1024", "+Inf"};
     static const char *const lat[] = {"0.0001", "0.001", "0.005", "0.01",
                                       "0.05",   "0.1",   "1",     "+Inf"};
     struct db_stats st;
-    const struct metrics *m = &srv->m;
-    size_t queued = 0;
-    for (struct session *s = srv->sessions; s; s = session_next(s))
-        queued += session_queued(s);
+    struct metrics sum, *m = &sum;
+    uint64_t queued = 0;
+    metrics_sum(srv->hub, &sum, &queued);
     db_stats(srv->db, &st);
     struct buf *b = buf_new(4096);
-    metric(&b, "connections", "gauge", "Open WebSocket connections.", srv->nsessions);
-    metric(&b, "rooms", "gauge", "Rooms known since start.", (double)srv->rooms.count);
+    metric(&b, "connections", "gauge", "Open WebSocket connections.",
+           __atomic_load_n(&srv->hub->sessions, __ATOMIC_RELAXED));
+    metric(&b, "rooms", "gauge", "Rooms known since start.", (double)room_count(srv->hub));
+    buf_puts(&b, "# HELP parley_loop_connections Open WebSocket connections per event loop.\n"
+                 "# TYPE parley_loop_connections gauge\n");
+    for (int l = 0; l < srv->hub->nloops; l++) {
+        char tmp[80];
+        snprintf(tmp, sizeof tmp, "parley_loop_connections{loop=\"%d\"} %d\n", l,
+                 __atomic_load_n(&srv->hub->loops[l]->nsessions, __ATOMIC_RELAXED));
+        buf_puts(&b, tmp);
+    }
     metric(&b, "connections_total", "counter", "WebSocket connections accepted.",
            (double)m->connections_total);
     metric(&b, "frames_in_total", "counter", "Client messages received.",
@@ -195,7 +229,7 @@ static int respond_buf(struct lws *wsi, struct http_body *hb, struct buf *b,
 int http_request(struct server *srv, struct lws *wsi, struct http_body *hb)
 {
     char uri[256];
-    srv->m.http_requests++;
+    METRIC_ADD(srv, http_requests, 1);
     memset(hb, 0, sizeof(*hb));
     if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0) {
         lws_return_http_status(wsi, HTTP_STATUS_METHOD_NOT_ALLOWED, NULL);

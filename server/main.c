@@ -1,23 +1,27 @@
-/* main.c -- start-up and shut-down order: config, database, listener, loop;
- * then drain clients, commit the queue, exit. */
+/* main.c -- start-up and shut-down order: config, database, one listener
+ * per event loop, the loops on their threads; then drain clients, commit
+ * the queue, exit. */
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "crypto.h"
 #include "db.h"
+#include "hub.h"
 #include "log.h"
 #include "server.h"
 #include "session.h"
 
-static struct server srv; /* the signal handler needs it */
+static struct hub hub; /* the signal handler needs it */
 
 static void on_signal(int sig)
 {
     (void)sig;
-    server_request_stop(&srv);
+    hub.stop_requested = 1; /* each loop's tick notices it */
 }
 
 static int load_guest_key(struct db *db, unsigned char key[32])
@@ -35,10 +39,63 @@ static int load_guest_key(struct db *db, unsigned char key[32])
     return 0;
 }
 
+/* --threads, or one loop per CPU; lws' own poll loop runs alone (only a
+ * libuv loop can watch our listening sockets, listen.h). */
+static int loop_count(const struct config *cfg)
+{
+    long n = cfg->threads                ? cfg->threads
+             : cfg->event_loop[0] == 'p' ? 1
+                                         : sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > HUB_MAX_LOOPS ? HUB_MAX_LOOPS : (int)n;
+}
+
+static void *loop_thread(void *arg)
+{
+    server_run(arg);
+    return NULL;
+}
+
+/* Creates every loop's context (main thread, one after another: lws'
+ * global TLS set-up happens once, with the first). Returns 0 or -1. */
+static int start_loops(struct server *loops, const struct config *cfg,
+                       const unsigned char key[32])
+{
+    for (int i = 0; i < hub.nloops; i++) {
+        loops[i].cfg = cfg;
+        loops[i].db = hub.db;
+        loops[i].hub = &hub;
+        loops[i].index = i;
+        loops[i].listen_fd = -1;
+        memcpy(loops[i].guest_key, key, 32);
+        hub.loops[i] = &loops[i];
+    }
+    for (int i = 0; i < hub.nloops; i++)
+        if (server_start(&loops[i])) return -1;
+    return 0;
+}
+
+/* Runs loop 0 here and the others on their own threads, until all end. */
+static void run_loops(struct server *loops)
+{
+    pthread_t th[HUB_MAX_LOOPS];
+    int started = 1;
+    for (; started < hub.nloops; started++)
+        if (pthread_create(&th[started], NULL, loop_thread, &loops[started])) {
+            plog(LOG_ERROR, "thread-failed", "loop=%d", started);
+            hub.stop_requested = 1; /* the running loops wind down */
+            break;
+        }
+    server_run(&loops[0]);
+    for (int i = 1; i < started; i++)
+        pthread_join(th[i], NULL);
+}
+
 int main(int argc, char **argv)
 {
     struct config cfg;
     char err[512];
+    unsigned char key[32];
+    struct server *loops = NULL;
     int rc = config_parse(&cfg, argc, argv);
     if (rc != CONFIG_OK) return rc == CONFIG_EXIT ? 0 : 2;
     log_init(cfg.log_level, cfg.log_format);
@@ -47,47 +104,50 @@ int main(int argc, char **argv)
         fprintf(stderr, "parley: no entropy for random ids\n");
         return 2;
     }
+    hub_init(&hub, loop_count(&cfg));
     struct db_options dbo = {
         .path = cfg.db,
         .queue_max = (int)cfg.db_queue,
         .batch_max = (int)cfg.db_batch,
         .sync_full = !strcmp(cfg.db_sync, "full"),
         .busy_ms = 2000,
-        .wake = server_wake,
-        .wake_arg = &srv,
+        .wake = hub_route, /* completions go to the loops from the worker */
+        .wake_arg = &hub,
         .retention_ms = (int64_t)cfg.retention_days * 86400000,
         .max_per_room = cfg.max_messages_per_room,
         .prune_interval_ms = cfg.prune_interval * 1000,
     };
-    srv.cfg = &cfg;
-    srv.db = db_open(&dbo, err, sizeof err);
-    if (!srv.db) {
+    hub.db = db_open(&dbo, err, sizeof err);
+    if (!hub.db) {
         fprintf(stderr, "parley: cannot open database %s\n", err);
+        hub_free(&hub);
         return 2;
     }
-    if (load_guest_key(srv.db, srv.guest_key)) {
+    rc = 2;
+    if (load_guest_key(hub.db, key)) {
         fprintf(stderr, "parley: cannot read settings from %s\n", cfg.db);
-        rc = 2;
         goto out;
     }
-    if (server_start(&srv)) {
-        rc = 2;
-        goto out;
-    }
+    if (!(loops = calloc((size_t)hub.nloops, sizeof(*loops)))) goto out;
+    if (start_loops(loops, &cfg, key)) goto out;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
-    server_run(&srv);
+    run_loops(loops);
     rc = 0;
 out:
-    server_destroy(&srv);
-    db_stop(srv.db); /* commits everything still queued */
-    db_take_done(srv.db, session_on_db_done, &srv);
-    db_close(srv.db);
-    session_pool_free();
-    rooms_free(&srv.rooms);
+    for (int i = 0; loops && i < hub.nloops; i++)
+        server_destroy(&loops[i]); /* those that never ran */
+    db_stop(hub.db); /* commits everything still queued; the worker routes it */
+    for (int i = 0; loops && i < hub.nloops; i++)
+        hub_take(&hub, i, session_on_db_done, &loops[i]);
+    db_close(hub.db);
+    for (int i = 0; loops && i < hub.nloops; i++)
+        session_pool_free(&loops[i]);
+    free(loops);
+    hub_free(&hub);
     config_free(&cfg);
     plog(LOG_INFO, "stopped", "code=%d", rc);
     return rc;

@@ -38,7 +38,8 @@ struct room *rooms_get(struct rooms *rs, const char *name, int create)
     }
     if (!create || strlen(name) > PROTO_MAX_ROOM) return NULL;
     if (rs->count >= rs->nbuckets && rooms_grow(rs)) return NULL;
-    struct room *r = calloc(1, sizeof(*r));
+    size_t parts = rs->nloops > 0 ? (size_t)rs->nloops : 1;
+    struct room *r = calloc(1, sizeof(*r) + parts * sizeof(r->part[0]));
     if (!r) return NULL;
     strcpy(r->name, name);
     size_t i = hash(name) & (rs->nbuckets - 1);
@@ -57,35 +58,42 @@ void rooms_each(struct rooms *rs, void (*fn)(struct room *r, void *arg), void *a
 
 void rooms_free(struct rooms *rs)
 {
+    size_t parts = rs->nloops > 0 ? (size_t)rs->nloops : 1;
     for (size_t i = 0; i < rs->nbuckets; i++)
         for (struct room *r = rs->buckets[i], *next; r; r = next) {
             next = r->next_in_bucket;
-            free(r->members);
+            for (size_t p = 0; p < parts; p++)
+                free(r->part[p].members);
             free(r);
         }
     free(rs->buckets);
-    memset(rs, 0, sizeof(*rs));
+    rs->buckets = NULL;
+    rs->nbuckets = rs->count = 0;
 }
 
-int room_add(struct room *r, struct session *s)
+int room_add(struct room *r, int loop, struct session *s)
 {
-    if (r->nmembers == r->cap) {
-        uint32_t cap = r->cap ? r->cap * 2 : 8;
-        struct session **m = realloc(r->members, cap * sizeof(*m));
+    struct room_part *p = &r->part[loop];
+    if (p->n == p->cap) {
+        uint32_t cap = p->cap ? p->cap * 2 : 8;
+        struct session **m = realloc(p->members, cap * sizeof(*m));
         if (!m) return -1;
-        r->members = m;
-        r->cap = cap;
+        p->members = m;
+        p->cap = cap;
     }
-    r->members[r->nmembers++] = s;
+    p->members[p->n++] = s;
+    r->nmembers++;
     return 0;
 }
 
-void room_remove(struct room *r, struct session *s)
+void room_remove(struct room *r, int loop, struct session *s)
 {
-    for (uint32_t i = 0; i < r->nmembers; i++)
-        if (r->members[i] == s) {
+    struct room_part *p = &r->part[loop];
+    for (uint32_t i = 0; i < p->n; i++)
+        if (p->members[i] == s) {
             /* Order of members does not matter; fan-out order is per message. */
-            r->members[i] = r->members[--r->nmembers];
+            p->members[i] = p->members[--p->n];
+            r->nmembers--;
             return;
         }
 }

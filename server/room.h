@@ -1,8 +1,14 @@
-/* room.h -- rooms and their member lists. Event-loop thread only.
+/* room.h -- rooms and their member lists, shared by every event loop.
  *
  * A room exists from its first join until the process ends (rooms are never
- * deleted, per the protocol). Members are sessions; a session is in a room's
- * list exactly while it is joined, and the session keeps the reverse link.
+ * deleted, per the protocol), so a room pointer stays valid forever. Its
+ * members are kept per event loop: part[i] lists the sessions of loop i,
+ * and a message is delivered by each loop to its own part.
+ *
+ * Locking: the table, every room's nmembers and last_id, and every part are
+ * guarded by the caller's lock (hub.h: hub_lock_rooms). Part i is written
+ * only by loop i, so loop i may read its own part without the lock; any
+ * other reader takes it. This file takes no lock itself.
  */
 #ifndef PARLEY_ROOM_H
 #define PARLEY_ROOM_H
@@ -14,17 +20,23 @@
 
 struct session;
 
+struct room_part {
+    struct session **members; /* not owned */
+    uint32_t n, cap;
+};
+
 struct room {
     struct room *next_in_bucket;
-    struct session **members; /* not owned */
-    uint32_t nmembers, cap;
-    int64_t last_id; /* newest message id known, 0 when none */
+    uint32_t nmembers; /* on every loop: the sum of the parts' n */
+    int64_t last_id;   /* newest message id known, 0 when none */
     char name[PROTO_MAX_ROOM + 1];
+    struct room_part part[]; /* one per loop */
 };
 
 struct rooms {
     struct room **buckets;
     size_t nbuckets, count;
+    int nloops; /* parts per room; 0 means 1 */
 };
 
 /* Returns the room, creating it when `create`; NULL when absent or OOM. */
@@ -33,9 +45,10 @@ struct room *rooms_get(struct rooms *rs, const char *name, int create);
 void rooms_each(struct rooms *rs, void (*fn)(struct room *r, void *arg), void *arg);
 void rooms_free(struct rooms *rs);
 
-/* Adds s (not yet a member). Returns 0 or -1 on OOM, then unaltered. */
-int room_add(struct room *r, struct session *s);
-/* Removes s when it is a member; otherwise does nothing. */
-void room_remove(struct room *r, struct session *s);
+/* Adds s (not yet a member) to loop's part. Returns 0 or -1 on OOM, then
+ * unaltered. */
+int room_add(struct room *r, int loop, struct session *s);
+/* Removes s from loop's part when it is there; otherwise does nothing. */
+void room_remove(struct room *r, int loop, struct session *s);
 
 #endif

@@ -12,6 +12,8 @@
 
 #include "db.h"
 #include "http.h"
+#include "hub.h"
+#include "listen.h"
 #include "log.h"
 #include "session.h"
 
@@ -31,12 +33,6 @@ int64_t server_now_us(void)
     return (int64_t)t.tv_sec * 1000000 + t.tv_nsec / 1000;
 }
 
-void server_request_stop(struct server *srv)
-{
-    srv->stop_requested = 1;
-    if (srv->ctx) lws_cancel_service(srv->ctx); /* writes to the loop's wake pipe */
-}
-
 static void on_tick(struct lws_sorted_usec_list *sul);
 
 /* Begins the shutdown: refuse upgrades, close everyone with 1001. */
@@ -44,17 +40,20 @@ static void begin_stop(struct server *srv)
 {
     srv->stopping = 1;
     srv->stop_deadline_us = server_now_us() + STOP_GRACE_US;
-    plog(LOG_INFO, "stopping", "connections=%d", srv->nsessions);
+    plog(LOG_INFO, "stopping", "loop=%d connections=%d", srv->index, srv->nsessions);
     for (struct session *s = srv->sessions; s; s = session_next(s))
         session_close(s, 1001, "server shutting down", 0);
 }
 
-/* Every TICK_US: overdue hellos are closed; while stopping, the loop ends
- * once every client is gone or the grace period is over. */
+/* Every TICK_US: a stop request is noticed (the signal handler only sets
+ * a flag); overdue hellos are closed; while stopping, the loop ends once
+ * every client is gone or the grace period is over. */
 static void on_tick(struct lws_sorted_usec_list *sul)
 {
     struct server *srv = lws_container_of(sul, struct server, tick);
     int64_t now = server_now_us();
+    if (srv->hub->stop_requested && !srv->stopping) begin_stop(srv);
+    if (srv->accept_resume) listen_resume(srv);
     session_sweep_hello(srv, now);
     session_flush_all(srv);
     if (srv->stopping && (srv->nsessions == 0 || now > srv->stop_deadline_us)) {
@@ -71,12 +70,10 @@ static void on_tick(struct lws_sorted_usec_list *sul)
     lws_sul_schedule(srv->ctx, 0, &srv->tick, on_tick, TICK_US);
 }
 
-/* Called on the loop after lws_cancel_service(): collect database
- * completions and notice a stop request. */
+/* Called on the loop after lws_cancel_service(): take the inbox. */
 static void on_wake(struct server *srv)
 {
-    db_take_done(srv->db, session_on_db_done, srv);
-    if (srv->stop_requested && !srv->stopping) begin_stop(srv);
+    hub_take(srv->hub, srv->index, session_on_db_done, srv);
 }
 
 static int dispatch(struct lws *wsi, enum lws_callback_reasons reason, void *user,
@@ -164,7 +161,10 @@ int server_start(struct server *srv)
     const struct config *cfg = srv->cfg;
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof info);
-    info.port = (int)cfg->port;
+    /* Several loops: each accepts on its own socket (listen.c). */
+    int own_listener = srv->hub->nloops > 1;
+    info.port = own_listener ? CONTEXT_PORT_NO_LISTEN_SERVER : (int)cfg->port;
+    srv->listen_fd = -1;
     info.iface = cfg->bind;
     info.protocols = protocols;
     info.mounts = make_mounts(cfg);
@@ -175,7 +175,6 @@ int server_start(struct server *srv)
     info.options = LWS_SERVER_OPTION_DISABLE_IPV6 * !!cfg->bind;
     /* libuv (epoll) rather than lws' own poll(): poll scans every socket on
      * every wake-up, which dominates with thousands of connections. */
-    static void *loops[1];
     if (cfg->event_loop[0] == 'u') {
         /* Our own ("foreign") loop, so we can run and stop it ourselves. */
         srv->uv_loop = calloc(1, sizeof(uv_loop_t));
@@ -183,11 +182,13 @@ int server_start(struct server *srv)
             plog(LOG_ERROR, "start-failed", "reason=\"cannot create the event loop\"");
             return -1;
         }
-        loops[0] = srv->uv_loop;
-        info.foreign_loops = loops;
+        srv->foreign_loops[0] = srv->uv_loop;
+        info.foreign_loops = srv->foreign_loops;
         info.options |= LWS_SERVER_OPTION_LIBUV;
     }
     if (cfg->tls_cert) {
+        /* Every loop: lws 4.1 also reads it as "this vhost does TLS";
+         * OpenSSL's own init is idempotent. */
         info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
         info.ssl_cert_filepath = cfg->tls_cert;
         info.ssl_private_key_filepath = cfg->tls_key;
@@ -205,9 +206,12 @@ int server_start(struct server *srv)
              cfg->port);
         return -1;
     }
+    if (own_listener && listen_start(srv)) return -1;
     lws_sul_schedule(srv->ctx, 0, &srv->tick, on_tick, TICK_US);
-    plog(LOG_INFO, "listening", "port=%ld bind=%s tls=%d db=%s", cfg->port,
-         cfg->bind ? cfg->bind : "*", !!cfg->tls_cert, cfg->db);
+    hub_set_awake(srv->hub, srv->index, 1);
+    if (srv->index == 0)
+        plog(LOG_INFO, "listening", "port=%ld bind=%s tls=%d db=%s threads=%d", cfg->port,
+             cfg->bind ? cfg->bind : "*", !!cfg->tls_cert, cfg->db, srv->hub->nloops);
     return 0;
 }
 
@@ -218,10 +222,13 @@ void server_run(struct server *srv)
     else
         while (!srv->loop_done && lws_service(srv->ctx, 0) >= 0)
             ;
+    server_destroy(srv);
 }
 
 void server_destroy(struct server *srv)
 {
+    if (srv->hub) hub_set_awake(srv->hub, srv->index, 0); /* no wake-ups from now */
+    listen_close(srv);
     if (srv->ctx)
         lws_context_destroy(srv->ctx); /* closes what is left: CLOSED per session */
     if (srv->uv_loop) {
@@ -238,10 +245,4 @@ void server_destroy(struct server *srv)
         srv->uv_loop = NULL;
     }
     srv->ctx = NULL;
-}
-
-void server_wake(void *arg)
-{
-    struct server *srv = arg;
-    lws_cancel_service(srv->ctx);
 }

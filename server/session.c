@@ -21,6 +21,7 @@
 #include "coro.h"
 #include "crypto.h"
 #include "db.h"
+#include "hub.h"
 #include "jwt.h"
 #include "log.h"
 #include "protocol.h"
@@ -49,33 +50,35 @@ struct send_slot {
     struct send_slot *next_free;
 };
 
-static struct send_slot *slot_pool; /* free slots, loop thread only */
-
-static struct send_slot *slot_get(void)
+/* Free slots are kept per loop (srv->slot_pool): a slot goes back to the
+ * loop that took it, since its completion comes back there. */
+static struct send_slot *slot_get(struct server *srv)
 {
-    struct send_slot *sl = slot_pool;
+    struct send_slot *sl = srv->slot_pool;
     if (sl)
-        slot_pool = sl->next_free;
+        srv->slot_pool = sl->next_free;
     else if (!(sl = malloc(sizeof(*sl))))
         return NULL;
     memset(sl, 0, sizeof(*sl));
     return sl;
 }
 
-static void slot_put(struct send_slot *sl)
+static void slot_put(struct server *srv, struct send_slot *sl)
 {
     cJSON_Delete(sl->json);
     sl->json = NULL;
-    sl->next_free = slot_pool;
-    slot_pool = sl;
+    buf_unref(sl->r.frame);
+    sl->r.frame = NULL;
+    sl->next_free = srv->slot_pool;
+    srv->slot_pool = sl;
 }
 
-void session_pool_free(void)
+void session_pool_free(struct server *srv)
 {
-    while (slot_pool) {
-        struct send_slot *next = slot_pool->next_free;
-        free(slot_pool);
-        slot_pool = next;
+    while (srv->slot_pool) {
+        struct send_slot *next = srv->slot_pool->next_free;
+        free(srv->slot_pool);
+        srv->slot_pool = next;
     }
 }
 
@@ -146,9 +149,11 @@ struct session *session_next(const struct session *s)
     return s->next;
 }
 
-size_t session_queued(const struct session *s)
+/* Empties s's outbound queue, keeping the loop's gauge of queued frames. */
+static void drop_queue(struct session *s)
 {
-    return s->out.count;
+    OWN_ADD(s->srv->queued, -(uint64_t)s->out.count);
+    outq_clear(&s->out);
 }
 
 static void session_free(struct session *s)
@@ -194,13 +199,14 @@ void session_push(struct session *s, struct buf *b)
 {
     if (!b || s->closed || s->close_code) return;
     if (outq_push(&s->out, b, &s->srv->outq_lim)) {
-        s->srv->m.slow_closes++;
+        METRIC_ADD(s->srv, slow_closes, 1);
         plog(LOG_INFO, "slow-consumer", "user=%s queued=%u bytes=%zu", s->user_id,
              s->out.count, s->out.bytes);
-        outq_clear(&s->out);
+        drop_queue(s);
         session_close(s, 1013, "slow consumer: reconnect and join with since", 0);
         return;
     }
+    OWN_ADD(s->srv->queued, 1);
     /* Invariant: a non-empty queue is on the flush list or has a writable
      * callback pending; only the first frame needs to ask. */
     if (s->out.count == 1) flush_defer(s);
@@ -215,7 +221,7 @@ static void reply(struct session *s, struct buf *b)
 
 static void reply_error(struct session *s, enum proto_err e, const char *msg)
 {
-    if (e == E_RATE_LIMITED) s->srv->m.rate_limited++;
+    if (e == E_RATE_LIMITED) METRIC_ADD(s->srv, rate_limited, 1);
     reply(s, proto_error(e, msg, s->req.ref));
 }
 
@@ -236,7 +242,7 @@ void session_close(struct session *s, int code, const char *reason, int now)
     s->close_code = code;
     snprintf(s->close_reason, sizeof s->close_reason, "%s", reason);
     inbox_clear(s);
-    if (now) outq_clear(&s->out);
+    if (now) drop_queue(s);
     /* The close frame goes out after the queue; the timeout drops a client
      * that does not read at all. */
     lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, CLOSE_GRACE_S);
@@ -277,12 +283,34 @@ static struct buf *end_msg(struct buf *b, const char *ref)
     return b;
 }
 
-/* Sends b to every member of r except `except`; drops the maker's reference. */
-static void room_send(struct room *r, struct buf *b, struct session *except)
+/* ---- rooms, shared by every loop (room.h: what the lock guards) ---- */
+
+static struct room *room_find(struct server *srv, const char *name, int create)
+{
+    hub_lock_rooms(srv->hub);
+    struct room *r = rooms_get(&srv->hub->rooms, name, create);
+    hub_unlock_rooms(srv->hub);
+    return r;
+}
+
+/* Sends b to this loop's members of r except `except`. The loop's own part
+ * is written only by this loop, so no lock is needed to read it. */
+static void room_send_local(struct server *srv, struct room *r, struct buf *b,
+                            struct session *except)
+{
+    const struct room_part *p = &r->part[srv->index];
+    for (uint32_t i = 0; i < p->n; i++)
+        if (p->members[i] != except) session_push(p->members[i], b);
+}
+
+/* Sends b to every member of r on every loop except `except` (presence,
+ * typing: not stored, so not ordered by the database); drops the maker's
+ * reference. */
+static void room_send(struct session *s, struct room *r, struct buf *b)
 {
     if (!b) return;
-    for (uint32_t i = 0; i < r->nmembers; i++)
-        if (r->members[i] != except) session_push(r->members[i], b);
+    room_send_local(s->srv, r, b, s);
+    hub_post(s->srv->hub, s->srv->index, r->name, b);
     buf_unref(b);
 }
 
@@ -293,17 +321,23 @@ static void send_presence(struct session *s, struct room *r, const char *event)
     buf_puts(&b, event);
     buf_puts(&b, "\",\"user\":");
     buf_put(&b, BUF_PAYLOAD(s->user_json), s->user_json->len);
-    room_send(r, end_msg(b, NULL), s);
+    room_send(s, r, end_msg(b, NULL));
 }
 
-static void put_members(struct buf **b, struct room *r)
+/* Lists every loop's members: other loops' sessions stay in their parts,
+ * user_json intact, until they remove themselves under the lock. */
+static void put_members(struct server *srv, struct buf **b, struct room *r)
 {
+    int n = 0;
     buf_puts(b, ",\"members\":[");
-    for (uint32_t i = 0; i < r->nmembers; i++) {
-        if (i) buf_put(b, ",", 1);
-        struct buf *u = r->members[i]->user_json;
-        buf_put(b, BUF_PAYLOAD(u), u->len);
-    }
+    hub_lock_rooms(srv->hub);
+    for (int l = 0; l < srv->hub->nloops; l++)
+        for (uint32_t i = 0; i < r->part[l].n; i++) {
+            if (n++) buf_put(b, ",", 1);
+            struct buf *u = r->part[l].members[i]->user_json;
+            buf_put(b, BUF_PAYLOAD(u), u->len);
+        }
+    hub_unlock_rooms(srv->hub);
     buf_put(b, "]", 1);
 }
 
@@ -457,7 +491,7 @@ static int session_prepare_query(struct session *s)
     struct db_req *r = &s->dbr;
     if (q->type != REQ_JOIN && q->type != REQ_SEND && q->type != REQ_HISTORY) return 0;
     if (!allowed_room(s, q->room)) return -1;
-    s->req_room = rooms_get(&s->srv->rooms, q->room, q->type == REQ_JOIN);
+    s->req_room = room_find(s->srv, q->room, q->type == REQ_JOIN);
     struct membership *m = s->req_room ? membership(s, s->req_room) : NULL;
     if (q->type == REQ_SEND && !(m && m->joined))
         return reply_error(s, E_NOT_MEMBER, "join the room first"), -1;
@@ -469,6 +503,7 @@ static int session_prepare_query(struct session *s)
     buf_unref(r->rows);
     memset(r, 0, sizeof(*r));
     r->owner = s;
+    r->loop = s->srv->index;
     r->room = q->room;
     r->op = DB_READ;
     r->before = q->type == REQ_HISTORY ? q->before : -1;
@@ -505,7 +540,10 @@ static int add_membership(struct session *s, struct room *r)
         s->mem = nm;
         s->capmem = cap;
     }
-    if (room_add(r, s)) return -1;
+    hub_lock_rooms(s->srv->hub);
+    int oom = room_add(r, s->srv->index, s);
+    hub_unlock_rooms(s->srv->hub);
+    if (oom) return -1;
     if (!m) {
         m = &s->mem[s->nmem++];
         m->room = r;
@@ -520,10 +558,12 @@ static void finish_join(struct session *s)
 {
     struct room *r = s->req_room;
     struct db_req *q = &s->dbr;
+    hub_lock_rooms(s->srv->hub);
     if (q->last_id > r->last_id) r->last_id = q->last_id;
+    hub_unlock_rooms(s->srv->hub);
     if (add_membership(s, r)) return reply_error(s, E_INTERNAL, "out of memory");
     struct buf *b = start_msg("joined", r->name, 256 + q->rows->len);
-    put_members(&b, r);
+    put_members(s->srv, &b, r);
     buf_puts(&b, ",\"messages\":[");
     buf_put(&b, BUF_PAYLOAD(q->rows), q->rows->len);
     buf_puts(&b, s->req.since >= 0 && q->more ? "],\"complete\":false"
@@ -570,11 +610,12 @@ static void send_ack(struct session *s, const struct db_req *r, const char *ref)
 static void session_submit_send(struct session *s)
 {
     struct proto_req *q = &s->req;
-    struct send_slot *sl = slot_get();
+    struct send_slot *sl = slot_get(s->srv);
     if (!sl) return reply_error(s, E_INTERNAL, "out of memory");
     struct db_req *r = &sl->r;
     r->op = DB_SEND;
     r->owner = s;
+    r->loop = s->srv->index;
     r->room = q->room;
     r->user_id = s->user_id;
     r->user_name = s->user_name;
@@ -583,7 +624,7 @@ static void session_submit_send(struct session *s)
     r->text_len = q->text_len;
     if (db_submit(s->srv->db, r)) {
         reply_error(s, E_OVERLOADED, "the server is busy; retry later");
-        return slot_put(sl);
+        return slot_put(s->srv, sl);
     }
     sl->json = q->json; /* the strings above now belong to the slot */
     sl->ref = q->ref;
@@ -608,13 +649,21 @@ static void session_finish_query(struct session *s)
     q->rows = NULL;
 }
 
+/* Takes s out of r's member list (on this loop's part). */
+static void leave_room(struct session *s, struct room *r)
+{
+    hub_lock_rooms(s->srv->hub);
+    room_remove(r, s->srv->index, s);
+    hub_unlock_rooms(s->srv->hub);
+}
+
 static void do_leave(struct session *s)
 {
-    struct room *r = rooms_get(&s->srv->rooms, s->req.room, 0);
+    struct room *r = room_find(s->srv, s->req.room, 0);
     struct membership *m = r ? membership(s, r) : NULL;
     if (m && m->joined) {
         m->joined = 0;
-        room_remove(r, s);
+        leave_room(s, r);
         send_presence(s, r, "leave");
     }
     reply(s, end_msg(start_msg("left", s->req.room, 64), s->req.ref));
@@ -622,7 +671,7 @@ static void do_leave(struct session *s)
 
 static void do_typing(struct session *s)
 {
-    struct room *r = rooms_get(&s->srv->rooms, s->req.room, 0);
+    struct room *r = room_find(s->srv, s->req.room, 0);
     struct membership *m = r ? membership(s, r) : NULL;
     int64_t now = server_now_us();
     if (!m || !m->joined) return reply_error(s, E_NOT_MEMBER, "join the room first");
@@ -632,7 +681,7 @@ static void do_typing(struct session *s)
     struct buf *b = start_msg("typing", r->name, 128);
     buf_puts(&b, ",\"user\":");
     buf_put(&b, BUF_PAYLOAD(s->user_json), s->user_json->len);
-    room_send(r, end_msg(b, NULL), s);
+    room_send(s, r, end_msg(b, NULL));
 }
 
 struct rooms_walk {
@@ -662,9 +711,11 @@ static void do_rooms(struct session *s)
 {
     struct rooms_walk w = {s, buf_new(256), 0};
     buf_puts(&w.b, "{\"type\":\"rooms\",\"rooms\":[");
-    rooms_each(&s->srv->rooms, put_room_if_online, &w);
+    hub_lock_rooms(s->srv->hub); /* counts and last ids of every loop */
+    rooms_each(&s->srv->hub->rooms, put_room_if_online, &w);
     for (uint32_t i = 0; i < s->nmem; i++)
         if (!s->mem[i].room->nmembers) put_room(&w, s->mem[i].room);
+    hub_unlock_rooms(s->srv->hub);
     buf_put(&w.b, "]", 1);
     reply(s, end_msg(w.b, s->req.ref));
 }
@@ -797,8 +848,9 @@ struct session *session_open(struct server *srv, struct lws *wsi)
     s->next = srv->sessions;
     if (s->next) s->next->prev = s;
     srv->sessions = s;
-    srv->nsessions++;
-    srv->m.connections_total++;
+    OWN_ADD(srv->nsessions, 1); /* /metrics reads it from any loop */
+    __atomic_add_fetch(&srv->hub->sessions, 1, __ATOMIC_RELAXED);
+    METRIC_ADD(srv, connections_total, 1);
     hello_append(s, now + srv->cfg->hello_timeout * 1000000);
     return s;
 }
@@ -894,7 +946,7 @@ int session_on_receive(struct session *s, const void *in, size_t len)
         if (!final) return 0;
         data = s->rx, len = s->rx_len;
     }
-    s->srv->m.frames_in++;
+    METRIC_ADD(s->srv, frames_in, 1);
     int bad = !utf8_valid(data, len), oom = !bad && inbox_push(s, data, len);
     free(s->rx);
     s->rx = NULL;
@@ -905,8 +957,9 @@ int session_on_receive(struct session *s, const void *in, size_t len)
     return 0;
 }
 
-/* Frames for one connection are gathered here and go out in one write. */
-static unsigned char wire[LWS_PRE + SESSION_WRITE_MAX]; /* loop thread only */
+/* Frames for one connection are gathered here and go out in one write. One
+ * per loop thread. */
+static __thread unsigned char wire[LWS_PRE + SESSION_WRITE_MAX];
 
 /* Sends the oldest queued frames, as many as fit in one write. Returns -1
  * when the socket failed. Whatever the kernel does not take, lws keeps and
@@ -916,21 +969,23 @@ static int write_queue(struct session *s)
     struct buf *b = outq_peek(&s->out);
     unsigned frames = 1;
     size_t n;
+    int rc;
     assert(b);
     if ((n = outq_gather(&s->out, wire + LWS_PRE, SESSION_WRITE_MAX, &frames))) {
         /* Whole frames, headers included: RAW sends the bytes as they are,
          * with TLS too (no extension is ever negotiated). */
-        if (lws_write(s->wsi, wire + LWS_PRE, n, LWS_WRITE_RAW) < (int)n) return -1;
+        rc = lws_write(s->wsi, wire + LWS_PRE, n, LWS_WRITE_RAW) < (int)n;
     } else {
         /* A frame bigger than the batch goes alone, framed by lws in its
          * own headroom. */
         n = b->len;
-        if (lws_write(s->wsi, BUF_PAYLOAD(b), b->len, LWS_WRITE_TEXT) < (int)b->len)
-            return -1;
+        rc = lws_write(s->wsi, BUF_PAYLOAD(b), b->len, LWS_WRITE_TEXT) < (int)b->len;
         outq_pop(&s->out);
     }
-    s->srv->m.frames_out += frames;
-    s->srv->m.bytes_out += n;
+    OWN_ADD(s->srv->queued, -(uint64_t)frames); /* off the queue either way */
+    if (rc) return -1;
+    METRIC_ADD(s->srv, frames_out, frames);
+    METRIC_ADD(s->srv, bytes_out, n);
     return 0;
 }
 
@@ -958,7 +1013,7 @@ static void flush_one(struct session *s)
     if (write_queue(s)) {
         /* The socket is dead: lws closes it on its next turn (not here,
          * inside another connection's event). */
-        outq_clear(&s->out);
+        drop_queue(s);
         s->close_code = 1006;
         s->close_sent = 1;
         snprintf(s->close_reason, sizeof s->close_reason, "write failed");
@@ -998,7 +1053,7 @@ void session_on_closed(struct session *s)
     for (uint32_t i = 0; i < s->nmem; i++)
         if (s->mem[i].joined) {
             s->mem[i].joined = 0;
-            room_remove(s->mem[i].room, s);
+            leave_room(s, s->mem[i].room);
             if (!srv->stopping) send_presence(s, s->mem[i].room, "leave");
         }
     if (s->prev)
@@ -1006,38 +1061,39 @@ void session_on_closed(struct session *s)
     else
         srv->sessions = s->next;
     if (s->next) s->next->prev = s->prev;
-    srv->nsessions--;
+    OWN_ADD(srv->nsessions, -1);
+    __atomic_sub_fetch(&srv->hub->sessions, 1, __ATOMIC_RELAXED);
     inbox_clear(s);
-    outq_clear(&s->out);
+    drop_queue(s);
     plog(LOG_INFO, "disconnect", "user=%s code=%d reason=\"%s\"",
          s->user_id[0] ? s->user_id : "-", s->close_code,
          s->close_code ? s->close_reason : "client closed");
     session_unref(s);
 }
 
-/* Broadcasts a newly stored message to its room: serialised once, shared
- * by every member's queue. Runs whether or not the sender is still there. */
+/* Delivers a stored message to this loop's members of its room. The frame
+ * was made once, after the commit, by the router (hub.c), which queues it
+ * on every loop in commit order. Runs whether or not the sender is still
+ * there. */
 static void broadcast(struct server *srv, struct db_req *r)
 {
-    struct room *room = rooms_get(&srv->rooms, r->room, 0);
-    if (!room) return;
-    if (r->id > room->last_id) room->last_id = r->id;
-    struct buf *b = buf_new(200 + r->text_len);
-    struct proto_msg m = {r->room,      r->id,   r->ts,       r->user_id,
-                          r->user_name, r->text, r->text_len, r->client_id};
-    if (b) proto_put_message(&b, &m);
-    if (b && b->oom) buf_unref(b), b = NULL;
-    room_send(room, b, NULL);
+    struct room *room = r->frame ? room_find(srv, r->room, 0) : NULL;
+    if (room) room_send_local(srv, room, r->frame, NULL);
 }
 
 void session_on_db_done(struct db_req *r, void *arg)
 {
     struct session *s = r->owner;
+    if (r->op == DB_POST) { /* a message or presence from another loop */
+        broadcast(arg, r);
+        hub_post_free(r);
+        return;
+    }
     if (r->op == DB_SEND) {
         struct send_slot *sl = (struct send_slot *)r; /* r is its first member */
-        if (r->status == DB_OK && !r->duplicate) broadcast(arg, r);
+        broadcast(arg, r);
         if (!s->closed) send_ack(s, r, sl->ref);
-        slot_put(sl);
+        slot_put(s->srv, sl);
         assert(s->inflight > 0);
         s->inflight--;
     } else {

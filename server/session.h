@@ -42,7 +42,8 @@ int session_on_peer_close(struct session *s);
 void session_sweep_hello(struct server *srv, int64_t now_us);
 /* LWS_CALLBACK_CLOSED: cancels the coroutine, leaves every room. */
 void session_on_closed(struct session *s);
-/* A database completion for request r, whose owner is a session. */
+/* An item of the loop's inbox (hub.h): a database completion for request
+ * r, whose owner is a session, or a frame for a room (DB_POST, freed here). */
 void session_on_db_done(struct db_req *r, void *srv);
 
 /* Queues b (takes a reference) for sending; a queue overflow closes the
@@ -55,10 +56,9 @@ void session_flush_all(struct server *srv);
 /* Asks the session to close with `code` once its queue is flushed (or
  * at once, when `now`). */
 void session_close(struct session *s, int code, const char *reason, int now);
-/* Frees the pool of send slots; at exit, after every session is gone. */
-void session_pool_free(void);
-/* The session's outbound queue depth, for metrics. */
-size_t session_queued(const struct session *s);
+/* Frees the loop's pool of send slots; at exit, after every session is
+ * gone. */
+void session_pool_free(struct server *srv);
 struct session *session_next(const struct session *s);
 
 #endif

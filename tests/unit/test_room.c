@@ -12,8 +12,8 @@
 static int is_member(const struct room *r, struct session *s)
 {
     int n = 0;
-    for (uint32_t i = 0; i < r->nmembers; i++)
-        n += r->members[i] == s;
+    for (uint32_t i = 0; i < r->part[0].n; i++)
+        n += r->part[0].members[i] == s;
     return n;
 }
 
@@ -119,24 +119,24 @@ START_TEST(test_add_remove)
 {
     struct rooms rs = {0};
     struct room *r = rooms_get(&rs, "lobby", 1);
-    ck_assert_int_eq(room_add(r, S(1)), 0);
-    ck_assert_int_eq(room_add(r, S(2)), 0);
-    ck_assert_int_eq(room_add(r, S(3)), 0);
+    ck_assert_int_eq(room_add(r, 0, S(1)), 0);
+    ck_assert_int_eq(room_add(r, 0, S(2)), 0);
+    ck_assert_int_eq(room_add(r, 0, S(3)), 0);
     ck_assert_uint_eq(r->nmembers, 3);
     ck_assert_int_eq(is_member(r, S(1)), 1);
     ck_assert_int_eq(is_member(r, S(2)), 1);
     ck_assert_int_eq(is_member(r, S(3)), 1);
-    room_remove(r, S(2));
+    room_remove(r, 0, S(2));
     ck_assert_uint_eq(r->nmembers, 2);
     ck_assert_int_eq(is_member(r, S(2)), 0);
     ck_assert_int_eq(is_member(r, S(1)), 1);
     ck_assert_int_eq(is_member(r, S(3)), 1);
-    room_remove(r, S(1));
-    room_remove(r, S(3));
+    room_remove(r, 0, S(1));
+    room_remove(r, 0, S(3));
     ck_assert_uint_eq(r->nmembers, 0);
-    ck_assert_int_eq(room_add(r, S(1)), 0); /* re-join after leaving */
+    ck_assert_int_eq(room_add(r, 0, S(1)), 0); /* re-join after leaving */
     ck_assert_uint_eq(r->nmembers, 1);
-    ck_assert_ptr_eq(r->members[0], S(1));
+    ck_assert_ptr_eq(r->part[0].members[0], S(1));
     rooms_free(&rs);
 }
 END_TEST
@@ -145,25 +145,47 @@ START_TEST(test_remove_non_member)
 {
     struct rooms rs = {0};
     struct room *r = rooms_get(&rs, "lobby", 1);
-    room_remove(r, S(9)); /* empty room */
+    room_remove(r, 0, S(9)); /* empty room */
     ck_assert_uint_eq(r->nmembers, 0);
-    room_add(r, S(1));
-    room_add(r, S(2));
-    room_remove(r, S(9));
+    room_add(r, 0, S(1));
+    room_add(r, 0, S(2));
+    room_remove(r, 0, S(9));
     ck_assert_uint_eq(r->nmembers, 2);
     ck_assert_int_eq(is_member(r, S(1)), 1);
     ck_assert_int_eq(is_member(r, S(2)), 1);
-    room_remove(r, S(1));
-    room_remove(r, S(1)); /* twice: the second is a no-op */
+    room_remove(r, 0, S(1));
+    room_remove(r, 0, S(1)); /* twice: the second is a no-op */
     ck_assert_uint_eq(r->nmembers, 1);
-    ck_assert_ptr_eq(r->members[0], S(2));
+    ck_assert_ptr_eq(r->part[0].members[0], S(2));
     /* Rooms' lists are independent. */
     struct room *o = rooms_get(&rs, "other", 1);
-    room_add(o, S(2));
-    room_remove(o, S(2));
+    room_add(o, 0, S(2));
+    room_remove(o, 0, S(2));
     ck_assert_uint_eq(o->nmembers, 0);
     ck_assert_uint_eq(r->nmembers, 1);
     rooms_free(&rs);
+}
+END_TEST
+
+START_TEST(test_parts_per_loop)
+{
+    struct rooms rs = {.nloops = 3};
+    struct room *r = rooms_get(&rs, "spread", 1);
+    ck_assert_ptr_nonnull(r);
+    ck_assert_int_eq(room_add(r, 0, S(1)), 0);
+    ck_assert_int_eq(room_add(r, 2, S(2)), 0);
+    ck_assert_int_eq(room_add(r, 2, S(3)), 0);
+    ck_assert_uint_eq(r->nmembers, 3); /* every loop's members */
+    ck_assert_uint_eq(r->part[0].n, 1);
+    ck_assert_uint_eq(r->part[1].n, 0);
+    ck_assert_uint_eq(r->part[2].n, 2);
+    room_remove(r, 1, S(2)); /* not on loop 1: nothing changes */
+    ck_assert_uint_eq(r->nmembers, 3);
+    ck_assert_uint_eq(r->part[2].n, 2);
+    room_remove(r, 2, S(2));
+    ck_assert_uint_eq(r->nmembers, 2);
+    ck_assert_ptr_eq(r->part[2].members[0], S(3));
+    rooms_free(&rs); /* frees every part: LSan would see a leak */
 }
 END_TEST
 
@@ -173,12 +195,12 @@ START_TEST(test_many_members)
     struct rooms rs = {0};
     struct room *r = rooms_get(&rs, "big", 1);
     for (int i = 1; i <= N; i++)
-        ck_assert_int_eq(room_add(r, S(i)), 0);
+        ck_assert_int_eq(room_add(r, 0, S(i)), 0);
     ck_assert_uint_eq(r->nmembers, N);
-    ck_assert_uint_ge(r->cap, N);
+    ck_assert_uint_ge(r->part[0].cap, N);
     /* Remove the even ones; the odd ones all stay, once each. */
     for (int i = 2; i <= N; i += 2)
-        room_remove(r, S(i));
+        room_remove(r, 0, S(i));
     ck_assert_uint_eq(r->nmembers, N / 2);
     for (int i = 1; i <= N; i++)
         ck_assert_int_eq(is_member(r, S(i)), i % 2);
@@ -197,6 +219,7 @@ static Suite *room_suite(void)
     tcase_add_test(tc, test_add_remove);
     tcase_add_test(tc, test_remove_non_member);
     tcase_add_test(tc, test_many_members);
+    tcase_add_test(tc, test_parts_per_loop);
     suite_add_tcase(s, tc);
     return s;
 }

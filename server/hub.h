@@ -1,0 +1,88 @@
+/* hub.h -- what the event loops share: the rooms, each loop's inbox, and
+ * the route from the database worker to the loops.
+ *
+ * With --threads N there are N event loops, each its own libwebsockets
+ * context on the same port (the kernel spreads connections over them with
+ * SO_REUSEPORT). A loop reaches another only through that loop's inbox: a
+ * FIFO of struct db_req holding the completions of its own requests, the
+ * messages stored for every room, and frames other loops post (presence,
+ * typing); the sender then wakes the loop with lws_cancel_service(), the
+ * one lws call another thread may make.
+ *
+ * Order: the database worker routes each batch in commit order, and every
+ * stored message is put on every loop's inbox at its place in that order.
+ * So each loop sees its joins' reads and every room's messages in the one
+ * order the database committed them: history plus live delivery has no gap
+ * and no duplicate on any loop, and a room's order is the same on all.
+ */
+#ifndef PARLEY_HUB_H
+#define PARLEY_HUB_H
+
+#include <pthread.h>
+#include <signal.h>
+
+#include "buf.h"
+#include "db.h"
+#include "room.h"
+
+#define HUB_MAX_LOOPS 64
+
+struct server;
+
+struct hub_inbox {
+    struct db_req *head, *tail; /* guarded by hub.inbox_lock */
+};
+
+struct hub {
+    int nloops;
+    struct server *loops[HUB_MAX_LOOPS]; /* set before any loop runs */
+    struct db *db;
+    pthread_mutex_t rooms_lock; /* guards rooms, see room.h */
+    struct rooms rooms;
+    pthread_mutex_t inbox_lock;             /* guards inbox[] and awake[] */
+    struct hub_inbox inbox[HUB_MAX_LOOPS];
+    int awake[HUB_MAX_LOOPS];               /* the loop's context may be woken */
+    int sessions;                           /* open WebSockets, all loops; atomic */
+    volatile sig_atomic_t stop_requested;   /* set by the signal handler */
+};
+
+/* Sets up an empty hub for `nloops` loops (1..HUB_MAX_LOOPS). Main thread.
+ * Returns 0, or -1 (nothing to free). */
+int hub_init(struct hub *h, int nloops);
+/* Frees the rooms and any posts still queued. Main thread, after every loop
+ * and the database worker stopped. */
+void hub_free(struct hub *h);
+
+/* The rooms lock: see room.h for what it guards. Any thread. */
+void hub_lock_rooms(struct hub *h);
+void hub_unlock_rooms(struct hub *h);
+
+/* Marks loop `i` as able (1) or no longer able (0) to be woken: its context
+ * exists. A loop is marked 0 before its context is destroyed, so no thread
+ * wakes a freed context. Any thread. */
+void hub_set_awake(struct hub *h, int i, int awake);
+
+/* The database worker's wake hook (db_options.wake): takes the finished
+ * batch, makes each stored message's frame once, and appends the
+ * completions and messages to the loops' inboxes in commit order, then
+ * wakes them. Database worker thread. */
+void hub_route(void *hub);
+
+/* Routes one finished request as hub_route() does each of a batch. For a
+ * stand-in database (the session fuzzer). Any one thread at a time. */
+void hub_complete(struct hub *h, struct db_req *r);
+
+/* Appends `frame` for `room` (a reference is taken per loop) to every
+ * loop's inbox except `from`'s, and wakes them. No-op with one loop. Event
+ * loop `from`'s thread. */
+void hub_post(struct hub *h, int from, const char *room, struct buf *frame);
+
+/* Moves loop i's inbox out under the lock, then calls fn on each item in
+ * order, outside it. fn owns DB_POST items (free them with hub_post_free);
+ * the others belong to their submitters. Loop i's thread (or main, after
+ * the loops stopped). */
+void hub_take(struct hub *h, int i, void (*fn)(struct db_req *r, void *arg), void *arg);
+/* Drops a DB_POST item's frame and frees it. */
+void hub_post_free(struct db_req *r);
+
+#endif
