@@ -149,6 +149,9 @@ test('disconnect is a presence leave in every room of that connection', async ()
   for (const r of [r1, r2]) {
     await a.join(r);
     await b.join(r);
+    // b's join presence reaches a: b's `joined` does not wait for it when
+    // the two connections are on different event loops (--threads).
+    await a.next((m) => m.type === 'presence' && m.room === r && m.event === 'join' && m.user.id === b.user.id);
   }
   a.drain('presence');
   b.close();
