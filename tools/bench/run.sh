@@ -8,6 +8,7 @@
 #   PARLEY_BIN       server binary to test (default: build/parley, built if missing)
 #   BUILD_DIR        where parley-loadgen and lws-broadcast are built (default: build)
 #   BENCH_SERVERS    servers to run, in order (default: "parley lws-broadcast ws-broadcast")
+#   PARLEY_THREADS   --threads for Parley (default 1: the server is pinned to one core)
 #   BENCH_SCENARIOS  scenarios to run (default: "capacity fixed1k rooms10k acks idle ceiling")
 #   BENCH_IDLE_CLIENTS  connections for the idle scenario (default: 19900, lowered to the fd limit)
 #   BENCH_PORT       ports are taken from BENCH_PORT+1 upwards, skipping busy ones (default: 18480)
@@ -114,7 +115,7 @@ start_server() {
     case $name in
     parley)
         local db=$WORK/parley-$PORT.db
-        SERVER_CMD="$PIN_SERVER $PARLEY_BIN --port $PORT --bind 127.0.0.1 --db $db --rate 100000 --burst 100000 --max-connections 20000 --log-level warn"
+        SERVER_CMD="$PIN_SERVER $PARLEY_BIN --port $PORT --bind 127.0.0.1 --db $db --rate 100000 --burst 100000 --max-connections 20000 --log-level warn --threads ${PARLEY_THREADS:-1}"
         ;;
     lws-broadcast) SERVER_CMD="$PIN_SERVER $LWS_BCAST --port $PORT" ;;
     ws-broadcast) SERVER_CMD="$PIN_SERVER node $ROOT/tools/bench/ws-broadcast.mjs --port $PORT" ;;
