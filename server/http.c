@@ -44,15 +44,13 @@ static void origin_hostport(const char *origin, char *out, size_t cap)
 static int origin_ok(struct server *srv, struct lws *wsi)
 {
     char origin[256], host[256], a[256], b[256];
-    int n = srv->cfg->norigins ? lws_hdr_copy(wsi, origin, sizeof origin, WSI_TOKEN_ORIGIN) : 0;
-    if (n == 0)
-        return 1;
-    if (n < 0)
-        return 0;
-    if (config_origin_allowed(srv->cfg, origin))
-        return 1;
-    if (lws_hdr_copy(wsi, host, sizeof host, WSI_TOKEN_HOST) <= 0)
-        return 0;
+    int n = srv->cfg->norigins
+                ? lws_hdr_copy(wsi, origin, sizeof origin, WSI_TOKEN_ORIGIN)
+                : 0;
+    if (n == 0) return 1;
+    if (n < 0) return 0;
+    if (config_origin_allowed(srv->cfg, origin)) return 1;
+    if (lws_hdr_copy(wsi, host, sizeof host, WSI_TOKEN_HOST) <= 0) return 0;
     origin_hostport(origin, a, sizeof a);
     origin_hostport(host, b, sizeof b);
     return !strcasecmp(a, b);
@@ -67,7 +65,8 @@ int http_confirm_upgrade(struct server *srv, struct lws *wsi)
         return refuse(srv, wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "shutting down");
     /* Every loop's connections count; loops accepting at the same instant
      * may each let one more in. */
-    if (__atomic_load_n(&srv->hub->sessions, __ATOMIC_RELAXED) >= srv->cfg->max_connections)
+    if (__atomic_load_n(&srv->hub->sessions, __ATOMIC_RELAXED) >=
+        srv->cfg->max_connections)
         return refuse(srv, wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "connection limit");
     if (!origin_ok(srv, wsi))
         return refuse(srv, wsi, HTTP_STATUS_FORBIDDEN, "origin not allowed");
@@ -153,9 +152,11 @@ static struct buf *metrics(struct server *srv)
     struct buf *b = buf_new(4096);
     metric(&b, "connections", "gauge", "Open WebSocket connections.",
            __atomic_load_n(&srv->hub->sessions, __ATOMIC_RELAXED));
-    metric(&b, "rooms", "gauge", "Rooms known since start.", (double)room_count(srv->hub));
-    buf_puts(&b, "# HELP parley_loop_connections Open WebSocket connections per event loop.\n"
-                 "# TYPE parley_loop_connections gauge\n");
+    metric(&b, "rooms", "gauge", "Rooms known since start.",
+           (double)room_count(srv->hub));
+    buf_puts(&b,
+             "# HELP parley_loop_connections Open WebSocket connections per event loop.\n"
+             "# TYPE parley_loop_connections gauge\n");
     for (int l = 0; l < srv->hub->nloops; l++) {
         char tmp[80];
         snprintf(tmp, sizeof tmp, "parley_loop_connections{loop=\"%d\"} %d\n", l,

@@ -118,8 +118,9 @@ static struct buf *message_frame(const struct db_req *r)
                           r->user_name, r->text, r->text_len, r->client_id};
     if (b) proto_put_message(&b, &m);
     if (b && b->oom) buf_unref(b), b = NULL;
-    if (!b) plog(LOG_ERROR, "broadcast-failed", "room=%s id=%lld reason=\"out of memory\"",
-                 r->room, (long long)r->id);
+    if (!b)
+        plog(LOG_ERROR, "broadcast-failed", "room=%s id=%lld reason=\"out of memory\"",
+             r->room, (long long)r->id);
     return b;
 }
 

@@ -43,8 +43,10 @@ static int open_socket(const struct config *cfg)
     socklen_t len = bind_addr(cfg, &sa);
     int one = 1, fd = -1;
     if (!len) {
-        plog(LOG_ERROR, "start-failed", "bind=%s reason=\"--threads above 1 needs an IP "
-                                        "address for --bind\"", cfg->bind);
+        plog(LOG_ERROR, "start-failed",
+             "bind=%s reason=\"--threads above 1 needs an IP "
+             "address for --bind\"",
+             cfg->bind);
         return -1;
     }
     fd = socket(sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -81,7 +83,8 @@ static void on_readable(uv_poll_t *h, int status, int events)
         lws_sock_file_fd_type desc = {.sockfd = fd};
         int type = LWS_ADOPT_SOCKET | LWS_ADOPT_HTTP;
         if (srv->cfg->tls_cert) type |= LWS_ADOPT_ALLOW_SSL;
-        if (!lws_adopt_descriptor_vhost(srv->vhost, (lws_adoption_type)type, desc, NULL, NULL))
+        if (!lws_adopt_descriptor_vhost(srv->vhost, (lws_adoption_type)type, desc, NULL,
+                                        NULL))
             plog(LOG_WARN, "adopt-failed", "fd=%d", fd);
     }
 }
@@ -90,12 +93,14 @@ int listen_start(struct server *srv)
 {
     srv->listen_fd = -1;
     if (!srv->uv_loop || !(srv->vhost = lws_get_vhost_by_name(srv->ctx, "default"))) {
-        plog(LOG_ERROR, "start-failed", "reason=\"--threads above 1 needs --event-loop uv\"");
+        plog(LOG_ERROR, "start-failed",
+             "reason=\"--threads above 1 needs --event-loop uv\"");
         return -1;
     }
     if ((srv->listen_fd = open_socket(srv->cfg)) < 0) return -1;
     srv->listen_poll = calloc(1, sizeof(uv_poll_t));
-    if (!srv->listen_poll || uv_poll_init(srv->uv_loop, srv->listen_poll, srv->listen_fd)) {
+    if (!srv->listen_poll ||
+        uv_poll_init(srv->uv_loop, srv->listen_poll, srv->listen_fd)) {
         free(srv->listen_poll);
         srv->listen_poll = NULL;
         close(srv->listen_fd);

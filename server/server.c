@@ -238,10 +238,8 @@ void server_destroy(struct server *srv)
         for (int i = 0; i < 200 && (busy = uv_loop_close(srv->uv_loop) == UV_EBUSY); i++)
             if (!uv_run(srv->uv_loop, UV_RUN_NOWAIT))
                 usleep(5000); /* bounded: a stuck handle costs 1 s, not a hang */
-        if (srv->ctx)
-            lws_context_destroy(srv->ctx);
-        if (!busy)
-            free(srv->uv_loop);
+        if (srv->ctx) lws_context_destroy(srv->ctx);
+        if (!busy) free(srv->uv_loop);
         srv->uv_loop = NULL;
     }
     srv->ctx = NULL;

@@ -32,7 +32,7 @@ struct metrics {
 };
 
 #define OWN_ADD(var, n)                                                                  \
-    __atomic_store_n(&(var), __atomic_load_n(&(var), __ATOMIC_RELAXED) + (n),           \
+    __atomic_store_n(&(var), __atomic_load_n(&(var), __ATOMIC_RELAXED) + (n),            \
                      __ATOMIC_RELAXED)
 #define METRIC_ADD(srv, field, n) OWN_ADD((srv)->m.field, (uint64_t)(n))
 
@@ -41,12 +41,12 @@ struct server {
     struct lws_context *ctx;
     struct db *db;
     struct hub *hub;
-    int index;                /* this loop's number, 0..hub->nloops-1 */
-    struct session *sessions; /* this loop's open sessions, for shutdown */
+    int index;                               /* this loop's number, 0..hub->nloops-1 */
+    struct session *sessions;                /* this loop's open sessions, for shutdown */
     struct session *hello_head, *hello_tail; /* awaiting hello, oldest first */
     struct session *flush_head, *flush_tail; /* queues to write before the event ends */
-    int nsessions;   /* this loop's; the hub counts all */
-    uint64_t queued; /* frames on this loop's outbound queues (OWN_ADD) */
+    int nsessions;                           /* this loop's; the hub counts all */
+    uint64_t queued;             /* frames on this loop's outbound queues (OWN_ADD) */
     struct send_slot *slot_pool; /* session.c's free send slots */
     struct metrics m;
     struct outq_limits outq_lim;

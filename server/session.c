@@ -34,9 +34,9 @@
 #define INBOX_MAX_MSGS 32  /* frames read ahead before reading pauses */
 #define GENERAL_RATE 100.0 /* non-send requests per second */
 #define TYPING_INTERVAL_US 2000000
-#define CLOSE_GRACE_S 3 /* a closing client gets this long to take the close */
+#define CLOSE_GRACE_S 3  /* a closing client gets this long to take the close */
 #define CLOSE_ANSWER_S 1 /* and this long to answer it once it is sent */
-#define SEND_WINDOW 32  /* sends one connection may have uncommitted at once */
+#define SEND_WINDOW 32   /* sends one connection may have uncommitted at once */
 
 /* A send waiting for its commit. The coroutine goes on reading while up to
  * SEND_WINDOW of these are in flight, so one connection's messages share a
@@ -99,20 +99,20 @@ struct session {
     struct coro co;  /* the session's main coroutine */
     struct coro sub; /* the database query sub-coroutine */
     struct server *srv;
-    struct lws *wsi;             /* NULL once closed */
-    struct session *prev, *next; /* srv->sessions, while open */
+    struct lws *wsi;                         /* NULL once closed */
+    struct session *prev, *next;             /* srv->sessions, while open */
     struct session *hello_prev, *hello_next; /* srv->hello_*, until welcomed */
     struct session *flush_next;              /* srv->flush_head, while flush_queued */
     int64_t hello_deadline_us;
-    int refs;                    /* 1 for the connection, 1 per request in flight */
-    unsigned closed : 1;         /* the connection is gone: never resume again */
-    unsigned in_resume : 1;      /* the coroutine is running */
+    int refs;               /* 1 for the connection, 1 per request in flight */
+    unsigned closed : 1;    /* the connection is gone: never resume again */
+    unsigned in_resume : 1; /* the coroutine is running */
     unsigned welcomed : 1, guest : 1, hello_late : 1, db_busy : 1, rx_paused : 1;
     unsigned hello_waiting : 1; /* on the server's hello FIFO */
-    unsigned rx_discard : 1; /* skipping the rest of an oversized message */
-    unsigned close_sent : 1; /* our close frame is out; awaiting the peer's */
-    unsigned flush_queued : 1; /* on srv->flush_head: its queue is written soon */
-    int close_code;          /* set: closing once the queue is flushed */
+    unsigned rx_discard : 1;    /* skipping the rest of an oversized message */
+    unsigned close_sent : 1;    /* our close frame is out; awaiting the peer's */
+    unsigned flush_queued : 1;  /* on srv->flush_head: its queue is written soon */
+    int close_code;             /* set: closing once the queue is flushed */
     char close_reason[64];
 
     struct inmsg *in_head, *in_tail; /* frames waiting for the coroutine */
@@ -768,8 +768,7 @@ static void hello_append(struct session *s, int64_t deadline_us)
 static void hello_unlink(struct session *s)
 {
     struct server *srv = s->srv;
-    if (!s->hello_waiting)
-        return;
+    if (!s->hello_waiting) return;
     if (s->hello_prev)
         s->hello_prev->hello_next = s->hello_next;
     else
@@ -870,8 +869,7 @@ static int send_close(struct session *s)
     f[3] = (unsigned char)s->close_code;
     memcpy(f + 4, s->close_reason, rlen);
     s->close_sent = 1;
-    if (lws_write(s->wsi, f, 4 + rlen, LWS_WRITE_RAW) < (int)(4 + rlen))
-        return -1;
+    if (lws_write(s->wsi, f, 4 + rlen, LWS_WRITE_RAW) < (int)(4 + rlen)) return -1;
     /* A client that reads the close but never answers it is dropped soon;
      * by then the frame has long been delivered. */
     lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, CLOSE_ANSWER_S);

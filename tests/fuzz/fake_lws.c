@@ -33,30 +33,26 @@ void fake_wsi_set_hdr(struct lws *w, enum lws_token_indexes h, const char *v, si
 {
     free(w->hdr[h]);
     w->hdr[h] = NULL;
-    if (!v)
-        return;
-    if (n > FAKE_MAX_HDR)
-        n = FAKE_MAX_HDR;
+    if (!v) return;
+    if (n > FAKE_MAX_HDR) n = FAKE_MAX_HDR;
     w->hdr[h] = strndup(v, n);
 }
 
 static void die(const char *what, const unsigned char *p, size_t n)
 {
-    fprintf(stderr, "fake_lws: contract violation: %s\nframe (%zu bytes): %.*s\n", what, n,
-            (int)(n > 2000 ? 2000 : n), (const char *)p);
+    fprintf(stderr, "fake_lws: contract violation: %s\nframe (%zu bytes): %.*s\n", what,
+            n, (int)(n > 2000 ? 2000 : n), (const char *)p);
     abort();
 }
 
 void fake_check_frame(const unsigned char *p, size_t n)
 {
     static const char head[] = "{\"type\":\"";
-    if (!utf8_valid((const char *)p, n))
-        die("frame is not valid UTF-8", p, n);
+    if (!utf8_valid((const char *)p, n)) die("frame is not valid UTF-8", p, n);
     if (n < sizeof head - 1 || memcmp(p, head, sizeof head - 1))
         die("frame does not start with {\"type\":\"", p, n);
     cJSON *j = cJSON_ParseWithLength((const char *)p, n);
-    if (!cJSON_IsObject(j))
-        die("frame is not a JSON object", p, n);
+    if (!cJSON_IsObject(j)) die("frame is not a JSON object", p, n);
     const cJSON *t = j->child;
     if (!t || strcmp(t->string, "type") || !cJSON_IsString(t))
         die("first member is not a string \"type\"", p, n);
@@ -79,33 +75,26 @@ static void check_raw_frames(const unsigned char *p, size_t n)
 {
     size_t i = 0;
     while (i < n) {
-        if (n - i < 2)
-            die("partial frame header in a raw write", p, n);
+        if (n - i < 2) die("partial frame header in a raw write", p, n);
         unsigned b0 = p[i], b1 = p[i + 1], op = b0 & 15;
         size_t len = b1 & 127, hdr = 2;
         if (b0 != 0x81 && b0 != 0x88)
             die("raw frame is not a final text or close frame", p, n);
-        if (b1 & 128)
-            die("server frame is masked", p, n);
+        if (b1 & 128) die("server frame is masked", p, n);
         if (len == 126) {
-            if (n - i < 4)
-                die("partial frame header in a raw write", p, n);
+            if (n - i < 4) die("partial frame header in a raw write", p, n);
             len = (size_t)p[i + 2] << 8 | p[i + 3];
             hdr = 4;
-            if (len < 126)
-                die("frame length not minimally encoded", p, n);
+            if (len < 126) die("frame length not minimally encoded", p, n);
         } else if (len == 127) {
-            if (n - i < 10)
-                die("partial frame header in a raw write", p, n);
+            if (n - i < 10) die("partial frame header in a raw write", p, n);
             len = 0;
             for (int k = 0; k < 8; k++)
                 len = len << 8 | p[i + 2 + k];
             hdr = 10;
-            if (len < 65536 || len >> 63)
-                die("frame length not minimally encoded", p, n);
+            if (len < 65536 || len >> 63) die("frame length not minimally encoded", p, n);
         }
-        if (len > n - i - hdr)
-            die("partial frame in a raw write", p, n);
+        if (len > n - i - hdr) die("partial frame in a raw write", p, n);
         const unsigned char *pl = p + i + hdr;
         if (op == 1)
             fake_check_frame(pl, len);
@@ -127,8 +116,7 @@ int lws_write(struct lws *wsi, unsigned char *buf, size_t len, enum lws_write_pr
         fake_check_frame(buf, len);
     else if (wp == LWS_WRITE_RAW && fake_raw_is_websocket)
         check_raw_frames(buf, len);
-    if (wsi->fail_writes)
-        return -1;
+    if (wsi->fail_writes) return -1;
     wsi->frames_out++;
     wsi->bytes_out += len;
     return (int)len;
@@ -195,10 +183,8 @@ int lws_hdr_copy(struct lws *wsi, char *dst, int len, enum lws_token_indexes h)
     const char *v = wsi->hdr[h];
     int toklen = v ? (int)strlen(v) : 0;
     *dst = 0;
-    if (!toklen)
-        return 0;
-    if (toklen >= len)
-        return -1;
+    if (!toklen) return 0;
+    if (toklen >= len) return -1;
     memcpy(dst, v, (size_t)toklen + 1);
     return toklen;
 }
@@ -214,8 +200,7 @@ const char *lws_get_urlarg_by_name(struct lws *wsi, const char *name, char *buf,
             return NULL;
         memcpy(buf, p, n);
         buf[n] = 0;
-        if (!strncmp(buf, name, sl))
-            return buf + sl;
+        if (!strncmp(buf, name, sl)) return buf + sl;
         p = amp ? amp + 1 : NULL;
     }
     return NULL;
@@ -223,8 +208,7 @@ const char *lws_get_urlarg_by_name(struct lws *wsi, const char *name, char *buf,
 
 int lws_return_http_status(struct lws *wsi, unsigned int code, const char *html_body)
 {
-    if (html_body)
-        (void)strlen(html_body);
+    if (html_body) (void)strlen(html_body);
     wsi->http_status = code;
     return 0;
 }
@@ -236,20 +220,20 @@ int lws_http_transaction_completed(struct lws *wsi)
 
 static int put(unsigned char **p, unsigned char *end, const void *s, size_t n)
 {
-    if (n > (size_t)(end - *p))
-        return 1;
+    if (n > (size_t)(end - *p)) return 1;
     memcpy(*p, s, n);
     *p += n;
     return 0;
 }
 
-int lws_add_http_common_headers(struct lws *wsi, unsigned int code, const char *content_type,
-                                lws_filepos_t content_len, unsigned char **p,
-                                unsigned char *end)
+int lws_add_http_common_headers(struct lws *wsi, unsigned int code,
+                                const char *content_type, lws_filepos_t content_len,
+                                unsigned char **p, unsigned char *end)
 {
     char tmp[256];
-    int n = snprintf(tmp, sizeof tmp, "HTTP/1.1 %u\r\ncontent-type: %s\r\ncontent-length: %llu\r\n",
-                     code, content_type, (unsigned long long)content_len);
+    int n = snprintf(tmp, sizeof tmp,
+                     "HTTP/1.1 %u\r\ncontent-type: %s\r\ncontent-length: %llu\r\n", code,
+                     content_type, (unsigned long long)content_len);
     wsi->http_status = code;
     return put(p, end, tmp, (size_t)n);
 }
@@ -262,11 +246,10 @@ int lws_add_http_header_by_name(struct lws *wsi, const unsigned char *name,
            put(p, end, value, (size_t)length) || put(p, end, "\r\n", 2);
 }
 
-int lws_finalize_write_http_header(struct lws *wsi, unsigned char *start, unsigned char **p,
-                                   unsigned char *end)
+int lws_finalize_write_http_header(struct lws *wsi, unsigned char *start,
+                                   unsigned char **p, unsigned char *end)
 {
-    if (put(p, end, "\r\n", 2))
-        return 1;
+    if (put(p, end, "\r\n", 2)) return 1;
     /* the headers go out in one write; touch them all */
     volatile unsigned char sink = 0;
     for (unsigned char *q = start; q < *p; q++)

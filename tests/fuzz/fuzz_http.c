@@ -60,8 +60,7 @@ static void hostport(const char *s, char *out, size_t cap)
     const char *p = strstr(s, "://");
     snprintf(out, cap, "%s", p ? p + 3 : s);
     size_t n = strlen(out);
-    if (n && out[n - 1] == '/')
-        out[--n] = 0;
+    if (n && out[n - 1] == '/') out[--n] = 0;
     if (n > 3 && !strcmp(out + n - 3, ":80"))
         out[n - 3] = 0;
     else if (n > 4 && !strcmp(out + n - 4, ":443"))
@@ -71,15 +70,13 @@ static void hostport(const char *s, char *out, size_t cap)
 static int listed(const struct config *c, const char *origin)
 {
     for (int i = 0; i < c->norigins; i++)
-        if (!strcasecmp(c->origin_list[i], origin))
-            return 1;
+        if (!strcasecmp(c->origin_list[i], origin)) return 1;
     return 0;
 }
 
 static const char *field(const char **p, const char *end)
 {
-    if (*p >= end)
-        return NULL;
+    if (*p >= end) return NULL;
     const char *f = *p;
     const char *nul = memchr(f, 0, (size_t)(end - f));
     *p = nul ? nul + 1 : end;
@@ -94,8 +91,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (!size)
-        return 0;
+    if (!size) return 0;
     unsigned flags = data[0];
     const char *p = (const char *)data + 1, *end = (const char *)data + size;
     /* Fields are copied to C strings (lws stores headers NUL-terminated). */
@@ -128,12 +124,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     struct lws *w = calloc(1, sizeof(*w));
     fake_wsi_init(w, 1);
-    if (uri)
-        fake_wsi_set_hdr(w, WSI_TOKEN_GET_URI, uri, strlen(uri));
-    if (origin)
-        fake_wsi_set_hdr(w, WSI_TOKEN_ORIGIN, origin, strlen(origin));
-    if (host)
-        fake_wsi_set_hdr(w, WSI_TOKEN_HOST, host, strlen(host));
+    if (uri) fake_wsi_set_hdr(w, WSI_TOKEN_GET_URI, uri, strlen(uri));
+    if (origin) fake_wsi_set_hdr(w, WSI_TOKEN_ORIGIN, origin, strlen(origin));
+    if (host) fake_wsi_set_hdr(w, WSI_TOKEN_HOST, host, strlen(host));
 
     int refused = http_confirm_upgrade(&srv, w);
     assert(refused == 0 || refused == 1);
@@ -148,8 +141,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             hostport(o, a, sizeof a);
             hostport(h, b, sizeof b);
             if (strcasecmp(a, b)) {
-                fprintf(stderr, "upgrade let through: Origin '%s' (%zu bytes) is not on the "
-                                "allow-list and not the Host '%s'\n", o, strlen(o), h);
+                fprintf(stderr,
+                        "upgrade let through: Origin '%s' (%zu bytes) is not on the "
+                        "allow-list and not the Host '%s'\n",
+                        o, strlen(o), h);
                 abort();
             }
         }
@@ -160,18 +155,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* The same request as plain HTTP. */
     struct lws *w2 = calloc(1, sizeof(*w2));
     fake_wsi_init(w2, 2);
-    if (uri)
-        fake_wsi_set_hdr(w2, WSI_TOKEN_GET_URI, uri, strlen(uri));
+    if (uri) fake_wsi_set_hdr(w2, WSI_TOKEN_GET_URI, uri, strlen(uri));
     struct http_body hb;
     if (http_request(&srv, w2, &hb) == 0) {
         if (hb.owned && uri && !strcmp(uri, "/healthz")) {
-            cJSON *j = cJSON_ParseWithLength((const char *)BUF_PAYLOAD(hb.owned), hb.owned->len);
+            cJSON *j =
+                cJSON_ParseWithLength((const char *)BUF_PAYLOAD(hb.owned), hb.owned->len);
             assert(cJSON_IsObject(j));
             cJSON_Delete(j);
         }
         for (int i = 0; i < 100000 && hb.data; i++)
-            if (http_writeable(w2, &hb))
-                break;
+            if (http_writeable(w2, &hb)) break;
     }
     http_done(&hb);
 

@@ -78,8 +78,7 @@ int db_submit(struct db *db, struct db_req *r)
     for (int i = 0; i < npending; i++)
         assert(pending[i] != r); /* submitted twice while in flight */
     check_req(r);
-    if (npending >= queue_max || npending >= MAXQ)
-        return -1;
+    if (npending >= queue_max || npending >= MAXQ) return -1;
     r->next = NULL;
     r->status = DB_OK;
     r->id = r->ts = r->last_id = 0;
@@ -106,8 +105,7 @@ void db_stats(struct db *db, struct db_stats *out)
 /* Completes the oldest request; `how` picks the outcome. */
 static void db_complete_one(unsigned how)
 {
-    if (!npending)
-        return;
+    if (!npending) return;
     struct db_req *r = pending[0];
     memmove(pending, pending + 1, (size_t)(--npending) * sizeof(*pending));
     check_req(r); /* the inputs must still be alive and unchanged */
@@ -120,13 +118,12 @@ static void db_complete_one(unsigned how)
     } else if (r->status == DB_OK) {
         r->rows = buf_new(256);
         int n = (int)((how >> 3) & 3);
-        if (n > r->limit)
-            n = r->limit;
+        if (n > r->limit) n = r->limit;
         for (int i = 0; i < n; i++) {
-            struct proto_msg m = {r->room, ++next_id, now_us / 1000, "u1", "N\"ame\n",
-                                  "t\x01\xc3\xa9\\", 5, "c\"1"};
-            if (r->nrows++)
-                buf_put(&r->rows, ",", 1);
+            struct proto_msg m = {r->room, ++next_id,  now_us / 1000,
+                                  "u1",    "N\"ame\n", "t\x01\xc3\xa9\\",
+                                  5,       "c\"1"};
+            if (r->nrows++) buf_put(&r->rows, ",", 1);
             proto_put_message(&r->rows, &m);
         }
         assert(!r->rows->oom);
@@ -176,8 +173,7 @@ struct in {
 
 static unsigned u8(struct in *in)
 {
-    if (!in->n)
-        return 0;
+    if (!in->n) return 0;
     in->n--;
     return *in->p++;
 }
@@ -186,12 +182,9 @@ static unsigned u8(struct in *in)
 static size_t bytes(struct in *in, const uint8_t **out, size_t max)
 {
     size_t n = u8(in);
-    if (n == 255)
-        n = 255 + u8(in) * 8;
-    if (n > max)
-        n = max;
-    if (n > in->n)
-        n = in->n;
+    if (n == 255) n = 255 + u8(in) * 8;
+    if (n > max) n = max;
+    if (n > in->n) n = in->n;
     *out = in->p;
     in->p += n;
     in->n -= n;
@@ -233,8 +226,22 @@ static void add_maybe_ref(cJSON *o, struct in *in)
 
 static double number(struct in *in)
 {
-    static const double vals[] = {0, 1, -1, 5, 50, 200, 201, 1000, 1e15, 9007199254740991.0,
-                                  9007199254740992.0, 1.5, 1e300, -1e300, 3, 2};
+    static const double vals[] = {0,
+                                  1,
+                                  -1,
+                                  5,
+                                  50,
+                                  200,
+                                  201,
+                                  1000,
+                                  1e15,
+                                  9007199254740991.0,
+                                  9007199254740992.0,
+                                  1.5,
+                                  1e300,
+                                  -1e300,
+                                  3,
+                                  2};
     return vals[u8(in) % 16];
 }
 
@@ -293,8 +300,8 @@ static char *signed_token(struct in *in)
 static char *request(struct in *in)
 {
     cJSON *o = cJSON_CreateObject();
-    static const char *const types[] = {"hello", "join", "leave", "send", "history",
-                                        "typing", "rooms", "ping", "bogus"};
+    static const char *const types[] = {"hello",  "join",  "leave", "send", "history",
+                                        "typing", "rooms", "ping",  "bogus"};
     unsigned t = u8(in) % 9;
     cJSON_AddStringToObject(o, "type", types[t]);
     add_maybe_ref(o, in);
@@ -326,8 +333,7 @@ static char *request(struct in *in)
     }
     case 1:
         add_room(o, in);
-        if (u8(in) & 1)
-            cJSON_AddNumberToObject(o, "since", number(in));
+        if (u8(in) & 1) cJSON_AddNumberToObject(o, "since", number(in));
         break;
     case 3:
         add_room(o, in);
@@ -341,12 +347,9 @@ static char *request(struct in *in)
     case 4: {
         add_room(o, in);
         unsigned k = u8(in);
-        if (k & 1)
-            cJSON_AddNumberToObject(o, "before", number(in));
-        if (k & 2)
-            cJSON_AddNumberToObject(o, "after", number(in));
-        if (k & 4)
-            cJSON_AddNumberToObject(o, "limit", number(in));
+        if (k & 1) cJSON_AddNumberToObject(o, "before", number(in));
+        if (k & 2) cJSON_AddNumberToObject(o, "after", number(in));
+        if (k & 4) cJSON_AddNumberToObject(o, "limit", number(in));
         break;
     }
     case 2:
@@ -363,10 +366,10 @@ static char *request(struct in *in)
 
 /* Delivers `n` bytes as one message, in `parts` fragments (lws hands the
  * server one RECEIVE per fragment, and also splits large frames). */
-static void deliver(struct conn *c, const char *data, size_t n, unsigned parts, int binary)
+static void deliver(struct conn *c, const char *data, size_t n, unsigned parts,
+                    int binary)
 {
-    if (!parts)
-        parts = 1;
+    if (!parts) parts = 1;
     size_t step = n / parts + 1, off = 0;
     do {
         size_t k = n - off < step ? n - off : step;
@@ -382,11 +385,9 @@ static void deliver(struct conn *c, const char *data, size_t n, unsigned parts, 
 
 static void writeable(struct conn *c)
 {
-    if (!c->wsi || !c->wsi->want_writable)
-        return;
+    if (!c->wsi || !c->wsi->want_writable) return;
     c->wsi->want_writable = 0;
-    if (session_on_writeable(c->s) < 0)
-        conn_closed(c);
+    if (session_on_writeable(c->s) < 0) conn_closed(c);
 }
 
 static void op(struct in *in)
@@ -395,8 +396,7 @@ static void op(struct in *in)
     struct conn *c = &conns[k];
     switch (o % 15) {
     case 0: /* open, with URL arguments */
-        if (c->wsi)
-            break;
+        if (c->wsi) break;
         c->wsi = malloc(sizeof(*c->wsi));
         fake_wsi_init(c->wsi, (int)k);
         if (u8(in) & 1) {
@@ -417,8 +417,7 @@ static void op(struct in *in)
         }
         break;
     case 1: { /* raw frame */
-        if (!c->wsi)
-            break;
+        if (!c->wsi) break;
         unsigned f = u8(in);
         const uint8_t *p;
         size_t n = bytes(in, &p, 3000);
@@ -428,8 +427,7 @@ static void op(struct in *in)
     case 2:
     case 3:
     case 4: { /* a built request */
-        if (!c->wsi)
-            break;
+        if (!c->wsi) break;
         unsigned f = u8(in);
         char *j = request(in);
         deliver(c, j, strlen(j), (f & 7) == 7 ? f >> 3 : 1, 0);
@@ -443,12 +441,10 @@ static void op(struct in *in)
         session_sweep_hello(&srv, INT64_MAX);
         break;
     case 7: /* the client drops */
-        if (c->wsi)
-            conn_closed(c);
+        if (c->wsi) conn_closed(c);
         break;
     case 8: /* lws's pending timeout (the close grace period) */
-        if (c->wsi && c->wsi->timeout_secs)
-            conn_closed(c);
+        if (c->wsi && c->wsi->timeout_secs) conn_closed(c);
         break;
     case 9:
     case 10: { /* database completions */
@@ -489,11 +485,12 @@ static void op(struct in *in)
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-    static char *a1[] = {"parley", "--jwt-secret", SECRET, "--max-frame", "2048",
-                         "--max-text", "40", "--outq-max-msgs", "6", "--outq-max-bytes",
-                         "4096", "--burst", "3", "--rate", "2", "--log-level", "error"};
-    static char *a2[] = {"parley", "--jwt-secret", SECRET, "--no-guests", "--max-frame",
-                         "1024", "--log-level", "error"};
+    static char *a1[] = {
+        "parley", "--jwt-secret",    SECRET, "--max-frame",      "2048", "--max-text",
+        "40",     "--outq-max-msgs", "6",    "--outq-max-bytes", "4096", "--burst",
+        "3",      "--rate",          "2",    "--log-level",      "error"};
+    static char *a2[] = {"parley",      "--jwt-secret", SECRET,        "--no-guests",
+                         "--max-frame", "1024",         "--log-level", "error"};
     if (config_parse(&cfg_guests, sizeof a1 / sizeof *a1, a1) ||
         config_parse(&cfg_tokens, sizeof a2 / sizeof *a2, a2))
         abort();

@@ -49,13 +49,13 @@ START_TEST(test_routing_order)
 {
     struct hub h;
     ck_assert_int_eq(hub_init(&h, 3), 0);
-    struct db_req a = send_req(0, 7, DB_OK, 0);    /* stored: every loop */
-    struct db_req rd;                              /* a join's read on loop 1 */
+    struct db_req a = send_req(0, 7, DB_OK, 0); /* stored: every loop */
+    struct db_req rd;                           /* a join's read on loop 1 */
     memset(&rd, 0, sizeof rd);
     rd.op = DB_READ;
     rd.loop = 1;
     rd.room = "lobby";
-    struct db_req dup = send_req(1, 7, DB_OK, 1);  /* duplicate: ack only */
+    struct db_req dup = send_req(1, 7, DB_OK, 1);   /* duplicate: ack only */
     struct db_req bad = send_req(2, 0, DB_BUSY, 0); /* failed: error only */
     struct db_req b = send_req(2, 8, DB_OK, 0);
     struct db_req *order[] = {&a, &rd, &dup, &bad, &b};
@@ -70,7 +70,8 @@ START_TEST(test_routing_order)
     /* Loop 0: its own send (with the frame made once), then b's message. */
     ck_assert_int_eq(s0.n, 2);
     ck_assert_ptr_eq(s0.items[0], &a);
-    ck_assert(frame_has(a.frame, "\"id\":7") && frame_has(a.frame, "\"type\":\"message\""));
+    ck_assert(frame_has(a.frame, "\"id\":7") &&
+              frame_has(a.frame, "\"type\":\"message\""));
     ck_assert_int_eq(s0.items[1]->op, DB_POST);
     ck_assert(frame_has(s0.items[1]->frame, "\"id\":8"));
     /* Loop 1: a's message before its read (commit order), then its dup. */
