@@ -127,8 +127,8 @@ struct session {
 
     char user_id[JWT_MAX_SUB + 1];
     char user_name[PROTO_MAX_NAME * 4 + 1];
-    struct buf *user_json;    /* {"id":…,"name":…}, made at welcome */
-    struct jwt_claims claims; /* token users only */
+    struct buf *user_json;     /* {"id":…,"name":…}, made at welcome */
+    struct jwt_claims *claims; /* token users only: guests pay nothing for it */
     char *url_token;
 
     struct outq out;
@@ -161,7 +161,8 @@ static void session_free(struct session *s)
     assert(s->refs == 0 && s->closed && !s->in_resume);
     assert(!s->db_busy && s->inflight == 0); /* each held a reference */
     proto_req_free(&s->req);
-    jwt_claims_free(&s->claims);
+    if (s->claims) jwt_claims_free(s->claims);
+    free(s->claims);
     buf_unref(s->user_json);
     buf_unref(s->dbr.rows);
     free(s->url_token);
@@ -384,11 +385,20 @@ static int hello_auth(struct session *s)
     const char *token = s->req.token ? s->req.token : s->url_token, *why;
     if (token) {
         const char *secret = cfg(s)->jwt_secret;
+        struct jwt_claims c;
+        memset(&c, 0, sizeof c);
         if (jwt_verify(token, secret, secret ? strlen(secret) : 0, (int64_t)time(NULL),
-                       &s->claims, &why))
+                       &c, &why)) {
+            jwt_claims_free(&c);
             return unauthorized(s, why), -1;
-        strcpy(s->user_id, s->claims.sub);
-        strcpy(s->user_name, s->claims.name);
+        }
+        if (!(s->claims = malloc(sizeof(c)))) {
+            jwt_claims_free(&c);
+            return reply_error(s, E_INTERNAL, "out of memory"), -1;
+        }
+        *s->claims = c; /* the rooms list moves with it */
+        strcpy(s->user_id, c.sub);
+        strcpy(s->user_name, c.name);
         return 0;
     }
     if (!s->req.name)
@@ -477,7 +487,7 @@ static enum proto_err session_read_request(struct session *s)
 
 static int allowed_room(struct session *s, const char *room)
 {
-    if (s->guest || jwt_allows_room(&s->claims, room)) return 1;
+    if (s->guest || jwt_allows_room(s->claims, room)) return 1;
     reply_error(s, E_FORBIDDEN, "your token does not allow this room");
     return 0;
 }
@@ -584,12 +594,15 @@ static void finish_history(struct session *s)
 static void send_ack(struct session *s, const struct db_req *r, const char *ref)
 {
     if (r->status != DB_OK) {
-        s->req.ref = ref; /* reply_error() takes the ref from s->req */
+        /* reply_error() takes the ref from s->req, which may be a read the
+         * coroutine is still waiting on: lend it this send's ref. */
+        const char *current = s->req.ref;
+        s->req.ref = ref;
         reply_error(s, r->status == DB_BUSY ? E_OVERLOADED : E_INTERNAL,
                     r->status == DB_BUSY
                         ? "the server is busy; retry later"
                         : "database error; retry with the same client_id");
-        s->req.ref = NULL;
+        s->req.ref = current;
         return;
     }
     if (log_enabled(LOG_DEBUG)) /* message text is logged at debug only */
@@ -808,6 +821,10 @@ static int session_run(struct session *s)
             session_finish_query(s);
         } else if (q == 0)
             session_dispatch(s);
+        /* Answered: an idle connection keeps no parsed request (and no
+         * pointer into one). */
+        proto_req_free(&s->req);
+        memset(&s->req, 0, sizeof(s->req));
     }
     CORO_END(&s->co);
 }
