@@ -222,7 +222,6 @@ void server_run(struct server *srv)
     else
         while (!srv->loop_done && lws_service(srv->ctx, 0) >= 0)
             ;
-    server_destroy(srv);
 }
 
 void server_destroy(struct server *srv)

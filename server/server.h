@@ -70,10 +70,12 @@ struct server {
  * loop runs. Returns 0, or -1 after logging why. */
 int server_start(struct server *srv);
 /* Runs the loop until a stop was requested (hub.stop_requested, seen by
- * the loop's tick) and every client is gone (or the grace period is over),
- * then destroys the context. The loop's own thread. */
+ * the loop's tick) and every client is gone (or the grace period is over).
+ * The loop's own thread. */
 void server_run(struct server *srv);
-/* Destroys the context if server_run() did not. Idempotent. */
+/* Closes what is left (CLOSED per session) and destroys the context. Main
+ * thread, once every loop has returned from server_run(): contexts are
+ * destroyed one after another. Idempotent. */
 void server_destroy(struct server *srv);
 
 /* Monotonic microseconds. */

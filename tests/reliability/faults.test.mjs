@@ -308,6 +308,27 @@ test('another process holds the write lock: sends (and reads queued with them) w
   srv.cleanup();
 });
 
+test('a send refused by the lock while a join of the same connection waits: each answer keeps its own ref', async () => {
+  const srv = await startServer({ args: ['--rate', '1000', '--burst', '1000'] });
+  cleanups.push(() => srv.stop('SIGKILL'));
+  const w = await guest(srv, 'W');
+  await w.join('held');
+  const lock = await holdLock(srv.dbPath, "BEGIN IMMEDIATE; INSERT INTO settings(key,value) VALUES('lock-3','x');");
+  // The send's completion comes first (submitted first) and fails after the
+  // busy timeout; the join waits behind it in the same batch.
+  w.send({ type: 'send', room: 'held', text: 'refused', client_id: 'x-1', ref: 'send-ref' });
+  w.send({ type: 'join', room: 'other', ref: 'join-ref' });
+  const sendAnswer = await w.next((m) => m.ref === 'send-ref', T(15000));
+  const joinAnswer = await w.next((m) => m.ref === 'join-ref', T(15000));
+  assert.ok(sendAnswer.type === 'error' && sendAnswer.code === 'overloaded', JSON.stringify(sendAnswer));
+  assert.ok(joinAnswer.type === 'joined' || joinAnswer.code === 'overloaded', JSON.stringify(joinAnswer));
+  assert.equal(w.peek((m) => m.type === 'error' && m.ref === undefined).length, 0, 'an answer lost its ref');
+  await lock.release();
+  w.terminate();
+  assert.equal((await srv.stop()).code, 0);
+  srv.cleanup();
+});
+
 // ---------------------------------------------------------------------------
 // The database cannot be used at start: one clear line, exit code 2.
 
