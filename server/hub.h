@@ -41,9 +41,9 @@ struct hub {
     struct rooms rooms;
     pthread_mutex_t inbox_lock; /* guards inbox[] and awake[] */
     struct hub_inbox inbox[HUB_MAX_LOOPS];
-    int awake[HUB_MAX_LOOPS];             /* the loop's context may be woken */
-    int sessions;                         /* open WebSockets, all loops; atomic */
-    volatile sig_atomic_t stop_requested; /* set by the signal handler */
+    int awake[HUB_MAX_LOOPS]; /* the loop's context may be woken */
+    int sessions;             /* open WebSockets, all loops; atomic */
+    int stop_requested;       /* set by the signal handler; atomic */
 };
 
 /* Sets up an empty hub for `nloops` loops (1..HUB_MAX_LOOPS). Main thread.

@@ -9,6 +9,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -73,19 +74,24 @@ static void on_readable(uv_poll_t *h, int status, int events)
     for (;;) {
         int fd = accept4(srv->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-            if (errno == EMFILE || errno == ENFILE) {
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+                errno == ENOMEM) {
                 plog(LOG_WARN, "accept-paused", "reason=\"%s\"", strerror(errno));
                 listen_pause(srv);
                 srv->accept_resume = 1;
             }
             return; /* EAGAIN: all taken; others: the client gave up */
         }
+        /* What lws' own listener does to each accepted socket: frames are
+         * small and written as they come, Nagle would hold them back. */
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         lws_sock_file_fd_type desc = {.sockfd = fd};
         int type = LWS_ADOPT_SOCKET | LWS_ADOPT_HTTP;
         if (srv->cfg->tls_cert) type |= LWS_ADOPT_ALLOW_SSL;
         if (!lws_adopt_descriptor_vhost(srv->vhost, (lws_adoption_type)type, desc, NULL,
                                         NULL))
-            plog(LOG_WARN, "adopt-failed", "fd=%d", fd);
+            plog(LOG_WARN, "adopt-failed", "reason=\"lws refused the connection\"");
     }
 }
 

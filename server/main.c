@@ -1,6 +1,7 @@
 /* main.c -- start-up and shut-down order: config, database, one listener
  * per event loop, the loops on their threads; then drain clients, commit
  * the queue, exit. */
+#include <arpa/inet.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -21,7 +22,8 @@ static struct hub hub; /* the signal handler needs it */
 static void on_signal(int sig)
 {
     (void)sig;
-    hub.stop_requested = 1; /* each loop's tick notices it */
+    /* A lock-free store: async-signal-safe; each loop's tick notices it. */
+    __atomic_store_n(&hub.stop_requested, 1, __ATOMIC_RELAXED);
 }
 
 static int load_guest_key(struct db *db, unsigned char key[32])
@@ -39,6 +41,15 @@ static int load_guest_key(struct db *db, unsigned char key[32])
     return 0;
 }
 
+/* Our own listeners (listen.c) bind IP addresses; lws' own takes an
+ * interface name too. */
+static int bind_is_literal(const struct config *cfg)
+{
+    unsigned char a[16];
+    return !cfg->bind || inet_pton(AF_INET, cfg->bind, a) == 1 ||
+           inet_pton(AF_INET6, cfg->bind, a) == 1;
+}
+
 /* --threads, or one loop per CPU. One loop only: with lws' own poll loop
  * (only a libuv loop can watch our listening sockets, listen.h), and with
  * TLS (libwebsockets 4.1 + OpenSSL 3 leave every TLS context but one
@@ -46,10 +57,13 @@ static int load_guest_key(struct db *db, unsigned char key[32])
 static int loop_count(const struct config *cfg)
 {
     long n = cfg->threads ? cfg->threads : sysconf(_SC_NPROCESSORS_ONLN);
-    if (n > 1 && (cfg->event_loop[0] == 'p' || cfg->tls_cert)) {
+    const char *why = cfg->event_loop[0] == 'p' ? "--event-loop poll"
+                      : cfg->tls_cert           ? "TLS"
+                      : !bind_is_literal(cfg)   ? "--bind with a name (not an address)"
+                                                : NULL;
+    if (n > 1 && why) {
         if (cfg->threads)
-            plog(LOG_WARN, "one-loop", "reason=\"%s runs on one event loop\"",
-                 cfg->tls_cert ? "TLS" : "--event-loop poll");
+            plog(LOG_WARN, "one-loop", "reason=\"%s runs on one event loop\"", why);
         n = 1;
     }
     return n < 1 ? 1 : n > HUB_MAX_LOOPS ? HUB_MAX_LOOPS : (int)n;
@@ -80,20 +94,23 @@ static int start_loops(struct server *loops, const struct config *cfg,
     return 0;
 }
 
-/* Runs loop 0 here and the others on their own threads, until all end. */
-static void run_loops(struct server *loops)
+/* Runs loop 0 here and the others on their own threads, until all end.
+ * Returns 0, or -1 when a thread could not start (the others were told to
+ * stop). */
+static int run_loops(struct server *loops)
 {
     pthread_t th[HUB_MAX_LOOPS];
     int started = 1;
     for (; started < hub.nloops; started++)
         if (pthread_create(&th[started], NULL, loop_thread, &loops[started])) {
             plog(LOG_ERROR, "thread-failed", "loop=%d", started);
-            hub.stop_requested = 1; /* the running loops wind down */
+            __atomic_store_n(&hub.stop_requested, 1, __ATOMIC_RELAXED);
             break;
         }
     server_run(&loops[0]);
     for (int i = 1; i < started; i++)
         pthread_join(th[i], NULL);
+    return started == hub.nloops ? 0 : -1;
 }
 
 int main(int argc, char **argv)
@@ -143,8 +160,7 @@ int main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     if (start_loops(loops, &cfg, key)) goto out;
-    run_loops(loops);
-    rc = 0;
+    rc = run_loops(loops) ? 2 : 0;
 out:
     for (int i = 0; loops && i < hub.nloops; i++)
         server_destroy(&loops[i]); /* every loop has stopped */

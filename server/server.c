@@ -52,7 +52,8 @@ static void on_tick(struct lws_sorted_usec_list *sul)
 {
     struct server *srv = lws_container_of(sul, struct server, tick);
     int64_t now = server_now_us();
-    if (srv->hub->stop_requested && !srv->stopping) begin_stop(srv);
+    if (__atomic_load_n(&srv->hub->stop_requested, __ATOMIC_RELAXED) && !srv->stopping)
+        begin_stop(srv);
     if (srv->accept_resume) listen_resume(srv);
     session_sweep_hello(srv, now);
     session_flush_all(srv);
@@ -180,6 +181,8 @@ int server_start(struct server *srv)
         srv->uv_loop = calloc(1, sizeof(uv_loop_t));
         if (!srv->uv_loop || uv_loop_init(srv->uv_loop)) {
             plog(LOG_ERROR, "start-failed", "reason=\"cannot create the event loop\"");
+            free(srv->uv_loop); /* never initialised: nothing to close */
+            srv->uv_loop = NULL;
             return -1;
         }
         srv->foreign_loops[0] = srv->uv_loop;

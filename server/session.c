@@ -991,11 +991,17 @@ static int write_queue(struct session *s)
          * with TLS too (no extension is ever negotiated). */
         rc = lws_write(s->wsi, wire + LWS_PRE, n, LWS_WRITE_RAW) < (int)n;
     } else {
-        /* A frame bigger than the batch goes alone, framed by lws in its
-         * own headroom. */
-        n = b->len;
-        rc = lws_write(s->wsi, BUF_PAYLOAD(b), b->len, LWS_WRITE_TEXT) < (int)b->len;
-        outq_pop(&s->out);
+        /* A frame bigger than the batch goes alone, from a copy: the buf
+         * may be shared with other loops, so its headroom is not ours to
+         * write the header into. Rare (a join reply of long messages). */
+        size_t cap = (size_t)b->len + 10;
+        unsigned char *big = malloc(LWS_PRE + cap);
+        unsigned one;
+        frames = 1;
+        n = big ? outq_gather(&s->out, big + LWS_PRE, cap, &one) : 0;
+        rc = !n || lws_write(s->wsi, big + LWS_PRE, n, LWS_WRITE_RAW) < (int)n;
+        free(big);
+        if (!n) outq_pop(&s->out); /* out of memory: the connection closes */
     }
     OWN_ADD(s->srv->queued, -(uint64_t)frames); /* off the queue either way */
     if (rc) return -1;
