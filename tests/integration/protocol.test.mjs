@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  startServer, connect, guest, tokenUser, sqlite, sleep, T, collectMessages, sharedServer,
+  startServer, connect, guest, tokenUser, sqlite, sleep, T, collectMessages, sharedServer, cps, httpGet, waitFor,
 } from './harness.mjs';
 
 let srv;
@@ -399,4 +399,18 @@ test('token user: welcome user id is sub, name from the token, guest false', asy
     { id: c.welcome.user.id, name: c.welcome.user.name, guest: c.welcome.user.guest },
     { id: 'user-42', name: 'Zoë', guest: false },
   );
+});
+
+test('a joined bigger than one batched write (64 KiB) arrives whole; the queue gauge returns to 0', async () => {
+  const a = await g('Big'), b = await g('Late');
+  const r = room('big');
+  await a.join(r);
+  const text = cps(4000, '😀'); // 16,000 bytes of UTF-8 each
+  const ids = [];
+  for (let i = 0; i < 6; i++) ids.push((await a.say(r, text, `big-${i}`)).id);
+  const j = await b.join(r); // about 96 KB: written alone, from a copy
+  assert.deepEqual(j.messages.map((m) => m.id), ids);
+  assert.ok(j.messages.every((m) => m.text === text));
+  await waitFor(async () => /^parley_outq_depth 0$/m.test((await httpGet(`${srv.http}/metrics`)).body),
+    { what: 'parley_outq_depth back to 0' });
 });
