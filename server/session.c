@@ -125,8 +125,9 @@ struct session {
     int inflight;         /* sends awaiting their commit (send_slot) */
     struct room *req_room;
 
-    char user_id[JWT_MAX_SUB + 1];
-    char user_name[PROTO_MAX_NAME * 4 + 1];
+    /* One allocation, sized to fit, made at welcome (user_name points into
+     * it); NULL before. Sends point into it until their completion. */
+    char *user_id, *user_name;
     struct buf *user_json;     /* {"id":…,"name":…}, made at welcome */
     struct jwt_claims *claims; /* token users only: guests pay nothing for it */
     char *url_token;
@@ -142,6 +143,12 @@ struct session {
 static const struct config *cfg(struct session *s)
 {
     return s->srv->cfg;
+}
+
+/* The user id for logs: "-" before the welcome. */
+static const char *who(const struct session *s)
+{
+    return s->user_id ? s->user_id : "-";
 }
 
 struct session *session_next(const struct session *s)
@@ -164,6 +171,7 @@ static void session_free(struct session *s)
     if (s->claims) jwt_claims_free(s->claims);
     free(s->claims);
     buf_unref(s->user_json);
+    free(s->user_id); /* user_name lives in the same block */
     buf_unref(s->dbr.rows);
     free(s->url_token);
     free(s->rx);
@@ -201,7 +209,7 @@ void session_push(struct session *s, struct buf *b)
     if (!b || s->closed || s->close_code) return;
     if (outq_push(&s->out, b, &s->srv->outq_lim)) {
         METRIC_ADD(s->srv, slow_closes, 1);
-        plog(LOG_INFO, "slow-consumer", "user=%s queued=%u bytes=%zu", s->user_id,
+        plog(LOG_INFO, "slow-consumer", "user=%s queued=%u bytes=%zu", who(s),
              s->out.count, s->out.bytes);
         drop_queue(s);
         session_close(s, 1013, "slow consumer: reconnect and join with since", 0);
@@ -355,20 +363,36 @@ static void resume_token(struct session *s, const char *id, char *out)
     crypto_b64url_encode(mac, 16, out + n + 1); /* 128 bits are plenty */
 }
 
-/* Gives a guest the id inside a valid resume token, or a fresh one. */
-static int guest_id(struct session *s, const char *resume)
+/* Writes into id (>= 19 bytes) the guest id inside a valid resume token,
+ * or a fresh one. Returns 0, or -1 when no random id could be made. */
+static int guest_id(struct session *s, const char *resume, char *id)
 {
     char want[128];
     const char *dot = resume ? strchr(resume, '.') : NULL;
     if (dot && dot - resume == 18 && !strncmp(resume, "g_", 2) && strlen(resume) < 64) {
-        memcpy(s->user_id, resume, 18);
-        s->user_id[18] = 0;
-        resume_token(s, s->user_id, want);
+        memcpy(id, resume, 18);
+        id[18] = 0;
+        resume_token(s, id, want);
         if (strlen(want) == strlen(resume) && crypto_equal(want, resume, strlen(want)))
             return 0;
     }
-    strcpy(s->user_id, "g_");
-    return crypto_random_hex(s->user_id + 2, 8);
+    strcpy(id, "g_");
+    return crypto_random_hex(id + 2, 8);
+}
+
+/* Sets the user's id and name, copied into one block that fits them.
+ * Returns 0, or -1 (out of memory; nothing changed). */
+static int set_user(struct session *s, const char *id, const char *name)
+{
+    size_t a = strlen(id) + 1, b = strlen(name) + 1;
+    char *m = malloc(a + b);
+    if (!m) return -1;
+    memcpy(m, id, a);
+    memcpy(m + a, name, b);
+    free(s->user_id);
+    s->user_id = m;
+    s->user_name = m + a;
+    return 0;
 }
 
 static void unauthorized(struct session *s, const char *why)
@@ -397,8 +421,8 @@ static int hello_auth(struct session *s)
             return reply_error(s, E_INTERNAL, "out of memory"), -1;
         }
         *s->claims = c; /* the rooms list moves with it */
-        strcpy(s->user_id, c.sub);
-        strcpy(s->user_name, c.name);
+        if (set_user(s, c.sub, c.name))
+            return reply_error(s, E_INTERNAL, "out of memory"), -1;
         return 0;
     }
     if (!s->req.name)
@@ -407,9 +431,11 @@ static int hello_auth(struct session *s)
         return unauthorized(s, "guests are not allowed on this server"), -1;
     enum proto_err e = proto_check_name(s->req.name, &why);
     if (e) return reply_error(s, e, why), -1;
-    if (guest_id(s, s->req.resume))
+    char id[32];
+    if (guest_id(s, s->req.resume, id))
         return reply_error(s, E_INTERNAL, "cannot make an id"), -1;
-    snprintf(s->user_name, sizeof s->user_name, "%s", s->req.name);
+    if (set_user(s, id, s->req.name))
+        return reply_error(s, E_INTERNAL, "out of memory"), -1;
     s->guest = 1;
     return 0;
 }
@@ -1086,8 +1112,7 @@ void session_on_closed(struct session *s)
     __atomic_sub_fetch(&srv->hub->sessions, 1, __ATOMIC_RELAXED);
     inbox_clear(s);
     drop_queue(s);
-    plog(LOG_INFO, "disconnect", "user=%s code=%d reason=\"%s\"",
-         s->user_id[0] ? s->user_id : "-", s->close_code,
+    plog(LOG_INFO, "disconnect", "user=%s code=%d reason=\"%s\"", who(s), s->close_code,
          s->close_code ? s->close_reason : "client closed");
     session_unref(s);
 }
