@@ -538,6 +538,7 @@ int db_submit(struct db *db, struct db_req *r)
         r->duplicate = r->nrows = r->more = 0;
         r->rows = NULL;
         r->frame = NULL;
+        r->dest = NULL;
         if (db->q_tail)
             db->q_tail->next = r;
         else

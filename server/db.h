@@ -29,6 +29,8 @@
 
 #include "buf.h"
 
+struct room;
+
 /* DB_POST is never submitted: it is a frame one thread hands to an event
  * loop's inbox (hub.c), in the same FIFO as that loop's completions. */
 enum db_op { DB_SEND, DB_READ, DB_POST };
@@ -47,6 +49,9 @@ struct db_req {
     /* DB_SEND: the stored message as broadcast, made by the router (hub.c)
      * after the commit; DB_POST: the frame to deliver. A reference. */
     struct buf *frame;
+    /* DB_SEND (stored) and DB_POST: the room, found once by the router or
+     * the poster so no loop looks it up again (rooms are never freed). */
+    struct room *dest;
 
     /* Inputs. */
     const char *room;

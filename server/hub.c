@@ -88,15 +88,13 @@ static void deliver(struct hub *h, struct chain *c)
 }
 
 /* Returns a DB_POST item for `room` holding a reference to frame, or NULL. */
-static struct db_req *post_new(const char *room, struct buf *frame, int loop)
+static struct db_req *post_new(struct room *room, struct buf *frame, int loop)
 {
-    size_t n = strlen(room) + 1;
-    struct db_req *r = calloc(1, sizeof(*r) + n);
+    struct db_req *r = calloc(1, sizeof(*r));
     if (!r) return NULL;
-    char *name = (char *)(r + 1);
-    memcpy(name, room, n);
     r->op = DB_POST;
-    r->room = name;
+    r->room = room->name;
+    r->dest = room;
     r->loop = loop;
     r->frame = buf_ref(frame);
     return r;
@@ -124,12 +122,16 @@ static struct buf *message_frame(const struct db_req *r)
     return b;
 }
 
-static void note_last_id(struct hub *h, const struct db_req *r)
+/* Finds a stored message's room and records its id as the room's newest.
+ * Returns the room; NULL only if nobody ever joined it, and then nobody can
+ * be joining it either (a join creates the room before its read). */
+static struct room *note_last_id(struct hub *h, const struct db_req *r)
 {
     hub_lock_rooms(h);
     struct room *room = rooms_get(&h->rooms, r->room, 0);
     if (room && r->id > room->last_id) room->last_id = r->id;
     hub_unlock_rooms(h);
+    return room;
 }
 
 struct route {
@@ -143,12 +145,11 @@ static void route_one(struct db_req *r, void *arg)
     struct hub *h = rt->h;
     assert(r->loop >= 0 && r->loop < h->nloops && !r->frame);
     if (r->op == DB_SEND && r->status == DB_OK && !r->duplicate) {
-        note_last_id(h, r);
         /* Every loop, members or not: a join in flight on a loop with no
          * member yet must still find this message after its read. */
-        if ((r->frame = message_frame(r)))
+        if ((r->dest = note_last_id(h, r)) && (r->frame = message_frame(r)))
             for (int i = 0; i < h->nloops; i++) {
-                struct db_req *p = i == r->loop ? NULL : post_new(r->room, r->frame, i);
+                struct db_req *p = i == r->loop ? NULL : post_new(r->dest, r->frame, i);
                 if (p) chain_add(&rt->c[i], p);
             }
     }
@@ -174,7 +175,7 @@ void hub_complete(struct hub *h, struct db_req *r)
     deliver(h, rt.c);
 }
 
-void hub_post(struct hub *h, int from, const char *room, struct buf *frame)
+void hub_post(struct hub *h, int from, struct room *room, struct buf *frame)
 {
     if (h->nloops == 1 || !frame) return;
     struct chain c[HUB_MAX_LOOPS];

@@ -75,7 +75,7 @@ void hub_complete(struct hub *h, struct db_req *r);
 /* Appends `frame` for `room` (a reference is taken per loop) to every
  * loop's inbox except `from`'s, and wakes them. No-op with one loop. Event
  * loop `from`'s thread. */
-void hub_post(struct hub *h, int from, const char *room, struct buf *frame);
+void hub_post(struct hub *h, int from, struct room *room, struct buf *frame);
 
 /* Moves loop i's inbox out under the lock, then calls fn on each item in
  * order, outside it. fn owns DB_POST items (free them with hub_post_free);

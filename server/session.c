@@ -319,7 +319,7 @@ static void room_send(struct session *s, struct room *r, struct buf *b)
 {
     if (!b) return;
     room_send_local(s->srv, r, b, s);
-    hub_post(s->srv->hub, s->srv->index, r->name, b);
+    hub_post(s->srv->hub, s->srv->index, r, b);
     buf_unref(b);
 }
 
@@ -1118,13 +1118,12 @@ void session_on_closed(struct session *s)
 }
 
 /* Delivers a stored message to this loop's members of its room. The frame
- * was made once, after the commit, by the router (hub.c), which queues it
- * on every loop in commit order. Runs whether or not the sender is still
- * there. */
+ * was made once, after the commit, and the room found once, by the router
+ * (hub.c), which queues them on every loop in commit order: no lookup, no
+ * lock here. Runs whether or not the sender is still there. */
 static void broadcast(struct server *srv, struct db_req *r)
 {
-    struct room *room = r->frame ? room_find(srv, r->room, 0) : NULL;
-    if (room) room_send_local(srv, room, r->frame, NULL);
+    if (r->frame && r->dest) room_send_local(srv, r->dest, r->frame, NULL);
 }
 
 void session_on_db_done(struct db_req *r, void *arg)

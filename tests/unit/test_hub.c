@@ -49,6 +49,8 @@ START_TEST(test_routing_order)
 {
     struct hub h;
     ck_assert_int_eq(hub_init(&h, 3), 0);
+    struct room *lobby = rooms_get(&h.rooms, "lobby", 1); /* a join made it */
+    ck_assert_ptr_nonnull(lobby);
     struct db_req a = send_req(0, 7, DB_OK, 0); /* stored: every loop */
     struct db_req rd;                           /* a join's read on loop 1 */
     memset(&rd, 0, sizeof rd);
@@ -79,6 +81,9 @@ START_TEST(test_routing_order)
     ck_assert_int_eq(s1.items[0]->op, DB_POST);
     ck_assert_ptr_eq(s1.items[0]->frame, a.frame); /* shared, not copied */
     ck_assert_str_eq(s1.items[0]->room, "lobby");
+    ck_assert_ptr_eq(s1.items[0]->dest, lobby); /* found once, by the router */
+    ck_assert_ptr_eq(a.dest, lobby);
+    ck_assert_int_eq(lobby->last_id, 8);
     ck_assert_ptr_eq(s1.items[1], &rd);
     ck_assert_ptr_eq(s1.items[2], &dup);
     ck_assert_ptr_null(dup.frame); /* a duplicate is not broadcast again */
@@ -104,24 +109,42 @@ START_TEST(test_routing_order)
 }
 END_TEST
 
+START_TEST(test_unknown_room_no_broadcast)
+{
+    struct hub h;
+    ck_assert_int_eq(hub_init(&h, 2), 0);
+    struct db_req a = send_req(0, 3, DB_OK, 0); /* "lobby" was never joined */
+    hub_complete(&h, &a);
+    struct seen s0 = {0}, s1 = {0};
+    hub_take(&h, 0, collect, &s0);
+    hub_take(&h, 1, collect, &s1);
+    ck_assert_int_eq(s0.n, 1); /* the ack still goes */
+    ck_assert_ptr_null(a.frame);
+    ck_assert_int_eq(s1.n, 0);
+    hub_free(&h);
+}
+END_TEST
+
 START_TEST(test_post_skips_sender_and_one_loop)
 {
     struct hub h;
     ck_assert_int_eq(hub_init(&h, 2), 0);
     struct buf *f = buf_new(16);
     buf_puts(&f, "{\"type\":\"typing\"}");
-    hub_post(&h, 1, "lobby", f);
+    struct room *lobby = rooms_get(&h.rooms, "lobby", 1);
+    hub_post(&h, 1, lobby, f);
     struct seen s0 = {0}, s1 = {0};
     hub_take(&h, 0, collect, &s0);
     hub_take(&h, 1, collect, &s1);
     ck_assert_int_eq(s0.n, 1);
     ck_assert_int_eq(s1.n, 0); /* never to the loop that posted */
     ck_assert_ptr_eq(s0.items[0]->frame, f);
+    ck_assert_ptr_eq(s0.items[0]->dest, lobby);
     hub_post_free(s0.items[0]);
     hub_free(&h);
 
     ck_assert_int_eq(hub_init(&h, 1), 0);
-    hub_post(&h, 0, "lobby", f); /* one loop: nobody else */
+    hub_post(&h, 0, rooms_get(&h.rooms, "lobby", 1), f); /* one loop: nobody else */
     hub_take(&h, 0, collect, &s1);
     ck_assert_int_eq(s1.n, 0);
     ck_assert_uint_eq(f->refs, 1);
@@ -136,7 +159,7 @@ START_TEST(test_free_drops_queued_posts)
     ck_assert_int_eq(hub_init(&h, 2), 0);
     struct buf *f = buf_new(16);
     buf_puts(&f, "{\"type\":\"x\"}");
-    hub_post(&h, 0, "r", f);
+    hub_post(&h, 0, rooms_get(&h.rooms, "r", 1), f);
     ck_assert_uint_eq(f->refs, 2);
     hub_free(&h); /* the loop never took it: the hub drops it */
     ck_assert_uint_eq(f->refs, 1);
@@ -161,6 +184,7 @@ static Suite *hub_suite(void)
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_routing_order);
     tcase_add_test(tc, test_post_skips_sender_and_one_loop);
+    tcase_add_test(tc, test_unknown_room_no_broadcast);
     tcase_add_test(tc, test_free_drops_queued_posts);
     tcase_add_test(tc, test_init_bounds);
     suite_add_tcase(s, tc);
