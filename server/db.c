@@ -53,13 +53,17 @@ static const char *const sql_text[ST_COUNT] = {
 
 struct db {
     struct db_options opt;
-    sqlite3 *conn;              /* worker thread only (and main before start) */
+    sqlite3 *conn;              /* under conn_lock once the worker runs */
     sqlite3_stmt *st[ST_COUNT]; /* worker thread only */
     pthread_t thread;
     int started;
 
     pthread_mutex_t lock;
-    pthread_cond_t cond;            /* signalled on submit and stop */
+    pthread_cond_t cond; /* signalled on submit and stop */
+    /* Held by the worker for each transaction (a batch, a prune step) and by
+     * db_setting(): one connection, one user at a time, so a setting read
+     * at start never lands inside the worker's first prune transaction. */
+    pthread_mutex_t conn_lock;
     struct db_req *q_head, *q_tail; /* guarded by lock */
     int q_len;                      /* guarded by lock */
     struct db_req *d_head, *d_tail; /* done list, guarded by lock */
@@ -173,7 +177,8 @@ static int db_setup(struct db *db, char *err, size_t errlen)
     return 0;
 }
 
-char *db_setting(struct db *db, const char *key, const char *fresh)
+/* db_setting() under the connection lock. */
+static char *setting(struct db *db, const char *key, const char *fresh)
 {
     sqlite3_stmt *st = NULL;
     char *out = NULL;
@@ -192,6 +197,14 @@ char *db_setting(struct db *db, const char *key, const char *fresh)
     if (sqlite3_step(st) == SQLITE_ROW)
         out = strdup((const char *)sqlite3_column_text(st, 0));
     sqlite3_finalize(st);
+    return out;
+}
+
+char *db_setting(struct db *db, const char *key, const char *fresh)
+{
+    pthread_mutex_lock(&db->conn_lock);
+    char *out = setting(db, key, fresh);
+    pthread_mutex_unlock(&db->conn_lock);
     return out;
 }
 
@@ -438,15 +451,34 @@ static int queue_empty(struct db *db)
  * deleted, or -1. */
 static int prune_step(struct db *db, sqlite3_stmt *st)
 {
+    pthread_mutex_lock(&db->conn_lock);
     int rc = sqlite3_exec(db->conn, "BEGIN IMMEDIATE", NULL, NULL, NULL);
     if (rc == SQLITE_OK) rc = step_done(st);
     int n = rc == SQLITE_OK ? sqlite3_changes(db->conn) : -1;
-    if (rc == SQLITE_OK &&
-        sqlite3_exec(db->conn, "COMMIT", NULL, NULL, NULL) == SQLITE_OK)
-        return n;
-    if (!sqlite3_get_autocommit(db->conn))
-        sqlite3_exec(db->conn, "ROLLBACK", NULL, NULL, NULL);
-    return -1;
+    if (rc == SQLITE_OK) rc = sqlite3_exec(db->conn, "COMMIT", NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        log_failure(db, "prune", rc);
+        if (!sqlite3_get_autocommit(db->conn))
+            sqlite3_exec(db->conn, "ROLLBACK", NULL, NULL, NULL);
+        n = -1;
+    }
+    pthread_mutex_unlock(&db->conn_lock);
+    return n;
+}
+
+/* Steps the rooms query to the next room name (copied into name); 0 at the
+ * end. The query's read stays open between prune steps. */
+static int next_room(struct db *db, sqlite3_stmt *rooms, char name[PROTO_MAX_ROOM + 1])
+{
+    pthread_mutex_lock(&db->conn_lock);
+    int more = sqlite3_step(rooms) == SQLITE_ROW;
+    if (more)
+        snprintf(name, PROTO_MAX_ROOM + 1, "%s",
+                 (const char *)sqlite3_column_text(rooms, 0));
+    else
+        sqlite3_reset(rooms);
+    pthread_mutex_unlock(&db->conn_lock);
+    return more;
 }
 
 /* Deletes what retention says to, in steps of PRUNE_STEP rows, yielding to
@@ -463,9 +495,8 @@ static uint64_t prune(struct db *db)
         sqlite3_bind_int(age, 2, PRUNE_STEP);
         pruned += (uint64_t)((n = prune_step(db, age)) > 0 ? n : 0);
     }
-    while (db->opt.max_per_room > 0 && !more && sqlite3_step(rooms) == SQLITE_ROW) {
-        char name[PROTO_MAX_ROOM + 1];
-        snprintf(name, sizeof name, "%s", (const char *)sqlite3_column_text(rooms, 0));
+    char name[PROTO_MAX_ROOM + 1];
+    while (db->opt.max_per_room > 0 && !more && next_room(db, rooms, name)) {
         n = 1;
         while (n > 0 && !(more = !queue_empty(db))) {
             sqlite3_bind_text(room, 1, name, -1, SQLITE_TRANSIENT);
@@ -474,7 +505,9 @@ static uint64_t prune(struct db *db)
             pruned += (uint64_t)((n = prune_step(db, room)) > 0 ? n : 0);
         }
     }
-    sqlite3_reset(rooms);
+    pthread_mutex_lock(&db->conn_lock);
+    sqlite3_reset(rooms); /* interrupted: close its read */
+    pthread_mutex_unlock(&db->conn_lock);
     if (more) /* interrupted by requests: continue soon */
         db->next_prune_ms = now_ms() + 100;
     return pruned;
@@ -488,7 +521,9 @@ static void *db_worker(void *arg)
     for (;;) {
         batch = take_batch(db, &n, &stopping);
         if (batch) {
+            pthread_mutex_lock(&db->conn_lock);
             run_batch(db, batch, n);
+            pthread_mutex_unlock(&db->conn_lock);
             finish_batch(db, batch);
         } else if (stopping)
             break;
@@ -515,6 +550,7 @@ struct db *db_open(const struct db_options *opt, char *err, size_t errlen)
     if (db->opt.prune_interval_ms <= 0) db->opt.prune_interval_ms = 60000;
     pthread_mutex_init(&db->lock, NULL);
     pthread_cond_init(&db->cond, NULL);
+    pthread_mutex_init(&db->conn_lock, NULL);
     if (db_setup(db, err, errlen)) goto err;
     if (pthread_create(&db->thread, NULL, db_worker, db)) {
         snprintf(err, errlen, "cannot start the database thread");
@@ -602,6 +638,7 @@ void db_close(struct db *db)
         sqlite3_close(db->conn);
     }
     pthread_mutex_destroy(&db->lock);
+    pthread_mutex_destroy(&db->conn_lock);
     pthread_cond_destroy(&db->cond);
     free(db);
 }

@@ -107,8 +107,9 @@ int db_submit(struct db *db, struct db_req *r);
 void db_take_done(struct db *db, void (*fn)(struct db_req *r, void *arg), void *arg);
 /* Current depth of the queue and a copy of the statistics. Any thread. */
 void db_stats(struct db *db, struct db_stats *out);
-/* Reads a setting, creating it with `fresh` when absent. Main thread, before
- * the worker is busy. Returns a malloc'd value or NULL. */
+/* Reads a setting, creating it with `fresh` when absent. Any thread; it
+ * waits for the worker's current transaction (the worker may already be
+ * pruning). Returns a malloc'd value or NULL. */
 char *db_setting(struct db *db, const char *key, const char *fresh);
 /* Stops accepting, lets the worker commit everything queued, joins it. The
  * done list is left for a last db_take_done(). */

@@ -39,8 +39,7 @@ static int ndone;
 /* Runs on the worker thread: no Check assertions here. */
 static void wake(void *arg)
 {
-    if (arg != &waker)
-        abort();
+    if (arg != &waker) abort();
     pthread_mutex_lock(&waker.m);
     waker.flag = 1;
     waker.calls++;
@@ -80,11 +79,9 @@ static void wait_done(int n)
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
             ts.tv_nsec += 100 * 1000000L;
-            if (ts.tv_nsec >= 1000000000L)
-                ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+            if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
             pthread_cond_timedwait(&waker.c, &waker.m, &ts);
-            if (mono_s() > deadline)
-                break;
+            if (mono_s() > deadline) break;
         }
         waker.flag = 0;
         pthread_mutex_unlock(&waker.m);
@@ -113,8 +110,7 @@ static void open_db(int queue_max, int batch_max, int busy_ms)
     char err[256] = "";
     struct db_options o = options(queue_max, batch_max, busy_ms);
     db = db_open(&o, err, sizeof err);
-    if (!db)
-        ck_abort_msg("db_open: %s", err);
+    if (!db) ck_abort_msg("db_open: %s", err);
 }
 
 static void free_done_rows(void)
@@ -128,8 +124,7 @@ static void free_done_rows(void)
 
 static void close_db(void)
 {
-    if (!db)
-        return;
+    if (!db) return;
     db_stop(db);
     db_take_done(db, collect, &ndone);
     free_done_rows();
@@ -173,7 +168,8 @@ static void teardown(void)
 static void lock_writer(void)
 {
     ck_assert_int_eq(sqlite3_open(path, &locker), SQLITE_OK);
-    ck_assert_int_eq(sqlite3_exec(locker, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_exec(locker, "BEGIN IMMEDIATE", NULL, NULL, NULL),
+                     SQLITE_OK);
 }
 
 /* Waits until the worker has taken everything queued (it is then blocked on
@@ -184,15 +180,14 @@ static void wait_queue_empty(void)
     struct db_stats st;
     for (;;) {
         db_stats(db, &st);
-        if (st.queue_depth == 0)
-            return;
+        if (st.queue_depth == 0) return;
         ck_assert(mono_s() < deadline);
         usleep(1000);
     }
 }
 
-static void set_send(struct db_req *r, const char *room, const char *user, const char *cid,
-                     const char *text)
+static void set_send(struct db_req *r, const char *room, const char *user,
+                     const char *cid, const char *text)
 {
     memset(r, 0, sizeof(*r));
     r->op = DB_SEND;
@@ -249,8 +244,7 @@ static int row_ids(const struct db_req *r, int64_t *ids, int max)
     {
         ck_assert_str_eq(cJSON_GetObjectItem(m, "type")->valuestring, "message");
         ck_assert_str_eq(cJSON_GetObjectItem(m, "room")->valuestring, r->room);
-        if (k < max)
-            ids[k] = (int64_t)cJSON_GetObjectItem(m, "id")->valuedouble;
+        if (k < max) ids[k] = (int64_t)cJSON_GetObjectItem(m, "id")->valuedouble;
         k++;
     }
     cJSON_Delete(a);
@@ -295,12 +289,13 @@ START_TEST(test_open_migrates)
     ck_assert_int_eq(sqlite3_open(path, &c), SQLITE_OK);
     ck_assert_int_eq(query_int(c, "PRAGMA user_version"), nfiles);
     sqlite3_stmt *st;
-    ck_assert_int_eq(sqlite3_prepare_v2(c, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_prepare_v2(c, "PRAGMA journal_mode", -1, &st, NULL),
+                     SQLITE_OK);
     ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
     ck_assert_str_eq((const char *)sqlite3_column_text(st, 0), "wal");
     sqlite3_finalize(st);
-    static const char *const cols[] = {"id", "room", "user_id", "user_name", "text", "ts",
-                                       "client_id"};
+    static const char *const cols[] = {"id",   "room", "user_id",  "user_name",
+                                       "text", "ts",   "client_id"};
     ck_assert_int_eq(sqlite3_prepare_v2(c, "PRAGMA table_info(messages)", -1, &st, NULL),
                      SQLITE_OK);
     int i = 0;
@@ -327,7 +322,8 @@ START_TEST(test_open_newer_schema)
 {
     sqlite3 *c;
     ck_assert_int_eq(sqlite3_open(path, &c), SQLITE_OK);
-    ck_assert_int_eq(sqlite3_exec(c, "PRAGMA user_version=99", NULL, NULL, NULL), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_exec(c, "PRAGMA user_version=99", NULL, NULL, NULL),
+                     SQLITE_OK);
     sqlite3_close(c);
     char err[256] = "";
     struct db_options o = options(10, 10, 100);
@@ -408,7 +404,8 @@ START_TEST(test_open_damaged_pages)
     sqlite3 *c;
     sqlite3_stmt *st;
     ck_assert_int_eq(sqlite3_open(path, &c), SQLITE_OK);
-    ck_assert_int_eq(sqlite3_prepare_v2(c, "PRAGMA quick_check", -1, &st, NULL), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_prepare_v2(c, "PRAGMA quick_check", -1, &st, NULL),
+                     SQLITE_OK);
     int rc = sqlite3_step(st);
     int ok = rc == SQLITE_ROW && !strcmp((const char *)sqlite3_column_text(st, 0), "ok");
     sqlite3_finalize(st);
@@ -417,8 +414,7 @@ START_TEST(test_open_damaged_pages)
     char err[256] = "";
     struct db_options o = options(10, 10, 100);
     db = db_open(&o, err, sizeof err);
-    if (db)
-        ck_abort_msg("db_open accepted a database that fails PRAGMA quick_check");
+    if (db) ck_abort_msg("db_open accepted a database that fails PRAGMA quick_check");
     ck_assert_int_gt(strlen(err), 0);
     ck_assert_ptr_nonnull(strstr(err, path));
 }
@@ -438,6 +434,51 @@ START_TEST(test_setting)
     v = db_setting(db, "resume_key", "third");
     ck_assert_str_eq(v, "first");
     free(v);
+}
+END_TEST
+
+/* A setting read while the worker prunes (at start, with retention on, it
+ * prunes at once): the two share one connection, and each must see only
+ * its own transactions. */
+START_TEST(test_setting_while_pruning)
+{
+    enum { OLD = 20000 };
+    open_db(10, 10, 1000);
+    close_db();
+    sqlite3 *c;
+    ck_assert_int_eq(sqlite3_open(path, &c), SQLITE_OK);
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i<%d) "
+             "INSERT INTO messages(room,user_id,user_name,text,ts,client_id) "
+             "SELECT 'r'||(i%%7),'u','U','old',%lld,'c'||i FROM n",
+             OLD, (long long)(wall_ms() - 10LL * 86400000));
+    ck_assert_int_eq(sqlite3_exec(c, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(c);
+
+    char err[256] = "";
+    struct db_options o = options(10, 10, 1000);
+    o.retention_ms = 7LL * 86400000;
+    o.prune_interval_ms = 1000;
+    ck_assert_ptr_nonnull(db = db_open(&o, err, sizeof err));
+    for (int i = 0; i < 200; i++) {
+        char key[32], fresh[32];
+        snprintf(key, sizeof key, "k%d", i);
+        snprintf(fresh, sizeof fresh, "v%d", i);
+        char *v = db_setting(db, key, fresh);
+        ck_assert_ptr_nonnull(v);
+        ck_assert_str_eq(v, fresh);
+        free(v);
+    }
+    struct db_stats st;
+    double until = mono_s() + 30;
+    do {
+        db_stats(db, &st);
+        if (st.pruned < OLD) usleep(20000);
+    } while (st.pruned < OLD && mono_s() < until);
+    ck_assert_uint_eq(st.pruned, OLD);
+    ck_assert_uint_eq(st.failures, 0);
+    close_db();
 }
 END_TEST
 
@@ -475,14 +516,15 @@ START_TEST(test_send_and_read)
     ck_assert_int_eq(rd.more, 0);
     ck_assert_int_eq(rd.last_id, s2.id);
     char want[512];
-    snprintf(want, sizeof want,
-             "{\"type\":\"message\",\"room\":\"lobby\",\"id\":%lld,\"ts\":%lld,"
-             "\"user\":{\"id\":\"u1\",\"name\":\"Ann \\\"A\\\"\"},\"text\":\"hello\","
-             "\"client_id\":\"c1\"},"
-             "{\"type\":\"message\",\"room\":\"lobby\",\"id\":%lld,\"ts\":%lld,"
-             "\"user\":{\"id\":\"u2\",\"name\":\"Name\"},\"text\":\"caf\xc3\xa9\\n\\\"q\\\"\","
-             "\"client_id\":\"c1\"}",
-             (long long)s1.id, (long long)s1.ts, (long long)s2.id, (long long)s2.ts);
+    snprintf(
+        want, sizeof want,
+        "{\"type\":\"message\",\"room\":\"lobby\",\"id\":%lld,\"ts\":%lld,"
+        "\"user\":{\"id\":\"u1\",\"name\":\"Ann \\\"A\\\"\"},\"text\":\"hello\","
+        "\"client_id\":\"c1\"},"
+        "{\"type\":\"message\",\"room\":\"lobby\",\"id\":%lld,\"ts\":%lld,"
+        "\"user\":{\"id\":\"u2\",\"name\":\"Name\"},\"text\":\"caf\xc3\xa9\\n\\\"q\\\"\","
+        "\"client_id\":\"c1\"}",
+        (long long)s1.id, (long long)s1.ts, (long long)s2.id, (long long)s2.ts);
     ck_assert_uint_eq(rd.rows->len, strlen(want));
     ck_assert_mem_eq(BUF_PAYLOAD(rd.rows), want, strlen(want));
     buf_unref(rd.rows);
@@ -539,15 +581,15 @@ static void fill_rooms(void)
     wait_done(ndone + 15);
     for (int i = 0; i < 15; i++) {
         ck_assert_int_eq(s[i].status, DB_OK);
-        if (i % 3 != 2)
-            rid[k++] = s[i].id;
+        if (i % 3 != 2) rid[k++] = s[i].id;
     }
     ck_assert_int_eq(k, 10);
     ndone = 0;
 }
 
 /* Runs a read and checks its ids are rid[first..first+n), more and last_id. */
-static void check_read(int64_t before, int64_t after, int limit, int first, int n, int more)
+static void check_read(int64_t before, int64_t after, int limit, int first, int n,
+                       int more)
 {
     static struct db_req rd;
     set_read(&rd, "r", before, after, limit);
@@ -556,8 +598,9 @@ static void check_read(int64_t before, int64_t after, int limit, int first, int 
     int64_t ids[64];
     int got = row_ids(&rd, ids, 64);
     if (got != n || rd.more != more)
-        ck_abort_msg("read before=%lld after=%lld limit=%d: %d rows more=%d, want %d more=%d",
-                     (long long)before, (long long)after, limit, got, rd.more, n, more);
+        ck_abort_msg(
+            "read before=%lld after=%lld limit=%d: %d rows more=%d, want %d more=%d",
+            (long long)before, (long long)after, limit, got, rd.more, n, more);
     for (int i = 0; i < n; i++)
         ck_assert_int_eq(ids[i], rid[first + i]);
     ck_assert_int_eq(rd.last_id, rid[9]);
@@ -570,13 +613,13 @@ START_TEST(test_read_after)
 {
     open_db(100, 100, 1000);
     fill_rooms();
-    check_read(-1, 0, 3, 0, 3, 1);        /* from the first, ascending */
-    check_read(-1, 0, 10, 0, 10, 0);      /* exactly all: no more */
+    check_read(-1, 0, 3, 0, 3, 1);   /* from the first, ascending */
+    check_read(-1, 0, 10, 0, 10, 0); /* exactly all: no more */
     check_read(-1, 0, 200, 0, 10, 0);
-    check_read(-1, rid[2], 3, 3, 3, 1);   /* strictly after */
-    check_read(-1, rid[6], 3, 7, 3, 0);   /* the last three */
+    check_read(-1, rid[2], 3, 3, 3, 1); /* strictly after */
+    check_read(-1, rid[6], 3, 7, 3, 0); /* the last three */
     check_read(-1, rid[7], 5, 8, 2, 0);
-    check_read(-1, rid[9], 5, 0, 0, 0);   /* nothing newer */
+    check_read(-1, rid[9], 5, 0, 0, 0);     /* nothing newer */
     check_read(rid[5], rid[2], 2, 3, 2, 1); /* after wins over before */
 }
 END_TEST
@@ -585,13 +628,13 @@ START_TEST(test_read_latest_and_before)
 {
     open_db(100, 100, 1000);
     fill_rooms();
-    check_read(-1, -1, 3, 7, 3, 1);       /* latest three, oldest first */
+    check_read(-1, -1, 3, 7, 3, 1); /* latest three, oldest first */
     check_read(-1, -1, 10, 0, 10, 0);
     check_read(-1, -1, 50, 0, 10, 0);
-    check_read(rid[5], -1, 3, 2, 3, 1);   /* just below rid[5] */
-    check_read(rid[3], -1, 3, 0, 3, 0);   /* reaches the first: no more */
+    check_read(rid[5], -1, 3, 2, 3, 1); /* just below rid[5] */
+    check_read(rid[3], -1, 3, 0, 3, 0); /* reaches the first: no more */
     check_read(rid[3], -1, 10, 0, 3, 0);
-    check_read(rid[0], -1, 10, 0, 0, 0);  /* nothing older */
+    check_read(rid[0], -1, 10, 0, 0, 0); /* nothing older */
     check_read(0, -1, 10, 0, 0, 0);
     check_read(rid[9] + 1000, -1, 1, 9, 1, 1);
 }
@@ -612,8 +655,7 @@ START_TEST(test_ids_and_completion_order)
             set_send(&r[i], rooms[i % 3], "u", cid[i], "x");
         }
         ck_assert_int_eq(db_submit(db, &r[i]), 0);
-        if (i % 50 == 0)
-            usleep(2000); /* spread over several batches */
+        if (i % 50 == 0) usleep(2000); /* spread over several batches */
     }
     wait_done(N);
     int64_t last = 0;
@@ -634,8 +676,7 @@ START_TEST(test_ids_and_completion_order)
                     break;
                 }
             ck_assert_int_eq(r[i].last_id, newest);
-            if (newest)
-                ck_assert_int_eq(ids[n - 1], newest);
+            if (newest) ck_assert_int_eq(ids[n - 1], newest);
         }
     }
     free_done_rows();
@@ -670,8 +711,7 @@ START_TEST(test_batching_natural)
     uint64_t multi = 0, total = 0;
     for (int i = 0; i < 8; i++) {
         total += st.batch_hist[i];
-        if (i > 0)
-            multi += st.batch_hist[i];
+        if (i > 0) multi += st.batch_hist[i];
     }
     ck_assert_uint_eq(total, st.batches);
     ck_assert_uint_gt(multi, 0); /* some batch held more than one request */
@@ -741,7 +781,7 @@ START_TEST(test_batch_max)
     wait_done(N);
     struct db_stats st;
     db_stats(db, &st);
-    ck_assert_uint_eq(st.batches, 6);       /* 1, then 100 x 5 */
+    ck_assert_uint_eq(st.batches, 6); /* 1, then 100 x 5 */
     ck_assert_uint_eq(st.batch_hist[0], 1);
     ck_assert_uint_eq(st.batch_hist[4], 5); /* 65-256 */
     ck_assert_uint_eq(st.stored, N);
@@ -827,7 +867,8 @@ START_TEST(test_idempotency)
     set_read(&rd, "lobby", a.id + 1, -1, 1);
     run1(&rd);
     ck_assert_int_eq(rd.nrows, 1);
-    ck_assert_ptr_nonnull(memmem(BUF_PAYLOAD(rd.rows), rd.rows->len, "\"text\":\"first\"", 14));
+    ck_assert_ptr_nonnull(
+        memmem(BUF_PAYLOAD(rd.rows), rd.rows->len, "\"text\":\"first\"", 14));
     free_done_rows();
 }
 END_TEST
@@ -914,7 +955,12 @@ START_TEST(test_queue_bound_and_busy)
     open_db(2, 1, 200);
     lock_writer();
     for (int i = 0; i < 4; i++)
-        set_send(&r[i], "lobby", "u", i == 0 ? "q0" : i == 1 ? "q1" : i == 2 ? "q2" : "q3", "x");
+        set_send(&r[i], "lobby", "u",
+                 i == 0   ? "q0"
+                 : i == 1 ? "q1"
+                 : i == 2 ? "q2"
+                          : "q3",
+                 "x");
     double t0 = mono_s();
     ck_assert_int_eq(db_submit(db, &r[0]), 0);
     wait_queue_empty(); /* the worker holds r[0], waiting on the lock */
@@ -991,6 +1037,7 @@ static Suite *db_suite(void)
     tcase_add_test(tc, test_open_corrupt);
     tcase_add_test(tc, test_open_damaged_pages);
     tcase_add_test(tc, test_setting);
+    tcase_add_test(tc, test_setting_while_pruning);
     tcase_add_test(tc, test_send_and_read);
     tcase_add_test(tc, test_read_empty_room);
     tcase_add_test(tc, test_read_after);
