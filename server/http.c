@@ -1,4 +1,4 @@
-/* http.c -- static files from the binary, health and metrics endpoints,
+/* http.c -- static files from the binary, the health and metrics endpoints,
  * and the Origin / connection-limit checks at the upgrade. */
 #include "http.h"
 
@@ -11,8 +11,8 @@
 #include "db.h"
 #include "hub.h"
 #include "log.h"
-#include "server.h"
-#include "session.h"
+#include "loop.h"
+#include "metrics.h"
 
 #define HTTP_CHUNK 16384
 
@@ -73,14 +73,6 @@ int http_confirm_upgrade(struct server *srv, struct lws *wsi)
     return 0;
 }
 
-static size_t room_count(struct hub *h)
-{
-    hub_lock_rooms(h);
-    size_t n = h->rooms.count;
-    hub_unlock_rooms(h);
-    return n;
-}
-
 static struct buf *healthz(struct server *srv)
 {
     struct db_stats st;
@@ -89,109 +81,10 @@ static struct buf *healthz(struct server *srv)
     snprintf(tmp, sizeof tmp,
              "{\"status\":\"%s\",\"connections\":%d,\"rooms\":%zu,\"db_queue\":%d}\n",
              srv->stopping ? "stopping" : "ok",
-             __atomic_load_n(&srv->hub->sessions, __ATOMIC_RELAXED), room_count(srv->hub),
-             st.queue_depth);
+             __atomic_load_n(&srv->hub->sessions, __ATOMIC_RELAXED),
+             metrics_room_count(srv->hub), st.queue_depth);
     struct buf *b = buf_new(strlen(tmp));
     buf_puts(&b, tmp);
-    return b;
-}
-
-static void metric(struct buf **b, const char *name, const char *type, const char *help,
-                   double v)
-{
-    char tmp[400];
-    snprintf(tmp, sizeof tmp,
-             "# HELP parley_%s %s\n# TYPE parley_%s %s\nparley_%s %.17g\n", name, help,
-             name, type, name, v);
-    buf_puts(b, tmp);
-}
-
-static void histogram(struct buf **b, const char *name, const char *help,
-                      const uint64_t *counts, const char *const *les, int n, double sum)
-{
-    char tmp[400];
-    uint64_t cum = 0;
-    snprintf(tmp, sizeof tmp, "# HELP parley_%s %s\n# TYPE parley_%s histogram\n", name,
-             help, name);
-    buf_puts(b, tmp);
-    for (int i = 0; i < n; i++) {
-        cum += counts[i];
-        snprintf(tmp, sizeof tmp, "parley_%s_bucket{le=\"%s\"} %llu\n", name, les[i],
-                 (unsigned long long)cum);
-        buf_puts(b, tmp);
-    }
-    snprintf(tmp, sizeof tmp, "parley_%s_sum %.17g\nparley_%s_count %llu\n", name, sum,
-             name, (unsigned long long)cum);
-    buf_puts(b, tmp);
-}
-
-/* Adds up every loop's counters (each written only by its own loop). */
-static void metrics_sum(struct hub *h, struct metrics *sum, uint64_t *queued)
-{
-    enum { N = sizeof(struct metrics) / sizeof(uint64_t) };
-    uint64_t *out = (uint64_t *)sum;
-    memset(sum, 0, sizeof(*sum));
-    for (int l = 0; l < h->nloops; l++) {
-        uint64_t *in = (uint64_t *)&h->loops[l]->m;
-        for (int i = 0; i < N; i++)
-            out[i] += __atomic_load_n(&in[i], __ATOMIC_RELAXED);
-        *queued += __atomic_load_n(&h->loops[l]->queued, __ATOMIC_RELAXED);
-    }
-}
-
-static struct buf *metrics(struct server *srv)
-{
-    static const char *const sizes[] = {"1", "4", "16", "64", "256", "1024", "+Inf"};
-    static const char *const lat[] = {"0.0001", "0.001", "0.005", "0.01",
-                                      "0.05",   "0.1",   "1",     "+Inf"};
-    struct db_stats st;
-    struct metrics sum, *m = &sum;
-    uint64_t queued = 0;
-    metrics_sum(srv->hub, &sum, &queued);
-    db_stats(srv->db, &st);
-    struct buf *b = buf_new(4096);
-    metric(&b, "connections", "gauge", "Open WebSocket connections.",
-           __atomic_load_n(&srv->hub->sessions, __ATOMIC_RELAXED));
-    metric(&b, "rooms", "gauge", "Rooms known since start.",
-           (double)room_count(srv->hub));
-    buf_puts(&b,
-             "# HELP parley_loop_connections Open WebSocket connections per event loop.\n"
-             "# TYPE parley_loop_connections gauge\n");
-    for (int l = 0; l < srv->hub->nloops; l++) {
-        char tmp[80];
-        snprintf(tmp, sizeof tmp, "parley_loop_connections{loop=\"%d\"} %d\n", l,
-                 __atomic_load_n(&srv->hub->loops[l]->nsessions, __ATOMIC_RELAXED));
-        buf_puts(&b, tmp);
-    }
-    metric(&b, "connections_total", "counter", "WebSocket connections accepted.",
-           (double)m->connections_total);
-    metric(&b, "frames_in_total", "counter", "Client messages received.",
-           (double)m->frames_in);
-    metric(&b, "frames_out_total", "counter", "Frames sent to clients.",
-           (double)m->frames_out);
-    metric(&b, "bytes_out_total", "counter", "Payload bytes sent to clients.",
-           (double)m->bytes_out);
-    metric(&b, "messages_stored_total", "counter", "Messages committed.",
-           (double)st.stored);
-    metric(&b, "messages_duplicate_total", "counter",
-           "Sends answered from an earlier commit.", (double)st.duplicates);
-    metric(&b, "messages_pruned_total", "counter", "Messages deleted by retention.",
-           (double)st.pruned);
-    metric(&b, "db_failures_total", "counter", "Database requests that failed.",
-           (double)st.failures);
-    metric(&b, "rate_limited_total", "counter", "Requests refused as rate_limited.",
-           (double)m->rate_limited);
-    metric(&b, "slow_consumer_closes_total", "counter", "Connections closed with 1013.",
-           (double)m->slow_closes);
-    metric(&b, "upgrades_refused_total", "counter", "WebSocket upgrades refused.",
-           (double)m->upgrades_refused);
-    metric(&b, "db_queue_depth", "gauge", "Database requests waiting.", st.queue_depth);
-    metric(&b, "outq_depth", "gauge", "Frames queued to clients, all connections.",
-           (double)queued);
-    histogram(&b, "db_batch_size", "Requests per database transaction.", st.batch_hist,
-              sizes, 7, (double)st.batch_sum);
-    histogram(&b, "db_commit_seconds", "Time to run and commit a writing batch.",
-              st.commit_hist, lat, 8, st.commit_sum_us / 1e6);
     return b;
 }
 
@@ -239,7 +132,7 @@ int http_request(struct server *srv, struct lws *wsi, struct http_body *hb)
     if (!strcmp(uri, "/healthz"))
         return respond_buf(wsi, hb, healthz(srv), "application/json");
     if (!strcmp(uri, "/metrics"))
-        return respond_buf(wsi, hb, metrics(srv), "text/plain; version=0.0.4");
+        return respond_buf(wsi, hb, metrics_render(srv), "text/plain; version=0.0.4");
     const struct asset *a = assets_find(uri);
     if (!a) {
         lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, NULL);

@@ -8,7 +8,7 @@
 
 #include "log.h"
 #include "protocol.h"
-#include "server.h"
+#include "loop.h"
 
 int hub_init(struct hub *h, int nloops)
 {

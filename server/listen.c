@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #include "log.h"
-#include "server.h"
+#include "loop.h"
 
 /* Fills *sa for --bind (IPv4 or IPv6 literal) or, without it, the IPv6
  * wildcard, which also takes IPv4 (as lws binds). Returns its length, 0 if

@@ -16,6 +16,7 @@
 #include "log.h"
 #include "server.h"
 #include "session.h"
+#include "send.h"
 
 static struct hub hub; /* the signal handler needs it */
 
@@ -169,7 +170,7 @@ out:
         hub_take(&hub, i, session_on_db_done, &loops[i]);
     db_close(hub.db);
     for (int i = 0; loops && i < hub.nloops; i++)
-        session_pool_free(&loops[i]);
+        send_pool_free(&loops[i]);
     free(loops);
     hub_free(&hub);
     config_free(&cfg);

@@ -302,3 +302,26 @@ void proto_put_message(struct buf **bp, const struct proto_msg *m)
     buf_put_jstrz(bp, m->client_id);
     buf_put(bp, "}", 1);
 }
+
+struct buf *proto_msg_start(const char *type, const char *room, size_t cap)
+{
+    struct buf *b = buf_new(cap);
+    if (!b) return NULL;
+    buf_puts(&b, "{\"type\":\"");
+    buf_puts(&b, type);
+    buf_puts(&b, "\",\"room\":\"");
+    buf_puts(&b, room);
+    buf_put(&b, "\"", 1);
+    return b;
+}
+
+struct buf *proto_msg_end(struct buf *b, const char *ref)
+{
+    if (!b) return NULL;
+    proto_put_ref_end(&b, ref);
+    if (b->oom) {
+        buf_unref(b);
+        return NULL;
+    }
+    return b;
+}

@@ -103,5 +103,12 @@ struct proto_msg {
 void proto_put_message(struct buf **bp, const struct proto_msg *m);
 /* Appends `,"ref":"…"` when ref is set, then the closing brace. */
 void proto_put_ref_end(struct buf **bp, const char *ref);
+/* Returns a new buf holding `{"type":"<type>","room":"<room>"` with room
+ * for cap bytes, or NULL when memory ran out (the buf writers accept NULL,
+ * so a message can be written on and checked once, by proto_msg_end). */
+struct buf *proto_msg_start(const char *type, const char *room, size_t cap);
+/* Finishes b with the ref and the closing brace and returns it; NULL when
+ * b is NULL or a write ran out of memory (b is then freed). */
+struct buf *proto_msg_end(struct buf *b, const char *ref);
 
 #endif

@@ -16,6 +16,7 @@
 #include "listen.h"
 #include "log.h"
 #include "session.h"
+#include "wire.h"
 
 #define STOP_GRACE_US (3 * LWS_US_PER_SEC) /* clients get this long to go */
 #define TICK_US (100 * 1000)
@@ -42,7 +43,7 @@ static void begin_stop(struct server *srv)
     srv->stop_deadline_us = server_now_us() + STOP_GRACE_US;
     plog(LOG_INFO, "stopping", "loop=%d connections=%d", srv->index, srv->nsessions);
     for (struct session *s = srv->sessions; s; s = session_next(s))
-        session_close(s, 1001, "server shutting down", 0);
+        wire_close(s, 1001, "server shutting down", 0);
 }
 
 /* Every TICK_US: a stop request is noticed (the signal handler only sets
@@ -56,7 +57,7 @@ static void on_tick(struct lws_sorted_usec_list *sul)
         begin_stop(srv);
     if (srv->accept_resume) listen_resume(srv);
     session_sweep_hello(srv, now);
-    session_flush_all(srv);
+    wire_flush_all(srv);
     if (srv->stopping && (srv->nsessions == 0 || now > srv->stop_deadline_us)) {
         srv->loop_done = 1;
         /* With libuv, lws_service() runs the loop until it is stopped; with
@@ -99,7 +100,7 @@ static int dispatch(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_RECEIVE:
         return session_on_receive(c->s, in, len);
     case LWS_CALLBACK_SERVER_WRITEABLE:
-        return session_on_writeable(c->s);
+        return wire_on_writeable(c->s);
     case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
         return session_on_peer_close(c->s);
     case LWS_CALLBACK_CLOSED:
@@ -115,23 +116,23 @@ static int dispatch(struct lws *wsi, enum lws_callback_reasons reason, void *use
     return lws_callback_http_dummy(wsi, reason, user, in, len);
 }
 
-/* Every event ends by writing the queues it filled (session_flush_all). */
+/* Every event ends by writing the queues it filled (wire_flush_all). */
 static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
                     void *in, size_t len)
 {
     int r = dispatch(wsi, reason, user, in, len);
     struct lws_context *ctx = lws_get_context(wsi);
     struct server *srv = ctx ? lws_context_user(ctx) : NULL;
-    if (srv && srv->flush_head) session_flush_all(srv);
+    if (srv && srv->flush_head) wire_flush_all(srv);
     return r;
 }
 
 static const struct lws_protocols protocols[] = {
-    /* tx_packet_size lets one batched write (SESSION_WRITE_MAX) go to the
+    /* tx_packet_size lets one batched write (WIRE_WRITE_MAX) go to the
      * socket in one send instead of being cut at the rx buffer size. */
     /* A 512-byte receive buffer per connection: bigger messages arrive in
      * pieces and are reassembled in the session anyway. */
-    {"parley", callback, sizeof(struct conn), 512, 0, NULL, SESSION_WRITE_MAX + 64},
+    {"parley", callback, sizeof(struct conn), 512, 0, NULL, WIRE_WRITE_MAX + 64},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 

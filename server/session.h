@@ -20,9 +20,6 @@
 
 #include "buf.h"
 
-/* Bytes of frames one WRITEABLE sends at most, in one lws_write. */
-#define SESSION_WRITE_MAX 65536
-
 struct server;
 struct session;
 struct db_req;
@@ -32,8 +29,6 @@ struct session *session_open(struct server *srv, struct lws *wsi);
 /* LWS_CALLBACK_RECEIVE: one fragment. Returns -1 to close the connection
  * (the close code is already set with lws_close_reason). */
 int session_on_receive(struct session *s, const void *in, size_t len);
-/* LWS_CALLBACK_SERVER_WRITEABLE. Returns -1 to close. */
-int session_on_writeable(struct session *s);
 /* LWS_CALLBACK_WS_PEER_INITIATED_CLOSE: nonzero when the peer's close
  * answers ours (lws then just closes). */
 int session_on_peer_close(struct session *s);
@@ -46,19 +41,6 @@ void session_on_closed(struct session *s);
  * r, whose owner is a session, or a frame for a room (DB_POST, freed here). */
 void session_on_db_done(struct db_req *r, void *srv);
 
-/* Queues b (takes a reference) for sending; a queue overflow closes the
- * session with 1013. */
-void session_push(struct session *s, struct buf *b);
-/* Writes the queues of the sessions that got frames during this event.
- * server.c calls it after every event it hands out, on the loop thread,
- * never from inside a session's own coroutine. */
-void session_flush_all(struct server *srv);
-/* Asks the session to close with `code` once its queue is flushed (or
- * at once, when `now`). */
-void session_close(struct session *s, int code, const char *reason, int now);
-/* Frees the loop's pool of send slots; at exit, after every session is
- * gone. */
-void session_pool_free(struct server *srv);
 struct session *session_next(const struct session *s);
 
 #endif

@@ -25,7 +25,7 @@
 #include "http.h"
 #include "hub.h"
 #include "log.h"
-#include "server.h"
+#include "loop.h"
 #include "session.h"
 
 /* Stand-ins for the database module: http.c reads its statistics, and

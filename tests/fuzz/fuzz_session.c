@@ -30,8 +30,10 @@
 #include "protocol.h"
 #include "room.h"
 #include "hub.h"
-#include "server.h"
+#include "loop.h"
+#include "send.h"
 #include "session.h"
+#include "wire.h"
 #include "utf8.h"
 
 #define NCONN 4
@@ -387,7 +389,7 @@ static void writeable(struct conn *c)
 {
     if (!c->wsi || !c->wsi->want_writable) return;
     c->wsi->want_writable = 0;
-    if (session_on_writeable(c->s) < 0) conn_closed(c);
+    if (wire_on_writeable(c->s) < 0) conn_closed(c);
 }
 
 static void op(struct in *in)
@@ -475,11 +477,11 @@ static void op(struct in *in)
         if (!srv.stopping) {
             srv.stopping = 1;
             for (struct session *s = srv.sessions; s; s = session_next(s))
-                session_close(s, 1001, "server shutting down", 0);
+                wire_close(s, 1001, "server shutting down", 0);
         }
         break;
     }
-    session_flush_all(&srv); /* as server.c does after every event */
+    wire_flush_all(&srv); /* as server.c does after every event */
     rooms_each(&hub.rooms, check_rooms_cb, NULL);
 }
 
@@ -525,23 +527,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         for (int k = 0; k < NCONN; k++) {
             if (conns[k].wsi) conns[k].wsi->partial = 0;
             writeable(&conns[k]);
-            session_flush_all(&srv);
+            wire_flush_all(&srv);
         }
     /* Everyone leaves; the database finishes; all must be freed. */
     for (int k = 0; k < NCONN; k++)
         if (conns[k].wsi) {
             conn_closed(&conns[k]);
-            session_flush_all(&srv);
+            wire_flush_all(&srv);
         }
     while (npending) {
         db_complete_one(0);
-        session_flush_all(&srv);
+        wire_flush_all(&srv);
     }
     assert(srv.flush_head == NULL);
     assert(srv.nsessions == 0 && srv.sessions == NULL);
     assert(srv.hello_head == NULL && srv.hello_tail == NULL); /* closed ones unlinked */
     assert(hub.sessions == 0);
     hub_free(&hub);
-    session_pool_free(&srv);
+    send_pool_free(&srv);
     return 0;
 }

@@ -1,0 +1,139 @@
+/* hello.c -- the first request: authentication (token or guest name),
+ * guest ids and their resume tokens, and the welcome. */
+#include "hello.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "crypto.h"
+#include "jwt.h"
+#include "log.h"
+#include "session_impl.h"
+#include "wire.h"
+
+/* Writes the resume token for guest id `id` into out (>= 100 bytes). */
+static void resume_token(struct session *s, const char *id, char *out)
+{
+    unsigned char mac[CRYPTO_HMAC_LEN];
+    crypto_hmac_sha256(s->srv->guest_key, sizeof s->srv->guest_key, id, strlen(id), mac);
+    size_t n = strlen(id);
+    memcpy(out, id, n);
+    out[n] = '.';
+    crypto_b64url_encode(mac, 16, out + n + 1); /* 128 bits are plenty */
+}
+
+/* Writes into id (>= 19 bytes) the guest id inside a valid resume token,
+ * or a fresh one. Returns 0, or -1 when no random id could be made. */
+static int guest_id(struct session *s, const char *resume, char *id)
+{
+    char want[128];
+    const char *dot = resume ? strchr(resume, '.') : NULL;
+    if (dot && dot - resume == 18 && !strncmp(resume, "g_", 2) && strlen(resume) < 64) {
+        memcpy(id, resume, 18);
+        id[18] = 0;
+        resume_token(s, id, want);
+        if (strlen(want) == strlen(resume) && crypto_equal(want, resume, strlen(want)))
+            return 0;
+    }
+    strcpy(id, "g_");
+    return crypto_random_hex(id + 2, 8);
+}
+
+/* Sets the user's id and name, copied into one block that fits them.
+ * Returns 0, or -1 (out of memory; nothing changed). */
+static int set_user(struct session *s, const char *id, const char *name)
+{
+    size_t a = strlen(id) + 1, b = strlen(name) + 1;
+    char *m = malloc(a + b);
+    if (!m) return -1;
+    memcpy(m, id, a);
+    memcpy(m + a, name, b);
+    free(s->user_id);
+    s->user_id = m;
+    s->user_name = m + a;
+    return 0;
+}
+
+static void unauthorized(struct session *s, const char *why)
+{
+    wire_error(s, E_UNAUTHORIZED, why);
+    plog(LOG_INFO, "unauthorized", "reason=\"%s\"", why);
+    wire_close(s, 1008, "unauthorized", 0);
+}
+
+/* Authenticates a hello. Returns 0 when the user is set, -1 after replying
+ * an error (and closing, for unauthorized). */
+static int hello_auth(struct session *s)
+{
+    const char *token = s->req.token ? s->req.token : s->url_token, *why;
+    if (token) {
+        const char *secret = cfg(s)->jwt_secret;
+        struct jwt_claims c;
+        memset(&c, 0, sizeof c);
+        if (jwt_verify(token, secret, secret ? strlen(secret) : 0, (int64_t)time(NULL),
+                       &c, &why)) {
+            jwt_claims_free(&c);
+            return unauthorized(s, why), -1;
+        }
+        if (!(s->claims = malloc(sizeof(c)))) {
+            jwt_claims_free(&c);
+            return wire_error(s, E_INTERNAL, "out of memory"), -1;
+        }
+        *s->claims = c; /* the rooms list moves with it */
+        if (set_user(s, c.sub, c.name))
+            return wire_error(s, E_INTERNAL, "out of memory"), -1;
+        return 0;
+    }
+    if (!s->req.name)
+        return wire_error(s, E_BAD_REQUEST, "hello needs a name or a token"), -1;
+    if (cfg(s)->no_guests)
+        return unauthorized(s, "guests are not allowed on this server"), -1;
+    enum proto_err e = proto_check_name(s->req.name, &why);
+    if (e) return wire_error(s, e, why), -1;
+    char id[32];
+    if (guest_id(s, s->req.resume, id))
+        return wire_error(s, E_INTERNAL, "cannot make an id"), -1;
+    if (set_user(s, id, s->req.name))
+        return wire_error(s, E_INTERNAL, "out of memory"), -1;
+    s->guest = 1;
+    return 0;
+}
+
+void hello_handle(struct session *s)
+{
+    if (s->req.type != REQ_HELLO) return wire_error(s, E_NEED_HELLO, "say hello first");
+    if (hello_auth(s)) return;
+    struct buf *u = buf_new(96), *b = buf_new(320);
+    buf_puts(&u, "{\"id\":");
+    buf_put_jstrz(&u, s->user_id);
+    buf_puts(&u, ",\"name\":");
+    buf_put_jstrz(&u, s->user_name);
+    buf_put(&u, "}", 1);
+    s->user_json = u;
+    buf_puts(&b, "{\"type\":\"welcome\",\"user\":");
+    buf_put(&b, BUF_PAYLOAD(u), u->len - 1);
+    buf_puts(&b, s->guest ? ",\"guest\":true}" : ",\"guest\":false}");
+    char limits[200], tok[128];
+    snprintf(limits, sizeof limits,
+             ",\"server\":\"parley/%s\",\"limits\":{\"max_text\":%ld,\"rate_per_s\":%g,"
+             "\"burst\":%g,\"history_page\":%d}",
+             PARLEY_VERSION, cfg(s)->max_text, cfg(s)->rate, cfg(s)->burst,
+             PROTO_HISTORY_MAX);
+    buf_puts(&b, limits);
+    if (s->guest) {
+        resume_token(s, s->user_id, tok);
+        buf_puts(&b, ",\"resume\":");
+        buf_put_jstrz(&b, tok);
+    }
+    if (u->oom || b->oom) {
+        buf_unref(b);
+        return wire_error(s, E_INTERNAL, "out of memory");
+    }
+    s->welcomed = 1;
+    free(s->url_token); /* only hello reads it: not kept for the connection's life */
+    s->url_token = NULL;
+    wire_reply(s, proto_msg_end(b, s->req.ref));
+    plog(LOG_INFO, "hello", "user=%s guest=%d", s->user_id, s->guest);
+}

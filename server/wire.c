@@ -1,0 +1,187 @@
+/* wire.c -- the write path: a session's bounded outbound queue, written
+ * in one lws_write per event when the socket is idle, otherwise on
+ * WRITEABLE; and our own close frame. */
+#include "wire.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "session_impl.h"
+
+#define CLOSE_ANSWER_S 1 /* a client gets this long to answer our close frame */
+
+/* Empties s's outbound queue, keeping the loop's gauge of queued frames. */
+void wire_drop(struct session *s)
+{
+    OWN_ADD(s->srv->queued, -(uint64_t)s->out.count);
+    outq_clear(&s->out);
+}
+
+/* Appends s to the server's flush list, written at the end of the current
+ * event (wire_flush_all): every frame this event queued for s leaves in
+ * one write. First queued, first written: a fan-out reaches the room in
+ * member order and the requester's own reply after it. The list holds a
+ * reference. */
+static void flush_defer(struct session *s)
+{
+    struct server *srv = s->srv;
+    if (s->flush_queued) return;
+    s->flush_queued = 1;
+    s->refs++;
+    s->flush_next = NULL;
+    if (srv->flush_tail)
+        srv->flush_tail->flush_next = s;
+    else
+        srv->flush_head = s;
+    srv->flush_tail = s;
+}
+
+void wire_push(struct session *s, struct buf *b)
+{
+    if (!b || s->closed || s->close_code) return;
+    if (outq_push(&s->out, b, &s->srv->outq_lim)) {
+        METRIC_ADD(s->srv, slow_closes, 1);
+        plog(LOG_INFO, "slow-consumer", "user=%s queued=%u bytes=%zu", who(s),
+             s->out.count, s->out.bytes);
+        wire_drop(s);
+        wire_close(s, 1013, "slow consumer: reconnect and join with since", 0);
+        return;
+    }
+    OWN_ADD(s->srv->queued, 1);
+    /* Invariant: a non-empty queue is on the flush list or has a writable
+     * callback pending; only the first frame needs to ask. */
+    if (s->out.count == 1) flush_defer(s);
+}
+
+/* Queues a buf made for this session alone and drops the maker's reference. */
+void wire_reply(struct session *s, struct buf *b)
+{
+    wire_push(s, b);
+    buf_unref(b);
+}
+
+void wire_error(struct session *s, enum proto_err e, const char *msg)
+{
+    if (e == E_RATE_LIMITED) METRIC_ADD(s->srv, rate_limited, 1);
+    wire_reply(s, proto_error(e, msg, s->req.ref));
+}
+
+/* Writes our close frame as raw bytes, like every other frame, and waits
+ * for the client's answer (session_on_peer_close) or the close timeout set
+ * by wire_close(). Owning the close handshake keeps it the same under
+ * every event loop: the frame goes out before the socket is closed. */
+static int send_close(struct session *s)
+{
+    unsigned char frame[LWS_PRE + 2 + 2 + sizeof s->close_reason], *f = frame + LWS_PRE;
+    size_t rlen = strlen(s->close_reason);
+    if (rlen > 123) rlen = 123; /* a control frame's payload is at most 125 bytes */
+    f[0] = 0x88;                /* FIN | close */
+    f[1] = (unsigned char)(2 + rlen);
+    f[2] = (unsigned char)(s->close_code >> 8);
+    f[3] = (unsigned char)s->close_code;
+    memcpy(f + 4, s->close_reason, rlen);
+    s->close_sent = 1;
+    if (lws_write(s->wsi, f, 4 + rlen, LWS_WRITE_RAW) < (int)(4 + rlen)) return -1;
+    /* A client that reads the close but never answers it is dropped soon;
+     * by then the frame has long been delivered. */
+    lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, CLOSE_ANSWER_S);
+    return 0;
+}
+
+/* Frames for one connection are gathered here and go out in one write. One
+ * per loop thread. */
+static __thread unsigned char wire[LWS_PRE + WIRE_WRITE_MAX];
+
+/* Sends the oldest queued frames, as many as fit in one write. Returns -1
+ * when the socket failed. Whatever the kernel does not take, lws keeps and
+ * sends first when the socket drains (lws_partial_buffered). */
+static int write_queue(struct session *s)
+{
+    struct buf *b = outq_peek(&s->out);
+    unsigned frames = 1;
+    size_t n;
+    int rc;
+    assert(b);
+    if ((n = outq_gather(&s->out, wire + LWS_PRE, WIRE_WRITE_MAX, &frames))) {
+        /* Whole frames, headers included: RAW sends the bytes as they are,
+         * with TLS too (no extension is ever negotiated). */
+        rc = lws_write(s->wsi, wire + LWS_PRE, n, LWS_WRITE_RAW) < (int)n;
+    } else {
+        /* A frame bigger than the batch goes alone, from a copy: the buf
+         * may be shared with other loops, so its headroom is not ours to
+         * write the header into. Rare (a join reply of long messages). */
+        size_t cap = (size_t)b->len + 10;
+        unsigned char *big = malloc(LWS_PRE + cap);
+        unsigned one;
+        frames = 1;
+        n = big ? outq_gather(&s->out, big + LWS_PRE, cap, &one) : 0;
+        rc = !n || lws_write(s->wsi, big + LWS_PRE, n, LWS_WRITE_RAW) < (int)n;
+        free(big);
+        if (!n) outq_pop(&s->out); /* out of memory: the connection closes */
+    }
+    OWN_ADD(s->srv->queued, -(uint64_t)frames); /* off the queue either way */
+    if (rc) return -1;
+    METRIC_ADD(s->srv, frames_out, frames);
+    METRIC_ADD(s->srv, bytes_out, n);
+    return 0;
+}
+
+int wire_on_writeable(struct session *s)
+{
+    if (!outq_peek(&s->out)) return s->close_code && !s->close_sent ? send_close(s) : 0;
+    if (write_queue(s)) return -1;
+    if (s->out.count || (s->close_code && !s->close_sent))
+        lws_callback_on_writable(s->wsi);
+    return 0;
+}
+
+/* Writes s's queue now if its socket is idle: nothing of ours queued
+ * before this event, nothing lws holds back. Most deliveries take this
+ * path: one send() each, where a WRITEABLE round trip would add two
+ * epoll_ctl() calls and a wake-up (docs/performance.md). A socket that
+ * holds bytes back, or a closing session, waits for WRITEABLE as before. */
+static void flush_one(struct session *s)
+{
+    if (s->closed || !s->out.count) return;
+    if (s->close_code || lws_partial_buffered(s->wsi)) {
+        lws_callback_on_writable(s->wsi);
+        return;
+    }
+    if (write_queue(s)) {
+        /* The socket is dead: lws closes it on its next turn (not here,
+         * inside another connection's event). */
+        wire_drop(s);
+        s->close_code = 1006;
+        s->close_sent = 1;
+        snprintf(s->close_reason, sizeof s->close_reason, "write failed");
+        lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+        return;
+    }
+    if (s->out.count) lws_callback_on_writable(s->wsi);
+}
+
+void wire_flush_all(struct server *srv)
+{
+    struct session *s;
+    while ((s = srv->flush_head)) {
+        if (!(srv->flush_head = s->flush_next)) srv->flush_tail = NULL;
+        s->flush_queued = 0;
+        flush_one(s);
+        session_unref(s); /* may free s */
+    }
+}
+
+void wire_close(struct session *s, int code, const char *reason, int now)
+{
+    if (s->closed || s->close_code) return;
+    s->close_code = code;
+    snprintf(s->close_reason, sizeof s->close_reason, "%s", reason);
+    if (now) wire_drop(s);
+    /* The close frame goes out after the queue; the timeout drops a client
+     * that does not read at all. */
+    lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, WIRE_CLOSE_GRACE_S);
+    lws_callback_on_writable(s->wsi);
+}
