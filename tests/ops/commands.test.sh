@@ -12,7 +12,9 @@
 #   - every configure sets every option() of CMakeLists.txt and the build
 #     type explicitly (a folder's cache can't leak one command's choice into
 #     the other's);
-#   - run.sh builds in a folder of its own, which test.sh doesn't use.
+#   - run.sh builds in a folder of its own, which test.sh doesn't use;
+#   - in the sanitizer folder, the container test and the fuzzers (which run
+#     only in the normal pass) report "Skipped" (exit 77), not "Passed".
 #
 # Environment: PARLEY_SANITIZE=ON skips (exit 77): the scripts are the same in
 # both passes. Run from the repository root (CTest does).
@@ -116,6 +118,18 @@ while IFS=$'\t' read -r kind dir n args; do
 done <"$log"
 [ "$calls" -ge 2 ]
 check $? "test.sh runs ctest in both builds ($calls calls)"
+
+# In the sanitizer folder test.sh configured, the tests that only run in the
+# normal pass must report "skipped", not a 0.00 s pass that proves nothing.
+(cd "$tmp/repo/build-asan" && "$real_ctest" -R '^(container|fuzz)/' --timeout 60) >"$tmp/skip.out" 2>&1
+sed -n 's/^ *[0-9]*\/[0-9]* Test *#[0-9]*: *//p' "$tmp/skip.out"
+n=$(grep -cE 'Test +#[0-9]+: (container|fuzz)/' "$tmp/skip.out")
+[ "$n" -ge 2 ]
+check $? "the sanitizer folder registers the container test and the fuzzers ($n)"
+! grep -qE 'Test +#[0-9]+: (container|fuzz)/.* Passed' "$tmp/skip.out"
+check $? "in the sanitizer folder none of them reports Passed"
+[ "$(grep -cE 'Test +#[0-9]+: (container|fuzz)/.*Skipped' "$tmp/skip.out")" -eq "$n" ]
+check $? "in the sanitizer folder each of them reports Skipped"
 
 [ "$bad" -eq 0 ] || fail "the two commands (see above)"
 echo "commands: all checks passed"
