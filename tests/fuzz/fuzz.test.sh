@@ -51,7 +51,7 @@ cmake -DWEB_DIR="$root/web" -DSCHEMA_DIR="$root/schema" -DOUT="$out/assets_gen.c
 echo "== building the fuzzers with $cc ($($cc --version | head -1))"
 t0=$(date +%s)
 objs=()
-for src in server/{assets,buf,config,crypto,http,hub,jwt,log,outq,protocol,ratelimit,room,session,utf8}.c \
+for src in server/{assets,buf,config,crypto,http,hub,json,jwt,log,outq,protocol,ratelimit,room,session,utf8}.c \
            "$out/assets_gen.c" "$fz/fake_lws.c"; do
     o="$out/obj/$(basename "${src%.c}").o"
     "$cc" "${flags[@]}" -fsanitize=fuzzer-no-link -c "$src" -o "$o" || {
@@ -61,13 +61,13 @@ done
 obj() { for n in "$@"; do printf '%s\n' "$out/obj/$n.o"; done; }
 
 declare -A deps=(
-    [protocol]="protocol buf utf8"
-    [jwt]="jwt crypto protocol buf utf8"
+    [protocol]="protocol json buf utf8"
+    [jwt]="jwt json crypto protocol buf utf8"
     [utf8]="utf8"
     [b64]="crypto"
     [config]="config"
-    [http]="http hub room protocol config buf log assets assets_gen fake_lws utf8"
-    [session]="session hub room outq buf protocol jwt crypto utf8 ratelimit log config fake_lws"
+    [http]="http hub room protocol json config buf log assets assets_gen fake_lws utf8"
+    [session]="session hub room outq buf protocol json jwt crypto utf8 ratelimit log config fake_lws"
 )
 all=(protocol jwt utf8 b64 config http session)
 only=(${FUZZ_ONLY:-${all[@]}})
