@@ -209,7 +209,10 @@ static int from_argv(struct config *c, int argc, char **argv)
     return CONFIG_OK;
 }
 
-/* Splits `origins` into origin_list, dropping trailing slashes. */
+/* Splits `origins` into origin_list, dropping trailing slashes. Returns 0, or
+ * -1 after printing. A value that names no origin (",", " , ", "/") is an
+ * error rather than an empty list: norigins == 0 means "any origin", so
+ * accepting it would turn an attempt to restrict origins into allowing all. */
 static int split_origins(struct config *c)
 {
     if (!c->origins) return 0;
@@ -230,6 +233,11 @@ static int split_origins(struct config *c)
         }
         p += strcspn(p, ",");
         if (*p == ',') p++;
+    }
+    if (!c->norigins) {
+        fprintf(stderr, "parley: invalid value '%s' for --origins: it names no origin\n",
+                c->origins);
+        return -1;
     }
     return 0;
 }

@@ -7,6 +7,7 @@
 #include <cjson/cJSON.h>
 
 #include "crypto.h"
+#include "json.h"
 #include "protocol.h"
 #include "utf8.h"
 
@@ -33,7 +34,7 @@ static cJSON *decode_json(const char *seg, size_t n)
     char tmp[JWT_MAX_LEN];
     long len = crypto_b64url_decode(seg, n, tmp, sizeof tmp);
     if (len < 0 || !utf8_valid(tmp, (size_t)len)) return NULL;
-    cJSON *j = cJSON_ParseWithLength(tmp, (size_t)len);
+    cJSON *j = json_parse(tmp, (size_t)len); /* not cJSON_Parse*: see json.h */
     if (!cJSON_IsObject(j)) {
         cJSON_Delete(j);
         return NULL;
@@ -143,7 +144,7 @@ char *jwt_sign(const void *secret, size_t slen, const char *sub, const char *nam
     static const char hdr[] = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
     char *out = NULL, *payload = NULL;
     cJSON *p = cJSON_CreateObject();
-    cJSON *rooms = rooms_json ? cJSON_Parse(rooms_json) : NULL;
+    cJSON *rooms = rooms_json ? json_parse(rooms_json, strlen(rooms_json)) : NULL;
     if (!p || (rooms_json && !rooms)) goto err;
     cJSON_AddStringToObject(p, "sub", sub);
     cJSON_AddStringToObject(p, "name", name);

@@ -4,6 +4,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "json.h"
 #include "utf8.h"
 
 static const char *const err_codes[] = {
@@ -216,7 +217,7 @@ enum proto_err proto_parse(const char *data, size_t len, const struct proto_limi
         *msg = "frame contains a NUL byte";
         return E_BAD_JSON;
     }
-    r->json = cJSON_ParseWithLength(data, len);
+    r->json = json_parse(data, len); /* not cJSON_Parse*: see json.h */
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(r->json, "type");
     if (!cJSON_IsObject(r->json) || !cJSON_IsString(t) || !t->valuestring) {
         *msg = "expected a JSON object with a string \"type\"";

@@ -4,7 +4,9 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/tools/deps.sh" build
-cmake -S "$root" -B "$root/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPARLEY_TESTS=OFF \
-    -DPARLEY_TOOLS=OFF >/dev/null
-cmake --build "$root/build" -j"$(nproc)" >/dev/null
-exec "$root/build/parley" "$@"
+# A folder of its own (build/ is test.sh's and the developer's, with tests
+# on), and every cache option set, so neither command inherits the other's.
+cmake -S "$root" -B "$root/build-run" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPARLEY_TESTS=OFF \
+    -DPARLEY_TOOLS=OFF -DPARLEY_SANITIZE=OFF >/dev/null
+cmake --build "$root/build-run" -j"$(nproc)" >/dev/null
+exec "$root/build-run/parley" "$@"

@@ -1,6 +1,9 @@
 // Command line and environment configuration.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { startServer, runParley, guest, freePort, httpGet, T } from './harness.mjs';
 
 test('--port abc: exit code 2 with one line on stderr', async () => {
@@ -20,6 +23,25 @@ test('other invalid values and unknown options: exit 2, one line', async () => {
   const r = await runParley([], { env: { PARLEY_PORT: 'abc' } });
   assert.equal(r.code, 2);
   assert.equal(r.stderr.trimEnd().split('\n').length, 1);
+});
+
+test('--origins naming no origin (",", " , "): exit 2, one line, not "allow every origin"', async () => {
+  // Port and database are given so that, were the value accepted, the server
+  // would start harmlessly (and be killed at the timeout) instead of on :8080.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'parley-origins-'));
+  try {
+    for (const v of [',', ' , ', '/']) {
+      const args = ['--port', String(await freePort()), '--bind', '127.0.0.1', '--db', path.join(dir, 'p.db')];
+      for (const r of [await runParley([...args, '--origins', v], { timeoutMs: T(3000) }),
+                       await runParley(args, { env: { PARLEY_ORIGINS: v }, timeoutMs: T(3000) })]) {
+        assert.equal(r.code, 2, `origins ${JSON.stringify(v)}: code ${r.code} signal ${r.signal}, stderr: ${r.stderr}`);
+        assert.equal(r.stderr.trimEnd().split('\n').length, 1, JSON.stringify(r.stderr));
+        assert.match(r.stderr, /origins/);
+      }
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('--help: exit 0 with usage on stdout', async () => {

@@ -303,6 +303,26 @@ START_TEST(test_no_origins)
 }
 END_TEST
 
+/* A value that parses to no origin must not mean "any origin" (the meaning of
+ * an empty list): it is refused like any other bad value. */
+START_TEST(test_origins_naming_none)
+{
+    const char *bad[] = {",", " , ", ",,,", "/", " / ,/"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct config c;
+        ck_assert_msg(PARSE(&c, "--origins", (char *)bad[i]) == CONFIG_ERROR,
+                      "--origins '%s' accepted", bad[i]);
+        config_free(&c);
+        setenv("PARLEY_ORIGINS", bad[i], 1);
+        char *argv[] = {"parley", NULL};
+        ck_assert_msg(config_parse(&c, 1, argv) == CONFIG_ERROR,
+                      "PARLEY_ORIGINS='%s' accepted", bad[i]);
+        config_free(&c);
+        clear_env();
+    }
+}
+END_TEST
+
 START_TEST(test_too_many_origins)
 {
     struct config c;
@@ -339,6 +359,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, test_env_flag);
     tcase_add_test(tc, test_origins);
     tcase_add_test(tc, test_no_origins);
+    tcase_add_test(tc, test_origins_naming_none);
     tcase_add_test(tc, test_too_many_origins);
     suite_add_tcase(s, tc);
     return s;
