@@ -39,6 +39,8 @@ static const struct opt opts[] = {
     {"log-level", K_CHOICE, O(log_level), 0, 0, "|error|warn|info|debug|",
      "error, warn, info or debug (info)"},
     {"log-format", K_CHOICE, O(log_format), 0, 0, "|text|json|", "text or json (text)"},
+    {"send-timeout", K_LONG, O(send_timeout), 1, 3600, 0,
+     "seconds a client may leave our output unread before 1013 (30)"},
     {"hello-timeout", K_LONG, O(hello_timeout), 1, 3600, 0,
      "seconds a client has to say hello (10)"},
     {"max-frame", K_LONG, O(max_frame), 1024, 16 << 20, 0,
@@ -82,6 +84,7 @@ static void defaults(struct config *c)
     c->log_level = "info";
     c->log_format = "text";
     c->hello_timeout = 10;
+    c->send_timeout = 30;
     c->max_frame = 65536;
     c->outq_max_msgs = 4096;
     c->outq_max_bytes = 4L << 20;

@@ -21,6 +21,7 @@ struct config {
     const char *log_level;
     const char *log_format;
     long hello_timeout; /* seconds */
+    long send_timeout;  /* seconds output may wait for the socket (wire.c) */
     long max_frame;     /* bytes */
     long outq_max_msgs;
     long outq_max_bytes;

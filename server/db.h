@@ -31,9 +31,10 @@
 
 struct room;
 
-/* DB_POST is never submitted: it is a frame one thread hands to an event
- * loop's inbox (hub.c), in the same FIFO as that loop's completions. */
-enum db_op { DB_SEND, DB_READ, DB_POST };
+/* DB_POST and DB_ROOM_FREE are never submitted: they are items one thread
+ * hands to an event loop's inbox (hub.c), in the same FIFO as that loop's
+ * completions: a frame for a room, and a room's free marker. */
+enum db_op { DB_SEND, DB_READ, DB_POST, DB_ROOM_FREE };
 
 enum db_status {
     DB_OK = 0,

@@ -27,11 +27,19 @@ void hub_free(struct hub *h)
         struct db_req *r = h->inbox[i].head, *next;
         for (; r; r = next) {
             next = r->next;
-            if (r->op == DB_POST) hub_post_free(r); /* the rest are their owners' */
+            if (r->op == DB_POST)
+                hub_post_free(r);
+            else if (r->op == DB_ROOM_FREE)
+                hub_room_pass(r); /* the rest are their owners' */
         }
         h->inbox[i].head = h->inbox[i].tail = NULL;
     }
     rooms_free(&h->rooms);
+    for (struct room *r = h->zombies, *next; r; r = next) {
+        next = r->next_in_bucket;
+        room_free(r);
+    }
+    h->zombies = NULL;
     pthread_mutex_destroy(&h->rooms_lock);
     pthread_mutex_destroy(&h->inbox_lock);
 }
@@ -44,6 +52,23 @@ void hub_lock_rooms(struct hub *h)
 void hub_unlock_rooms(struct hub *h)
 {
     pthread_mutex_unlock(&h->rooms_lock);
+}
+
+struct room *hub_room_hold(struct hub *h, const char *name, int create)
+{
+    hub_lock_rooms(h);
+    struct room *r = rooms_get(&h->rooms, name, create);
+    if (r) r->refs++;
+    hub_unlock_rooms(h);
+    return r;
+}
+
+void hub_room_ref(struct hub *h, struct room *r)
+{
+    hub_lock_rooms(h);
+    assert(r->refs > 0);
+    r->refs++;
+    hub_unlock_rooms(h);
 }
 
 void hub_set_awake(struct hub *h, int i, int awake)
@@ -100,6 +125,52 @@ static struct db_req *post_new(struct room *room, struct buf *frame, int loop)
     return r;
 }
 
+/* Puts r's free marker on every loop's inbox (hub.h: room lifetime). Out
+ * of memory, the room is kept until exit instead: never freed early. */
+static void room_retire(struct hub *h, struct room *r)
+{
+    struct chain c[HUB_MAX_LOOPS];
+    memset(c, 0, sizeof(c[0]) * (size_t)h->nloops);
+    __atomic_store_n(&r->free_left, h->nloops, __ATOMIC_RELAXED);
+    for (int i = 0; i < h->nloops; i++) {
+        struct db_req *m = calloc(1, sizeof(*m));
+        if (!m) goto err;
+        m->op = DB_ROOM_FREE;
+        m->dest = r;
+        m->loop = i;
+        chain_add(&c[i], m);
+    }
+    deliver(h, c);
+    return;
+err:
+    for (int i = 0; i < h->nloops; i++)
+        free(c[i].head);
+    plog(LOG_ERROR, "room-kept", "room=%s reason=\"out of memory\"", r->name);
+    hub_lock_rooms(h);
+    r->next_in_bucket = h->zombies;
+    h->zombies = r;
+    hub_unlock_rooms(h);
+}
+
+void hub_room_release(struct hub *h, struct room *r)
+{
+    hub_lock_rooms(h);
+    assert(r->refs > 0);
+    int last = --r->refs == 0;
+    if (last) rooms_unlink(&h->rooms, r);
+    hub_unlock_rooms(h);
+    if (last) room_retire(h, r);
+}
+
+void hub_room_pass(struct db_req *marker)
+{
+    assert(marker->op == DB_ROOM_FREE);
+    struct room *r = marker->dest;
+    /* acq_rel: the last loop sees every other loop's use finished. */
+    if (__atomic_sub_fetch(&r->free_left, 1, __ATOMIC_ACQ_REL) == 0) room_free(r);
+    free(marker);
+}
+
 void hub_post_free(struct db_req *r)
 {
     assert(r->op == DB_POST);
@@ -122,22 +193,46 @@ static struct buf *message_frame(const struct db_req *r)
     return b;
 }
 
-/* Finds a stored message's room and records its id as the room's newest.
- * Returns the room; NULL only if nobody ever joined it, and then nobody can
- * be joining it either (a join creates the room before its read). */
-static struct room *note_last_id(struct hub *h, const struct db_req *r)
-{
-    hub_lock_rooms(h);
-    struct room *room = rooms_get(&h->rooms, r->room, 0);
-    if (room && r->id > room->last_id) room->last_id = r->id;
-    hub_unlock_rooms(h);
-    return room;
-}
-
 struct route {
     struct hub *h;
     struct chain c[HUB_MAX_LOOPS];
+    struct room **held; /* rooms referenced until the route is delivered */
+    size_t nheld, capheld;
 };
+
+/* Finds a stored message's room, records its id as the room's newest and
+ * holds the room until the route is delivered (route_release), so its
+ * free marker can only queue behind this message. Returns the room; NULL
+ * when it is not in memory: then nobody is in it or joining it (a join
+ * holds the room from before its read), or memory ran out (the message is
+ * stored and acked; members get it from history). */
+static struct room *note_last_id(struct route *rt, const struct db_req *r)
+{
+    if (rt->nheld == rt->capheld) {
+        size_t cap = rt->capheld ? rt->capheld * 2 : 64;
+        struct room **n = realloc(rt->held, cap * sizeof(*n));
+        if (!n) return NULL;
+        rt->held = n;
+        rt->capheld = cap;
+    }
+    hub_lock_rooms(rt->h);
+    struct room *room = rooms_get(&rt->h->rooms, r->room, 0);
+    if (room) {
+        if (r->id > room->last_id) room->last_id = r->id;
+        room->refs++;
+        rt->held[rt->nheld++] = room;
+    }
+    hub_unlock_rooms(rt->h);
+    return room;
+}
+
+/* Gives back the rooms the route held, once its items are on the inboxes. */
+static void route_release(struct route *rt)
+{
+    for (size_t i = 0; i < rt->nheld; i++)
+        hub_room_release(rt->h, rt->held[i]);
+    free(rt->held);
+}
 
 static void route_one(struct db_req *r, void *arg)
 {
@@ -147,7 +242,7 @@ static void route_one(struct db_req *r, void *arg)
     if (r->op == DB_SEND && r->status == DB_OK && !r->duplicate) {
         /* Every loop, members or not: a join in flight on a loop with no
          * member yet must still find this message after its read. */
-        if ((r->dest = note_last_id(h, r)) && (r->frame = message_frame(r)))
+        if ((r->dest = note_last_id(rt, r)) && (r->frame = message_frame(r)))
             for (int i = 0; i < h->nloops; i++) {
                 struct db_req *p = i == r->loop ? NULL : post_new(r->dest, r->frame, i);
                 if (p) chain_add(&rt->c[i], p);
@@ -156,23 +251,31 @@ static void route_one(struct db_req *r, void *arg)
     chain_add(&rt->c[r->loop], r);
 }
 
+static void route_init(struct route *rt, struct hub *h)
+{
+    rt->h = h;
+    memset(rt->c, 0, sizeof(rt->c[0]) * (size_t)h->nloops);
+    rt->held = NULL;
+    rt->nheld = rt->capheld = 0;
+}
+
 void hub_route(void *arg)
 {
     struct route rt;
-    rt.h = arg;
-    memset(rt.c, 0, sizeof(rt.c[0]) * (size_t)rt.h->nloops);
+    route_init(&rt, arg);
     db_take_done(rt.h->db, route_one, &rt);
     deliver(rt.h, rt.c);
+    route_release(&rt);
 }
 
 void hub_complete(struct hub *h, struct db_req *r)
 {
     struct route rt;
-    rt.h = h;
-    memset(rt.c, 0, sizeof(rt.c[0]) * (size_t)h->nloops);
+    route_init(&rt, h);
     r->next = NULL;
     route_one(r, &rt);
     deliver(h, rt.c);
+    route_release(&rt);
 }
 
 void hub_post(struct hub *h, int from, struct room *room, struct buf *frame)

@@ -39,6 +39,7 @@ struct hub {
     struct db *db;
     pthread_mutex_t rooms_lock; /* guards rooms, see room.h */
     struct rooms rooms;
+    struct room *zombies;       /* rooms kept until exit (no memory for markers) */
     pthread_mutex_t inbox_lock; /* guards inbox[] and awake[] */
     struct hub_inbox inbox[HUB_MAX_LOOPS];
     int awake[HUB_MAX_LOOPS]; /* the loop's context may be woken */
@@ -56,6 +57,28 @@ void hub_free(struct hub *h);
 /* The rooms lock: see room.h for what it guards. Any thread. */
 void hub_lock_rooms(struct hub *h);
 void hub_unlock_rooms(struct hub *h);
+
+/* Room lifetime. A room is in memory while it has holders: each holder
+ * took one reference with hub_room_hold() (or hub_room_ref() on a room it
+ * already holds) and gives it back with hub_room_release(). The release of
+ * the last one takes the room out of the table and puts a free marker on
+ * every loop's inbox; the room's memory goes when the last loop has taken
+ * its marker. Inboxes are FIFOs, so every item queued before the release
+ * that points to the room (a message, a presence) is handled before the
+ * memory goes, and no item made after it can point to it: only holders
+ * post to a room. Any thread; each takes the rooms lock. */
+
+/* Returns room `name` with a reference for the caller, creating it when
+ * `create`; NULL when it is not in memory (and !create) or memory ran out
+ * (then nothing was created). */
+struct room *hub_room_hold(struct hub *h, const char *name, int create);
+/* Takes one more reference on a room the caller holds. */
+void hub_room_ref(struct hub *h, struct room *r);
+/* Gives one reference back; r must not be used after. */
+void hub_room_release(struct hub *h, struct room *r);
+/* A loop took r's free marker from its inbox (DB_ROOM_FREE); the last
+ * loop frees the room. The loop's thread. */
+void hub_room_pass(struct db_req *marker);
 
 /* Marks loop `i` as able (1) or no longer able (0) to be woken: its context
  * exists. A loop is marked 0 before its context is destroyed, so no thread

@@ -36,6 +36,8 @@ struct server {
     struct session *sessions;                /* this loop's open sessions, for shutdown */
     struct session *hello_head, *hello_tail; /* awaiting hello, oldest first */
     struct session *flush_head, *flush_tail; /* queues to write before the event ends */
+    struct session *presence_head;           /* presence to tell (member.c) */
+    struct session *wait_head, *wait_tail;   /* output waiting, oldest first (wire.c) */
     int nsessions;                           /* this loop's; the hub counts all */
     uint64_t queued;             /* frames on this loop's outbound queues (OWN_ADD) */
     struct send_slot *slot_pool; /* session.c's free send slots */

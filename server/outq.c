@@ -21,7 +21,9 @@ static int outq_grow(struct outq *q)
 
 int outq_push(struct outq *q, struct buf *b, const struct outq_limits *lim)
 {
-    if (q->count && (q->count >= lim->max_msgs || q->bytes + b->len > lim->max_bytes))
+    int empty = !q->count && !q->held;
+    if (!empty &&
+        (q->count >= lim->max_msgs || q->bytes + q->held + b->len > lim->max_bytes))
         return -1;
     if (q->count == q->cap && outq_grow(q)) return -1;
     q->ring[(q->head + q->count) & (q->cap - 1)] = buf_ref(b);
@@ -45,8 +47,7 @@ void outq_pop(struct outq *q)
     buf_unref(b);
 }
 
-/* Writes the header of a final, unmasked text frame of `len` bytes. */
-static size_t ws_header(unsigned char *h, size_t len)
+size_t outq_ws_header(unsigned char *h, size_t len)
 {
     h[0] = 0x81; /* FIN | text */
     if (len < 126) {
@@ -70,7 +71,7 @@ size_t outq_gather(struct outq *q, unsigned char *out, size_t cap, unsigned *fra
     size_t n = 0;
     *frames = 0;
     for (struct buf *b; (b = outq_peek(q)) && n + b->len + 10 <= cap; (*frames)++) {
-        n += ws_header(out + n, b->len);
+        n += outq_ws_header(out + n, b->len);
         memcpy(out + n, BUF_PAYLOAD(b), b->len);
         n += b->len;
         outq_pop(q);
@@ -85,4 +86,5 @@ void outq_clear(struct outq *q)
     free(q->ring);
     q->ring = NULL;
     q->cap = q->head = 0;
+    q->held = 0;
 }

@@ -25,16 +25,24 @@ struct outq {
     uint32_t count;
     uint32_t cap; /* a power of two, or 0 */
     size_t bytes; /* payload bytes queued */
+    size_t held;  /* bytes already written but held back outside the queue
+                     (libwebsockets' buffer of a partial write): they count
+                     against max_bytes too */
 };
 
 /* Appends b and takes a reference to it. Returns 0, or -1 when the queue is
- * full (by count or bytes) or memory ran out; then nothing changed. A single
- * buffer larger than max_bytes is still accepted into an empty queue. */
+ * full (by count, or by bytes queued plus held) or memory ran out; then
+ * nothing changed. A single buffer larger than max_bytes is still accepted
+ * when nothing at all is queued or held, so any one reply can be sent. */
 int outq_push(struct outq *q, struct buf *b, const struct outq_limits *lim);
 /* Returns the oldest buffer (the queue keeps its reference), or NULL. */
 struct buf *outq_peek(const struct outq *q);
 /* Removes the oldest buffer and drops the queue's reference to it. */
 void outq_pop(struct outq *q);
+/* Writes the header of a final, unmasked text frame of `len` payload bytes
+ * into h (room for OUTQ_HEADER_MAX) and returns its length. */
+#define OUTQ_HEADER_MAX 10
+size_t outq_ws_header(unsigned char *h, size_t len);
 /* Moves the oldest frames, as many whole ones as fit in `cap` bytes, into
  * `out` as unmasked WebSocket text frames (header + payload) and pops them.
  * Returns the bytes written (0 when the queue is empty or its oldest frame

@@ -15,4 +15,11 @@ void tb_init(struct tbucket *b, double burst, int64_t now_us);
  * Returns 1 when a token was taken, 0 when the bucket is empty. */
 int tb_take(struct tbucket *b, double rate, double burst, int64_t now_us);
 
+/* For costs known only afterwards (bytes of a reply): refills as tb_take
+ * does and says whether the bucket is not in debt (1) or is (0). */
+int tb_ready(struct tbucket *b, double rate, double burst, int64_t now_us);
+/* Takes `n` tokens, going into debt if need be: later requests wait until
+ * the refill has paid it back (tb_ready). */
+void tb_spend(struct tbucket *b, double n);
+
 #endif

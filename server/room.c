@@ -42,11 +42,30 @@ struct room *rooms_get(struct rooms *rs, const char *name, int create)
     struct room *r = calloc(1, sizeof(*r) + parts * sizeof(r->part[0]));
     if (!r) return NULL;
     strcpy(r->name, name);
+    r->nparts = (uint32_t)parts;
     size_t i = hash(name) & (rs->nbuckets - 1);
     r->next_in_bucket = rs->buckets[i];
     rs->buckets[i] = r;
     rs->count++;
     return r;
+}
+
+void rooms_unlink(struct rooms *rs, struct room *r)
+{
+    struct room **pp = &rs->buckets[hash(r->name) & (rs->nbuckets - 1)];
+    while (*pp && *pp != r)
+        pp = &(*pp)->next_in_bucket;
+    if (!*pp) return;
+    *pp = r->next_in_bucket;
+    r->next_in_bucket = NULL;
+    rs->count--;
+}
+
+void room_free(struct room *r)
+{
+    for (size_t p = 0; p < r->nparts; p++)
+        free(r->part[p].members);
+    free(r);
 }
 
 void rooms_each(struct rooms *rs, void (*fn)(struct room *r, void *arg), void *arg)
@@ -58,13 +77,10 @@ void rooms_each(struct rooms *rs, void (*fn)(struct room *r, void *arg), void *a
 
 void rooms_free(struct rooms *rs)
 {
-    size_t parts = rs->nloops > 0 ? (size_t)rs->nloops : 1;
     for (size_t i = 0; i < rs->nbuckets; i++)
         for (struct room *r = rs->buckets[i], *next; r; r = next) {
             next = r->next_in_bucket;
-            for (size_t p = 0; p < parts; p++)
-                free(r->part[p].members);
-            free(r);
+            room_free(r);
         }
     free(rs->buckets);
     rs->buckets = NULL;
@@ -94,6 +110,11 @@ void room_remove(struct room *r, int loop, struct session *s)
             /* Order of members does not matter; fan-out order is per message. */
             p->members[i] = p->members[--p->n];
             r->nmembers--;
+            if (!p->n) {
+                free(p->members);
+                p->members = NULL;
+                p->cap = 0;
+            }
             return;
         }
 }

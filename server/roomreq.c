@@ -7,60 +7,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fanout.h"
 #include "hub.h"
 #include "jwt.h"
+#include "member.h"
 #include "room.h"
 #include "session_impl.h"
 #include "wire.h"
 
-#define MAX_ROOMS_PER_SESSION 1000
 #define TYPING_INTERVAL_US 2000000
-
-static struct membership *membership(struct session *s, struct room *r)
-{
-    for (uint32_t i = 0; i < s->nmem; i++)
-        if (s->mem[i].room == r) return &s->mem[i];
-    return NULL;
-}
-
-static struct room *room_find(struct server *srv, const char *name, int create)
-{
-    hub_lock_rooms(srv->hub);
-    struct room *r = rooms_get(&srv->hub->rooms, name, create);
-    hub_unlock_rooms(srv->hub);
-    return r;
-}
-
-/* Sends b to this loop's members of r except `except`. The loop's own part
- * is written only by this loop, so no lock is needed to read it. */
-static void room_send_local(struct server *srv, struct room *r, struct buf *b,
-                            struct session *except)
-{
-    const struct room_part *p = &r->part[srv->index];
-    for (uint32_t i = 0; i < p->n; i++)
-        if (p->members[i] != except) wire_push(p->members[i], b);
-}
-
-/* Sends b to every member of r on every loop except `except` (presence,
- * typing: not stored, so not ordered by the database); drops the maker's
- * reference. */
-static void room_send(struct session *s, struct room *r, struct buf *b)
-{
-    if (!b) return;
-    room_send_local(s->srv, r, b, s);
-    hub_post(s->srv->hub, s->srv->index, r, b);
-    buf_unref(b);
-}
-
-static void send_presence(struct session *s, struct room *r, const char *event)
-{
-    struct buf *b = proto_msg_start("presence", r->name, 128);
-    buf_puts(&b, ",\"event\":\"");
-    buf_puts(&b, event);
-    buf_puts(&b, "\",\"user\":");
-    buf_put(&b, BUF_PAYLOAD(s->user_json), s->user_json->len);
-    room_send(s, r, proto_msg_end(b, NULL));
-}
+/* Every read costs at least this much of the read budget (roomreq.h). */
+#define READ_COST_MIN 2048.0
 
 /* Lists every loop's members: other loops' sessions stay in their parts,
  * user_json intact, until they remove themselves under the lock. */
@@ -79,31 +36,39 @@ static void put_members(struct server *srv, struct buf **b, struct room *r)
     buf_put(b, "]", 1);
 }
 
+/* Whether s may use `room` at all (join, read, list it). */
+static int may_use(struct session *s, const char *room)
+{
+    return s->guest || jwt_allows_room(s->claims, room);
+}
+
 static int allowed_room(struct session *s, const char *room)
 {
-    if (s->guest || jwt_allows_room(s->claims, room)) return 1;
+    if (may_use(s, room)) return 1;
     wire_error(s, E_FORBIDDEN, "your token does not allow this room");
     return 0;
 }
 
-/* Checks a request that needs the database. Returns 2 for a valid send, 1
- * when a read is ready in s->dbr, 0 for a request handled without the
- * database, -1 after an error reply. */
-enum roomreq_kind roomreq_prepare(struct session *s)
+/* Whether s may start another read now (ROOMREQ_READ_RATE); answers rate_limited
+ * when not. */
+static int read_budget(struct session *s)
+{
+    if (tb_ready(&s->read_tb, ROOMREQ_READ_RATE, ROOMREQ_READ_BURST, server_now_us()))
+        return 1;
+    wire_error(s, E_RATE_LIMITED, "reading too fast; retry in a moment");
+    return 0;
+}
+
+static void read_spent(struct session *s, size_t bytes)
+{
+    tb_spend(&s->read_tb, bytes > READ_COST_MIN ? (double)bytes : READ_COST_MIN);
+}
+
+/* Prepares s->dbr for a join or history read of s->req. */
+static void prepare_read(struct session *s)
 {
     struct proto_req *q = &s->req;
     struct db_req *r = &s->dbr;
-    if (q->type != REQ_JOIN && q->type != REQ_SEND && q->type != REQ_HISTORY) return 0;
-    if (!allowed_room(s, q->room)) return -1;
-    s->req_room = room_find(s->srv, q->room, q->type == REQ_JOIN);
-    struct membership *m = s->req_room ? membership(s, s->req_room) : NULL;
-    if (q->type == REQ_SEND && !(m && m->joined))
-        return wire_error(s, E_NOT_MEMBER, "join the room first"), -1;
-    if (q->type == REQ_JOIN && !s->req_room)
-        return wire_error(s, E_INTERNAL, "out of memory"), -1;
-    if (q->type == REQ_JOIN && !m && s->nmem >= MAX_ROOMS_PER_SESSION)
-        return wire_error(s, E_BAD_REQUEST, "too many rooms on one connection"), -1;
-    if (q->type == REQ_SEND) return 2;
     buf_unref(r->rows);
     memset(r, 0, sizeof(*r));
     r->owner = s;
@@ -115,32 +80,31 @@ enum roomreq_kind roomreq_prepare(struct session *s)
     r->limit = q->type == REQ_HISTORY ? q->limit
                : q->since >= 0        ? PROTO_SINCE_MAX
                                       : PROTO_HISTORY_DEFAULT;
-    return 1;
 }
 
-static int add_membership(struct session *s, struct room *r)
+/* Limits are checked before anything is made: a refused join creates no
+ * room. A join holds its room (s->req_room) until roomreq_finish, so the
+ * room stays in memory, and receives every message, while it is read. */
+enum roomreq_kind roomreq_prepare(struct session *s)
 {
-    struct membership *m = membership(s, r);
-    if (m && m->joined) return 0;
-    if (!m && s->nmem == s->capmem) {
-        uint32_t cap = s->capmem ? s->capmem * 2 : 4;
-        struct membership *nm = realloc(s->mem, cap * sizeof(*nm));
-        if (!nm) return -1;
-        s->mem = nm;
-        s->capmem = cap;
+    struct proto_req *q = &s->req;
+    if (q->type != REQ_JOIN && q->type != REQ_SEND && q->type != REQ_HISTORY)
+        return ROOMREQ_LOCAL;
+    if (!allowed_room(s, q->room)) return ROOMREQ_ANSWERED;
+    struct membership *m = member_find(s, q->room);
+    int joined = m && m->joined;
+    if (q->type == REQ_SEND) {
+        if (joined) return ROOMREQ_SEND;
+        return wire_error(s, E_NOT_MEMBER, "join the room first"), ROOMREQ_ANSWERED;
     }
-    hub_lock_rooms(s->srv->hub);
-    int oom = room_add(r, s->srv->index, s);
-    hub_unlock_rooms(s->srv->hub);
-    if (oom) return -1;
-    if (!m) {
-        m = &s->mem[s->nmem++];
-        m->room = r;
-        m->typing_us = 0;
-    }
-    m->joined = 1;
-    send_presence(s, r, "join");
-    return 0;
+    if (q->type == REQ_JOIN && !joined && s->njoined >= MEMBER_MAX_JOINED)
+        return wire_error(s, E_BAD_REQUEST, "too many rooms on one connection"),
+               ROOMREQ_ANSWERED;
+    if (!read_budget(s)) return ROOMREQ_ANSWERED;
+    if (q->type == REQ_JOIN && !(s->req_room = hub_room_hold(s->srv->hub, q->room, 1)))
+        return wire_error(s, E_INTERNAL, "out of memory"), ROOMREQ_ANSWERED;
+    prepare_read(s);
+    return ROOMREQ_READ;
 }
 
 static void finish_join(struct session *s)
@@ -150,7 +114,7 @@ static void finish_join(struct session *s)
     hub_lock_rooms(s->srv->hub);
     if (q->last_id > r->last_id) r->last_id = q->last_id;
     hub_unlock_rooms(s->srv->hub);
-    if (add_membership(s, r)) return wire_error(s, E_INTERNAL, "out of memory");
+    if (member_join(s, r)) return wire_error(s, E_INTERNAL, "out of memory");
     struct buf *b = proto_msg_start("joined", r->name, 256 + q->rows->len);
     put_members(s->srv, &b, r);
     buf_puts(&b, ",\"messages\":[");
@@ -172,6 +136,7 @@ static void finish_history(struct session *s)
 void roomreq_finish(struct session *s)
 {
     struct db_req *q = &s->dbr;
+    if (q->rows) read_spent(s, q->rows->len);
     if (q->status != DB_OK)
         wire_error(s, q->status == DB_BUSY ? E_OVERLOADED : E_INTERNAL,
                    q->status == DB_BUSY
@@ -181,79 +146,108 @@ void roomreq_finish(struct session *s)
         finish_join(s);
     else
         finish_history(s);
-    buf_unref(q->rows);
-    q->rows = NULL;
+    roomreq_abandon(s);
 }
 
-/* Takes s out of r's member list (on this loop's part). */
-static void leave_room(struct session *s, struct room *r)
+void roomreq_abandon(struct session *s)
 {
-    hub_lock_rooms(s->srv->hub);
-    room_remove(r, s->srv->index, s);
-    hub_unlock_rooms(s->srv->hub);
+    buf_unref(s->dbr.rows);
+    s->dbr.rows = NULL;
+    if (s->req_room) hub_room_release(s->srv->hub, s->req_room);
+    s->req_room = NULL;
 }
 
 static void do_leave(struct session *s)
 {
-    struct room *r = room_find(s->srv, s->req.room, 0);
-    struct membership *m = r ? membership(s, r) : NULL;
-    if (m && m->joined) {
-        m->joined = 0;
-        leave_room(s, r);
-        send_presence(s, r, "leave");
-    }
+    struct membership *m = member_find(s, s->req.room);
+    if (m) member_leave(s, m);
     wire_reply(s, proto_msg_end(proto_msg_start("left", s->req.room, 64), s->req.ref));
 }
 
 static void do_typing(struct session *s)
 {
-    struct room *r = room_find(s->srv, s->req.room, 0);
-    struct membership *m = r ? membership(s, r) : NULL;
+    struct membership *m = member_find(s, s->req.room);
     int64_t now = server_now_us();
     if (!m || !m->joined) return wire_error(s, E_NOT_MEMBER, "join the room first");
     if (m->typing_us && now - m->typing_us < TYPING_INTERVAL_US)
         return; /* dropped silently, per the protocol */
     m->typing_us = now;
-    struct buf *b = proto_msg_start("typing", r->name, 128);
+    struct buf *b = proto_msg_start("typing", m->room->name, 128);
     buf_puts(&b, ",\"user\":");
     buf_put(&b, BUF_PAYLOAD(s->user_json), s->user_json->len);
-    room_send(s, r, proto_msg_end(b, NULL));
+    fanout_room(s, m->room, proto_msg_end(b, NULL));
 }
 
-struct rooms_walk {
-    struct session *s;
-    struct buf *b;
-    int n;
+/* One line of the rooms listing, copied out under the rooms lock so the
+ * JSON is written outside it. */
+struct room_row {
+    char name[PROTO_MAX_ROOM + 1];
+    uint32_t members;
+    int64_t last_id;
 };
 
-static void put_room(struct rooms_walk *w, struct room *r)
+struct rooms_copy {
+    struct room_row *rows;
+    size_t n, cap;
+};
+
+static void copy_row(struct rooms_copy *c, const struct room *r)
 {
-    if (w->n++) buf_put(&w->b, ",", 1);
-    buf_puts(&w->b, "{\"name\":\"");
-    buf_puts(&w->b, r->name);
-    buf_puts(&w->b, "\",\"members\":");
-    buf_put_i64(&w->b, r->nmembers);
-    buf_puts(&w->b, ",\"last_id\":");
-    buf_put_i64(&w->b, r->last_id);
-    buf_put(&w->b, "}", 1);
+    if (c->n == c->cap) return;
+    struct room_row *w = &c->rows[c->n++];
+    memcpy(w->name, r->name, sizeof w->name);
+    w->members = r->nmembers;
+    w->last_id = r->last_id;
 }
 
-static void put_room_if_online(struct room *r, void *arg)
+static void copy_if_online(struct room *r, void *arg)
 {
-    if (r->nmembers) put_room(arg, r);
+    if (r->nmembers) copy_row(arg, r);
 }
 
+/* Copies the rooms with members online and s's remembered rooms without
+ * any: the lock is held for a copy, not for writing JSON. Returns 0, or -1
+ * out of memory. */
+static int copy_rooms(struct session *s, struct rooms_copy *c)
+{
+    struct hub *h = s->srv->hub;
+    hub_lock_rooms(h);
+    c->cap = h->rooms.count + s->nmem;
+    c->n = 0;
+    c->rows = malloc((c->cap ? c->cap : 1) * sizeof(*c->rows));
+    if (c->rows) {
+        rooms_each(&h->rooms, copy_if_online, c);
+        for (uint32_t i = 0; i < s->nmem; i++)
+            if (!s->mem[i].room->nmembers) copy_row(c, s->mem[i].room);
+    }
+    hub_unlock_rooms(h);
+    return c->rows ? 0 : -1;
+}
+
+/* `rooms`: never lists a room s may not use. Its cost counts against the
+ * read budget: with thousands of rooms online the listing is large. */
 static void do_rooms(struct session *s)
 {
-    struct rooms_walk w = {s, buf_new(256), 0};
-    buf_puts(&w.b, "{\"type\":\"rooms\",\"rooms\":[");
-    hub_lock_rooms(s->srv->hub); /* counts and last ids of every loop */
-    rooms_each(&s->srv->hub->rooms, put_room_if_online, &w);
-    for (uint32_t i = 0; i < s->nmem; i++)
-        if (!s->mem[i].room->nmembers) put_room(&w, s->mem[i].room);
-    hub_unlock_rooms(s->srv->hub);
-    buf_put(&w.b, "]", 1);
-    wire_reply(s, proto_msg_end(w.b, s->req.ref));
+    struct rooms_copy c;
+    if (!read_budget(s)) return;
+    if (copy_rooms(s, &c)) return wire_error(s, E_INTERNAL, "out of memory");
+    struct buf *b = buf_new(64 + c.n * 48);
+    int n = 0;
+    buf_puts(&b, "{\"type\":\"rooms\",\"rooms\":[");
+    for (size_t i = 0; i < c.n; i++) {
+        if (!may_use(s, c.rows[i].name)) continue;
+        buf_puts(&b, n++ ? ",{\"name\":\"" : "{\"name\":\"");
+        buf_puts(&b, c.rows[i].name);
+        buf_puts(&b, "\",\"members\":");
+        buf_put_i64(&b, c.rows[i].members);
+        buf_puts(&b, ",\"last_id\":");
+        buf_put_i64(&b, c.rows[i].last_id);
+        buf_put(&b, "}", 1);
+    }
+    free(c.rows);
+    buf_put(&b, "]", 1);
+    if (b) read_spent(s, b->len);
+    wire_reply(s, proto_msg_end(b, s->req.ref));
 }
 
 /* Delivers a stored message to this loop's members of its room. The frame
@@ -262,7 +256,7 @@ static void do_rooms(struct session *s)
  * lock here. Runs whether or not the sender is still there. */
 void roomreq_deliver(struct server *srv, struct db_req *r)
 {
-    if (r->frame && r->dest) room_send_local(srv, r->dest, r->frame, NULL);
+    if (r->frame && r->dest) fanout_local(srv, r->dest, r->frame, NULL);
 }
 
 void roomreq_dispatch(struct session *s)
@@ -287,14 +281,4 @@ void roomreq_dispatch(struct session *s)
         wire_error(s, E_INTERNAL, "unhandled request");
         break;
     }
-}
-
-void roomreq_leave_all(struct session *s)
-{
-    for (uint32_t i = 0; i < s->nmem; i++)
-        if (s->mem[i].joined) {
-            s->mem[i].joined = 0;
-            leave_room(s, s->mem[i].room);
-            if (!s->srv->stopping) send_presence(s, s->mem[i].room, "leave");
-        }
 }

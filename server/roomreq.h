@@ -10,6 +10,13 @@ struct room;
 struct server;
 struct session;
 
+/* The work one connection may ask of the database and the rooms table, in
+ * bytes of reply per second and at once (s->read_tb): a join catching up
+ * on 1000 long messages fits the burst; a client asking for megabytes again
+ * and again is answered rate_limited until the refill has paid its debt. */
+#define ROOMREQ_READ_RATE (1024.0 * 1024)
+#define ROOMREQ_READ_BURST (4.0 * 1024 * 1024)
+
 enum roomreq_kind {
     ROOMREQ_ANSWERED = -1, /* refused: the error is queued */
     ROOMREQ_LOCAL = 0,     /* not a database request: call roomreq_dispatch */
@@ -23,9 +30,9 @@ enum roomreq_kind roomreq_prepare(struct session *s);
 void roomreq_finish(struct session *s);
 /* Answers leave, typing, rooms and ping. */
 void roomreq_dispatch(struct session *s);
-/* The connection is gone: leaves every room (presence to the others unless
- * the server is stopping). */
-void roomreq_leave_all(struct session *s);
+/* Lets go of what a read holds (its rows, the room a join holds): the
+ * read's completion found the connection gone. roomreq_finish calls it. */
+void roomreq_abandon(struct session *s);
 /* Queues a stored message (r->frame) for this loop's members of r->dest. */
 void roomreq_deliver(struct server *srv, struct db_req *r);
 

@@ -15,6 +15,7 @@
 #include "hub.h"
 #include "listen.h"
 #include "log.h"
+#include "member.h"
 #include "session.h"
 #include "wire.h"
 
@@ -57,6 +58,8 @@ static void on_tick(struct lws_sorted_usec_list *sul)
         begin_stop(srv);
     if (srv->accept_resume) listen_resume(srv);
     session_sweep_hello(srv, now);
+    member_sweep(srv, now);
+    wire_sweep(srv, now);
     wire_flush_all(srv);
     if (srv->stopping && (srv->nsessions == 0 || now > srv->stop_deadline_us)) {
         srv->loop_done = 1;

@@ -21,6 +21,7 @@
 #include "hub.h"
 #include "jwt.h"
 #include "log.h"
+#include "member.h"
 #include "roomreq.h"
 #include "send.h"
 #include "session_impl.h"
@@ -39,6 +40,7 @@ static void session_free(struct session *s)
 {
     assert(s->refs == 0 && s->closed && !s->in_resume);
     assert(!s->db_busy && s->inflight == 0); /* each held a reference */
+    assert(!s->req_room && s->nmem == 0 && !s->waiting_out);
     proto_req_free(&s->req);
     if (s->claims) jwt_claims_free(s->claims);
     free(s->claims);
@@ -222,6 +224,8 @@ struct session *session_open(struct server *srv, struct lws *wsi)
     int64_t now = server_now_us();
     tb_init(&s->send_tb, srv->cfg->burst, now);
     tb_init(&s->req_tb, GENERAL_RATE, now);
+    tb_init(&s->read_tb, ROOMREQ_READ_BURST, now);
+    tb_init(&s->presence_tb, MEMBER_PRESENCE_BURST, now);
     s->next = srv->sessions;
     if (s->next) s->next->prev = s;
     srv->sessions = s;
@@ -327,7 +331,7 @@ void session_on_closed(struct session *s)
     hello_unlink(s);
     s->closed = 1;
     s->wsi = NULL;
-    roomreq_leave_all(s);
+    member_leave_all(s);
     if (s->prev)
         s->prev->next = s->next;
     else
@@ -337,6 +341,7 @@ void session_on_closed(struct session *s)
     __atomic_sub_fetch(&srv->hub->sessions, 1, __ATOMIC_RELAXED);
     inbox_clear(s);
     wire_drop(s);
+    wire_forget(s);
     plog(LOG_INFO, "disconnect", "user=%s code=%d reason=\"%s\"", who(s), s->close_code,
          s->close_code ? s->close_reason : "client closed");
     session_unref(s);
@@ -350,15 +355,16 @@ void session_on_db_done(struct db_req *r, void *arg)
         hub_post_free(r);
         return;
     }
+    if (r->op == DB_ROOM_FREE) { /* nothing of this loop points to it now */
+        hub_room_pass(r);
+        return;
+    }
     if (r->op == DB_SEND) {
         send_on_done(arg, r);
     } else {
         assert(s->db_busy && r == &s->dbr);
         s->db_busy = 0;
-        if (s->closed) {
-            buf_unref(r->rows);
-            r->rows = NULL;
-        }
+        if (s->closed) roomreq_abandon(s); /* never resumed: finish nothing */
     }
     session_resume(s);
     session_unref(s); /* may free s: touch nothing after */

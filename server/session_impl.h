@@ -13,6 +13,7 @@
 #include "coro.h"
 #include "db.h"
 #include "loop.h"
+#include "member.h"
 #include "outq.h"
 #include "protocol.h"
 #include "ratelimit.h"
@@ -26,12 +27,6 @@ struct inmsg {
     char data[]; /* NUL-terminated */
 };
 
-struct membership {
-    struct room *room;
-    int64_t typing_us; /* when this session last sent typing here */
-    int joined;
-};
-
 struct session {
     struct coro co;  /* the session's main coroutine */
     struct coro sub; /* the database query sub-coroutine */
@@ -40,16 +35,21 @@ struct session {
     struct session *prev, *next;             /* srv->sessions, while open */
     struct session *hello_prev, *hello_next; /* srv->hello_*, until welcomed */
     struct session *flush_next;              /* srv->flush_head, while flush_queued */
+    struct session *presence_next;           /* srv->presence_head, while queued */
+    struct session *wait_prev, *wait_next;   /* srv->wait_*, while waiting_out */
+    int64_t wait_since_us; /* waiting for WRITEABLE since (waiting_out) */
     int64_t hello_deadline_us;
     int refs;               /* 1 for the connection, 1 per request in flight */
     unsigned closed : 1;    /* the connection is gone: never resume again */
     unsigned in_resume : 1; /* the coroutine is running */
     unsigned welcomed : 1, guest : 1, hello_late : 1, db_busy : 1, rx_paused : 1;
-    unsigned hello_waiting : 1; /* on the server's hello FIFO */
-    unsigned rx_discard : 1;    /* skipping the rest of an oversized message */
-    unsigned close_sent : 1;    /* our close frame is out; awaiting the peer's */
-    unsigned flush_queued : 1;  /* on srv->flush_head: its queue is written soon */
-    int close_code;             /* set: closing once the queue is flushed */
+    unsigned hello_waiting : 1;   /* on the server's hello FIFO */
+    unsigned rx_discard : 1;      /* skipping the rest of an oversized message */
+    unsigned close_sent : 1;      /* our close frame is out; awaiting the peer's */
+    unsigned flush_queued : 1;    /* on srv->flush_head: its queue is written soon */
+    unsigned presence_queued : 1; /* on srv->presence_head: presence to tell */
+    unsigned waiting_out : 1;     /* output pending, on srv->wait_* */
+    int close_code;               /* set: closing once the queue is flushed */
     char close_reason[64];
 
     struct inmsg *in_head, *in_tail; /* frames waiting for the coroutine */
@@ -71,8 +71,10 @@ struct session {
 
     struct outq out;
     struct tbucket send_tb, req_tb;
-    struct membership *mem; /* rooms this connection ever joined */
-    uint32_t nmem, capmem;
+    struct tbucket read_tb;     /* bytes of reads and listings (roomreq.c) */
+    struct tbucket presence_tb; /* presence changes told (member.c) */
+    struct membership *mem;     /* joined and remembered rooms (member.h) */
+    uint32_t nmem, capmem, njoined;
 };
 
 static inline const struct config *cfg(struct session *s)

@@ -91,39 +91,114 @@ static int send_close(struct session *s)
     return 0;
 }
 
+/* s has output that only WRITEABLE can send: asks for it and, the first
+ * time, notes since when, on the loop's wait list (oldest first), so a
+ * client that stops reading is found by wire_sweep without a scan. */
+static void wait_writable(struct session *s)
+{
+    struct server *srv = s->srv;
+    lws_callback_on_writable(s->wsi);
+    if (s->waiting_out || s->close_code) return;
+    s->waiting_out = 1;
+    s->wait_since_us = server_now_us();
+    s->wait_next = NULL;
+    s->wait_prev = srv->wait_tail;
+    if (srv->wait_tail)
+        srv->wait_tail->wait_next = s;
+    else
+        srv->wait_head = s;
+    srv->wait_tail = s;
+}
+
+/* The socket took what lws held: s is no longer waiting. */
+static void wait_done(struct session *s)
+{
+    struct server *srv = s->srv;
+    if (!s->waiting_out) return;
+    if (s->wait_prev)
+        s->wait_prev->wait_next = s->wait_next;
+    else
+        srv->wait_head = s->wait_next;
+    if (s->wait_next)
+        s->wait_next->wait_prev = s->wait_prev;
+    else
+        srv->wait_tail = s->wait_prev;
+    s->wait_prev = s->wait_next = NULL;
+    s->waiting_out = 0;
+}
+
+void wire_forget(struct session *s)
+{
+    wait_done(s);
+}
+
+void wire_sweep(struct server *srv, int64_t now_us)
+{
+    int64_t limit = (int64_t)srv->cfg->send_timeout * 1000000;
+    struct session *s;
+    while ((s = srv->wait_head) && now_us - s->wait_since_us >= limit) {
+        wait_done(s);
+        METRIC_ADD(srv, slow_closes, 1);
+        plog(LOG_INFO, "slow-consumer", "user=%s stalled_s=%lld queued=%u", who(s),
+             (long long)((now_us - s->wait_since_us) / 1000000), s->out.count);
+        wire_close(s, 1013, "slow consumer: reconnect and join with since", 1);
+    }
+}
+
 /* Frames for one connection are gathered here and go out in one write. One
  * per loop thread. */
 static __thread unsigned char wire[LWS_PRE + WIRE_WRITE_MAX];
 
-/* Sends the oldest queued frames, as many as fit in one write. Returns -1
- * when the socket failed. Whatever the kernel does not take, lws keeps and
- * sends first when the socket drains (lws_partial_buffered). */
-static int write_queue(struct session *s)
+_Static_assert(LWS_PRE >= OUTQ_HEADER_MAX, "a frame header fits the headroom");
+
+/* Sends the oldest frame alone: it is bigger than one batch (a long join
+ * or history reply). A buf that is ours alone (a reply) takes its header
+ * in its own headroom, with no copy; a shared one (a message other loops
+ * send too) is copied, since its headroom is not ours to write. Sets *n to
+ * the bytes written; returns nonzero when the write failed. */
+static int write_big(struct session *s, size_t *n)
 {
     struct buf *b = outq_peek(&s->out);
-    unsigned frames = 1;
+    unsigned char hdr[OUTQ_HEADER_MAX], *p, *copy = NULL;
+    size_t h = outq_ws_header(hdr, b->len);
+    *n = h + b->len;
+    if (__atomic_load_n(&b->refs, __ATOMIC_ACQUIRE) == 1)
+        p = BUF_PAYLOAD(b) - h;
+    else if ((copy = malloc(LWS_PRE + *n)))
+        p = copy + LWS_PRE;
+    else
+        p = NULL; /* out of memory: the connection closes */
+    if (p) {
+        memcpy(p, hdr, h);
+        if (copy) memcpy(p + h, BUF_PAYLOAD(b), b->len);
+    }
+    int rc = !p || lws_write(s->wsi, p, *n, LWS_WRITE_RAW) < (int)*n;
+    free(copy);
+    outq_pop(&s->out);
+    return rc;
+}
+
+/* Sends the oldest queued frames, as many as fit in one write. Returns -1
+ * when the socket failed. Whatever the kernel does not take, lws keeps and
+ * sends first when the socket drains (lws_partial_buffered): that much is
+ * counted as held against the queue's byte bound until then. */
+static int write_queue(struct session *s)
+{
+    unsigned frames;
     size_t n;
     int rc;
-    assert(b);
-    if ((n = outq_gather(&s->out, wire + LWS_PRE, WIRE_WRITE_MAX, &frames))) {
+    assert(outq_peek(&s->out));
+    if ((n = outq_gather(&s->out, wire + LWS_PRE, WIRE_WRITE_MAX, &frames)))
         /* Whole frames, headers included: RAW sends the bytes as they are,
          * with TLS too (no extension is ever negotiated). */
         rc = lws_write(s->wsi, wire + LWS_PRE, n, LWS_WRITE_RAW) < (int)n;
-    } else {
-        /* A frame bigger than the batch goes alone, from a copy: the buf
-         * may be shared with other loops, so its headroom is not ours to
-         * write the header into. Rare (a join reply of long messages). */
-        size_t cap = (size_t)b->len + 10;
-        unsigned char *big = malloc(LWS_PRE + cap);
-        unsigned one;
+    else {
         frames = 1;
-        n = big ? outq_gather(&s->out, big + LWS_PRE, cap, &one) : 0;
-        rc = !n || lws_write(s->wsi, big + LWS_PRE, n, LWS_WRITE_RAW) < (int)n;
-        free(big);
-        if (!n) outq_pop(&s->out); /* out of memory: the connection closes */
+        rc = write_big(s, &n);
     }
     OWN_ADD(s->srv->queued, -(uint64_t)frames); /* off the queue either way */
     if (rc) return -1;
+    s->out.held = lws_partial_buffered(s->wsi) ? n : 0;
     METRIC_ADD(s->srv, frames_out, frames);
     METRIC_ADD(s->srv, bytes_out, n);
     return 0;
@@ -131,10 +206,11 @@ static int write_queue(struct session *s)
 
 int wire_on_writeable(struct session *s)
 {
+    wait_done(s);
+    s->out.held = 0; /* lws calls us once what it held has gone */
     if (!outq_peek(&s->out)) return s->close_code && !s->close_sent ? send_close(s) : 0;
     if (write_queue(s)) return -1;
-    if (s->out.count || (s->close_code && !s->close_sent))
-        lws_callback_on_writable(s->wsi);
+    if (s->out.count || (s->close_code && !s->close_sent)) wait_writable(s);
     return 0;
 }
 
@@ -147,7 +223,7 @@ static void flush_one(struct session *s)
 {
     if (s->closed || !s->out.count) return;
     if (s->close_code || lws_partial_buffered(s->wsi)) {
-        lws_callback_on_writable(s->wsi);
+        wait_writable(s);
         return;
     }
     if (write_queue(s)) {
@@ -160,7 +236,7 @@ static void flush_one(struct session *s)
         lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
         return;
     }
-    if (s->out.count) lws_callback_on_writable(s->wsi);
+    if (s->out.count || s->out.held) wait_writable(s);
 }
 
 void wire_flush_all(struct server *srv)

@@ -9,6 +9,7 @@
 #define PARLEY_WIRE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "protocol.h"
 
@@ -39,6 +40,12 @@ void wire_drop(struct session *s);
  * frame once the queue is empty and a close was asked. Returns -1 to
  * close the connection. */
 int wire_on_writeable(struct session *s);
+/* Closes with 1013 every session whose output has waited for the socket
+ * longer than --send-timeout: a client that stopped reading. The loop's
+ * tick. */
+void wire_sweep(struct server *srv, int64_t now_us);
+/* Takes a closed session off the loop's lists of the write path. */
+void wire_forget(struct session *s);
 /* Writes the queues of the sessions that got frames during this event.
  * server.c calls it after every event it hands out, on the loop thread,
  * never from inside a session's own coroutine. */

@@ -49,7 +49,7 @@ START_TEST(test_routing_order)
 {
     struct hub h;
     ck_assert_int_eq(hub_init(&h, 3), 0);
-    struct room *lobby = rooms_get(&h.rooms, "lobby", 1); /* a join made it */
+    struct room *lobby = hub_room_hold(&h, "lobby", 1); /* a join made it */
     ck_assert_ptr_nonnull(lobby);
     struct db_req a = send_req(0, 7, DB_OK, 0); /* stored: every loop */
     struct db_req rd;                           /* a join's read on loop 1 */
@@ -131,7 +131,7 @@ START_TEST(test_post_skips_sender_and_one_loop)
     ck_assert_int_eq(hub_init(&h, 2), 0);
     struct buf *f = buf_new(16);
     buf_puts(&f, "{\"type\":\"typing\"}");
-    struct room *lobby = rooms_get(&h.rooms, "lobby", 1);
+    struct room *lobby = hub_room_hold(&h, "lobby", 1);
     hub_post(&h, 1, lobby, f);
     struct seen s0 = {0}, s1 = {0};
     hub_take(&h, 0, collect, &s0);
@@ -144,7 +144,7 @@ START_TEST(test_post_skips_sender_and_one_loop)
     hub_free(&h);
 
     ck_assert_int_eq(hub_init(&h, 1), 0);
-    hub_post(&h, 0, rooms_get(&h.rooms, "lobby", 1), f); /* one loop: nobody else */
+    hub_post(&h, 0, hub_room_hold(&h, "lobby", 1), f); /* one loop: nobody else */
     hub_take(&h, 0, collect, &s1);
     ck_assert_int_eq(s1.n, 0);
     ck_assert_uint_eq(f->refs, 1);
@@ -159,7 +159,7 @@ START_TEST(test_free_drops_queued_posts)
     ck_assert_int_eq(hub_init(&h, 2), 0);
     struct buf *f = buf_new(16);
     buf_puts(&f, "{\"type\":\"x\"}");
-    hub_post(&h, 0, rooms_get(&h.rooms, "r", 1), f);
+    hub_post(&h, 0, hub_room_hold(&h, "r", 1), f);
     ck_assert_uint_eq(f->refs, 2);
     hub_free(&h); /* the loop never took it: the hub drops it */
     ck_assert_uint_eq(f->refs, 1);

@@ -1,0 +1,176 @@
+/* member.c -- a session's rooms: membership, coalesced presence, and the
+ * rooms it remembers having left. */
+#include "member.h"
+
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fanout.h"
+#include "hub.h"
+#include "room.h"
+#include "session_impl.h"
+
+/* Presence changes one connection may cause per second, over all its
+ * rooms, and at once: beyond, changes wait (coalesced) for member_sweep.
+ * A connection toggling join/leave across many rooms can then make the
+ * server send at most this many presence frames per second per member. */
+#define PRESENCE_RATE 2.0
+/* Entries at most, joined and remembered, before a pending leave is told
+ * at once to make room (bounds the memory of a connection that keeps
+ * joining new rooms faster than its presence may be told). */
+#define MEMBER_MAX_ENTRIES (MEMBER_MAX_JOINED + 2 * MEMBER_KEEP_LEFT)
+
+struct membership *member_find(struct session *s, const char *name)
+{
+    for (uint32_t i = 0; i < s->nmem; i++)
+        if (!strcmp(s->mem[i].room->name, name)) return &s->mem[i];
+    return NULL;
+}
+
+static void send_presence(struct session *s, struct room *r, const char *event)
+{
+    struct buf *b = proto_msg_start("presence", r->name, 128);
+    buf_puts(&b, ",\"event\":\"");
+    buf_puts(&b, event);
+    buf_puts(&b, "\",\"user\":");
+    buf_put(&b, BUF_PAYLOAD(s->user_json), s->user_json->len);
+    fanout_room(s, r, proto_msg_end(b, NULL));
+}
+
+/* Puts s on its loop's list of sessions with presence still to tell. The
+ * list holds a reference. */
+static void pending_add(struct session *s)
+{
+    struct server *srv = s->srv;
+    if (s->presence_queued) return;
+    s->presence_queued = 1;
+    s->refs++;
+    s->presence_next = srv->presence_head;
+    srv->presence_head = s;
+}
+
+/* Tells the others m's state if it is not what they last heard: now when
+ * `force`, or when both the room's interval and the connection's budget
+ * allow; otherwise later, from member_sweep. */
+static void tell(struct session *s, struct membership *m, int64_t now, int force)
+{
+    if (m->told == m->joined) return;
+    if (!force &&
+        ((m->presence_us && now - m->presence_us < MEMBER_PRESENCE_US) ||
+         !tb_take(&s->presence_tb, PRESENCE_RATE, MEMBER_PRESENCE_BURST, now))) {
+        pending_add(s);
+        return;
+    }
+    send_presence(s, m->room, m->joined ? "join" : "leave");
+    m->told = m->joined;
+    m->presence_us = now;
+}
+
+/* Lets go of entry i (not joined), telling a pending leave first. */
+static void forget(struct session *s, uint32_t i)
+{
+    struct membership *m = &s->mem[i];
+    assert(!m->joined);
+    tell(s, m, server_now_us(), 1);
+    hub_room_release(s->srv->hub, m->room);
+    memmove(m, m + 1, (s->nmem - i - 1) * sizeof(*m));
+    s->nmem--;
+}
+
+/* Forgets the oldest left rooms beyond MEMBER_KEEP_LEFT whose presence is
+ * told (a pending leave stays until it is told), and beyond
+ * MEMBER_MAX_ENTRIES the oldest left room whatever its state. */
+static void forget_old(struct session *s)
+{
+    uint32_t left = s->nmem - s->njoined;
+    for (uint32_t i = 0; i < s->nmem && left > MEMBER_KEEP_LEFT;) {
+        struct membership *m = &s->mem[i];
+        if (m->joined || (m->told && s->nmem < MEMBER_MAX_ENTRIES)) {
+            i++;
+            continue;
+        }
+        forget(s, i);
+        left--;
+    }
+}
+
+/* Returns a new entry for r (taking a reference), or NULL out of memory. */
+static struct membership *entry_new(struct session *s, struct room *r)
+{
+    if (s->nmem == s->capmem) {
+        uint32_t cap = s->capmem ? s->capmem * 2 : 4;
+        struct membership *nm = realloc(s->mem, cap * sizeof(*nm));
+        if (!nm) return NULL;
+        s->mem = nm;
+        s->capmem = cap;
+    }
+    struct membership *m = &s->mem[s->nmem++];
+    memset(m, 0, sizeof(*m));
+    m->room = r;
+    hub_room_ref(s->srv->hub, r);
+    return m;
+}
+
+int member_join(struct session *s, struct room *r)
+{
+    struct membership *m = member_find(s, r->name);
+    if (m && m->joined) return 0;
+    if (!m && !(m = entry_new(s, r))) return -1;
+    hub_lock_rooms(s->srv->hub);
+    int oom = room_add(r, s->srv->index, s);
+    hub_unlock_rooms(s->srv->hub);
+    if (oom) {
+        if (!m->told && !m->presence_us) forget(s, (uint32_t)(m - s->mem));
+        return -1;
+    }
+    m->joined = 1;
+    s->njoined++;
+    tell(s, m, server_now_us(), 0);
+    return 0;
+}
+
+/* Takes s out of m's room (on this loop's part). */
+static void unlist(struct session *s, struct membership *m)
+{
+    hub_lock_rooms(s->srv->hub);
+    room_remove(m->room, s->srv->index, s);
+    hub_unlock_rooms(s->srv->hub);
+    m->joined = 0;
+    s->njoined--;
+}
+
+void member_leave(struct session *s, struct membership *m)
+{
+    if (!m->joined) return;
+    unlist(s, m);
+    tell(s, m, server_now_us(), 0);
+    forget_old(s);
+}
+
+void member_leave_all(struct session *s)
+{
+    int64_t now = server_now_us();
+    for (uint32_t i = 0; i < s->nmem; i++) {
+        struct membership *m = &s->mem[i];
+        if (m->joined) unlist(s, m);
+        if (!s->srv->stopping) tell(s, m, now, 1);
+        hub_room_release(s->srv->hub, m->room);
+    }
+    s->nmem = 0;
+    assert(s->njoined == 0);
+}
+
+void member_sweep(struct server *srv, int64_t now_us)
+{
+    struct session *s = srv->presence_head, *next;
+    srv->presence_head = NULL; /* tell() may queue again, on a new list */
+    for (; s; s = next) {
+        next = s->presence_next;
+        s->presence_queued = 0;
+        for (uint32_t i = 0; i < s->nmem; i++)
+            tell(s, &s->mem[i], now_us, 0);
+        if (!s->closed) forget_old(s);
+        session_unref(s); /* may free s */
+    }
+}
