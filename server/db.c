@@ -155,7 +155,7 @@ static int quick_check(struct db *db, char *err, size_t errlen)
 static int db_setup(struct db *db, char *err, size_t errlen)
 {
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
-    if (sqlite3_open_v2(db->opt.path, &db->conn, flags, NULL) != SQLITE_OK) {
+    if (sqlite3_open_v2(db->opt.path, &db->conn, flags, db->opt.vfs) != SQLITE_OK) {
         snprintf(err, errlen, "%s: %s", db->opt.path,
                  db->conn ? sqlite3_errmsg(db->conn) : "cannot open");
         return -1;
@@ -234,7 +234,10 @@ static int step_done(sqlite3_stmt *st)
     return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
 }
 
-static void run_send(struct db *db, struct db_req *r)
+/* Stores one message. Returns SQLITE_OK, or the error of the statement that
+ * failed (r->status says how); the caller checks whether it cost the
+ * transaction. */
+static int run_send(struct db *db, struct db_req *r)
 {
     sqlite3_stmt *ins = db->st[ST_INSERT], *find = db->st[ST_FIND];
     int64_t ts = now_ms();
@@ -248,23 +251,28 @@ static void run_send(struct db *db, struct db_req *r)
     if (rc != SQLITE_OK) {
         log_failure(db, "insert", rc);
         r->status = status_of(rc);
-        return;
+        return rc;
     }
     if (sqlite3_changes(db->conn) == 1) {
         r->id = sqlite3_last_insert_rowid(db->conn);
         r->ts = ts;
-        return;
+        return SQLITE_OK;
     }
     sqlite3_bind_text(find, 1, r->room, -1, SQLITE_STATIC);
     sqlite3_bind_text(find, 2, r->user_id, -1, SQLITE_STATIC);
     sqlite3_bind_text(find, 3, r->client_id, -1, SQLITE_STATIC);
-    if (sqlite3_step(find) == SQLITE_ROW) {
+    if ((rc = sqlite3_step(find)) == SQLITE_ROW) {
         r->id = sqlite3_column_int64(find, 0);
         r->ts = sqlite3_column_int64(find, 1);
         r->duplicate = 1;
-    } else
-        r->status = DB_FAILED;
+        rc = SQLITE_OK;
+    } else {
+        log_failure(db, "find", rc);
+        r->status = rc == SQLITE_DONE ? DB_FAILED : status_of(rc);
+        rc = rc == SQLITE_DONE ? SQLITE_ERROR : rc;
+    }
     sqlite3_reset(find);
+    return rc;
 }
 
 /* Runs a one-value query bound to (room, v); returns the value or -1. */
@@ -295,7 +303,8 @@ static void put_row(struct buf **b, sqlite3_stmt *st, const char *room)
     proto_put_message(b, &m);
 }
 
-static void run_read(struct db *db, struct db_req *r)
+/* Runs one read into r. Returns SQLITE_OK or the error that failed it. */
+static int run_read(struct db *db, struct db_req *r)
 {
     int asc = r->after >= 0;
     sqlite3_stmt *st = db->st[asc ? ST_AFTER : ST_BEFORE];
@@ -322,12 +331,13 @@ static void run_read(struct db *db, struct db_req *r)
     r->last_id = scalar(db, ST_LAST, r->room, 0);
     if (rows->oom || older < 0 || r->last_id < 0) goto err;
     r->rows = rows;
-    return;
+    return SQLITE_OK;
 err:
     log_failure(db, "read", rc);
     buf_unref(rows);
     r->status = status_of(rc);
     r->nrows = 0;
+    return rc == SQLITE_OK || rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_ERROR : rc;
 }
 
 static int batch_has_writes(struct db_req *r)
@@ -346,24 +356,35 @@ static int bucket(double v, const double *bounds, int n)
 }
 
 /* Runs one batch in one transaction; on a failed commit every request of
- * the batch fails, reads included (they may have seen rolled-back rows). */
+ * the batch fails, reads included (they may have seen rolled-back rows).
+ * Some errors (disk full, I/O error, out of memory) make SQLite roll the
+ * whole transaction back itself and return to autocommit: the rest of the
+ * batch must not run then, or each statement would commit on its own while
+ * the batch is reported failed. */
 static void run_batch(struct db *db, struct db_req *batch, int n)
 {
     double t0 = mono_us();
-    int writes = batch_has_writes(batch);
+    int writes = batch_has_writes(batch), lost = 0;
     int rc =
         sqlite3_exec(db->conn, writes ? "BEGIN IMMEDIATE" : "BEGIN", NULL, NULL, NULL);
     for (struct db_req *r = batch; r; r = r->next) {
         r->status = rc == SQLITE_OK ? DB_OK : status_of(rc);
-        if (rc == SQLITE_OK) (r->op == DB_SEND ? run_send : run_read)(db, r);
+        if (rc != SQLITE_OK) continue;
+        int src = (r->op == DB_SEND ? run_send : run_read)(db, r);
+        if (src != SQLITE_OK && sqlite3_get_autocommit(db->conn)) {
+            log_failure(db, "transaction lost", src);
+            rc = src, lost = 1;
+        }
     }
     if (rc == SQLITE_OK) rc = sqlite3_exec(db->conn, "COMMIT", NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
-        log_failure(db, "transaction", rc);
+        if (!lost) log_failure(db, "transaction", rc);
         if (!sqlite3_get_autocommit(db->conn))
             sqlite3_exec(db->conn, "ROLLBACK", NULL, NULL, NULL);
         for (struct db_req *r = batch; r; r = r->next) {
             if (r->status == DB_OK) r->status = status_of(rc);
+            r->id = r->ts = 0;
+            r->duplicate = r->nrows = r->more = 0;
             buf_unref(r->rows);
             r->rows = NULL;
         }
@@ -375,6 +396,7 @@ static void run_batch(struct db *db, struct db_req *batch, int n)
     db->stats.batches++;
     db->stats.batch_sum += (uint64_t)n;
     db->stats.batch_hist[bucket(n, sizes, 6)]++;
+    db->stats.aborted += (uint64_t)lost;
     if (writes) {
         db->stats.commit_hist[bucket(us, lat, 7)]++;
         db->stats.commit_sum_us += us;

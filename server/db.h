@@ -11,6 +11,15 @@
  * member to a room with no gap and no duplicate between history and live
  * broadcast.
  *
+ * Failure contract: the sends of a batch are stored all together or not at
+ * all. When the transaction cannot begin or commit, or SQLite rolls it back
+ * itself in the middle of the batch (disk full, I/O error, out of memory),
+ * the rest of the batch is not run, nothing of it is stored, and every
+ * request of the batch fails (DB_BUSY or DB_FAILED, never DB_OK): a retry
+ * with the same client_id then stores the message once. A statement that
+ * fails without ending the transaction (a constraint, say) fails only its
+ * own request.
+ *
  * Retention: when configured, the worker deletes old messages while the
  * queue is empty, a few hundred rows per transaction, and goes back to
  * requests as soon as one is queued.
@@ -81,10 +90,13 @@ struct db_options {
     int64_t prune_interval_ms; /* how often the worker prunes when idle (60 s) */
     void (*wake)(void *arg);   /* called by the worker after each batch */
     void *wake_arg;
+    const char *vfs; /* SQLite VFS name for sqlite3_open_v2; NULL: the default (tests
+                        register a fault-injecting one) */
 };
 
 struct db_stats {
     uint64_t batches, stored, duplicates, failures, pruned;
+    uint64_t aborted;       /* batches whose transaction SQLite rolled back mid-batch */
     uint64_t batch_hist[8]; /* sizes: 1, 2-4, 5-16, 17-64, 65-256, 257-1024, more */
     uint64_t
         commit_hist[8]; /* microseconds: <=100, 1ms, 5ms, 10ms, 50ms, 100ms, 1s, more */

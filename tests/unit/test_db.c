@@ -29,7 +29,9 @@ static struct {
     pthread_cond_t c;
     int flag; /* set by the worker after each batch */
     int calls;
-} waker = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
+    int gate; /* while set, the worker waits in the hook (held = 1) */
+    int held;
+} waker = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0, 0};
 
 static struct db *db;
 static sqlite3 *locker; /* a second connection holding a write lock */
@@ -43,7 +45,13 @@ static void wake(void *arg)
     pthread_mutex_lock(&waker.m);
     waker.flag = 1;
     waker.calls++;
-    pthread_cond_signal(&waker.c);
+    pthread_cond_broadcast(&waker.c);
+    while (waker.gate) {
+        waker.held = 1;
+        pthread_cond_broadcast(&waker.c);
+        pthread_cond_wait(&waker.c, &waker.m);
+    }
+    waker.held = 0;
     pthread_mutex_unlock(&waker.m);
 }
 
@@ -140,6 +148,7 @@ static void setup(void)
     ndone = 0;
     waker.flag = 0;
     waker.calls = 0;
+    waker.gate = waker.held = 0;
 }
 
 static void unlock_writer(void)
@@ -151,8 +160,11 @@ static void unlock_writer(void)
     }
 }
 
+static void release_worker(void);
+
 static void teardown(void)
 {
+    release_worker(); /* a failed test may have left the worker held */
     unlock_writer();
     close_db();
     static const char *const sfx[] = {"", "-wal", "-shm", "-journal"};
@@ -184,6 +196,192 @@ static void wait_queue_empty(void)
         ck_assert(mono_s() < deadline);
         usleep(1000);
     }
+}
+
+/* Holds the worker in the wake hook after the batch of a read submitted
+ * here, so that everything submitted next forms one batch; the read itself
+ * writes nothing (it never touches the fault counter below). */
+static void hold_worker(void)
+{
+    static struct db_req hold;
+    memset(&hold, 0, sizeof(hold));
+    hold.op = DB_READ;
+    hold.room = "hold";
+    hold.before = hold.after = -1;
+    hold.limit = 1;
+    pthread_mutex_lock(&waker.m);
+    waker.gate = 1;
+    pthread_mutex_unlock(&waker.m);
+    ck_assert_int_eq(db_submit(db, &hold), 0);
+    double deadline = mono_s() + 10;
+    pthread_mutex_lock(&waker.m);
+    while (!waker.held && mono_s() < deadline) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += 1;
+        pthread_cond_timedwait(&waker.c, &waker.m, &ts);
+    }
+    int held = waker.held;
+    pthread_mutex_unlock(&waker.m);
+    ck_assert(held);
+}
+
+static void release_worker(void)
+{
+    pthread_mutex_lock(&waker.m);
+    waker.gate = 0;
+    pthread_cond_broadcast(&waker.c);
+    pthread_mutex_unlock(&waker.m);
+}
+
+/* ---- a VFS over the default one whose writes fail on demand ---- */
+
+/* The countdown-th xWrite/xSync/xTruncate from when the test sets it fails
+ * with rc, once (a transient fault); hits counts the failures. Touched by
+ * the worker thread: atomics. */
+static struct {
+    int countdown, rc, hits;
+} fault;
+
+struct shim_file {
+    sqlite3_file base;
+    sqlite3_file *real; /* the default VFS's file, right after this struct */
+};
+
+static sqlite3_vfs shim_vfs, *real_vfs;
+
+static int fault_now(void)
+{
+    int c = __atomic_load_n(&fault.countdown, __ATOMIC_SEQ_CST);
+    if (c <= 0 || __atomic_sub_fetch(&fault.countdown, 1, __ATOMIC_SEQ_CST) != 0)
+        return 0;
+    __atomic_add_fetch(&fault.hits, 1, __ATOMIC_SEQ_CST);
+    return 1;
+}
+
+#define REAL(f) (((struct shim_file *)(f))->real)
+
+static int shim_close(sqlite3_file *f)
+{
+    return REAL(f)->pMethods->xClose(REAL(f));
+}
+static int shim_read(sqlite3_file *f, void *p, int n, sqlite3_int64 off)
+{
+    return REAL(f)->pMethods->xRead(REAL(f), p, n, off);
+}
+static int shim_write(sqlite3_file *f, const void *p, int n, sqlite3_int64 off)
+{
+    if (fault_now()) return fault.rc;
+    return REAL(f)->pMethods->xWrite(REAL(f), p, n, off);
+}
+static int shim_truncate(sqlite3_file *f, sqlite3_int64 size)
+{
+    if (fault_now()) return fault.rc;
+    return REAL(f)->pMethods->xTruncate(REAL(f), size);
+}
+static int shim_sync(sqlite3_file *f, int flags)
+{
+    if (fault_now()) return fault.rc;
+    return REAL(f)->pMethods->xSync(REAL(f), flags);
+}
+static int shim_size(sqlite3_file *f, sqlite3_int64 *size)
+{
+    return REAL(f)->pMethods->xFileSize(REAL(f), size);
+}
+static int shim_lock(sqlite3_file *f, int lv)
+{
+    return REAL(f)->pMethods->xLock(REAL(f), lv);
+}
+static int shim_unlock(sqlite3_file *f, int lv)
+{
+    return REAL(f)->pMethods->xUnlock(REAL(f), lv);
+}
+static int shim_reserved(sqlite3_file *f, int *out)
+{
+    return REAL(f)->pMethods->xCheckReservedLock(REAL(f), out);
+}
+static int shim_fcntl(sqlite3_file *f, int op, void *arg)
+{
+    return REAL(f)->pMethods->xFileControl(REAL(f), op, arg);
+}
+static int shim_sector(sqlite3_file *f)
+{
+    return REAL(f)->pMethods->xSectorSize(REAL(f));
+}
+static int shim_devchar(sqlite3_file *f)
+{
+    return REAL(f)->pMethods->xDeviceCharacteristics(REAL(f));
+}
+static int shim_shm_map(sqlite3_file *f, int pg, int sz, int ext, void volatile **pp)
+{
+    return REAL(f)->pMethods->xShmMap(REAL(f), pg, sz, ext, pp);
+}
+static int shim_shm_lock(sqlite3_file *f, int off, int n, int flags)
+{
+    return REAL(f)->pMethods->xShmLock(REAL(f), off, n, flags);
+}
+static void shim_shm_barrier(sqlite3_file *f)
+{
+    REAL(f)->pMethods->xShmBarrier(REAL(f));
+}
+static int shim_shm_unmap(sqlite3_file *f, int del)
+{
+    return REAL(f)->pMethods->xShmUnmap(REAL(f), del);
+}
+static int shim_fetch(sqlite3_file *f, sqlite3_int64 off, int n, void **pp)
+{
+    return REAL(f)->pMethods->xFetch(REAL(f), off, n, pp);
+}
+static int shim_unfetch(sqlite3_file *f, sqlite3_int64 off, void *p)
+{
+    return REAL(f)->pMethods->xUnfetch(REAL(f), off, p);
+}
+
+static const sqlite3_io_methods shim_io = {
+    3,
+    shim_close,
+    shim_read,
+    shim_write,
+    shim_truncate,
+    shim_sync,
+    shim_size,
+    shim_lock,
+    shim_unlock,
+    shim_reserved,
+    shim_fcntl,
+    shim_sector,
+    shim_devchar,
+    shim_shm_map,
+    shim_shm_lock,
+    shim_shm_barrier,
+    shim_shm_unmap,
+    shim_fetch,
+    shim_unfetch,
+};
+
+static int shim_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f, int flags,
+                     int *out)
+{
+    (void)vfs;
+    struct shim_file *sf = (struct shim_file *)f;
+    sf->real = (sqlite3_file *)(sf + 1);
+    int rc = real_vfs->xOpen(real_vfs, name, sf->real, flags, out);
+    /* The default VFS's files all have version 3 methods. */
+    sf->base.pMethods = sf->real->pMethods ? &shim_io : NULL;
+    return rc;
+}
+
+/* Registers "faulty": the default VFS with its files wrapped. */
+static void shim_register(void)
+{
+    if (real_vfs) return;
+    real_vfs = sqlite3_vfs_find(NULL);
+    shim_vfs = *real_vfs; /* the other methods do not use the vfs's own fields */
+    shim_vfs.zName = "faulty";
+    shim_vfs.szOsFile = (int)sizeof(struct shim_file) + real_vfs->szOsFile;
+    shim_vfs.xOpen = shim_open;
+    shim_vfs.pNext = NULL;
+    ck_assert_int_eq(sqlite3_vfs_register(&shim_vfs, 0), SQLITE_OK);
 }
 
 static void set_send(struct db_req *r, const char *room, const char *user,
@@ -816,6 +1014,88 @@ START_TEST(test_read_after_send_same_batch)
 }
 END_TEST
 
+/* ---- a transaction lost mid-batch ---- */
+
+static int64_t stored_rows(sqlite3 *c, const char *cid)
+{
+    sqlite3_stmt *st;
+    ck_assert_int_eq(
+        sqlite3_prepare_v2(c, "SELECT count(*) FROM messages WHERE client_id=?1", -1, &st,
+                           NULL),
+        SQLITE_OK);
+    sqlite3_bind_text(st, 1, cid, -1, SQLITE_STATIC);
+    ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+    int64_t n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return n;
+}
+
+/* A write fails inside a batch in a way that makes SQLite roll the whole
+ * transaction back (disk full, I/O error). A request may be reported DB_OK
+ * only if its row is stored and every stored row must have been reported
+ * DB_OK; a retry with the same client_ids then stores each message once. */
+START_TEST(test_batch_rollback)
+{
+    enum { N = 8, BIG = 600 * 1024 };
+    static const int codes[] = {SQLITE_FULL, SQLITE_IOERR_WRITE};
+    static struct db_req r[N], again[N];
+    static char cid[N][16];
+    static char text[BIG + 1];
+    memset(text, 'x', BIG);
+    shim_register();
+    char err[256] = "";
+    struct db_options o = options(100, 100, 1000);
+    o.vfs = "faulty";
+    ck_assert_ptr_nonnull(db = db_open(&o, err, sizeof err));
+    hold_worker();
+    for (int i = 0; i < N; i++) {
+        snprintf(cid[i], sizeof cid[i], "rb%d", i);
+        set_send(&r[i], "lobby", "u", cid[i], text);
+        ck_assert_int_eq(db_submit(db, &r[i]), 0);
+    }
+    /* 4.8 MB of rows overflow SQLite's 2 MB page cache, so its first write
+     * is a cache spill in the middle of the batch, not the COMMIT. */
+    fault.rc = codes[_i];
+    fault.hits = 0;
+    __atomic_store_n(&fault.countdown, 1, __ATOMIC_SEQ_CST);
+    release_worker();
+    wait_done(N + 1);
+    __atomic_store_n(&fault.countdown, 0, __ATOMIC_SEQ_CST);
+    ck_assert_int_eq(__atomic_load_n(&fault.hits, __ATOMIC_SEQ_CST), 1);
+    struct db_stats st;
+    db_stats(db, &st);
+    ck_assert_uint_eq(st.aborted, 1); /* lost at a statement, not at COMMIT */
+
+    sqlite3 *c;
+    ck_assert_int_eq(sqlite3_open(path, &c), SQLITE_OK);
+    int ok_first[N];
+    for (int i = 0; i < N; i++) {
+        int64_t n = stored_rows(c, cid[i]);
+        ok_first[i] = r[i].status == DB_OK;
+        if (ok_first[i] != n)
+            ck_abort_msg("request %d: status %d but %lld rows stored", i, r[i].status,
+                         (long long)n);
+    }
+    /* The contract: the whole batch fails alike (disk full, I/O: retry). */
+    for (int i = 0; i < N; i++)
+        ck_assert_int_eq(r[i].status, DB_BUSY);
+    for (int i = 0; i < N; i++) {
+        set_send(&again[i], "lobby", "u", cid[i], text);
+        ck_assert_int_eq(db_submit(db, &again[i]), 0);
+    }
+    wait_done(2 * N + 1);
+    for (int i = 0; i < N; i++) {
+        ck_assert_int_eq(again[i].status, DB_OK);
+        ck_assert_int_eq(stored_rows(c, cid[i]), 1);
+        /* A duplicate ack only for a message the first attempt acked. */
+        if (again[i].duplicate != ok_first[i])
+            ck_abort_msg("retry %d: duplicate=%d, first attempt status %d", i,
+                         again[i].duplicate, r[i].status);
+    }
+    sqlite3_close(c);
+}
+END_TEST
+
 /* ---- idempotency ---- */
 
 START_TEST(test_idempotency)
@@ -1047,6 +1327,7 @@ static Suite *db_suite(void)
     tcase_add_test(tc, test_batching_exact);
     tcase_add_test(tc, test_batch_max);
     tcase_add_test(tc, test_read_after_send_same_batch);
+    tcase_add_loop_test(tc, test_batch_rollback, 0, 2);
     tcase_add_test(tc, test_idempotency);
     tcase_add_test(tc, test_restart_keeps_idempotency);
     tcase_add_test(tc, test_stop_commits_queued);
