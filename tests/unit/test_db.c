@@ -7,6 +7,7 @@
 #include <libgen.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -31,20 +32,45 @@ static struct {
     int calls;
     int gate; /* while set, the worker waits in the hook (held = 1) */
     int held;
-} waker = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0, 0};
+    /* While `record` is set the hook itself takes the completions, noting
+     * for each the hook call that delivered it and whether `watch` (a
+     * read) had run by then. */
+    int record;
+    const struct db_req *watch;
+} waker = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0, 0, 0, NULL};
 
-static struct db *db;
+static struct noted {
+    const struct db_req *r;
+    int call;
+    int watch_ran;
+} noted[64];
+static int nseen;
+
 static sqlite3 *locker; /* a second connection holding a write lock */
 static struct db_req *done[MAX_DONE];
 static int ndone;
 
 /* Runs on the worker thread: no Check assertions here. */
+static void note(struct db_req *r, void *arg)
+{
+    pthread_mutex_lock(&waker.m);
+    if (nseen < (int)(sizeof noted / sizeof noted[0])) {
+        const struct db_req *w = waker.watch;
+        noted[nseen++] = (struct noted){r, (int)(intptr_t)arg, w && w->rows != NULL};
+    }
+    r->next = NULL;
+    pthread_cond_broadcast(&waker.c);
+    pthread_mutex_unlock(&waker.m);
+}
+
+static struct db *db;
+
 static void wake(void *arg)
 {
     if (arg != &waker) abort();
     pthread_mutex_lock(&waker.m);
     waker.flag = 1;
-    waker.calls++;
+    int call = ++waker.calls, record = waker.record;
     pthread_cond_broadcast(&waker.c);
     while (waker.gate) {
         waker.held = 1;
@@ -53,6 +79,7 @@ static void wake(void *arg)
     }
     waker.held = 0;
     pthread_mutex_unlock(&waker.m);
+    if (record) db_take_done(db, note, (void *)(intptr_t)call);
 }
 
 static void collect(struct db_req *r, void *arg)
@@ -148,7 +175,9 @@ static void setup(void)
     ndone = 0;
     waker.flag = 0;
     waker.calls = 0;
-    waker.gate = waker.held = 0;
+    waker.gate = waker.held = waker.record = 0;
+    waker.watch = NULL;
+    nseen = 0;
 }
 
 static void unlock_writer(void)
@@ -1096,6 +1125,93 @@ START_TEST(test_batch_rollback)
 }
 END_TEST
 
+/* Waits until the recording hook has seen n completions. */
+static void wait_seen(int n)
+{
+    double deadline = mono_s() + 30;
+    pthread_mutex_lock(&waker.m);
+    while (nseen < n && mono_s() < deadline) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += 1;
+        pthread_cond_timedwait(&waker.c, &waker.m, &ts);
+    }
+    int got = nseen;
+    pthread_mutex_unlock(&waker.m);
+    if (got < n) ck_abort_msg("only %d of %d completions seen in 30 s", got, n);
+}
+
+static const struct noted *noted_of(const struct db_req *r)
+{
+    for (int i = 0; i < nseen; i++)
+        if (noted[i].r == r) return &noted[i];
+    ck_abort_msg("request never completed");
+    return NULL;
+}
+
+/* Sends A1, A2, reads R (since 0) and L (latest), send B, in one batch. The
+ * reads see A1 and A2 and not B (db.h's ordering contract), although they
+ * now run after the batch's commit; and the acks of A1 and A2 reach the
+ * wake hook before R has even run, not behind it. */
+START_TEST(test_reads_after_commit)
+{
+    static struct db_req a1, a2, rd, latest, b, c;
+    open_db(100, 100, 1000);
+    set_send(&c, "lobby", "u", "c0", "before the batch");
+    run1(&c);
+    ndone = 0;
+    hold_worker();
+    set_send(&a1, "lobby", "u", "a1", "one");
+    set_send(&a2, "lobby", "u", "a2", "two");
+    set_read(&rd, "lobby", -1, c.id, 2);
+    set_read(&latest, "lobby", -1, -1, 50);
+    set_send(&b, "lobby", "u", "b", "after the reads");
+    struct db_req *batch[] = {&a1, &a2, &rd, &latest, &b};
+    for (int i = 0; i < 5; i++)
+        ck_assert_int_eq(db_submit(db, batch[i]), 0);
+    pthread_mutex_lock(&waker.m);
+    waker.record = 1;
+    waker.watch = &rd;
+    pthread_mutex_unlock(&waker.m);
+    release_worker();
+    wait_done(1); /* the read that held the worker, taken here */
+    wait_seen(5);
+    struct db_stats st;
+    db_stats(db, &st);
+    ck_assert_uint_eq(st.batch_hist[2], 1); /* one batch of five */
+
+    for (int i = 0; i < 5; i++) {
+        ck_assert_ptr_eq(noted[i].r, batch[i]); /* submission order */
+        ck_assert_int_eq(batch[i]->status, DB_OK);
+    }
+    ck_assert_int_gt(b.id, a2.id);
+    int64_t ids[8];
+    ck_assert_int_eq(row_ids(&rd, ids, 8), 2);
+    ck_assert_int_eq(ids[0], a1.id);
+    ck_assert_int_eq(ids[1], a2.id);
+    ck_assert_int_eq(rd.more, 0); /* b is not part of what rd may see */
+    ck_assert_int_eq(rd.last_id, a2.id);
+    ck_assert_int_eq(row_ids(&latest, ids, 8), 3);
+    ck_assert_int_eq(ids[0], c.id);
+    ck_assert_int_eq(ids[2], a2.id);
+    ck_assert_int_eq(latest.more, 0);
+    ck_assert_int_eq(latest.last_id, a2.id);
+
+    /* The acks before the first read were handed over before it ran. */
+    const struct noted *s1 = noted_of(&a1), *s2 = noted_of(&a2), *sr = noted_of(&rd);
+    if (s1->watch_ran || s2->watch_ran || s1->call >= sr->call)
+        ck_abort_msg("acks waited for the read: a1 in wake %d (read ran: %d), read in "
+                     "wake %d",
+                     s1->call, s1->watch_ran, sr->call);
+    ck_assert_int_eq(s2->call, s1->call);
+    ck_assert_int_eq(sr->watch_ran, 1);
+    for (int i = 0; i < 5; i++) {
+        buf_unref(batch[i]->rows);
+        batch[i]->rows = NULL;
+    }
+}
+END_TEST
+
 /* ---- idempotency ---- */
 
 START_TEST(test_idempotency)
@@ -1328,6 +1444,7 @@ static Suite *db_suite(void)
     tcase_add_test(tc, test_batch_max);
     tcase_add_test(tc, test_read_after_send_same_batch);
     tcase_add_loop_test(tc, test_batch_rollback, 0, 2);
+    tcase_add_test(tc, test_reads_after_commit);
     tcase_add_test(tc, test_idempotency);
     tcase_add_test(tc, test_restart_keeps_idempotency);
     tcase_add_test(tc, test_stop_commits_queued);
