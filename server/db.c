@@ -38,10 +38,9 @@ static const char *const sql_text[ST_COUNT] = {
      * read was submitted, as they run after the commit of later sends. */
     [ST_AFTER] = "SELECT id,ts,user_id,user_name,text,client_id FROM messages "
                  "WHERE room=?1 AND id>?2 AND id<=?4 ORDER BY id ASC LIMIT ?3",
-    /* The newest `limit` below ?2, returned oldest first. */
-    [ST_BEFORE] =
-        "SELECT * FROM (SELECT id,ts,user_id,user_name,text,client_id FROM "
-        "messages WHERE room=?1 AND id<?2 ORDER BY id DESC LIMIT ?3) ORDER BY id",
+    /* The newest `limit` below ?2, newest first (run_read reverses them). */
+    [ST_BEFORE] = "SELECT id,ts,user_id,user_name,text,client_id FROM messages "
+                  "WHERE room=?1 AND id<?2 ORDER BY id DESC LIMIT ?3",
     [ST_OLDER] = "SELECT EXISTS(SELECT 1 FROM messages WHERE room=?1 AND id<?2)",
     [ST_LAST] = "SELECT coalesce(max(id),0) FROM messages WHERE room=?1 AND id<=?2",
     [ST_PRUNE_AGE] = "DELETE FROM messages WHERE id IN (SELECT id FROM messages "
@@ -321,19 +320,40 @@ static void put_row(struct buf **b, sqlite3_stmt *st, const char *room)
     proto_put_message(b, &m);
 }
 
+/* Returns rows n-1 .. 0 of `in` (row k at at[k] .. at[k + 1]) joined by
+ * commas, or NULL when memory runs out. */
+static struct buf *reversed(const struct buf *in, const size_t *at, int n)
+{
+    struct buf *out = buf_new(in->len + (size_t)n);
+    for (int k = n - 1; out && k >= 0; k--) {
+        if (k < n - 1) buf_put(&out, ",", 1);
+        buf_put(&out, BUF_PAYLOAD(in) + at[k], at[k + 1] - at[k]);
+    }
+    if (out && out->oom) buf_unref(out), out = NULL;
+    return out;
+}
+
 /* Runs one read into r in its own read transaction, seeing ids up to hi
- * only. Returns SQLITE_OK or the error that failed it. */
+ * only. Its rows stop before passing read_max_bytes (one row always goes
+ * in), and `more` is then set. Ascending reads keep the oldest rows that
+ * fit, written in order. Descending ones (before, latest) keep the newest
+ * that fit, those nearest the bound: they are read newest first, each row's
+ * offset noted, and copied out oldest first once. Returns SQLITE_OK or the
+ * error that failed the read. */
 static int run_read(struct db *db, struct db_req *r, int64_t hi)
 {
     int asc = r->after >= 0;
     sqlite3_stmt *st = db->st[asc ? ST_AFTER : ST_BEFORE];
+    size_t cap = db->opt.read_max_bytes;
     int64_t bound = asc                                 ? r->after
                     : r->before >= 0 && r->before <= hi ? r->before
-                                                        : hi + 1,
-            first = 0;
-    struct buf *rows = buf_new((size_t)r->limit * 160);
+                                                        : hi + 1;
+    int64_t oldest = 0;
+    size_t guess = (size_t)r->limit * 160;
+    struct buf *rows = buf_new(guess < cap ? guess : cap);
+    size_t *at = asc ? NULL : malloc(((size_t)r->limit + 1) * sizeof(*at));
     int rc = SQLITE_NOMEM;
-    if (!rows) goto err;
+    if (!rows || (!asc && !at)) goto err;
     if ((rc = sqlite3_exec(db->conn, "BEGIN", NULL, NULL, NULL)) != SQLITE_OK) goto err;
     sqlite3_bind_text(st, 1, r->room, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, bound);
@@ -341,26 +361,43 @@ static int run_read(struct db *db, struct db_req *r, int64_t hi)
     sqlite3_bind_int(st, 3, r->limit + asc);
     if (asc) sqlite3_bind_int64(st, 4, hi);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW && r->nrows < r->limit) {
-        if (r->nrows++)
-            buf_put(&rows, ",", 1);
-        else
-            first = sqlite3_column_int64(st, 0);
+        size_t mark = rows->len;
+        if (asc && r->nrows) buf_put(&rows, ",", 1);
+        if (!asc) at[r->nrows] = rows->len;
         put_row(&rows, st, r->room);
+        /* Descending rows get their commas (one per row before) when copied. */
+        if (r->nrows && rows->len + (asc ? 0 : (size_t)r->nrows) > cap) {
+            rows->len = (uint32_t)mark;
+            break;
+        }
+        oldest = sqlite3_column_int64(st, 0);
+        r->nrows++;
     }
-    r->more = rc == SQLITE_ROW;
+    r->more = rc == SQLITE_ROW; /* ascending: stopped by limit + 1 or the cap */
     sqlite3_reset(st);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) goto err;
-    int64_t older = !asc && r->nrows ? scalar(db, ST_OLDER, r->room, first) : 0;
-    r->more = asc ? r->more : older > 0;
+    if (rows->oom) goto err;
+    if (!asc) {
+        /* Descending: more when anything older than the oldest row kept. */
+        int64_t older = r->nrows ? scalar(db, ST_OLDER, r->room, oldest) : 0;
+        at[r->nrows] = rows->len;
+        struct buf *out = reversed(rows, at, r->nrows);
+        buf_unref(rows);
+        rows = out;
+        if (older < 0 || !rows) goto err;
+        r->more = older > 0;
+    }
     r->last_id = scalar(db, ST_LAST, r->room, hi);
-    if (rows->oom || older < 0 || r->last_id < 0) goto err;
+    if (r->last_id < 0) goto err;
     if ((rc = sqlite3_exec(db->conn, "COMMIT", NULL, NULL, NULL)) != SQLITE_OK) goto err;
+    free(at);
     r->rows = rows;
     return SQLITE_OK;
 err:
     log_failure(db, "read", rc);
     if (!sqlite3_get_autocommit(db->conn))
         sqlite3_exec(db->conn, "ROLLBACK", NULL, NULL, NULL);
+    free(at);
     buf_unref(rows);
     r->status = status_of(rc);
     r->nrows = r->more = 0;
@@ -634,6 +671,7 @@ struct db *db_open(const struct db_options *opt, char *err, size_t errlen)
     }
     db->opt = *opt;
     if (db->opt.prune_interval_ms <= 0) db->opt.prune_interval_ms = 60000;
+    if (db->opt.read_max_bytes == 0) db->opt.read_max_bytes = DB_READ_MAX_BYTES;
     pthread_mutex_init(&db->lock, NULL);
     pthread_cond_init(&db->cond, NULL);
     pthread_mutex_init(&db->conn_lock, NULL);

@@ -48,6 +48,11 @@
 
 struct room;
 
+/* A read's rows (MESSAGE objects as JSON) stop before passing this many
+ * bytes: a 4,000-character text of control characters is 24 KB escaped,
+ * and a join with `since` may ask for 1,000 messages. */
+#define DB_READ_MAX_BYTES (256 * 1024)
+
 /* DB_POST is never submitted: it is a frame one thread hands to an event
  * loop's inbox (hub.c), in the same FIFO as that loop's completions. */
 enum db_op { DB_SEND, DB_READ, DB_POST };
@@ -75,7 +80,9 @@ struct db_req {
     const char *user_id, *user_name, *client_id, *text; /* DB_SEND */
     size_t text_len;
     int64_t before, after; /* DB_READ: -1 when absent; after wins when >= 0 */
-    int limit;             /* DB_READ: rows at most */
+    /* DB_READ: rows at most. A read may return fewer, with more = 1, when
+     * `limit` rows would pass db_options.read_max_bytes (one row at least). */
+    int limit;
 
     /* Outputs. */
     enum db_status status;
@@ -98,6 +105,7 @@ struct db_options {
     int64_t prune_interval_ms; /* how often the worker prunes when idle (60 s) */
     void (*wake)(void *arg);   /* called by the worker after each chunk of completions */
     void *wake_arg;
+    size_t read_max_bytes; /* rows of one DB_READ at most; 0: DB_READ_MAX_BYTES */
     const char *vfs; /* SQLite VFS name for sqlite3_open_v2; NULL: the default (tests
                         register a fault-injecting one) */
 };

@@ -1161,6 +1161,7 @@ START_TEST(test_reads_after_commit)
     run1(&c);
     ndone = 0;
     hold_worker();
+    wait_done(1); /* the read that holds the worker: done before recording */
     set_send(&a1, "lobby", "u", "a1", "one");
     set_send(&a2, "lobby", "u", "a2", "two");
     set_read(&rd, "lobby", -1, c.id, 2);
@@ -1174,7 +1175,6 @@ START_TEST(test_reads_after_commit)
     waker.watch = &rd;
     pthread_mutex_unlock(&waker.m);
     release_worker();
-    wait_done(1); /* the read that held the worker, taken here */
     wait_seen(5);
     struct db_stats st;
     db_stats(db, &st);
@@ -1209,6 +1209,108 @@ START_TEST(test_reads_after_commit)
         buf_unref(batch[i]->rows);
         batch[i]->rows = NULL;
     }
+}
+END_TEST
+
+/* ---- the size bound of a read ---- */
+
+/* Stores n messages of 4,000 control characters in room "big": 24 KB each
+ * once escaped to JSON. */
+static void fill_big(int64_t *ids, int n)
+{
+    static struct db_req s[64];
+    static char cid[64][16];
+    static char text[4001];
+    memset(text, 1, 4000);
+    ck_assert_int_le(n, 64);
+    for (int i = 0; i < n; i++) {
+        snprintf(cid[i], sizeof cid[i], "g%d", i);
+        set_send(&s[i], "big", "u", cid[i], text);
+        ck_assert_int_eq(db_submit(db, &s[i]), 0);
+    }
+    wait_done(ndone + n);
+    for (int i = 0; i < n; i++) {
+        ck_assert_int_eq(s[i].status, DB_OK);
+        ids[i] = s[i].id;
+    }
+    ndone = 0;
+}
+
+/* Runs a read of "big"; returns its ids (in ids) and count, checking that
+ * its rows stay within cap unless there is only one. */
+static int big_read(int64_t before, int64_t after, int limit, size_t cap, int64_t *ids,
+                    int *more)
+{
+    static struct db_req rd;
+    set_read(&rd, "big", before, after, limit);
+    run1(&rd);
+    int n = row_ids(&rd, ids, 64);
+    ck_assert_int_ge(n, 1);
+    if (n > 1) ck_assert_uint_le(rd.rows->len, cap);
+    /* The next row (of the same size) would not have fitted. */
+    if (rd.more && n > 1) ck_assert_uint_gt(rd.rows->len + rd.rows->len / n + 1, cap);
+    *more = rd.more;
+    buf_unref(rd.rows);
+    rd.rows = NULL;
+    ndone = 0;
+    return n;
+}
+
+START_TEST(test_read_size_bound)
+{
+    enum { N = 30 };
+    int64_t ids[N], got[64];
+    int more, n;
+    open_db(100, 100, 1000);
+    fill_big(ids, N);
+
+    /* since/after: the oldest rows that fit, then the client continues
+     * from the last id it got, and gets every row once, in order. */
+    n = big_read(-1, 0, 1000, DB_READ_MAX_BYTES, got, &more);
+    ck_assert_int_lt(n, N);
+    ck_assert_int_eq(more, 1);
+    int k = 0;
+    for (;;) {
+        for (int i = 0; i < n; i++)
+            ck_assert_int_eq(got[i], ids[k + i]);
+        k += n;
+        if (!more) break;
+        ck_assert_int_lt(k, N);
+        n = big_read(-1, got[n - 1], 1000, DB_READ_MAX_BYTES, got, &more);
+    }
+    ck_assert_int_eq(k, N);
+
+    /* latest and before: the newest that fit, oldest first, more = 1. */
+    n = big_read(-1, -1, 200, DB_READ_MAX_BYTES, got, &more);
+    ck_assert_int_lt(n, N);
+    ck_assert_int_eq(more, 1);
+    for (int i = 0; i < n; i++)
+        ck_assert_int_eq(got[i], ids[N - n + i]);
+    n = big_read(ids[N - 5], -1, 200, DB_READ_MAX_BYTES, got, &more);
+    ck_assert_int_lt(n, N - 5);
+    ck_assert_int_eq(more, 1);
+    for (int i = 0; i < n; i++)
+        ck_assert_int_eq(got[i], ids[N - 5 - n + i]);
+    /* Within the cap, nothing changes. */
+    n = big_read(ids[3], -1, 200, DB_READ_MAX_BYTES, got, &more);
+    ck_assert_int_eq(n, 3);
+    ck_assert_int_eq(more, 0);
+    close_db();
+
+    /* A cap below one row: one row each way, the nearest to the bound. */
+    char err[256] = "";
+    struct db_options o = options(100, 100, 1000);
+    o.read_max_bytes = 1000;
+    ck_assert_ptr_nonnull(db = db_open(&o, err, sizeof err));
+    ck_assert_int_eq(big_read(-1, ids[4], 1000, 1000, got, &more), 1);
+    ck_assert_int_eq(got[0], ids[5]);
+    ck_assert_int_eq(more, 1);
+    ck_assert_int_eq(big_read(ids[4], -1, 200, 1000, got, &more), 1);
+    ck_assert_int_eq(got[0], ids[3]);
+    ck_assert_int_eq(more, 1);
+    ck_assert_int_eq(big_read(-1, -1, 50, 1000, got, &more), 1);
+    ck_assert_int_eq(got[0], ids[N - 1]);
+    ck_assert_int_eq(more, 1);
 }
 END_TEST
 
@@ -1445,6 +1547,7 @@ static Suite *db_suite(void)
     tcase_add_test(tc, test_read_after_send_same_batch);
     tcase_add_loop_test(tc, test_batch_rollback, 0, 2);
     tcase_add_test(tc, test_reads_after_commit);
+    tcase_add_test(tc, test_read_size_bound);
     tcase_add_test(tc, test_idempotency);
     tcase_add_test(tc, test_restart_keeps_idempotency);
     tcase_add_test(tc, test_stop_commits_queued);
