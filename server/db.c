@@ -62,9 +62,9 @@ struct db {
     pthread_mutex_t lock;
     pthread_cond_t cond; /* signalled on submit and stop */
     /* Held by the worker for each transaction (a batch's writes, a read, a
-     * prune step) and by
-     * db_setting(): one connection, one user at a time, so a setting read
-     * at start never lands inside the worker's first prune transaction. */
+     * prune step) and by db_setting(): one connection, one user at a time,
+     * so a setting read at start never lands inside the worker's first
+     * prune transaction. */
     pthread_mutex_t conn_lock;
     struct db_req *q_head, *q_tail; /* guarded by lock */
     int q_len;                      /* guarded by lock */
@@ -477,8 +477,9 @@ static void count_batch(struct db *db, int n, int writes, int lost, double us)
     pthread_mutex_unlock(&db->lock);
 }
 
-/* Counts the chain head..(end) and appends it to the done list, then wakes
- * the loop. After this the requests are the loop's again. */
+/* Counts the chain head .. tail, appends it to the done list and calls the
+ * wake hook. From then on those requests are the loop's again: the worker
+ * must not touch them (it read the link past tail before). */
 static void deliver(struct db *db, struct db_req *head, struct db_req *tail)
 {
     pthread_mutex_lock(&db->lock);
