@@ -34,14 +34,15 @@ static const char *const sql_text[ST_COUNT] = {
         "VALUES(?1,?2,?3,?4,?5,?6) ON CONFLICT(room,user_id,client_id) DO NOTHING",
     [ST_FIND] =
         "SELECT id, ts FROM messages WHERE room=?1 AND user_id=?2 AND client_id=?3",
+    /* Reads are bounded by ?4 (or ?2): the highest id assigned before the
+     * read was submitted, as they run after the commit of later sends. */
     [ST_AFTER] = "SELECT id,ts,user_id,user_name,text,client_id FROM messages "
-                 "WHERE room=?1 AND id>?2 ORDER BY id ASC LIMIT ?3",
-    /* The newest `limit` below ?2, returned oldest first. */
-    [ST_BEFORE] =
-        "SELECT * FROM (SELECT id,ts,user_id,user_name,text,client_id FROM "
-        "messages WHERE room=?1 AND id<?2 ORDER BY id DESC LIMIT ?3) ORDER BY id",
+                 "WHERE room=?1 AND id>?2 AND id<=?4 ORDER BY id ASC LIMIT ?3",
+    /* The newest `limit` below ?2, newest first (run_read reverses them). */
+    [ST_BEFORE] = "SELECT id,ts,user_id,user_name,text,client_id FROM messages "
+                  "WHERE room=?1 AND id<?2 ORDER BY id DESC LIMIT ?3",
     [ST_OLDER] = "SELECT EXISTS(SELECT 1 FROM messages WHERE room=?1 AND id<?2)",
-    [ST_LAST] = "SELECT coalesce(max(id),0) FROM messages WHERE room=?1 AND ?2=?2",
+    [ST_LAST] = "SELECT coalesce(max(id),0) FROM messages WHERE room=?1 AND id<=?2",
     [ST_PRUNE_AGE] = "DELETE FROM messages WHERE id IN (SELECT id FROM messages "
                      "WHERE ts < ?1 ORDER BY id LIMIT ?2)",
     [ST_ROOMS] = "SELECT room FROM messages GROUP BY room",
@@ -60,9 +61,10 @@ struct db {
 
     pthread_mutex_t lock;
     pthread_cond_t cond; /* signalled on submit and stop */
-    /* Held by the worker for each transaction (a batch, a prune step) and by
-     * db_setting(): one connection, one user at a time, so a setting read
-     * at start never lands inside the worker's first prune transaction. */
+    /* Held by the worker for each transaction (a batch's writes, a read, a
+     * prune step) and by db_setting(): one connection, one user at a time,
+     * so a setting read at start never lands inside the worker's first
+     * prune transaction. */
     pthread_mutex_t conn_lock;
     struct db_req *q_head, *q_tail; /* guarded by lock */
     int q_len;                      /* guarded by lock */
@@ -70,6 +72,7 @@ struct db {
     int stopping;                   /* guarded by lock */
     struct db_stats stats;          /* guarded by lock */
     int64_t next_prune_ms;          /* worker thread only */
+    int64_t max_id; /* worker thread only: the highest message id assigned */
 };
 
 static int64_t now_ms(void)
@@ -152,10 +155,24 @@ static int quick_check(struct db *db, char *err, size_t errlen)
     return ok ? 0 : -1;
 }
 
+/* Reads the highest stored id: the reads' bound until the first send. */
+static int max_id(struct db *db, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db->conn, "SELECT coalesce(max(id),0) FROM messages", -1,
+                                &st, NULL);
+    if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW)
+        db->max_id = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    if (rc == SQLITE_ROW) return 0;
+    snprintf(err, errlen, "%s: %s", db->opt.path, sqlite3_errmsg(db->conn));
+    return -1;
+}
+
 static int db_setup(struct db *db, char *err, size_t errlen)
 {
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
-    if (sqlite3_open_v2(db->opt.path, &db->conn, flags, NULL) != SQLITE_OK) {
+    if (sqlite3_open_v2(db->opt.path, &db->conn, flags, db->opt.vfs) != SQLITE_OK) {
         snprintf(err, errlen, "%s: %s", db->opt.path,
                  db->conn ? sqlite3_errmsg(db->conn) : "cannot open");
         return -1;
@@ -174,7 +191,7 @@ static int db_setup(struct db *db, char *err, size_t errlen)
             snprintf(err, errlen, "%s: %s", db->opt.path, sqlite3_errmsg(db->conn));
             return -1;
         }
-    return 0;
+    return max_id(db, err, errlen);
 }
 
 /* db_setting() under the connection lock. */
@@ -234,7 +251,10 @@ static int step_done(sqlite3_stmt *st)
     return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
 }
 
-static void run_send(struct db *db, struct db_req *r)
+/* Stores one message. Returns SQLITE_OK, or the error of the statement that
+ * failed (r->status says how); the caller checks whether it cost the
+ * transaction. */
+static int run_send(struct db *db, struct db_req *r)
 {
     sqlite3_stmt *ins = db->st[ST_INSERT], *find = db->st[ST_FIND];
     int64_t ts = now_ms();
@@ -248,23 +268,28 @@ static void run_send(struct db *db, struct db_req *r)
     if (rc != SQLITE_OK) {
         log_failure(db, "insert", rc);
         r->status = status_of(rc);
-        return;
+        return rc;
     }
     if (sqlite3_changes(db->conn) == 1) {
         r->id = sqlite3_last_insert_rowid(db->conn);
         r->ts = ts;
-        return;
+        return SQLITE_OK;
     }
     sqlite3_bind_text(find, 1, r->room, -1, SQLITE_STATIC);
     sqlite3_bind_text(find, 2, r->user_id, -1, SQLITE_STATIC);
     sqlite3_bind_text(find, 3, r->client_id, -1, SQLITE_STATIC);
-    if (sqlite3_step(find) == SQLITE_ROW) {
+    if ((rc = sqlite3_step(find)) == SQLITE_ROW) {
         r->id = sqlite3_column_int64(find, 0);
         r->ts = sqlite3_column_int64(find, 1);
         r->duplicate = 1;
-    } else
-        r->status = DB_FAILED;
+        rc = SQLITE_OK;
+    } else {
+        log_failure(db, "find", rc);
+        r->status = rc == SQLITE_DONE ? DB_FAILED : status_of(rc);
+        rc = rc == SQLITE_DONE ? SQLITE_ERROR : rc;
+    }
     sqlite3_reset(find);
+    return rc;
 }
 
 /* Runs a one-value query bound to (room, v); returns the value or -1. */
@@ -295,39 +320,89 @@ static void put_row(struct buf **b, sqlite3_stmt *st, const char *room)
     proto_put_message(b, &m);
 }
 
-static void run_read(struct db *db, struct db_req *r)
+/* Returns rows n-1 .. 0 of `in` (row k at at[k] .. at[k + 1]) joined by
+ * commas, or NULL when memory runs out. */
+static struct buf *reversed(const struct buf *in, const size_t *at, int n)
+{
+    struct buf *out = buf_new(in->len + (size_t)n);
+    for (int k = n - 1; out && k >= 0; k--) {
+        if (k < n - 1) buf_put(&out, ",", 1);
+        buf_put(&out, BUF_PAYLOAD(in) + at[k], at[k + 1] - at[k]);
+    }
+    if (out && out->oom) buf_unref(out), out = NULL;
+    return out;
+}
+
+/* Runs one read into r in its own read transaction, seeing ids up to hi
+ * only. Its rows stop before passing read_max_bytes (one row always goes
+ * in), and `more` is then set. Ascending reads keep the oldest rows that
+ * fit, written in order. Descending ones (before, latest) keep the newest
+ * that fit, those nearest the bound: they are read newest first, each row's
+ * offset noted, and copied out oldest first once. Returns SQLITE_OK or the
+ * error that failed the read. */
+static int run_read(struct db *db, struct db_req *r, int64_t hi)
 {
     int asc = r->after >= 0;
     sqlite3_stmt *st = db->st[asc ? ST_AFTER : ST_BEFORE];
-    int64_t bound = asc ? r->after : r->before >= 0 ? r->before : INT64_MAX, first = 0;
-    struct buf *rows = buf_new((size_t)r->limit * 160);
+    size_t cap = db->opt.read_max_bytes;
+    int64_t bound = asc                                 ? r->after
+                    : r->before >= 0 && r->before <= hi ? r->before
+                                                        : hi + 1;
+    int64_t oldest = 0;
+    size_t guess = (size_t)r->limit * 160;
+    struct buf *rows = buf_new(guess < cap ? guess : cap);
+    size_t *at = asc ? NULL : malloc(((size_t)r->limit + 1) * sizeof(*at));
     int rc = SQLITE_NOMEM;
-    if (!rows) goto err;
+    if (!rows || (!asc && !at)) goto err;
+    if ((rc = sqlite3_exec(db->conn, "BEGIN", NULL, NULL, NULL)) != SQLITE_OK) goto err;
     sqlite3_bind_text(st, 1, r->room, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, bound);
     /* Ascending reads ask for one row more to learn whether there is more. */
     sqlite3_bind_int(st, 3, r->limit + asc);
+    if (asc) sqlite3_bind_int64(st, 4, hi);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW && r->nrows < r->limit) {
-        if (r->nrows++)
-            buf_put(&rows, ",", 1);
-        else
-            first = sqlite3_column_int64(st, 0);
+        size_t mark = rows->len;
+        if (asc && r->nrows) buf_put(&rows, ",", 1);
+        if (!asc) at[r->nrows] = rows->len;
         put_row(&rows, st, r->room);
+        /* Descending rows get their commas (one per row before) when copied. */
+        if (r->nrows && rows->len + (asc ? 0 : (size_t)r->nrows) > cap) {
+            rows->len = (uint32_t)mark;
+            break;
+        }
+        oldest = sqlite3_column_int64(st, 0);
+        r->nrows++;
     }
-    r->more = rc == SQLITE_ROW;
+    r->more = rc == SQLITE_ROW; /* ascending: stopped by limit + 1 or the cap */
     sqlite3_reset(st);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) goto err;
-    int64_t older = !asc && r->nrows ? scalar(db, ST_OLDER, r->room, first) : 0;
-    r->more = asc ? r->more : older > 0;
-    r->last_id = scalar(db, ST_LAST, r->room, 0);
-    if (rows->oom || older < 0 || r->last_id < 0) goto err;
+    if (rows->oom) goto err;
+    if (!asc) {
+        /* Descending: more when anything older than the oldest row kept. */
+        int64_t older = r->nrows ? scalar(db, ST_OLDER, r->room, oldest) : 0;
+        at[r->nrows] = rows->len;
+        struct buf *out = reversed(rows, at, r->nrows);
+        buf_unref(rows);
+        rows = out;
+        if (older < 0 || !rows) goto err;
+        r->more = older > 0;
+    }
+    r->last_id = scalar(db, ST_LAST, r->room, hi);
+    if (r->last_id < 0) goto err;
+    if ((rc = sqlite3_exec(db->conn, "COMMIT", NULL, NULL, NULL)) != SQLITE_OK) goto err;
+    free(at);
     r->rows = rows;
-    return;
+    return SQLITE_OK;
 err:
     log_failure(db, "read", rc);
+    if (!sqlite3_get_autocommit(db->conn))
+        sqlite3_exec(db->conn, "ROLLBACK", NULL, NULL, NULL);
+    free(at);
     buf_unref(rows);
     r->status = status_of(rc);
-    r->nrows = 0;
+    r->nrows = r->more = 0;
+    r->last_id = 0;
+    return rc == SQLITE_OK || rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_ERROR : rc;
 }
 
 static int batch_has_writes(struct db_req *r)
@@ -345,46 +420,113 @@ static int bucket(double v, const double *bounds, int n)
     return i;
 }
 
-/* Runs one batch in one transaction; on a failed commit every request of
- * the batch fails, reads included (they may have seen rolled-back rows). */
-static void run_batch(struct db *db, struct db_req *batch, int n)
+/* Runs the sends of a batch in one write transaction and commits. Each read
+ * keeps in its last_id, until it runs, the highest id assigned before it:
+ * the bound of what it may see. Some errors (disk full, I/O error, out of
+ * memory) make SQLite roll the whole transaction back itself and return to
+ * autocommit: the rest of the batch must not run then, or each statement
+ * would commit on its own while the batch is reported failed. Returns
+ * SQLITE_OK, or the error that failed the batch, and then every request of
+ * it has failed; *lost says whether SQLite rolled it back mid-batch. */
+static int run_writes(struct db *db, struct db_req *batch, int *lost)
 {
-    double t0 = mono_us();
-    int writes = batch_has_writes(batch);
-    int rc =
-        sqlite3_exec(db->conn, writes ? "BEGIN IMMEDIATE" : "BEGIN", NULL, NULL, NULL);
-    for (struct db_req *r = batch; r; r = r->next) {
-        r->status = rc == SQLITE_OK ? DB_OK : status_of(rc);
-        if (rc == SQLITE_OK) (r->op == DB_SEND ? run_send : run_read)(db, r);
-    }
-    if (rc == SQLITE_OK) rc = sqlite3_exec(db->conn, "COMMIT", NULL, NULL, NULL);
-    if (rc != SQLITE_OK) {
-        log_failure(db, "transaction", rc);
-        if (!sqlite3_get_autocommit(db->conn))
-            sqlite3_exec(db->conn, "ROLLBACK", NULL, NULL, NULL);
-        for (struct db_req *r = batch; r; r = r->next) {
-            if (r->status == DB_OK) r->status = status_of(rc);
-            buf_unref(r->rows);
-            r->rows = NULL;
+    int64_t max_id = db->max_id;
+    int rc = sqlite3_exec(db->conn, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    for (struct db_req *r = batch; r && rc == SQLITE_OK; r = r->next) {
+        if (r->op == DB_READ) {
+            r->last_id = max_id;
+            continue;
+        }
+        int src = run_send(db, r);
+        if (src == SQLITE_OK && r->id > max_id)
+            max_id = r->id;
+        else if (src != SQLITE_OK && sqlite3_get_autocommit(db->conn)) {
+            log_failure(db, "transaction lost", src);
+            rc = src, *lost = 1;
         }
     }
-    double us = mono_us() - t0;
+    if (rc == SQLITE_OK) rc = sqlite3_exec(db->conn, "COMMIT", NULL, NULL, NULL);
+    if (rc == SQLITE_OK) {
+        db->max_id = max_id;
+        return SQLITE_OK;
+    }
+    if (!*lost) log_failure(db, "transaction", rc);
+    if (!sqlite3_get_autocommit(db->conn))
+        sqlite3_exec(db->conn, "ROLLBACK", NULL, NULL, NULL);
+    for (struct db_req *r = batch; r; r = r->next) {
+        if (r->status == DB_OK) r->status = status_of(rc);
+        r->id = r->ts = r->last_id = 0;
+        r->duplicate = 0;
+    }
+    return rc;
+}
+
+static void count_batch(struct db *db, int n, int writes, int lost, double us)
+{
     static const double sizes[] = {1, 4, 16, 64, 256, 1024},
                         lat[] = {100, 1e3, 5e3, 1e4, 5e4, 1e5, 1e6};
     pthread_mutex_lock(&db->lock);
     db->stats.batches++;
     db->stats.batch_sum += (uint64_t)n;
     db->stats.batch_hist[bucket(n, sizes, 6)]++;
+    db->stats.aborted += (uint64_t)lost;
     if (writes) {
         db->stats.commit_hist[bucket(us, lat, 7)]++;
         db->stats.commit_sum_us += us;
     }
-    for (struct db_req *r = batch; r; r = r->next) {
+    pthread_mutex_unlock(&db->lock);
+}
+
+/* Counts the chain head .. tail, appends it to the done list and calls the
+ * wake hook. From then on those requests are the loop's again: the worker
+ * must not touch them (it read the link past tail before). */
+static void deliver(struct db *db, struct db_req *head, struct db_req *tail)
+{
+    pthread_mutex_lock(&db->lock);
+    for (struct db_req *r = head; r; r = r->next) {
         if (r->op == DB_SEND && r->status == DB_OK)
             r->duplicate ? db->stats.duplicates++ : db->stats.stored++;
         db->stats.failures += r->status != DB_OK;
     }
+    if (db->d_tail)
+        db->d_tail->next = head;
+    else
+        db->d_head = head;
+    db->d_tail = tail;
     pthread_mutex_unlock(&db->lock);
+    if (db->opt.wake) db->opt.wake(db->opt.wake_arg);
+}
+
+/* Runs one batch: its sends in one transaction, committed first; then each
+ * read in its own read transaction, bounded to the ids assigned before it,
+ * so it sees exactly the sends submitted before it. Completions go out in
+ * order, in chunks that end before each read: a long read holds neither
+ * the commit nor the acks of the requests ahead of it. When the write
+ * transaction fails, every request fails and no read runs. */
+static void run_batch(struct db *db, struct db_req *batch, int n)
+{
+    double t0 = mono_us();
+    int writes = batch_has_writes(batch), lost = 0, rc = SQLITE_OK;
+    pthread_mutex_lock(&db->conn_lock);
+    if (writes)
+        rc = run_writes(db, batch, &lost);
+    else
+        for (struct db_req *r = batch; r; r = r->next)
+            r->last_id = db->max_id;
+    pthread_mutex_unlock(&db->conn_lock);
+    count_batch(db, n, writes, lost, mono_us() - t0);
+    for (struct db_req *r = batch, *tail, *next; r; r = next) {
+        if (r->op == DB_READ && rc == SQLITE_OK) {
+            pthread_mutex_lock(&db->conn_lock);
+            run_read(db, r, r->last_id);
+            pthread_mutex_unlock(&db->conn_lock);
+        }
+        for (tail = r; tail->next && (rc != SQLITE_OK || tail->next->op != DB_READ);)
+            tail = tail->next;
+        next = tail->next;
+        tail->next = NULL;
+        deliver(db, r, tail);
+    }
 }
 
 static int prune_enabled(const struct db *db)
@@ -422,21 +564,6 @@ static struct db_req *take_batch(struct db *db, int *n, int *stopping)
     }
     pthread_mutex_unlock(&db->lock);
     return head;
-}
-
-static void finish_batch(struct db *db, struct db_req *batch)
-{
-    struct db_req *tail = batch;
-    while (tail->next)
-        tail = tail->next;
-    pthread_mutex_lock(&db->lock);
-    if (db->d_tail)
-        db->d_tail->next = batch;
-    else
-        db->d_head = batch;
-    db->d_tail = tail;
-    pthread_mutex_unlock(&db->lock);
-    if (db->opt.wake) db->opt.wake(db->opt.wake_arg);
 }
 
 static int queue_empty(struct db *db)
@@ -520,12 +647,9 @@ static void *db_worker(void *arg)
     int n, stopping;
     for (;;) {
         batch = take_batch(db, &n, &stopping);
-        if (batch) {
-            pthread_mutex_lock(&db->conn_lock);
+        if (batch)
             run_batch(db, batch, n);
-            pthread_mutex_unlock(&db->conn_lock);
-            finish_batch(db, batch);
-        } else if (stopping)
+        else if (stopping)
             break;
         else {
             uint64_t pruned = prune(db);
@@ -548,6 +672,7 @@ struct db *db_open(const struct db_options *opt, char *err, size_t errlen)
     }
     db->opt = *opt;
     if (db->opt.prune_interval_ms <= 0) db->opt.prune_interval_ms = 60000;
+    if (db->opt.read_max_bytes == 0) db->opt.read_max_bytes = DB_READ_MAX_BYTES;
     pthread_mutex_init(&db->lock, NULL);
     pthread_cond_init(&db->cond, NULL);
     pthread_mutex_init(&db->conn_lock, NULL);

@@ -1,15 +1,32 @@
 /* db.h -- the database worker: the only code that touches SQLite.
  *
  * One worker thread owns the connection. The event loop submits requests
- * into a bounded FIFO; the worker takes everything queued (up to a cap),
- * runs it in order inside one transaction (group commit), commits, and
- * moves the finished batch to a done list, then calls the wake hook (in the
- * server: lws_cancel_service) so the loop collects it with db_take_done().
+ * into a bounded FIFO; the worker takes everything queued (up to a cap) as
+ * a batch, runs its sends in order inside one transaction (group commit)
+ * and commits, then runs its reads, each in its own read transaction.
+ * Completions are moved to a done list in submission order but in chunks:
+ * the requests ahead of the batch's first read as soon as the commit is
+ * done, then each read together with the requests after it up to the next
+ * read. After each chunk the worker calls the wake hook (in the server:
+ * hub_route) so the loop collects it with db_take_done(). So a long read
+ * delays neither the commit of its batch nor the acks submitted before it.
  *
  * Ordering contract: requests complete in submission order, and a read sees
- * exactly the writes submitted before it. The loop relies on this to join a
- * member to a room with no gap and no duplicate between history and live
- * broadcast.
+ * exactly the writes submitted before it and none after: it runs after the
+ * batch's commit, but only over ids up to the highest one assigned before
+ * it in submission order (rows, `more` and `last_id` alike). The loop
+ * relies on this to join a member to a room with no gap and no duplicate
+ * between history and live broadcast. Retention pruning never runs between
+ * a batch's commit and its reads (it only runs while the queue is empty).
+ *
+ * Failure contract: the sends of a batch are stored all together or not at
+ * all. When the transaction cannot begin or commit, or SQLite rolls it back
+ * itself in the middle of the batch (disk full, I/O error, out of memory),
+ * the rest of the batch is not run, nothing of it is stored, and every
+ * request of the batch fails (DB_BUSY or DB_FAILED, never DB_OK): a retry
+ * with the same client_id then stores the message once. A statement that
+ * fails without ending the transaction (a constraint, say) fails only its
+ * own request, and so does a read that fails (it runs after the commit).
  *
  * Retention: when configured, the worker deletes old messages while the
  * queue is empty, a few hundred rows per transaction, and goes back to
@@ -30,6 +47,11 @@
 #include "buf.h"
 
 struct room;
+
+/* A read's rows (MESSAGE objects as JSON) stop before passing this many
+ * bytes: a 4,000-character text of control characters is 24 KB escaped,
+ * and a join with `since` may ask for 1,000 messages. */
+#define DB_READ_MAX_BYTES (256 * 1024)
 
 /* DB_POST and DB_ROOM_FREE are never submitted: they are items one thread
  * hands to an event loop's inbox (hub.c), in the same FIFO as that loop's
@@ -59,7 +81,9 @@ struct db_req {
     const char *user_id, *user_name, *client_id, *text; /* DB_SEND */
     size_t text_len;
     int64_t before, after; /* DB_READ: -1 when absent; after wins when >= 0 */
-    int limit;             /* DB_READ: rows at most */
+    /* DB_READ: rows at most. A read may return fewer, with more = 1, when
+     * `limit` rows would pass db_options.read_max_bytes (one row at least). */
+    int limit;
 
     /* Outputs. */
     enum db_status status;
@@ -68,7 +92,7 @@ struct db_req {
     struct buf *rows; /* DB_READ: MESSAGE objects joined by commas, oldest first */
     int nrows;
     int more;        /* DB_READ: more rows exist in the direction read */
-    int64_t last_id; /* DB_READ: the room's newest id, 0 when none */
+    int64_t last_id; /* DB_READ: the room's newest id the read may see, 0 when none */
 };
 
 struct db_options {
@@ -80,15 +104,20 @@ struct db_options {
     int64_t retention_ms;      /* delete messages older than this; 0: keep */
     int64_t max_per_room;      /* keep this many newest per room; 0: all */
     int64_t prune_interval_ms; /* how often the worker prunes when idle (60 s) */
-    void (*wake)(void *arg);   /* called by the worker after each batch */
+    void (*wake)(void *arg);   /* called by the worker after each chunk of completions */
     void *wake_arg;
+    size_t read_max_bytes; /* rows of one DB_READ at most; 0: DB_READ_MAX_BYTES */
+    const char *vfs; /* SQLite VFS name for sqlite3_open_v2; NULL: the default (tests
+                        register a fault-injecting one) */
 };
 
 struct db_stats {
     uint64_t batches, stored, duplicates, failures, pruned;
+    uint64_t aborted;       /* batches whose transaction SQLite rolled back mid-batch */
     uint64_t batch_hist[8]; /* sizes: 1, 2-4, 5-16, 17-64, 65-256, 257-1024, more */
-    uint64_t
-        commit_hist[8]; /* microseconds: <=100, 1ms, 5ms, 10ms, 50ms, 100ms, 1s, more */
+    /* Microseconds from BEGIN to COMMIT of the batches with sends (their
+     * reads run after): <=100, 1ms, 5ms, 10ms, 50ms, 100ms, 1s, more. */
+    uint64_t commit_hist[8];
     double commit_sum_us;
     uint64_t batch_sum;
     int queue_depth;

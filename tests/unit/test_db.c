@@ -7,6 +7,7 @@
 #include <libgen.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -29,22 +30,56 @@ static struct {
     pthread_cond_t c;
     int flag; /* set by the worker after each batch */
     int calls;
-} waker = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
+    int gate; /* while set, the worker waits in the hook (held = 1) */
+    int held;
+    /* While `record` is set the hook itself takes the completions, noting
+     * for each the hook call that delivered it and whether `watch` (a
+     * read) had run by then. */
+    int record;
+    const struct db_req *watch;
+} waker = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0, 0, 0, NULL};
 
-static struct db *db;
+static struct noted {
+    const struct db_req *r;
+    int call;
+    int watch_ran;
+} noted[64];
+static int nseen;
+
 static sqlite3 *locker; /* a second connection holding a write lock */
 static struct db_req *done[MAX_DONE];
 static int ndone;
 
 /* Runs on the worker thread: no Check assertions here. */
+static void note(struct db_req *r, void *arg)
+{
+    pthread_mutex_lock(&waker.m);
+    if (nseen < (int)(sizeof noted / sizeof noted[0])) {
+        const struct db_req *w = waker.watch;
+        noted[nseen++] = (struct noted){r, (int)(intptr_t)arg, w && w->rows != NULL};
+    }
+    r->next = NULL;
+    pthread_cond_broadcast(&waker.c);
+    pthread_mutex_unlock(&waker.m);
+}
+
+static struct db *db;
+
 static void wake(void *arg)
 {
     if (arg != &waker) abort();
     pthread_mutex_lock(&waker.m);
     waker.flag = 1;
-    waker.calls++;
-    pthread_cond_signal(&waker.c);
+    int call = ++waker.calls, record = waker.record;
+    pthread_cond_broadcast(&waker.c);
+    while (waker.gate) {
+        waker.held = 1;
+        pthread_cond_broadcast(&waker.c);
+        pthread_cond_wait(&waker.c, &waker.m);
+    }
+    waker.held = 0;
     pthread_mutex_unlock(&waker.m);
+    if (record) db_take_done(db, note, (void *)(intptr_t)call);
 }
 
 static void collect(struct db_req *r, void *arg)
@@ -140,6 +175,9 @@ static void setup(void)
     ndone = 0;
     waker.flag = 0;
     waker.calls = 0;
+    waker.gate = waker.held = waker.record = 0;
+    waker.watch = NULL;
+    nseen = 0;
 }
 
 static void unlock_writer(void)
@@ -151,8 +189,11 @@ static void unlock_writer(void)
     }
 }
 
+static void release_worker(void);
+
 static void teardown(void)
 {
+    release_worker(); /* a failed test may have left the worker held */
     unlock_writer();
     close_db();
     static const char *const sfx[] = {"", "-wal", "-shm", "-journal"};
@@ -184,6 +225,192 @@ static void wait_queue_empty(void)
         ck_assert(mono_s() < deadline);
         usleep(1000);
     }
+}
+
+/* Holds the worker in the wake hook after the batch of a read submitted
+ * here, so that everything submitted next forms one batch; the read itself
+ * writes nothing (it never touches the fault counter below). */
+static void hold_worker(void)
+{
+    static struct db_req hold;
+    memset(&hold, 0, sizeof(hold));
+    hold.op = DB_READ;
+    hold.room = "hold";
+    hold.before = hold.after = -1;
+    hold.limit = 1;
+    pthread_mutex_lock(&waker.m);
+    waker.gate = 1;
+    pthread_mutex_unlock(&waker.m);
+    ck_assert_int_eq(db_submit(db, &hold), 0);
+    double deadline = mono_s() + 10;
+    pthread_mutex_lock(&waker.m);
+    while (!waker.held && mono_s() < deadline) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += 1;
+        pthread_cond_timedwait(&waker.c, &waker.m, &ts);
+    }
+    int held = waker.held;
+    pthread_mutex_unlock(&waker.m);
+    ck_assert(held);
+}
+
+static void release_worker(void)
+{
+    pthread_mutex_lock(&waker.m);
+    waker.gate = 0;
+    pthread_cond_broadcast(&waker.c);
+    pthread_mutex_unlock(&waker.m);
+}
+
+/* ---- a VFS over the default one whose writes fail on demand ---- */
+
+/* The countdown-th xWrite/xSync/xTruncate from when the test sets it fails
+ * with rc, once (a transient fault); hits counts the failures. Touched by
+ * the worker thread: atomics. */
+static struct {
+    int countdown, rc, hits;
+} fault;
+
+struct shim_file {
+    sqlite3_file base;
+    sqlite3_file *real; /* the default VFS's file, right after this struct */
+};
+
+static sqlite3_vfs shim_vfs, *real_vfs;
+
+static int fault_now(void)
+{
+    int c = __atomic_load_n(&fault.countdown, __ATOMIC_SEQ_CST);
+    if (c <= 0 || __atomic_sub_fetch(&fault.countdown, 1, __ATOMIC_SEQ_CST) != 0)
+        return 0;
+    __atomic_add_fetch(&fault.hits, 1, __ATOMIC_SEQ_CST);
+    return 1;
+}
+
+#define REAL(f) (((struct shim_file *)(f))->real)
+
+static int shim_close(sqlite3_file *f)
+{
+    return REAL(f)->pMethods->xClose(REAL(f));
+}
+static int shim_read(sqlite3_file *f, void *p, int n, sqlite3_int64 off)
+{
+    return REAL(f)->pMethods->xRead(REAL(f), p, n, off);
+}
+static int shim_write(sqlite3_file *f, const void *p, int n, sqlite3_int64 off)
+{
+    if (fault_now()) return fault.rc;
+    return REAL(f)->pMethods->xWrite(REAL(f), p, n, off);
+}
+static int shim_truncate(sqlite3_file *f, sqlite3_int64 size)
+{
+    if (fault_now()) return fault.rc;
+    return REAL(f)->pMethods->xTruncate(REAL(f), size);
+}
+static int shim_sync(sqlite3_file *f, int flags)
+{
+    if (fault_now()) return fault.rc;
+    return REAL(f)->pMethods->xSync(REAL(f), flags);
+}
+static int shim_size(sqlite3_file *f, sqlite3_int64 *size)
+{
+    return REAL(f)->pMethods->xFileSize(REAL(f), size);
+}
+static int shim_lock(sqlite3_file *f, int lv)
+{
+    return REAL(f)->pMethods->xLock(REAL(f), lv);
+}
+static int shim_unlock(sqlite3_file *f, int lv)
+{
+    return REAL(f)->pMethods->xUnlock(REAL(f), lv);
+}
+static int shim_reserved(sqlite3_file *f, int *out)
+{
+    return REAL(f)->pMethods->xCheckReservedLock(REAL(f), out);
+}
+static int shim_fcntl(sqlite3_file *f, int op, void *arg)
+{
+    return REAL(f)->pMethods->xFileControl(REAL(f), op, arg);
+}
+static int shim_sector(sqlite3_file *f)
+{
+    return REAL(f)->pMethods->xSectorSize(REAL(f));
+}
+static int shim_devchar(sqlite3_file *f)
+{
+    return REAL(f)->pMethods->xDeviceCharacteristics(REAL(f));
+}
+static int shim_shm_map(sqlite3_file *f, int pg, int sz, int ext, void volatile **pp)
+{
+    return REAL(f)->pMethods->xShmMap(REAL(f), pg, sz, ext, pp);
+}
+static int shim_shm_lock(sqlite3_file *f, int off, int n, int flags)
+{
+    return REAL(f)->pMethods->xShmLock(REAL(f), off, n, flags);
+}
+static void shim_shm_barrier(sqlite3_file *f)
+{
+    REAL(f)->pMethods->xShmBarrier(REAL(f));
+}
+static int shim_shm_unmap(sqlite3_file *f, int del)
+{
+    return REAL(f)->pMethods->xShmUnmap(REAL(f), del);
+}
+static int shim_fetch(sqlite3_file *f, sqlite3_int64 off, int n, void **pp)
+{
+    return REAL(f)->pMethods->xFetch(REAL(f), off, n, pp);
+}
+static int shim_unfetch(sqlite3_file *f, sqlite3_int64 off, void *p)
+{
+    return REAL(f)->pMethods->xUnfetch(REAL(f), off, p);
+}
+
+static const sqlite3_io_methods shim_io = {
+    3,
+    shim_close,
+    shim_read,
+    shim_write,
+    shim_truncate,
+    shim_sync,
+    shim_size,
+    shim_lock,
+    shim_unlock,
+    shim_reserved,
+    shim_fcntl,
+    shim_sector,
+    shim_devchar,
+    shim_shm_map,
+    shim_shm_lock,
+    shim_shm_barrier,
+    shim_shm_unmap,
+    shim_fetch,
+    shim_unfetch,
+};
+
+static int shim_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f, int flags,
+                     int *out)
+{
+    (void)vfs;
+    struct shim_file *sf = (struct shim_file *)f;
+    sf->real = (sqlite3_file *)(sf + 1);
+    int rc = real_vfs->xOpen(real_vfs, name, sf->real, flags, out);
+    /* The default VFS's files all have version 3 methods. */
+    sf->base.pMethods = sf->real->pMethods ? &shim_io : NULL;
+    return rc;
+}
+
+/* Registers "faulty": the default VFS with its files wrapped. */
+static void shim_register(void)
+{
+    if (real_vfs) return;
+    real_vfs = sqlite3_vfs_find(NULL);
+    shim_vfs = *real_vfs; /* the other methods do not use the vfs's own fields */
+    shim_vfs.zName = "faulty";
+    shim_vfs.szOsFile = (int)sizeof(struct shim_file) + real_vfs->szOsFile;
+    shim_vfs.xOpen = shim_open;
+    shim_vfs.pNext = NULL;
+    ck_assert_int_eq(sqlite3_vfs_register(&shim_vfs, 0), SQLITE_OK);
 }
 
 static void set_send(struct db_req *r, const char *room, const char *user,
@@ -816,6 +1043,277 @@ START_TEST(test_read_after_send_same_batch)
 }
 END_TEST
 
+/* ---- a transaction lost mid-batch ---- */
+
+static int64_t stored_rows(sqlite3 *c, const char *cid)
+{
+    sqlite3_stmt *st;
+    ck_assert_int_eq(
+        sqlite3_prepare_v2(c, "SELECT count(*) FROM messages WHERE client_id=?1", -1, &st,
+                           NULL),
+        SQLITE_OK);
+    sqlite3_bind_text(st, 1, cid, -1, SQLITE_STATIC);
+    ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+    int64_t n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return n;
+}
+
+/* A write fails inside a batch in a way that makes SQLite roll the whole
+ * transaction back (disk full, I/O error). A request may be reported DB_OK
+ * only if its row is stored and every stored row must have been reported
+ * DB_OK; a retry with the same client_ids then stores each message once. */
+START_TEST(test_batch_rollback)
+{
+    enum { N = 8, BIG = 600 * 1024 };
+    static const int codes[] = {SQLITE_FULL, SQLITE_IOERR_WRITE};
+    static struct db_req r[N], again[N];
+    static char cid[N][16];
+    static char text[BIG + 1];
+    memset(text, 'x', BIG);
+    shim_register();
+    char err[256] = "";
+    struct db_options o = options(100, 100, 1000);
+    o.vfs = "faulty";
+    ck_assert_ptr_nonnull(db = db_open(&o, err, sizeof err));
+    hold_worker();
+    for (int i = 0; i < N; i++) {
+        snprintf(cid[i], sizeof cid[i], "rb%d", i);
+        set_send(&r[i], "lobby", "u", cid[i], text);
+        ck_assert_int_eq(db_submit(db, &r[i]), 0);
+    }
+    /* 4.8 MB of rows overflow SQLite's 2 MB page cache, so its first write
+     * is a cache spill in the middle of the batch, not the COMMIT. */
+    fault.rc = codes[_i];
+    fault.hits = 0;
+    __atomic_store_n(&fault.countdown, 1, __ATOMIC_SEQ_CST);
+    release_worker();
+    wait_done(N + 1);
+    __atomic_store_n(&fault.countdown, 0, __ATOMIC_SEQ_CST);
+    ck_assert_int_eq(__atomic_load_n(&fault.hits, __ATOMIC_SEQ_CST), 1);
+    struct db_stats st;
+    db_stats(db, &st);
+    ck_assert_uint_eq(st.aborted, 1); /* lost at a statement, not at COMMIT */
+
+    sqlite3 *c;
+    ck_assert_int_eq(sqlite3_open(path, &c), SQLITE_OK);
+    int ok_first[N];
+    for (int i = 0; i < N; i++) {
+        int64_t n = stored_rows(c, cid[i]);
+        ok_first[i] = r[i].status == DB_OK;
+        if (ok_first[i] != n)
+            ck_abort_msg("request %d: status %d but %lld rows stored", i, r[i].status,
+                         (long long)n);
+    }
+    /* The contract: the whole batch fails alike (disk full, I/O: retry). */
+    for (int i = 0; i < N; i++)
+        ck_assert_int_eq(r[i].status, DB_BUSY);
+    for (int i = 0; i < N; i++) {
+        set_send(&again[i], "lobby", "u", cid[i], text);
+        ck_assert_int_eq(db_submit(db, &again[i]), 0);
+    }
+    wait_done(2 * N + 1);
+    for (int i = 0; i < N; i++) {
+        ck_assert_int_eq(again[i].status, DB_OK);
+        ck_assert_int_eq(stored_rows(c, cid[i]), 1);
+        /* A duplicate ack only for a message the first attempt acked. */
+        if (again[i].duplicate != ok_first[i])
+            ck_abort_msg("retry %d: duplicate=%d, first attempt status %d", i,
+                         again[i].duplicate, r[i].status);
+    }
+    sqlite3_close(c);
+}
+END_TEST
+
+/* Waits until the recording hook has seen n completions. */
+static void wait_seen(int n)
+{
+    double deadline = mono_s() + 30;
+    pthread_mutex_lock(&waker.m);
+    while (nseen < n && mono_s() < deadline) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += 1;
+        pthread_cond_timedwait(&waker.c, &waker.m, &ts);
+    }
+    int got = nseen;
+    pthread_mutex_unlock(&waker.m);
+    if (got < n) ck_abort_msg("only %d of %d completions seen in 30 s", got, n);
+}
+
+static const struct noted *noted_of(const struct db_req *r)
+{
+    for (int i = 0; i < nseen; i++)
+        if (noted[i].r == r) return &noted[i];
+    ck_abort_msg("request never completed");
+    return NULL;
+}
+
+/* Sends A1, A2, reads R (since 0) and L (latest), send B, in one batch. The
+ * reads see A1 and A2 and not B (db.h's ordering contract), although they
+ * now run after the batch's commit; and the acks of A1 and A2 reach the
+ * wake hook before R has even run, not behind it. */
+START_TEST(test_reads_after_commit)
+{
+    static struct db_req a1, a2, rd, latest, b, c;
+    open_db(100, 100, 1000);
+    set_send(&c, "lobby", "u", "c0", "before the batch");
+    run1(&c);
+    ndone = 0;
+    hold_worker();
+    wait_done(1); /* the read that holds the worker: done before recording */
+    set_send(&a1, "lobby", "u", "a1", "one");
+    set_send(&a2, "lobby", "u", "a2", "two");
+    set_read(&rd, "lobby", -1, c.id, 2);
+    set_read(&latest, "lobby", -1, -1, 50);
+    set_send(&b, "lobby", "u", "b", "after the reads");
+    struct db_req *batch[] = {&a1, &a2, &rd, &latest, &b};
+    for (int i = 0; i < 5; i++)
+        ck_assert_int_eq(db_submit(db, batch[i]), 0);
+    pthread_mutex_lock(&waker.m);
+    waker.record = 1;
+    waker.watch = &rd;
+    pthread_mutex_unlock(&waker.m);
+    release_worker();
+    wait_seen(5);
+    struct db_stats st;
+    db_stats(db, &st);
+    ck_assert_uint_eq(st.batch_hist[2], 1); /* one batch of five */
+
+    for (int i = 0; i < 5; i++) {
+        ck_assert_ptr_eq(noted[i].r, batch[i]); /* submission order */
+        ck_assert_int_eq(batch[i]->status, DB_OK);
+    }
+    ck_assert_int_gt(b.id, a2.id);
+    int64_t ids[8];
+    ck_assert_int_eq(row_ids(&rd, ids, 8), 2);
+    ck_assert_int_eq(ids[0], a1.id);
+    ck_assert_int_eq(ids[1], a2.id);
+    ck_assert_int_eq(rd.more, 0); /* b is not part of what rd may see */
+    ck_assert_int_eq(rd.last_id, a2.id);
+    ck_assert_int_eq(row_ids(&latest, ids, 8), 3);
+    ck_assert_int_eq(ids[0], c.id);
+    ck_assert_int_eq(ids[2], a2.id);
+    ck_assert_int_eq(latest.more, 0);
+    ck_assert_int_eq(latest.last_id, a2.id);
+
+    /* The acks before the first read were handed over before it ran. */
+    const struct noted *s1 = noted_of(&a1), *s2 = noted_of(&a2), *sr = noted_of(&rd);
+    if (s1->watch_ran || s2->watch_ran || s1->call >= sr->call)
+        ck_abort_msg("acks waited for the read: a1 in wake %d (read ran: %d), read in "
+                     "wake %d",
+                     s1->call, s1->watch_ran, sr->call);
+    ck_assert_int_eq(s2->call, s1->call);
+    ck_assert_int_eq(sr->watch_ran, 1);
+    for (int i = 0; i < 5; i++) {
+        buf_unref(batch[i]->rows);
+        batch[i]->rows = NULL;
+    }
+}
+END_TEST
+
+/* ---- the size bound of a read ---- */
+
+/* Stores n messages of 4,000 control characters in room "big": 24 KB each
+ * once escaped to JSON. */
+static void fill_big(int64_t *ids, int n)
+{
+    static struct db_req s[64];
+    static char cid[64][16];
+    static char text[4001];
+    memset(text, 1, 4000);
+    ck_assert_int_le(n, 64);
+    for (int i = 0; i < n; i++) {
+        snprintf(cid[i], sizeof cid[i], "g%d", i);
+        set_send(&s[i], "big", "u", cid[i], text);
+        ck_assert_int_eq(db_submit(db, &s[i]), 0);
+    }
+    wait_done(ndone + n);
+    for (int i = 0; i < n; i++) {
+        ck_assert_int_eq(s[i].status, DB_OK);
+        ids[i] = s[i].id;
+    }
+    ndone = 0;
+}
+
+/* Runs a read of "big"; returns its ids (in ids) and count, checking that
+ * its rows stay within cap unless there is only one. */
+static int big_read(int64_t before, int64_t after, int limit, size_t cap, int64_t *ids,
+                    int *more)
+{
+    static struct db_req rd;
+    set_read(&rd, "big", before, after, limit);
+    run1(&rd);
+    int n = row_ids(&rd, ids, 64);
+    ck_assert_int_ge(n, 1);
+    if (n > 1) ck_assert_uint_le(rd.rows->len, cap);
+    /* The next row (of the same size) would not have fitted. */
+    if (rd.more && n > 1) ck_assert_uint_gt(rd.rows->len + rd.rows->len / n + 1, cap);
+    *more = rd.more;
+    buf_unref(rd.rows);
+    rd.rows = NULL;
+    ndone = 0;
+    return n;
+}
+
+START_TEST(test_read_size_bound)
+{
+    enum { N = 30 };
+    int64_t ids[N], got[64];
+    int more, n;
+    open_db(100, 100, 1000);
+    fill_big(ids, N);
+
+    /* since/after: the oldest rows that fit, then the client continues
+     * from the last id it got, and gets every row once, in order. */
+    n = big_read(-1, 0, 1000, DB_READ_MAX_BYTES, got, &more);
+    ck_assert_int_lt(n, N);
+    ck_assert_int_eq(more, 1);
+    int k = 0;
+    for (;;) {
+        for (int i = 0; i < n; i++)
+            ck_assert_int_eq(got[i], ids[k + i]);
+        k += n;
+        if (!more) break;
+        ck_assert_int_lt(k, N);
+        n = big_read(-1, got[n - 1], 1000, DB_READ_MAX_BYTES, got, &more);
+    }
+    ck_assert_int_eq(k, N);
+
+    /* latest and before: the newest that fit, oldest first, more = 1. */
+    n = big_read(-1, -1, 200, DB_READ_MAX_BYTES, got, &more);
+    ck_assert_int_lt(n, N);
+    ck_assert_int_eq(more, 1);
+    for (int i = 0; i < n; i++)
+        ck_assert_int_eq(got[i], ids[N - n + i]);
+    n = big_read(ids[N - 5], -1, 200, DB_READ_MAX_BYTES, got, &more);
+    ck_assert_int_lt(n, N - 5);
+    ck_assert_int_eq(more, 1);
+    for (int i = 0; i < n; i++)
+        ck_assert_int_eq(got[i], ids[N - 5 - n + i]);
+    /* Within the cap, nothing changes. */
+    n = big_read(ids[3], -1, 200, DB_READ_MAX_BYTES, got, &more);
+    ck_assert_int_eq(n, 3);
+    ck_assert_int_eq(more, 0);
+    close_db();
+
+    /* A cap below one row: one row each way, the nearest to the bound. */
+    char err[256] = "";
+    struct db_options o = options(100, 100, 1000);
+    o.read_max_bytes = 1000;
+    ck_assert_ptr_nonnull(db = db_open(&o, err, sizeof err));
+    ck_assert_int_eq(big_read(-1, ids[4], 1000, 1000, got, &more), 1);
+    ck_assert_int_eq(got[0], ids[5]);
+    ck_assert_int_eq(more, 1);
+    ck_assert_int_eq(big_read(ids[4], -1, 200, 1000, got, &more), 1);
+    ck_assert_int_eq(got[0], ids[3]);
+    ck_assert_int_eq(more, 1);
+    ck_assert_int_eq(big_read(-1, -1, 50, 1000, got, &more), 1);
+    ck_assert_int_eq(got[0], ids[N - 1]);
+    ck_assert_int_eq(more, 1);
+}
+END_TEST
+
 /* ---- idempotency ---- */
 
 START_TEST(test_idempotency)
@@ -1047,6 +1545,9 @@ static Suite *db_suite(void)
     tcase_add_test(tc, test_batching_exact);
     tcase_add_test(tc, test_batch_max);
     tcase_add_test(tc, test_read_after_send_same_batch);
+    tcase_add_loop_test(tc, test_batch_rollback, 0, 2);
+    tcase_add_test(tc, test_reads_after_commit);
+    tcase_add_test(tc, test_read_size_bound);
     tcase_add_test(tc, test_idempotency);
     tcase_add_test(tc, test_restart_keeps_idempotency);
     tcase_add_test(tc, test_stop_commits_queued);
