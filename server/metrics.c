@@ -101,6 +101,9 @@ struct buf *metrics_render(struct server *srv)
            (double)st.pruned);
     metric(&b, "db_failures_total", "counter", "Database requests that failed.",
            (double)st.failures);
+    metric(&b, "db_batches_aborted_total", "counter",
+           "Batches SQLite rolled back mid-way (disk full, I/O error): all failed.",
+           (double)st.aborted);
     metric(&b, "rate_limited_total", "counter", "Requests refused as rate_limited.",
            (double)m->rate_limited);
     metric(&b, "slow_consumer_closes_total", "counter", "Connections closed with 1013.",

@@ -364,7 +364,8 @@ void session_on_db_done(struct db_req *r, void *arg)
     } else {
         assert(s->db_busy && r == &s->dbr);
         s->db_busy = 0;
-        if (s->closed) roomreq_abandon(s); /* never resumed: finish nothing */
+        /* A closing session is never resumed: its read is finished here. */
+        if (s->closed || s->close_code) roomreq_abandon(s);
     }
     session_resume(s);
     session_unref(s); /* may free s: touch nothing after */
