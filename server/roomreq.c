@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "access.h"
 #include "hub.h"
 #include "jwt.h"
 #include "room.h"
@@ -81,8 +82,9 @@ static void put_members(struct server *srv, struct buf **b, struct room *r)
 
 static int allowed_room(struct session *s, const char *room)
 {
-    if (s->guest || jwt_allows_room(s->claims, room)) return 1;
-    wire_error(s, E_FORBIDDEN, "your token does not allow this room");
+    const char *why;
+    if (access_room_allowed(s, room, &why)) return 1;
+    wire_error(s, E_FORBIDDEN, why);
     return 0;
 }
 
@@ -228,6 +230,7 @@ struct rooms_walk {
 
 static void put_room(struct rooms_walk *w, struct room *r)
 {
+    if (!access_room_allowed(w->s, r->name, NULL)) return; /* never list a refused room */
     if (w->n++) buf_put(&w->b, ",", 1);
     buf_puts(&w->b, "{\"name\":\"");
     buf_puts(&w->b, r->name);
