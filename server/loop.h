@@ -36,7 +36,9 @@ struct server {
     struct session *sessions;                /* this loop's open sessions, for shutdown */
     struct session *hello_head, *hello_tail; /* awaiting hello, oldest first */
     struct session *flush_head, *flush_tail; /* queues to write before the event ends */
-    int nsessions;                           /* this loop's; the hub counts all */
+    /* alive.c: sessions by last sign of life, not pinged since / pinged */
+    struct session *quiet_head, *quiet_tail, *pinged_head, *pinged_tail;
+    int nsessions;               /* this loop's; the hub counts all */
     uint64_t queued;             /* frames on this loop's outbound queues (OWN_ADD) */
     struct send_slot *slot_pool; /* session.c's free send slots */
     struct metrics m;

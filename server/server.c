@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "alive.h"
 #include "db.h"
 #include "http.h"
 #include "hub.h"
@@ -47,7 +48,8 @@ static void begin_stop(struct server *srv)
 }
 
 /* Every TICK_US: a stop request is noticed (the signal handler only sets
- * a flag); overdue hellos are closed; while stopping, the loop ends once
+ * a flag); overdue hellos are closed; idle connections are pinged, and
+ * dropped when they stay silent (alive.h); while stopping, the loop ends once
  * every client is gone or the grace period is over. */
 static void on_tick(struct lws_sorted_usec_list *sul)
 {
@@ -57,6 +59,7 @@ static void on_tick(struct lws_sorted_usec_list *sul)
         begin_stop(srv);
     if (srv->accept_resume) listen_resume(srv);
     session_sweep_hello(srv, now);
+    alive_sweep(srv, now);
     wire_flush_all(srv);
     if (srv->stopping && (srv->nsessions == 0 || now > srv->stop_deadline_us)) {
         srv->loop_done = 1;
@@ -96,14 +99,21 @@ static int dispatch(struct lws *wsi, enum lws_callback_reasons reason, void *use
         break;
     case LWS_CALLBACK_ESTABLISHED:
         c->s = session_open(srv, wsi);
+        if (c->s) alive_add(c->s, server_now_us());
         return c->s ? 0 : -1;
     case LWS_CALLBACK_RECEIVE:
+        alive_touch(c->s, server_now_us());
         return session_on_receive(c->s, in, len);
+    case LWS_CALLBACK_RECEIVE_PONG:
+        alive_touch(c->s, server_now_us());
+        break;
     case LWS_CALLBACK_SERVER_WRITEABLE:
+        if (alive_on_writeable(c->s)) return -1;
         return wire_on_writeable(c->s);
     case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
         return session_on_peer_close(c->s);
     case LWS_CALLBACK_CLOSED:
+        if (c->s) alive_remove(c->s);
         if (c->s) session_on_closed(c->s);
         c->s = NULL;
         break;
@@ -171,6 +181,10 @@ int server_start(struct server *srv)
     info.protocols = protocols;
     info.mounts = make_mounts(cfg);
     info.user = srv;
+    /* TCP keepalive on the sockets lws accepts (listen.c does its own). */
+    info.ka_time = LISTEN_KA_IDLE_S;
+    info.ka_interval = LISTEN_KA_INTERVAL_S;
+    info.ka_probes = LISTEN_KA_PROBES;
     /* Each connection's header table while its request is parsed (freed
      * after the upgrade: 1024 and 4096 measured the same idle RSS). */
     info.max_http_header_data = (unsigned short)cfg->max_header_bytes;

@@ -40,6 +40,8 @@ struct session {
     struct session *prev, *next;             /* srv->sessions, while open */
     struct session *hello_prev, *hello_next; /* srv->hello_*, until welcomed */
     struct session *flush_next;              /* srv->flush_head, while flush_queued */
+    struct session *alive_prev, *alive_next; /* alive.c's lists, while watched */
+    int64_t alive_us;                        /* the peer's last sign of life */
     int64_t hello_deadline_us;
     int refs;               /* 1 for the connection, 1 per request in flight */
     unsigned closed : 1;    /* the connection is gone: never resume again */
@@ -49,6 +51,8 @@ struct session {
     unsigned rx_discard : 1;    /* skipping the rest of an oversized message */
     unsigned close_sent : 1;    /* our close frame is out; awaiting the peer's */
     unsigned flush_queued : 1;  /* on srv->flush_head: its queue is written soon */
+    unsigned alive_list : 2;    /* alive.c: which list it is on */
+    unsigned ping_due : 1;      /* alive.c: a ping goes out on WRITEABLE */
     int close_code;             /* set: closing once the queue is flushed */
     char close_reason[64];
 
