@@ -12,6 +12,7 @@
 
 #include "alive.h"
 #include "db.h"
+#include "expiry.h"
 #include "http.h"
 #include "hub.h"
 #include "listen.h"
@@ -49,7 +50,8 @@ static void begin_stop(struct server *srv)
 
 /* Every TICK_US: a stop request is noticed (the signal handler only sets
  * a flag); overdue hellos are closed; idle connections are pinged, and
- * dropped when they stay silent (alive.h); while stopping, the loop ends once
+ * dropped when they stay silent (alive.h); expired tokens are closed
+ * (expiry.h); while stopping, the loop ends once
  * every client is gone or the grace period is over. */
 static void on_tick(struct lws_sorted_usec_list *sul)
 {
@@ -60,6 +62,7 @@ static void on_tick(struct lws_sorted_usec_list *sul)
     if (srv->accept_resume) listen_resume(srv);
     session_sweep_hello(srv, now);
     alive_sweep(srv, now);
+    expiry_sweep(srv, (int64_t)time(NULL)); /* exp is wall-clock time */
     wire_flush_all(srv);
     if (srv->stopping && (srv->nsessions == 0 || now > srv->stop_deadline_us)) {
         srv->loop_done = 1;
@@ -260,4 +263,5 @@ void server_destroy(struct server *srv)
         srv->uv_loop = NULL;
     }
     srv->ctx = NULL;
+    expiry_free(srv); /* every session is closed by now */
 }
