@@ -324,7 +324,11 @@ int config_parse(struct config *c, int argc, char **argv)
         return CONFIG_ERROR;
     }
     /* An empty PARLEY_GUEST_ROOMS is refused too: K_STR takes no "". */
-    return split_origins(c) || split_guest_rooms(c) ? CONFIG_ERROR : CONFIG_OK;
+    if (split_origins(c) || split_guest_rooms(c)) {
+        config_free(c); /* a refused start leaves nothing allocated */
+        return CONFIG_ERROR;
+    }
+    return CONFIG_OK;
 }
 
 void config_free(struct config *c)
