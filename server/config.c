@@ -69,6 +69,12 @@ static const struct opt opts[] = {
      "event loops, one thread each, sharing the port (0: one per CPU)"},
     {"prune-interval", K_LONG, O(prune_interval), 1, 86400, 0,
      "seconds between retention passes (60)"},
+    {"ping-interval", K_LONG, O(ping_interval), 1, 3600, 0,
+     "seconds of silence before a WebSocket ping (30)"},
+    {"idle-timeout", K_LONG, O(idle_timeout), 2, 86400, 0,
+     "seconds without a frame or pong before the connection is dropped (75)"},
+    {"guest-rooms", K_STR, O(guest_rooms), 0, 0, 0,
+     "comma list of rooms guests may use; name or prefix* (any)"},
 };
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
 
@@ -94,6 +100,8 @@ static void defaults(struct config *c)
     c->prune_interval = 60;
     c->max_header_bytes = 4096;
     c->event_loop = "uv";
+    c->ping_interval = 30;
+    c->idle_timeout = 75;
 }
 
 static void usage(FILE *f)
@@ -245,6 +253,69 @@ static int split_origins(struct config *c)
     return 0;
 }
 
+/* One --guest-rooms entry: a room name, or a name's beginning and '*'
+ * ("*" alone: every room). The same characters as room names, so an entry
+ * that could never match is refused rather than silently useless. */
+static int guest_entry_valid(const char *e, size_t n, int *prefix)
+{
+    *prefix = n && e[n - 1] == '*';
+    if (*prefix) n--;
+    if (n > 64 || (!n && !*prefix)) return 0;
+    for (size_t i = 0; i < n; i++) {
+        char ch = e[i];
+        int ok = (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+                 (i > 0 && (ch == '_' || ch == '-'));
+        if (!ok) return 0;
+    }
+    return 1;
+}
+
+/* Splits `guest_rooms` into guest_room; every entry must be valid, and an
+ * empty list is an error (not "no rooms", not "every room"). */
+static int split_guest_rooms(struct config *c)
+{
+    if (!c->guest_rooms) return 0;
+    const char *p = c->guest_rooms;
+    for (;;) {
+        size_t n = strcspn(p, ",");
+        const char *e = p;
+        while (n && *e == ' ')
+            e++, n--;
+        while (n && e[n - 1] == ' ')
+            n--;
+        int prefix;
+        if (!guest_entry_valid(e, n, &prefix)) {
+            fprintf(stderr,
+                    "parley: invalid --guest-rooms entry '%.*s' (room names or "
+                    "prefix*, comma separated)\n",
+                    (int)n, e);
+            return -1;
+        }
+        if (c->nguest_rooms == CONFIG_MAX_GUEST_ROOMS) {
+            fprintf(stderr, "parley: more than %d entries in --guest-rooms\n",
+                    CONFIG_MAX_GUEST_ROOMS);
+            return -1;
+        }
+        c->guest_prefix[c->nguest_rooms] = (unsigned char)prefix;
+        if (!(c->guest_room[c->nguest_rooms] = strndup(e, n - (size_t)prefix))) return -1;
+        c->nguest_rooms++;
+        p += strcspn(p, ",");
+        if (!*p) return 0;
+        p++;
+    }
+}
+
+int config_guest_room(const struct config *c, const char *room)
+{
+    if (!c->guest_rooms) return 1;
+    for (int i = 0; i < c->nguest_rooms; i++) {
+        const char *g = c->guest_room[i];
+        if (c->guest_prefix[i] ? !strncmp(room, g, strlen(g)) : !strcmp(room, g))
+            return 1;
+    }
+    return 0;
+}
+
 int config_parse(struct config *c, int argc, char **argv)
 {
     defaults(c);
@@ -259,7 +330,16 @@ int config_parse(struct config *c, int argc, char **argv)
         fprintf(stderr, "parley: --burst must be at least 1\n");
         return CONFIG_ERROR;
     }
-    return split_origins(c) ? CONFIG_ERROR : CONFIG_OK;
+    if (c->ping_interval >= c->idle_timeout) {
+        fprintf(stderr, "parley: --ping-interval must be below --idle-timeout\n");
+        return CONFIG_ERROR;
+    }
+    /* An empty PARLEY_GUEST_ROOMS is refused too: K_STR takes no "". */
+    if (split_origins(c) || split_guest_rooms(c)) {
+        config_free(c); /* a refused start leaves nothing allocated */
+        return CONFIG_ERROR;
+    }
+    return CONFIG_OK;
 }
 
 void config_free(struct config *c)
@@ -267,6 +347,9 @@ void config_free(struct config *c)
     for (int i = 0; i < c->norigins; i++)
         free(c->origin_list[i]);
     c->norigins = 0;
+    for (int i = 0; i < c->nguest_rooms; i++)
+        free(c->guest_room[i]);
+    c->nguest_rooms = 0;
 }
 
 int config_origin_allowed(const struct config *c, const char *origin)

@@ -6,6 +6,7 @@
 #include <stddef.h>
 
 #define CONFIG_MAX_ORIGINS 32
+#define CONFIG_MAX_GUEST_ROOMS 64
 
 struct config {
     long port;
@@ -33,11 +34,19 @@ struct config {
     long max_messages_per_room;
     long prune_interval; /* seconds */
     long max_header_bytes;
-    const char *event_loop; /* "uv" or "poll" */
-    long threads;           /* event loops; 0: one per online CPU */
+    const char *event_loop;  /* "uv" or "poll" */
+    long threads;            /* event loops; 0: one per online CPU */
+    long ping_interval;      /* seconds of silence before we ping */
+    long idle_timeout;       /* seconds of silence before we hang up */
+    const char *guest_rooms; /* comma list; NULL: guests may use any room */
 
     int norigins; /* parsed from `origins` */
     char *origin_list[CONFIG_MAX_ORIGINS];
+    /* Parsed from `guest_rooms`: a name, or a prefix when `guest_prefix`
+     * (the entry ended in '*'; "" then matches every room). */
+    int nguest_rooms;
+    char *guest_room[CONFIG_MAX_GUEST_ROOMS];
+    unsigned char guest_prefix[CONFIG_MAX_GUEST_ROOMS];
 };
 
 enum { CONFIG_OK = 0, CONFIG_EXIT = 1, CONFIG_ERROR = 2 };
@@ -49,5 +58,7 @@ int config_parse(struct config *c, int argc, char **argv);
 void config_free(struct config *c);
 /* Returns 1 when `origin` (scheme://host[:port]) is on the allow-list. */
 int config_origin_allowed(const struct config *c, const char *origin);
+/* Returns 1 when --guest-rooms lets guests use `room` (always without it). */
+int config_guest_room(const struct config *c, const char *room);
 
 #endif

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "crypto.h"
+#include "expiry.h"
 #include "jwt.h"
 #include "log.h"
 #include "session_impl.h"
@@ -82,7 +83,7 @@ static int hello_auth(struct session *s)
             return wire_error(s, E_INTERNAL, "out of memory"), -1;
         }
         *s->claims = c; /* the rooms list moves with it */
-        if (set_user(s, c.sub, c.name))
+        if (set_user(s, c.sub, c.name) || expiry_set(s, c.exp))
             return wire_error(s, E_INTERNAL, "out of memory"), -1;
         return 0;
     }
@@ -136,4 +137,55 @@ void hello_handle(struct session *s)
     s->url_token = NULL;
     wire_reply(s, proto_msg_end(b, s->req.ref));
     plog(LOG_INFO, "hello", "user=%s guest=%d", s->user_id, s->guest);
+}
+
+int hello_is_auth(const struct proto_req *req)
+{
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(req->json, "type");
+    return cJSON_IsString(t) && !strcmp(t->valuestring, "auth");
+}
+
+/* Returns the name of a room s is in that claims c do not allow, or NULL:
+ * a refresh may widen a token's rooms, never leave the connection in a
+ * room its token no longer allows. */
+static const char *joined_outside(struct session *s, const struct jwt_claims *c)
+{
+    for (uint32_t i = 0; i < s->nmem; i++)
+        if (s->mem[i].joined && !jwt_allows_room(c, s->mem[i].room->name))
+            return s->mem[i].room->name;
+    return NULL;
+}
+
+void hello_refresh(struct session *s)
+{
+    if (!s->welcomed) return wire_error(s, E_NEED_HELLO, "say hello first");
+    if (s->guest || !s->claims)
+        return wire_error(s, E_BAD_REQUEST, "a guest has no token to refresh");
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(s->req.json, "token");
+    if (!cJSON_IsString(t) || !t->valuestring)
+        return wire_error(s, E_BAD_REQUEST, "token must be a string");
+    const char *secret = cfg(s)->jwt_secret, *why;
+    struct jwt_claims c;
+    if (jwt_verify(t->valuestring, secret, secret ? strlen(secret) : 0,
+                   (int64_t)time(NULL), &c, &why))
+        return unauthorized(s, why);
+    if (strcmp(c.sub, s->claims->sub))
+        why = "the new token is for another user";
+    else if (joined_outside(s, &c))
+        why = "the new token does not allow a room this connection is in: leave it first";
+    else
+        why = NULL;
+    if (why) {
+        jwt_claims_free(&c);
+        return wire_error(s, E_BAD_REQUEST, why);
+    }
+    /* The display name stays the hello's: members lists already carry it. */
+    jwt_claims_free(s->claims);
+    *s->claims = c;
+    expiry_set(s, c.exp); /* s is in the heap already: a move, no allocation */
+    struct buf *b = buf_new(64);
+    buf_puts(&b, "{\"type\":\"authed\",\"exp\":");
+    buf_put_i64(&b, c.exp);
+    wire_reply(s, proto_msg_end(b, s->req.ref));
+    plog(LOG_INFO, "token-refreshed", "user=%s exp=%lld", s->user_id, (long long)c.exp);
 }

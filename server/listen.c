@@ -64,6 +64,18 @@ err:
     return -1;
 }
 
+int listen_keepalive(int fd)
+{
+    int one = 1, idle = LISTEN_KA_IDLE_S, intvl = LISTEN_KA_INTERVAL_S,
+        cnt = LISTEN_KA_PROBES;
+    return setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one) ||
+                   setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle) ||
+                   setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl) ||
+                   setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt)
+               ? -1
+               : 0;
+}
+
 /* Accepts everything pending and hands each socket to lws (which closes it
  * on failure). Out of descriptors, accepting pauses until the next tick. */
 static void on_readable(uv_poll_t *h, int status, int events)
@@ -86,6 +98,8 @@ static void on_readable(uv_poll_t *h, int status, int events)
          * small and written as they come, Nagle would hold them back. */
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        /* lws applies its ka_* only to sockets it accepts itself. */
+        listen_keepalive(fd);
         lws_sock_file_fd_type desc = {.sockfd = fd};
         int type = LWS_ADOPT_SOCKET | LWS_ADOPT_HTTP;
         if (srv->cfg->tls_cert) type |= LWS_ADOPT_ALLOW_SSL;

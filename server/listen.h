@@ -13,6 +13,18 @@
 
 struct server;
 
+/* TCP keepalive on every accepted socket, ours and lws' (server.c passes
+ * the same to lws): probes after 60 s of silence, every 10 s, 3 of them.
+ * A backstop under the WebSocket pings (alive.h), which cover only
+ * upgraded connections: this also reaps a peer that vanished mid-request
+ * or before its upgrade, and keeps NAT entries warm. */
+#define LISTEN_KA_IDLE_S 60
+#define LISTEN_KA_INTERVAL_S 10
+#define LISTEN_KA_PROBES 3
+
+/* Turns TCP keepalive on for fd with the values above. Returns 0 or -1. */
+int listen_keepalive(int fd);
+
 /* Opens the socket and starts accepting on srv's loop, into srv->ctx.
  * Loop set-up, main thread. Returns 0, or -1 after logging why. */
 int listen_start(struct server *srv);

@@ -38,7 +38,11 @@ struct server {
     struct session *flush_head, *flush_tail; /* queues to write before the event ends */
     struct session *presence_head;           /* presence to tell (member.c) */
     struct session *wait_head, *wait_tail;   /* output waiting, oldest first (wire.c) */
-    int nsessions;                           /* this loop's; the hub counts all */
+    /* alive.c: sessions by last sign of life, not pinged since / pinged */
+    struct session *quiet_head, *quiet_tail, *pinged_head, *pinged_tail;
+    struct session **exp_heap; /* expiry.c: token sessions, min-heap by exp */
+    uint32_t nexp, capexp;
+    int nsessions;               /* this loop's; the hub counts all */
     uint64_t queued;             /* frames on this loop's outbound queues (OWN_ADD) */
     struct send_slot *slot_pool; /* session.c's free send slots */
     struct metrics m;

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "access.h"
 #include "fanout.h"
 #include "hub.h"
 #include "jwt.h"
@@ -36,16 +37,11 @@ static void put_members(struct server *srv, struct buf **b, struct room *r)
     buf_put(b, "]", 1);
 }
 
-/* Whether s may use `room` at all (join, read, list it). */
-static int may_use(struct session *s, const char *room)
-{
-    return s->guest || jwt_allows_room(s->claims, room);
-}
-
 static int allowed_room(struct session *s, const char *room)
 {
-    if (may_use(s, room)) return 1;
-    wire_error(s, E_FORBIDDEN, "your token does not allow this room");
+    const char *why;
+    if (access_room_allowed(s, room, &why)) return 1;
+    wire_error(s, E_FORBIDDEN, why);
     return 0;
 }
 
@@ -235,7 +231,7 @@ static void do_rooms(struct session *s)
     int n = 0;
     buf_puts(&b, "{\"type\":\"rooms\",\"rooms\":[");
     for (size_t i = 0; i < c.n; i++) {
-        if (!may_use(s, c.rows[i].name)) continue;
+        if (!access_room_allowed(s, c.rows[i].name, NULL)) continue; /* never listed */
         buf_puts(&b, n++ ? ",{\"name\":\"" : "{\"name\":\"");
         buf_puts(&b, c.rows[i].name);
         buf_puts(&b, "\",\"members\":");

@@ -10,7 +10,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "alive.h"
 #include "db.h"
+#include "expiry.h"
 #include "http.h"
 #include "hub.h"
 #include "listen.h"
@@ -48,7 +50,9 @@ static void begin_stop(struct server *srv)
 }
 
 /* Every TICK_US: a stop request is noticed (the signal handler only sets
- * a flag); overdue hellos are closed; while stopping, the loop ends once
+ * a flag); overdue hellos are closed; idle connections are pinged, and
+ * dropped when they stay silent (alive.h); expired tokens are closed
+ * (expiry.h); while stopping, the loop ends once
  * every client is gone or the grace period is over. */
 static void on_tick(struct lws_sorted_usec_list *sul)
 {
@@ -60,6 +64,8 @@ static void on_tick(struct lws_sorted_usec_list *sul)
     session_sweep_hello(srv, now);
     member_sweep(srv, now);
     wire_sweep(srv, now);
+    alive_sweep(srv, now);
+    expiry_sweep(srv, (int64_t)time(NULL)); /* exp is wall-clock time */
     wire_flush_all(srv);
     if (srv->stopping && (srv->nsessions == 0 || now > srv->stop_deadline_us)) {
         srv->loop_done = 1;
@@ -99,14 +105,21 @@ static int dispatch(struct lws *wsi, enum lws_callback_reasons reason, void *use
         break;
     case LWS_CALLBACK_ESTABLISHED:
         c->s = session_open(srv, wsi);
+        if (c->s) alive_add(c->s, server_now_us());
         return c->s ? 0 : -1;
     case LWS_CALLBACK_RECEIVE:
+        alive_touch(c->s, server_now_us());
         return session_on_receive(c->s, in, len);
+    case LWS_CALLBACK_RECEIVE_PONG:
+        alive_touch(c->s, server_now_us());
+        break;
     case LWS_CALLBACK_SERVER_WRITEABLE:
+        if (alive_on_writeable(c->s)) return -1;
         return wire_on_writeable(c->s);
     case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
         return session_on_peer_close(c->s);
     case LWS_CALLBACK_CLOSED:
+        if (c->s) alive_remove(c->s);
         if (c->s) session_on_closed(c->s);
         c->s = NULL;
         break;
@@ -174,6 +187,10 @@ int server_start(struct server *srv)
     info.protocols = protocols;
     info.mounts = make_mounts(cfg);
     info.user = srv;
+    /* TCP keepalive on the sockets lws accepts (listen.c does its own). */
+    info.ka_time = LISTEN_KA_IDLE_S;
+    info.ka_interval = LISTEN_KA_INTERVAL_S;
+    info.ka_probes = LISTEN_KA_PROBES;
     /* Each connection's header table while its request is parsed (freed
      * after the upgrade: 1024 and 4096 measured the same idle RSS). */
     info.max_http_header_data = (unsigned short)cfg->max_header_bytes;
@@ -249,4 +266,5 @@ void server_destroy(struct server *srv)
         srv->uv_loop = NULL;
     }
     srv->ctx = NULL;
+    expiry_free(srv); /* every session is closed by now */
 }

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "expiry.h"
 #include "hello.h"
 #include "hub.h"
 #include "jwt.h"
@@ -98,6 +99,8 @@ static enum proto_err session_read_request(struct session *s)
         e = E_NEED_HELLO, msg = "say hello first";
     if (!e && s->welcomed && s->req.type == REQ_HELLO)
         e = E_BAD_REQUEST, msg = "already said hello";
+    if (e == E_UNKNOWN_TYPE && ok && hello_is_auth(&s->req))
+        return hello_refresh(s), e; /* an extension protocol.c does not parse */
     if (e) wire_error(s, e, msg);
     return e;
 }
@@ -329,6 +332,7 @@ void session_on_closed(struct session *s)
 {
     struct server *srv = s->srv;
     hello_unlink(s);
+    expiry_remove(s);
     s->closed = 1;
     s->wsi = NULL;
     member_leave_all(s);

@@ -38,6 +38,10 @@ struct session {
     struct session *presence_next;           /* srv->presence_head, while queued */
     struct session *wait_prev, *wait_next;   /* srv->wait_*, while waiting_out */
     int64_t wait_since_us; /* waiting for WRITEABLE since (waiting_out) */
+    struct session *alive_prev, *alive_next; /* alive.c's lists, while watched */
+    int64_t alive_us;                        /* the peer's last sign of life */
+    int64_t exp;                             /* token users: the token's exp (s) */
+    uint32_t exp_slot;                       /* expiry.c: heap index + 1; 0: out */
     int64_t hello_deadline_us;
     int refs;               /* 1 for the connection, 1 per request in flight */
     unsigned closed : 1;    /* the connection is gone: never resume again */
@@ -49,6 +53,8 @@ struct session {
     unsigned flush_queued : 1;    /* on srv->flush_head: its queue is written soon */
     unsigned presence_queued : 1; /* on srv->presence_head: presence to tell */
     unsigned waiting_out : 1;     /* output pending, on srv->wait_* */
+    unsigned alive_list : 2;      /* alive.c: which list it is on */
+    unsigned ping_due : 1;        /* alive.c: a ping goes out on WRITEABLE */
     int close_code;               /* set: closing once the queue is flushed */
     char close_reason[64];
 

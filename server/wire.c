@@ -207,6 +207,9 @@ static int write_queue(struct session *s)
 int wire_on_writeable(struct session *s)
 {
     wait_done(s);
+    /* A ping written in this same WRITEABLE (alive.c) may be held back:
+     * one more write now would go behind it into lws' buffer. */
+    if (lws_partial_buffered(s->wsi)) return wait_writable(s), 0;
     s->out.held = 0; /* lws calls us once what it held has gone */
     if (!outq_peek(&s->out)) return s->close_code && !s->close_sent ? send_close(s) : 0;
     if (write_queue(s)) return -1;
