@@ -45,9 +45,12 @@ static void die(const char *what, const unsigned char *p, size_t n)
     abort();
 }
 
+void (*fake_alloc_pause)(int pause);
+
 void fake_check_frame(const unsigned char *p, size_t n)
 {
     static const char head[] = "{\"type\":\"";
+    if (fake_alloc_pause) fake_alloc_pause(1);
     if (!utf8_valid((const char *)p, n)) die("frame is not valid UTF-8", p, n);
     if (n < sizeof head - 1 || memcmp(p, head, sizeof head - 1))
         die("frame does not start with {\"type\":\"", p, n);
@@ -57,6 +60,7 @@ void fake_check_frame(const unsigned char *p, size_t n)
     if (!t || strcmp(t->string, "type") || !cJSON_IsString(t))
         die("first member is not a string \"type\"", p, n);
     cJSON_Delete(j);
+    if (fake_alloc_pause) fake_alloc_pause(0);
 }
 
 /* ---- WebSocket side ---- */
