@@ -280,8 +280,7 @@ struct buf *proto_error(enum proto_err e, const char *msg, const char *ref)
     buf_puts(&b, err_codes[e]);
     buf_puts(&b, "\",\"message\":");
     buf_put_jstrz(&b, msg);
-    proto_put_ref_end(&b, ref);
-    return b;
+    return proto_msg_end(b, ref); /* NULL when a write ran out of memory */
 }
 
 void proto_put_message(struct buf **bp, const struct proto_msg *m)
