@@ -2,6 +2,7 @@
 #include "protocol.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "utf8.h"
@@ -36,6 +37,23 @@ static const struct {
     {"send", REQ_SEND},   {"history", REQ_HISTORY}, {"typing", REQ_TYPING},
     {"rooms", REQ_ROOMS}, {"ping", REQ_PING},
 };
+
+/* cJSON answers NULL both for bad JSON and for its own allocation failure;
+ * this hook tells them apart, per thread (every loop parses). */
+static __thread int json_oom;
+
+static void *json_malloc(size_t n)
+{
+    void *p = malloc(n);
+    if (!p) json_oom = 1;
+    return p;
+}
+
+void proto_init(void)
+{
+    cJSON_Hooks h = {json_malloc, free};
+    cJSON_InitHooks(&h);
+}
 
 int proto_room_valid(const char *r)
 {
@@ -216,7 +234,12 @@ enum proto_err proto_parse(const char *data, size_t len, const struct proto_limi
         *msg = "frame contains a NUL byte";
         return E_BAD_JSON;
     }
+    json_oom = 0;
     r->json = cJSON_ParseWithLength(data, len);
+    if (!r->json && json_oom) {
+        *msg = "out of memory";
+        return E_INTERNAL;
+    }
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(r->json, "type");
     if (!cJSON_IsObject(r->json) || !cJSON_IsString(t) || !t->valuestring) {
         *msg = "expected a JSON object with a string \"type\"";

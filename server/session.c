@@ -97,6 +97,9 @@ static enum proto_err session_read_request(struct session *s)
     if (!e && s->welcomed && s->req.type == REQ_HELLO)
         e = E_BAD_REQUEST, msg = "already said hello";
     if (e) wire_error(s, e, msg);
+    /* Out of memory while parsing: the ref is unknown, so no answer can be
+     * matched to the request; closing beats leaving the client waiting. */
+    if (e == E_INTERNAL) wire_close(s, 1011, "out of memory", 0);
     return e;
 }
 

@@ -46,6 +46,7 @@ static void die(const char *what, const unsigned char *p, size_t n)
 }
 
 void (*fake_alloc_pause)(int pause);
+void (*fake_on_write)(struct lws *wsi, const unsigned char *p, size_t n);
 
 void fake_check_frame(const unsigned char *p, size_t n)
 {
@@ -121,6 +122,7 @@ int lws_write(struct lws *wsi, unsigned char *buf, size_t len, enum lws_write_pr
     else if (wp == LWS_WRITE_RAW && fake_raw_is_websocket)
         check_raw_frames(buf, len);
     if (wsi->fail_writes) return -1;
+    if (fake_on_write) fake_on_write(wsi, buf, len);
     wsi->frames_out++;
     wsi->bytes_out += len;
     return (int)len;

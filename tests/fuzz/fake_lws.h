@@ -55,5 +55,8 @@ void fake_check_frame(const unsigned char *p, size_t n);
  * (the frame check parses with cJSON), so they are neither counted nor
  * failed. NULL: nothing is called. */
 extern void (*fake_alloc_pause)(int pause);
+/* Set by a harness that reads what its clients receive: called with every
+ * write that lws_write() takes (after the checks). NULL: nothing. */
+extern void (*fake_on_write)(struct lws *wsi, const unsigned char *p, size_t n);
 
 #endif

@@ -3,8 +3,8 @@
  *
  * The test executable is linked with -Wl,--wrap=malloc,calloc,realloc,
  * strdup,free (tests/CMakeLists.txt), so every allocation parley_core's
- * objects make goes through the counter below; cJSON_InitHooks sends
- * cJSON's there too. A realistic scenario (hellos as guest, with a token in
+ * objects make goes through the counter below; so do cJSON's, through the
+ * hooks proto_init() installs (protocol.c's own malloc and free). A realistic scenario (hellos as guest, with a token in
  * the hello and in the URL, a refused hello then a good one, joins with and
  * without since, history, sends completed through a stand-in database,
  * typing, rooms, leave, a slow consumer, closes while requests are in
@@ -23,6 +23,7 @@
  *
  * OOM_N=n OOM_PERSIST=0|1 runs one case (to debug a failure it reports).
  */
+#define _GNU_SOURCE /* memmem */
 #include <check.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -160,14 +161,6 @@ void __wrap_free(void *p)
     __real_free(p);
 }
 
-static void *hook_malloc(size_t n)
-{
-    if (should_fail()) return NULL;
-    void *p = __real_malloc(n);
-    live_add(p, __builtin_return_address(0));
-    return p;
-}
-
 /* ---- the harness's clock and checks ---- */
 
 #define SECRET "oom-secret"
@@ -231,9 +224,45 @@ struct conn {
     struct session *s; /* NULL: closed (or never opened) */
     int loop;
     int stalled; /* the client reads nothing: no WRITEABLE for it */
+    int closed_with; /* the close code when it closed (0: the client's) */
+    char refs[64][16]; /* the refs of the frames it received */
+    int nrefs;
 };
 static struct conn conns[NCONN];
 enum { A, B, C, D, E, F };
+
+/* What a client receives: the refs of its replies. */
+static void on_write(struct lws *wsi, const unsigned char *p, size_t n)
+{
+    static const char key[] = "\"ref\":\"";
+    struct conn *c = &conns[wsi->id];
+    const unsigned char *end = p + n, *q = p;
+    while ((q = memmem(q, (size_t)(end - q), key, sizeof key - 1))) {
+        q += sizeof key - 1;
+        size_t k = 0;
+        while (q + k < end && q[k] != '"' && k < sizeof c->refs[0] - 1)
+            k++;
+        if (c->nrefs < 64) {
+            memcpy(c->refs[c->nrefs], q, k);
+            c->refs[c->nrefs++][k] = 0;
+        }
+    }
+}
+
+/* Every request is answered (an error, `internal` included, will do), or
+ * its connection closes: a client is never left waiting. */
+static void expect(int k, const char *ref)
+{
+    struct conn *c = &conns[k];
+    int got = 0;
+    for (int i = 0; i < c->nrefs; i++)
+        got |= !strcmp(c->refs[i], ref);
+    if (!got && c->s && !c->s->close_code && !failure[0])
+        snprintf(failure, sizeof failure,
+                 "connection %c: no answer to ref %s and still open (after %ld "
+                 "allocations)",
+                 'A' + k, ref, nalloc);
+}
 
 static int is_open(const struct session *s, int loop)
 {
@@ -295,6 +324,7 @@ static void check_all(void)
 /* lws: LWS_CALLBACK_CLOSED; the wsi is gone after it. */
 static void conn_closed(struct conn *c)
 {
+    c->closed_with = c->s->close_code;
     session_on_closed(c->s);
     c->s = NULL;
     c->stalled = 0;
@@ -307,6 +337,7 @@ static void conn_open(int k, int loop, const char *urlargs)
     c->wsi.urlargs = (char *)urlargs; /* not freed: fake_wsi_free is not called */
     c->loop = loop;
     c->stalled = 0;
+    c->nrefs = 0;
     c->s = session_open(&srv[loop], &c->wsi); /* NULL: lws closes it */
 }
 
@@ -410,50 +441,84 @@ static void complete(int rows, int dup)
 static void scenario(void)
 {
     char m[1400];
+    int clean = !fail_at;
 
     conn_open(A, 0, NULL);
-    say(A, "{\"type\":\"hello\",\"name\":\"alice\",\"ref\":\"h\"}");
+    say(A, "{\"type\":\"hello\",\"name\":\"alice\",\"ref\":\"a0\"}");
+    expect(A, "a0");
     conn_open(B, 1, NULL);
-    say(B, "{\"type\":\"hello\",\"name\":\"  \",\"ref\":\"h0\"}"); /* refused */
-    snprintf(m, sizeof m, "{\"type\":\"hello\",\"token\":\"%s\",\"ref\":\"h1\"}", bob_token);
+    say(B, "{\"type\":\"hello\",\"name\":\"  \",\"ref\":\"b0\"}"); /* refused */
+    expect(B, "b0");
+    snprintf(m, sizeof m, "{\"type\":\"hello\",\"token\":\"%s\",\"ref\":\"b1\"}", bob_token);
     say(B, m);
-    say(B, m); /* a client that got `internal` retries; else "already said hello" */
+    expect(B, "b1");
+    /* A client that got `internal` retries; one that got in is told it
+     * already said hello. */
+    snprintf(m, sizeof m, "{\"type\":\"hello\",\"token\":\"%s\",\"ref\":\"b2\"}", bob_token);
+    say(B, m);
+    expect(B, "b2");
+    REQUIRE(!clean || (conns[B].s->welcomed && !conns[B].s->guest && conns[B].s->claims));
     conn_open(C, 0, carol_args); /* the token in the URL */
-    say(C, "{\"type\":\"hello\",\"ref\":\"h\"}");
+    say(C, "{\"type\":\"hello\",\"ref\":\"c0\"}");
+    expect(C, "c0");
+    REQUIRE(!clean || (conns[C].s->welcomed && !conns[C].s->guest));
     conn_open(D, 1, NULL);
-    say(D, "{\"type\":\"hello\",\"name\":\"dave\",\"resume\":\"g_0123456789abcdef.x\"}");
+    say(D, "{\"type\":\"hello\",\"name\":\"dave\",\"resume\":\"g_0123456789abcdef.x\","
+           "\"ref\":\"d0\"}");
+    expect(D, "d0");
+    REQUIRE(!clean || (conns[D].s->welcomed && conns[D].s->guest));
     conn_open(E, 0, NULL); /* never says hello */
 
-    say(A, "{\"type\":\"join\",\"room\":\"lobby\",\"ref\":\"j1\"}");
+    say(A, "{\"type\":\"join\",\"room\":\"lobby\",\"ref\":\"a1\"}");
     complete(2, 0);
-    say(A, "{\"type\":\"join\",\"room\":\"b\",\"since\":0}");
+    expect(A, "a1");
+    say(A, "{\"type\":\"join\",\"room\":\"b\",\"since\":0,\"ref\":\"a2\"}");
     complete(1, 0);
-    say_parts(B, "{\"type\":\"join\",\"room\":\"lobby\",\"since\":1,\"ref\":\"fragmented\"}", 3);
-    say(C, "{\"type\":\"join\",\"room\":\"lobby\"}");
-    say(C, "{\"type\":\"join\",\"room\":\"zz\"}"); /* forbidden by carol's token */
-    say(D, "{\"type\":\"join\",\"room\":\"lobby\"}");
+    expect(A, "a2");
+    say_parts(B, "{\"type\":\"join\",\"room\":\"lobby\",\"since\":1,\"ref\":\"b3\"}", 3);
+    say(C, "{\"type\":\"join\",\"room\":\"lobby\",\"ref\":\"c1\"}");
+    say(C, "{\"type\":\"join\",\"room\":\"zz\",\"ref\":\"c2\"}"); /* not in carol's token */
+    say(D, "{\"type\":\"join\",\"room\":\"lobby\",\"ref\":\"d1\"}");
     complete(3, 0);
-    say(B, "{\"type\":\"join\",\"room\":\"b\"}");
+    expect(B, "b3");
+    expect(C, "c1");
+    expect(C, "c2");
+    expect(D, "d1");
+    say(B, "{\"type\":\"join\",\"room\":\"b\",\"ref\":\"b4\"}");
     complete(0, 0);
+    expect(B, "b4");
+    REQUIRE(!clean || hub.rooms.count == 2);
 
-    say(A, "{\"type\":\"history\",\"room\":\"lobby\",\"limit\":5,\"ref\":\"hi\"}");
+    say(A, "{\"type\":\"history\",\"room\":\"lobby\",\"limit\":5,\"ref\":\"a3\"}");
     complete(2, 0);
-    say(C, "{\"type\":\"history\",\"room\":\"b\",\"before\":3}");
+    expect(A, "a3");
+    say(C, "{\"type\":\"history\",\"room\":\"b\",\"before\":3,\"ref\":\"c3\"}");
     complete(0, 0);
+    expect(C, "c3");
 
-    say(A, "{\"type\":\"send\",\"room\":\"lobby\",\"text\":\"hello all\",\"client_id\":\"a1\"}");
-    say(A, "{\"type\":\"send\",\"room\":\"lobby\",\"text\":\"again\",\"client_id\":\"a2\"}");
-    say(B, "{\"type\":\"send\",\"room\":\"b\",\"text\":\"in b\",\"client_id\":\"b1\",\"ref\":\"s\"}");
+    say(A, "{\"type\":\"send\",\"room\":\"lobby\",\"text\":\"hello all\",\"client_id\":\"a1\","
+           "\"ref\":\"a4\"}");
+    say(A, "{\"type\":\"send\",\"room\":\"lobby\",\"text\":\"again\",\"client_id\":\"a2\","
+           "\"ref\":\"a5\"}");
+    say(B, "{\"type\":\"send\",\"room\":\"b\",\"text\":\"in b\",\"client_id\":\"b1\","
+           "\"ref\":\"b5\"}");
     complete(0, 0);
-    say(B, "{\"type\":\"send\",\"room\":\"b\",\"text\":\"in b\",\"client_id\":\"b1\"}");
+    expect(A, "a4");
+    expect(A, "a5");
+    expect(B, "b5");
+    say(B, "{\"type\":\"send\",\"room\":\"b\",\"text\":\"in b\",\"client_id\":\"b1\","
+           "\"ref\":\"b6\"}");
     complete(0, 1); /* a duplicate: acked, not broadcast */
+    expect(B, "b6");
 
     now_us += 3000000;
     say(C, "{\"type\":\"typing\",\"room\":\"lobby\"}");
     say(A, "{\"type\":\"typing\",\"room\":\"lobby\"}");
     say(A, "{\"type\":\"typing\",\"room\":\"lobby\"}"); /* too soon: dropped */
-    say(B, "{\"type\":\"rooms\",\"ref\":\"r\"}");
-    say(A, "{\"type\":\"ping\",\"ref\":\"p\"}");
+    say(B, "{\"type\":\"rooms\",\"ref\":\"b7\"}");
+    expect(B, "b7");
+    say(A, "{\"type\":\"ping\",\"ref\":\"a6\"}");
+    expect(A, "a6");
 
     /* D stops reading: the room's traffic fills its queue (8 frames) until
      * it is closed as a slow consumer. */
@@ -467,15 +532,20 @@ static void scenario(void)
         say(A, m);
         complete(0, 0);
     }
+    REQUIRE(!clean || (conns[D].s && conns[D].s->close_code == 1013));
     if (conns[D].s && conns[D].s->close_code) { /* closed: the client reads again */
         conns[D].stalled = 0;
         conns[D].wsi.partial = 0;
         pump();
     }
+    REQUIRE(!clean || (!conns[D].s && conns[D].closed_with == 1013));
 
-    say(B, "{\"type\":\"leave\",\"room\":\"lobby\",\"ref\":\"l\"}");
-    say(B, "{\"type\":\"leave\",\"room\":\"lobby\"}");
-    say(B, "{\"type\":\"typing\",\"room\":\"lobby\"}"); /* not a member now */
+    say(B, "{\"type\":\"leave\",\"room\":\"lobby\",\"ref\":\"b8\"}");
+    expect(B, "b8");
+    say(B, "{\"type\":\"leave\",\"room\":\"lobby\",\"ref\":\"b9\"}");
+    expect(B, "b9");
+    say(B, "{\"type\":\"typing\",\"room\":\"lobby\",\"ref\":\"ba\"}"); /* not a member now */
+    expect(B, "ba");
 
     /* Requests in flight when their connection goes. */
     say(C, "{\"type\":\"send\",\"room\":\"lobby\",\"text\":\"bye\",\"client_id\":\"c1\"}");
@@ -483,15 +553,19 @@ static void scenario(void)
     say(A, "{\"type\":\"join\",\"room\":\"c\"}");
     if (conns[A].s) conn_closed(&conns[A]);
     conn_open(F, 0, NULL);
-    say(F, "{\"type\":\"hello\",\"name\":\"fay\"}");
-    say(F, "{\"type\":\"join\",\"room\":\"lobby\"}");
+    say(F, "{\"type\":\"hello\",\"name\":\"fay\",\"ref\":\"f0\"}");
+    expect(F, "f0");
+    say(F, "{\"type\":\"join\",\"room\":\"lobby\",\"ref\":\"f1\"}");
     complete(1, 0);
+    expect(F, "f1");
+    REQUIRE(!clean || hub.rooms.count == 3);
 
     /* The hello deadline passes: E, and any hello the server refused. */
     now_us += 60 * 1000000LL;
     for (int l = 0; l < 2; l++)
         session_sweep_hello(&srv[l], now_us);
     pump();
+    REQUIRE(!clean || (!conns[E].s && conns[E].closed_with == 1008));
 
     /* Shutdown: everyone gets 1001. */
     for (int l = 0; l < 2; l++) {
@@ -500,6 +574,7 @@ static void scenario(void)
             wire_close(s, 1001, "server shutting down", 0);
     }
     pump();
+    REQUIRE(!clean || (!conns[B].s && conns[B].closed_with == 1001));
 }
 
 /* One run: the scenario with the Nth allocation failing (and every one after
@@ -607,8 +682,10 @@ static void setup(void)
     crypto_init();
     fake_raw_is_websocket = 1;
     fake_alloc_pause = pause_alloc;
-    cJSON_Hooks hooks = {hook_malloc, __wrap_free};
-    cJSON_InitHooks(&hooks);
+    fake_on_write = on_write;
+    /* cJSON's allocations go through protocol.c's hook, which calls the
+     * (wrapped) malloc and free: they are counted and failed too. */
+    proto_init();
     char *t = jwt_sign(SECRET, strlen(SECRET), "bob", "Bob", 4000000000, NULL);
     ck_assert_ptr_nonnull(t);
     snprintf(bob_token, sizeof bob_token, "%s", t);
@@ -623,6 +700,7 @@ static void teardown(void)
 {
     cJSON_InitHooks(NULL);
     fake_alloc_pause = NULL;
+    fake_on_write = NULL;
     config_free(&conf);
 }
 
