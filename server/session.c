@@ -206,12 +206,16 @@ static void session_resume(struct session *s)
 
 /* ---- events from libwebsockets and the database ---- */
 
-static char *url_token(struct lws *wsi)
+/* Sets *out to a copy of the URL's token, or NULL when there is none.
+ * Returns -1 when out of memory: a token silently dropped would turn the
+ * hello into a guest's or a "needs a token" refusal. */
+static int url_token(struct lws *wsi, char **out)
 {
     char v[JWT_MAX_LEN + 8];
     /* Copies "token=VALUE" into v and returns a pointer to VALUE. */
     const char *tok = lws_get_urlarg_by_name(wsi, "token=", v, sizeof v);
-    return tok && *tok ? strdup(tok) : NULL;
+    *out = tok && *tok ? strdup(tok) : NULL;
+    return tok && *tok && !*out ? -1 : 0;
 }
 
 struct session *session_open(struct server *srv, struct lws *wsi)
@@ -221,7 +225,10 @@ struct session *session_open(struct server *srv, struct lws *wsi)
     s->srv = srv;
     s->wsi = wsi;
     s->refs = 1;
-    s->url_token = url_token(wsi);
+    if (url_token(wsi, &s->url_token)) { /* lws closes the connection */
+        free(s);
+        return NULL;
+    }
     int64_t now = server_now_us();
     tb_init(&s->send_tb, srv->cfg->burst, now);
     tb_init(&s->req_tb, GENERAL_RATE, now);
