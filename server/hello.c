@@ -79,9 +79,12 @@ static int hello_auth(struct session *s)
         const char *secret = cfg(s)->jwt_secret;
         struct jwt_claims c;
         memset(&c, 0, sizeof c);
-        if (jwt_verify(token, secret, secret ? strlen(secret) : 0, (int64_t)time(NULL),
-                       &c, &why)) {
+        int rc = jwt_verify(token, secret, secret ? strlen(secret) : 0,
+                            (int64_t)time(NULL), &c, &why);
+        if (rc) {
             jwt_claims_free(&c);
+            if (rc == -2) /* not the token's fault: the client may retry */
+                return wire_error(s, E_INTERNAL, "out of memory"), -1;
             return unauthorized(s, why), -1;
         }
         if (!(s->claims = malloc(sizeof(c)))) {

@@ -55,6 +55,13 @@ void proto_init(void)
     cJSON_InitHooks(&h);
 }
 
+int proto_json_oom(void)
+{
+    int oom = json_oom;
+    json_oom = 0;
+    return oom;
+}
+
 int proto_room_valid(const char *r)
 {
     size_t n = strlen(r);
@@ -234,9 +241,9 @@ enum proto_err proto_parse(const char *data, size_t len, const struct proto_limi
         *msg = "frame contains a NUL byte";
         return E_BAD_JSON;
     }
-    json_oom = 0;
+    (void)proto_json_oom();
     r->json = cJSON_ParseWithLength(data, len);
-    if (!r->json && json_oom) {
+    if (!r->json && proto_json_oom()) {
         *msg = "out of memory";
         return E_INTERNAL;
     }

@@ -74,6 +74,9 @@ struct proto_limits {
  * any thread parses (cJSON's hooks are global). Without it, out of memory
  * reads as E_BAD_JSON. */
 void proto_init(void);
+/* 1 when a cJSON allocation failed on this thread since the last call
+ * (always 0 without proto_init); clears the flag. */
+int proto_json_oom(void);
 
 /* Parses and validates one client frame of `len` bytes of valid UTF-8.
  * Returns PROTO_OK with *req filled, or an error code with *msg set to a
