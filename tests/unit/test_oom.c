@@ -225,26 +225,93 @@ struct conn {
     int loop;
     int stalled; /* the client reads nothing: no WRITEABLE for it */
     int closed_with; /* the close code when it closed (0: the client's) */
-    char refs[64][16]; /* the refs of the frames it received */
+    char refs[64][16];  /* the refs of the replies it received, in order */
+    char what[64][32];  /* and what each was: its type, or error:CODE */
     int nrefs;
 };
 static struct conn conns[NCONN];
 enum { A, B, C, D, E, F };
 
-/* What a client receives: the refs of its replies. */
+/* The answers of the run without failures: every other run's must match
+ * them, or be `internal` (after which that connection may differ). */
+static char golden_refs[NCONN][64][16], golden_what[NCONN][64][32];
+static int golden_n[NCONN];
+
+/* Copies the string value after `key` in p[0..n) into out. */
+static void string_after(const unsigned char *p, size_t n, const char *key, char *out,
+                         size_t cap, int last)
+{
+    const unsigned char *end = p + n, *q = NULL, *f = p;
+    size_t kl = strlen(key), k = 0;
+    while ((f = memmem(f, (size_t)(end - f), key, kl))) {
+        q = f += kl;
+        if (!last) break;
+    }
+    if (q)
+        while (q + k < end && q[k] != '"' && k < cap - 1)
+            k++;
+    if (q) memcpy(out, q, k);
+    out[k] = 0;
+}
+
+/* What a client receives: each text frame's ref and type (the frames
+ * themselves were checked by fake_lws.c). */
 static void on_write(struct lws *wsi, const unsigned char *p, size_t n)
 {
-    static const char key[] = "\"ref\":\"";
     struct conn *c = &conns[wsi->id];
-    const unsigned char *end = p + n, *q = p;
-    while ((q = memmem(q, (size_t)(end - q), key, sizeof key - 1))) {
-        q += sizeof key - 1;
-        size_t k = 0;
-        while (q + k < end && q[k] != '"' && k < sizeof c->refs[0] - 1)
-            k++;
-        if (c->nrefs < 64) {
-            memcpy(c->refs[c->nrefs], q, k);
-            c->refs[c->nrefs++][k] = 0;
+    size_t i = 0;
+    while (i + 2 <= n) {
+        size_t len = p[i + 1] & 127, hdr = 2;
+        if (len == 126) len = (size_t)p[i + 2] << 8 | p[i + 3], hdr = 4;
+        if (len == 127) {
+            len = 0;
+            for (int k = 0; k < 8; k++)
+                len = len << 8 | p[i + 2 + k];
+            hdr = 10;
+        }
+        const unsigned char *pl = p + i + hdr;
+        char ref[16], type[16], code[16];
+        if (p[i] == 0x81 && c->nrefs < 64) {
+            /* ref is the reply's last member (proto_put_ref_end) */
+            string_after(pl, len, "\"ref\":\"", ref, sizeof ref, 1);
+            string_after(pl, len, "{\"type\":\"", type, sizeof type, 0);
+            string_after(pl, len, "\"code\":\"", code, sizeof code, 0);
+            if (ref[0]) {
+                strcpy(c->refs[c->nrefs], ref);
+                snprintf(c->what[c->nrefs++], sizeof c->what[0], "%s%s%s", type,
+                         strcmp(type, "error") ? "" : ":", strcmp(type, "error") ? "" : code);
+            }
+        }
+        i += hdr + len;
+    }
+}
+
+static void keep_golden(void)
+{
+    for (int k = 0; k < NCONN; k++) {
+        golden_n[k] = conns[k].nrefs;
+        memcpy(golden_refs[k], conns[k].refs, sizeof conns[k].refs);
+        memcpy(golden_what[k], conns[k].what, sizeof conns[k].what);
+    }
+}
+
+/* Out of memory is never reported as anything but `internal` (or a close):
+ * not as a bad request, a bad token, a missing room... */
+static void check_answers(void)
+{
+    for (int k = 0; k < NCONN; k++) {
+        struct conn *c = &conns[k];
+        for (int i = 0; i < c->nrefs; i++) {
+            const char *want = "(no answer)";
+            for (int g = 0; g < golden_n[k]; g++)
+                if (!strcmp(golden_refs[k][g], c->refs[i])) want = golden_what[k][g];
+            if (!strcmp(c->what[i], want)) continue;
+            if (!strcmp(c->what[i], "error:internal")) break; /* the rest may differ */
+            if (!failure[0])
+                snprintf(failure, sizeof failure,
+                         "connection %c: ref %s answered %s, without failures %s", 'A' + k,
+                         c->refs[i], c->what[i], want);
+            break;
         }
     }
 }
@@ -620,6 +687,10 @@ static long run(long n, int persist)
         REQUIRE(srv[l].flush_head == NULL && srv[l].hello_head == NULL);
     }
     REQUIRE(hub.sessions == 0);
+    if (!n)
+        keep_golden();
+    else
+        check_answers();
     hub_free(&hub);
     for (int l = 0; l < 2; l++)
         send_pool_free(&srv[l]);
