@@ -190,6 +190,7 @@ int64_t server_now_us(void)
 #define MAXQ 32
 static struct db_req *pending[MAXQ];
 static int npending, next_id;
+static const char *row_text = "old"; /* the text of the messages reads return */
 
 int db_submit(struct db *db, struct db_req *r)
 {
@@ -489,8 +490,8 @@ static void complete(int rows, int dup)
             pause_alloc(1);
             r->rows = buf_new(256);
             for (int i = 0; i < rows && i < r->limit; i++) {
-                struct proto_msg m = {r->room, ++next_id, now_us / 1000, "u1",
-                                      "Una",   "old",     3,             "c"};
+                struct proto_msg m = {r->room, ++next_id, now_us / 1000,    "u1",
+                                      "Una",   row_text,  strlen(row_text), "c"};
                 if (r->nrows++) buf_put(&r->rows, ",", 1);
                 proto_put_message(&r->rows, &m);
             }
@@ -562,6 +563,14 @@ static void scenario(void)
     say(C, "{\"type\":\"history\",\"room\":\"b\",\"before\":3,\"ref\":\"c3\"}");
     complete(0, 0);
     expect(C, "c3");
+    /* A reply bigger than one write (WIRE_WRITE_MAX) goes alone, from a copy. */
+    static char long_text[501];
+    memset(long_text, 'x', 500);
+    row_text = long_text;
+    say(A, "{\"type\":\"history\",\"room\":\"lobby\",\"limit\":200,\"ref\":\"a7\"}");
+    complete(200, 0);
+    row_text = "old";
+    expect(A, "a7");
 
     say(A, "{\"type\":\"send\",\"room\":\"lobby\",\"text\":\"hello all\",\"client_id\":\"a1\","
            "\"ref\":\"a4\"}");
@@ -698,6 +707,8 @@ static long run(long n, int persist)
     return nalloc;
 }
 
+extern char __executable_start; /* the linker's: where the executable is loaded */
+
 static void report_leaks(long n, int persist)
 {
     int shown = 0;
@@ -705,7 +716,9 @@ static void report_leaks(long n, int persist)
             persist, nlive);
     for (size_t i = 0; i < LIVE_CAP && shown < 10; i++)
         if (live[i].p && live[i].p != TOMB) {
-            fprintf(stderr, "  allocation #%ld from %p\n", live[i].seq, live[i].site);
+            fprintf(stderr, "  allocation #%ld from %p (addr2line -e test_oom %#lx)\n",
+                    live[i].seq, live[i].site,
+                    (unsigned long)((char *)live[i].site - &__executable_start));
             shown++;
         }
 }
