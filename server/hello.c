@@ -69,13 +69,23 @@ static void unauthorized(struct session *s, const char *why)
 static int hello_auth(struct session *s)
 {
     const char *token = s->req.token ? s->req.token : s->url_token, *why;
+    /* A hello after a refused one (bad name, out of memory) starts over:
+     * the earlier one's claims would leak, and its guest flag would let a
+     * token user past the token's rooms. */
+    if (s->claims) jwt_claims_free(s->claims);
+    free(s->claims);
+    s->claims = NULL;
+    s->guest = 0;
     if (token) {
         const char *secret = cfg(s)->jwt_secret;
         struct jwt_claims c;
         memset(&c, 0, sizeof c);
-        if (jwt_verify(token, secret, secret ? strlen(secret) : 0, (int64_t)time(NULL),
-                       &c, &why)) {
+        int rc = jwt_verify(token, secret, secret ? strlen(secret) : 0,
+                            (int64_t)time(NULL), &c, &why);
+        if (rc) {
             jwt_claims_free(&c);
+            if (rc == -2) /* not the token's fault: the client may retry */
+                return wire_error(s, E_INTERNAL, "out of memory"), -1;
             return unauthorized(s, why), -1;
         }
         if (!(s->claims = malloc(sizeof(c)))) {
@@ -106,13 +116,17 @@ void hello_handle(struct session *s)
 {
     if (s->req.type != REQ_HELLO) return wire_error(s, E_NEED_HELLO, "say hello first");
     if (hello_auth(s)) return;
-    struct buf *u = buf_new(96), *b = buf_new(320);
+    struct buf *u = buf_new(96), *b;
     buf_puts(&u, "{\"id\":");
     buf_put_jstrz(&u, s->user_id);
     buf_puts(&u, ",\"name\":");
     buf_put_jstrz(&u, s->user_name);
     buf_put(&u, "}", 1);
-    s->user_json = u;
+    if (!u || u->oom) { /* the writers drop writes to a failed buf_new() */
+        buf_unref(u);
+        return wire_error(s, E_INTERNAL, "out of memory");
+    }
+    b = buf_new(320);
     buf_puts(&b, "{\"type\":\"welcome\",\"user\":");
     buf_put(&b, BUF_PAYLOAD(u), u->len - 1);
     buf_puts(&b, s->guest ? ",\"guest\":true}" : ",\"guest\":false}");
@@ -128,14 +142,17 @@ void hello_handle(struct session *s)
         buf_puts(&b, ",\"resume\":");
         buf_put_jstrz(&b, tok);
     }
-    if (u->oom || b->oom) {
-        buf_unref(b);
+    /* Finished before the session counts as welcomed: a welcome lost to
+     * out of memory leaves the client free to say hello again. */
+    if (!(b = proto_msg_end(b, s->req.ref))) {
+        buf_unref(u);
         return wire_error(s, E_INTERNAL, "out of memory");
     }
+    s->user_json = u;
     s->welcomed = 1;
     free(s->url_token); /* only hello reads it: not kept for the connection's life */
     s->url_token = NULL;
-    wire_reply(s, proto_msg_end(b, s->req.ref));
+    wire_reply(s, b);
     plog(LOG_INFO, "hello", "user=%s guest=%d", s->user_id, s->guest);
 }
 

@@ -28,13 +28,16 @@ int jwt_allows_room(const struct jwt_claims *c, const char *room)
     return 0;
 }
 
-/* Decodes one base64url segment as a JSON object; NULL on failure. */
-static cJSON *decode_json(const char *seg, size_t n)
+/* Decodes one base64url segment as a JSON object; NULL on failure, with
+ * *oom set when cJSON ran out of memory. */
+static cJSON *decode_json(const char *seg, size_t n, int *oom)
 {
     char tmp[JWT_MAX_LEN];
     long len = crypto_b64url_decode(seg, n, tmp, sizeof tmp);
     if (len < 0 || !utf8_valid(tmp, (size_t)len)) return NULL;
+    (void)proto_json_oom();
     cJSON *j = json_parse(tmp, (size_t)len); /* not cJSON_Parse*: see json.h */
+    if (!j && proto_json_oom()) *oom = 1;
     if (!cJSON_IsObject(j)) {
         cJSON_Delete(j);
         return NULL;
@@ -42,9 +45,9 @@ static cJSON *decode_json(const char *seg, size_t n)
     return j;
 }
 
-static int header_ok(const char *seg, size_t n)
+static int header_ok(const char *seg, size_t n, int *oom)
 {
-    cJSON *h = decode_json(seg, n);
+    cJSON *h = decode_json(seg, n, oom);
     const cJSON *alg = cJSON_GetObjectItemCaseSensitive(h, "alg");
     int ok = cJSON_IsString(alg) && !strcmp(alg->valuestring, "HS256");
     cJSON_Delete(h);
@@ -61,12 +64,12 @@ static int read_rooms(const cJSON *rooms, struct jwt_claims *c)
     int n = cJSON_GetArraySize(rooms);
     if (n > JWT_MAX_ROOMS) return -1;
     c->rooms = calloc((size_t)n + 1, sizeof(char *));
-    if (!c->rooms) return -1;
+    if (!c->rooms) return -2;
     const cJSON *r;
     cJSON_ArrayForEach(r, rooms)
     {
         if (!cJSON_IsString(r) || !proto_room_valid(r->valuestring)) return -1;
-        if (!(c->rooms[c->nrooms] = strdup(r->valuestring))) return -1;
+        if (!(c->rooms[c->nrooms] = strdup(r->valuestring))) return -2;
         c->nrooms++;
     }
     return 0;
@@ -96,9 +99,10 @@ static int read_claims(const cJSON *p, int64_t now, struct jwt_claims *c,
     }
     strcpy(c->sub, sub->valuestring);
     strcpy(c->name, name->valuestring); /* <= 32 code points fits */
-    if (read_rooms(cJSON_GetObjectItemCaseSensitive(p, "rooms"), c)) {
-        *why = "token rooms claim invalid";
-        return -1;
+    int rc = read_rooms(cJSON_GetObjectItemCaseSensitive(p, "rooms"), c);
+    if (rc) {
+        *why = rc == -2 ? "out of memory" : "token rooms claim invalid";
+        return rc;
     }
     return 0;
 }
@@ -117,9 +121,10 @@ int jwt_verify(const char *tok, const void *secret, size_t slen, int64_t now,
     }
     if (n > JWT_MAX_LEN || !d2 || memchr(d2 + 1, '.', n - (size_t)(d2 + 1 - tok)))
         return -1;
-    if (!header_ok(tok, (size_t)(d1 - tok))) {
-        *why = "token alg must be HS256";
-        return -1;
+    int oom = 0;
+    if (!header_ok(tok, (size_t)(d1 - tok), &oom)) {
+        *why = oom ? "out of memory" : "token alg must be HS256";
+        return oom ? -2 : -1;
     }
     unsigned char mac[CRYPTO_HMAC_LEN], got[CRYPTO_HMAC_LEN + 4];
     crypto_hmac_sha256(secret, slen, tok, (size_t)(d2 - tok), mac);
@@ -128,8 +133,9 @@ int jwt_verify(const char *tok, const void *secret, size_t slen, int64_t now,
         *why = "bad token signature";
         return -1;
     }
-    cJSON *p = decode_json(d1 + 1, (size_t)(d2 - d1 - 1));
-    int rc = p ? read_claims(p, now, c, why) : -1;
+    cJSON *p = decode_json(d1 + 1, (size_t)(d2 - d1 - 1), &oom);
+    int rc = p ? read_claims(p, now, c, why) : oom ? -2 : -1;
+    if (!p && oom) *why = "out of memory";
     cJSON_Delete(p);
     if (rc) {
         jwt_claims_free(c);

@@ -22,9 +22,10 @@ struct jwt_claims {
 
 /* Verifies `token` with `secret` at time `now` (Unix seconds). Returns 0 and
  * fills *c (free it with jwt_claims_free), or -1 with *why set to a static
- * reason and *c empty. Refused: any alg but HS256, a bad signature, a past
- * or missing exp, a missing or oversized sub, a missing or invalid name, a
- * rooms claim that is neither "*" nor an array of valid room names. */
+ * reason and *c empty; -2 when memory ran out (the token may be good). Refused: any alg
+ * but HS256, a bad signature, a past or missing exp, a missing or oversized sub, a
+ * missing or invalid name, a rooms claim that is neither "*" nor an array of valid room
+ * names. */
 int jwt_verify(const char *token, const void *secret, size_t slen, int64_t now,
                struct jwt_claims *c, const char **why);
 void jwt_claims_free(struct jwt_claims *c);

@@ -14,6 +14,7 @@
 #include "db.h"
 #include "hub.h"
 #include "log.h"
+#include "protocol.h"
 #include "server.h"
 #include "session.h"
 #include "send.h"
@@ -123,6 +124,7 @@ int main(int argc, char **argv)
     int rc = config_parse(&cfg, argc, argv);
     if (rc != CONFIG_OK) return rc == CONFIG_EXIT ? 0 : 2;
     log_init(cfg.log_level, cfg.log_format);
+    proto_init(); /* before any loop parses */
     signal(SIGPIPE, SIG_IGN);
     if (crypto_init()) {
         fprintf(stderr, "parley: no entropy for random ids\n");

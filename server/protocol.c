@@ -2,6 +2,7 @@
 #include "protocol.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "json.h"
@@ -37,6 +38,30 @@ static const struct {
     {"send", REQ_SEND},   {"history", REQ_HISTORY}, {"typing", REQ_TYPING},
     {"rooms", REQ_ROOMS}, {"ping", REQ_PING},
 };
+
+/* cJSON answers NULL both for bad JSON and for its own allocation failure;
+ * this hook tells them apart, per thread (every loop parses). */
+static __thread int json_oom;
+
+static void *json_malloc(size_t n)
+{
+    void *p = malloc(n);
+    if (!p) json_oom = 1;
+    return p;
+}
+
+void proto_init(void)
+{
+    cJSON_Hooks h = {json_malloc, free};
+    cJSON_InitHooks(&h);
+}
+
+int proto_json_oom(void)
+{
+    int oom = json_oom;
+    json_oom = 0;
+    return oom;
+}
 
 int proto_room_valid(const char *r)
 {
@@ -217,7 +242,12 @@ enum proto_err proto_parse(const char *data, size_t len, const struct proto_limi
         *msg = "frame contains a NUL byte";
         return E_BAD_JSON;
     }
+    (void)proto_json_oom();
     r->json = json_parse(data, len); /* not cJSON_Parse*: see json.h */
+    if (!r->json && proto_json_oom()) {
+        *msg = "out of memory";
+        return E_INTERNAL;
+    }
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(r->json, "type");
     if (!cJSON_IsObject(r->json) || !cJSON_IsString(t) || !t->valuestring) {
         *msg = "expected a JSON object with a string \"type\"";
@@ -281,8 +311,7 @@ struct buf *proto_error(enum proto_err e, const char *msg, const char *ref)
     buf_puts(&b, err_codes[e]);
     buf_puts(&b, "\",\"message\":");
     buf_put_jstrz(&b, msg);
-    proto_put_ref_end(&b, ref);
-    return b;
+    return proto_msg_end(b, ref); /* NULL when a write ran out of memory */
 }
 
 void proto_put_message(struct buf **bp, const struct proto_msg *m)

@@ -69,9 +69,19 @@ struct proto_limits {
     int max_text; /* code points */
 };
 
+/* Routes cJSON's allocations through a hook that notes a failure, so
+ * proto_parse() can tell out of memory from bad JSON. Call once, before
+ * any thread parses (cJSON's hooks are global). Without it, out of memory
+ * reads as E_BAD_JSON. */
+void proto_init(void);
+/* 1 when a cJSON allocation failed on this thread since the last call
+ * (always 0 without proto_init); clears the flag. */
+int proto_json_oom(void);
+
 /* Parses and validates one client frame of `len` bytes of valid UTF-8.
  * Returns PROTO_OK with *req filled, or an error code with *msg set to a
- * static human-readable reason. In both cases req->ref is set when the frame
+ * static human-readable reason (E_INTERNAL: the JSON could not be held in
+ * memory, so not even its ref is known). In both cases req->ref is set when the frame
  * carried a valid ref, and the caller must call proto_req_free(req). Room
  * names, lengths and ranges are checked here; membership, rate and auth are
  * the session's business. Bad names are reported for hello as E_BAD_NAME

@@ -102,6 +102,9 @@ static enum proto_err session_read_request(struct session *s)
     if (e == E_UNKNOWN_TYPE && ok && hello_is_auth(&s->req))
         return hello_refresh(s), e; /* an extension protocol.c does not parse */
     if (e) wire_error(s, e, msg);
+    /* Out of memory while parsing: the ref is unknown, so no answer can be
+     * matched to the request; closing beats leaving the client waiting. */
+    if (e == E_INTERNAL) wire_close(s, 1011, "out of memory", 0);
     return e;
 }
 
@@ -208,12 +211,16 @@ static void session_resume(struct session *s)
 
 /* ---- events from libwebsockets and the database ---- */
 
-static char *url_token(struct lws *wsi)
+/* Sets *out to a copy of the URL's token, or NULL when there is none.
+ * Returns -1 when out of memory: a token silently dropped would turn the
+ * hello into a guest's or a "needs a token" refusal. */
+static int url_token(struct lws *wsi, char **out)
 {
     char v[JWT_MAX_LEN + 8];
     /* Copies "token=VALUE" into v and returns a pointer to VALUE. */
     const char *tok = lws_get_urlarg_by_name(wsi, "token=", v, sizeof v);
-    return tok && *tok ? strdup(tok) : NULL;
+    *out = tok && *tok ? strdup(tok) : NULL;
+    return tok && *tok && !*out ? -1 : 0;
 }
 
 struct session *session_open(struct server *srv, struct lws *wsi)
@@ -223,7 +230,10 @@ struct session *session_open(struct server *srv, struct lws *wsi)
     s->srv = srv;
     s->wsi = wsi;
     s->refs = 1;
-    s->url_token = url_token(wsi);
+    if (url_token(wsi, &s->url_token)) { /* lws closes the connection */
+        free(s);
+        return NULL;
+    }
     int64_t now = server_now_us();
     tb_init(&s->send_tb, srv->cfg->burst, now);
     tb_init(&s->req_tb, GENERAL_RATE, now);

@@ -56,9 +56,12 @@ void wire_push(struct session *s, struct buf *b)
     if (s->out.count == 1) flush_defer(s);
 }
 
-/* Queues a buf made for this session alone and drops the maker's reference. */
+/* Queues a buf made for this session alone and drops the maker's reference.
+ * NULL is a reply lost to out of memory: the connection closes, since a
+ * client waiting for it would wait forever. */
 void wire_reply(struct session *s, struct buf *b)
 {
+    if (!b) return wire_close(s, 1011, "out of memory", 0);
     wire_push(s, b);
     buf_unref(b);
 }

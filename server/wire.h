@@ -25,7 +25,8 @@ struct session;
 /* Queues b (takes a reference) for s; NULL is ignored. A queue overflow
  * closes s with 1013. Nothing is queued once s is closing. */
 void wire_push(struct session *s, struct buf *b);
-/* Queues a buf made for s alone and drops the maker's reference. */
+/* Queues a buf made for s alone and drops the maker's reference; NULL (a
+ * reply lost to out of memory) closes s with 1011. */
 void wire_reply(struct session *s, struct buf *b);
 /* Queues an error answering s's current request (its ref). */
 void wire_error(struct session *s, enum proto_err e, const char *msg);

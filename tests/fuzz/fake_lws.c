@@ -45,9 +45,13 @@ static void die(const char *what, const unsigned char *p, size_t n)
     abort();
 }
 
+void (*fake_alloc_pause)(int pause);
+void (*fake_on_write)(struct lws *wsi, const unsigned char *p, size_t n);
+
 void fake_check_frame(const unsigned char *p, size_t n)
 {
     static const char head[] = "{\"type\":\"";
+    if (fake_alloc_pause) fake_alloc_pause(1);
     if (!utf8_valid((const char *)p, n)) die("frame is not valid UTF-8", p, n);
     if (n < sizeof head - 1 || memcmp(p, head, sizeof head - 1))
         die("frame does not start with {\"type\":\"", p, n);
@@ -57,6 +61,7 @@ void fake_check_frame(const unsigned char *p, size_t n)
     if (!t || strcmp(t->string, "type") || !cJSON_IsString(t))
         die("first member is not a string \"type\"", p, n);
     cJSON_Delete(j);
+    if (fake_alloc_pause) fake_alloc_pause(0);
 }
 
 /* ---- WebSocket side ---- */
@@ -117,6 +122,7 @@ int lws_write(struct lws *wsi, unsigned char *buf, size_t len, enum lws_write_pr
     else if (wp == LWS_WRITE_RAW && fake_raw_is_websocket)
         check_raw_frames(buf, len);
     if (wsi->fail_writes) return -1;
+    if (fake_on_write) fake_on_write(wsi, buf, len);
     wsi->frames_out++;
     wsi->bytes_out += len;
     return (int)len;

@@ -50,4 +50,13 @@ extern int fake_raw_is_websocket;
 /* Checks one server->client text payload; aborts on a contract violation. */
 void fake_check_frame(const unsigned char *p, size_t n);
 
+/* Set by a harness that counts the server's allocations (tests/unit/
+ * test_oom.c): called with 1 before and 0 after the fakes' own allocations
+ * (the frame check parses with cJSON), so they are neither counted nor
+ * failed. NULL: nothing is called. */
+extern void (*fake_alloc_pause)(int pause);
+/* Set by a harness that reads what its clients receive: called with every
+ * write that lws_write() takes (after the checks). NULL: nothing. */
+extern void (*fake_on_write)(struct lws *wsi, const unsigned char *p, size_t n);
+
 #endif

@@ -31,6 +31,7 @@
 #include "room.h"
 #include "hub.h"
 #include "loop.h"
+#include "expiry.h"
 #include "send.h"
 #include "session.h"
 #include "wire.h"
@@ -545,5 +546,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     assert(hub.sessions == 0);
     hub_free(&hub);
     send_pool_free(&srv);
+    expiry_free(&srv); /* as server_destroy() does */
     return 0;
 }
