@@ -32,6 +32,7 @@
 #include "hub.h"
 #include "loop.h"
 #include "expiry.h"
+#include "member.h"
 #include "send.h"
 #include "session.h"
 #include "wire.h"
@@ -440,8 +441,10 @@ static void op(struct in *in)
     case 5:
         writeable(c);
         break;
-    case 6: /* time passes every hello deadline: the server's tick sweeps */
+    case 6: /* time passes every deadline: the server's tick sweeps */
         session_sweep_hello(&srv, INT64_MAX);
+        member_sweep(&srv, INT64_MAX);
+        wire_sweep(&srv, INT64_MAX);
         break;
     case 7: /* the client drops */
         if (c->wsi) conn_closed(c);
@@ -540,7 +543,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         db_complete_one(0);
         wire_flush_all(&srv);
     }
-    assert(srv.flush_head == NULL);
+    member_sweep(&srv, INT64_MAX); /* the tick lets go of closed sessions */
+    assert(srv.flush_head == NULL && srv.presence_head == NULL);
     assert(srv.nsessions == 0 && srv.sessions == NULL);
     assert(srv.hello_head == NULL && srv.hello_tail == NULL); /* closed ones unlinked */
     assert(hub.sessions == 0);
