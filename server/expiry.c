@@ -5,9 +5,13 @@
 
 #include <stdlib.h>
 
+#include "jwt.h"
 #include "log.h"
 #include "session_impl.h"
 #include "wire.h"
+
+/* A session's key: its token's exp (token sessions only are in the heap). */
+#define EXP(s) ((s)->claims->exp)
 
 static void put(struct server *srv, uint32_t i, struct session *s)
 {
@@ -20,7 +24,7 @@ static void sift_up(struct server *srv, uint32_t i)
     struct session *s = srv->exp_heap[i];
     while (i > 0) {
         uint32_t p = (i - 1) / 2;
-        if (srv->exp_heap[p]->exp <= s->exp) break;
+        if (EXP(srv->exp_heap[p]) <= EXP(s)) break;
         put(srv, i, srv->exp_heap[p]);
         i = p;
     }
@@ -33,19 +37,18 @@ static void sift_down(struct server *srv, uint32_t i)
     for (;;) {
         uint32_t c = 2 * i + 1;
         if (c >= srv->nexp) break;
-        if (c + 1 < srv->nexp && srv->exp_heap[c + 1]->exp < srv->exp_heap[c]->exp) c++;
-        if (s->exp <= srv->exp_heap[c]->exp) break;
+        if (c + 1 < srv->nexp && EXP(srv->exp_heap[c + 1]) < EXP(srv->exp_heap[c])) c++;
+        if (EXP(s) <= EXP(srv->exp_heap[c])) break;
         put(srv, i, srv->exp_heap[c]);
         i = c;
     }
     put(srv, i, s);
 }
 
-int expiry_set(struct session *s, int64_t exp)
+int expiry_set(struct session *s)
 {
     struct server *srv = s->srv;
     if (s->exp_slot) { /* a refresh: move it */
-        s->exp = exp;
         sift_up(srv, s->exp_slot - 1);
         sift_down(srv, s->exp_slot - 1);
         return 0;
@@ -57,7 +60,6 @@ int expiry_set(struct session *s, int64_t exp)
         srv->exp_heap = h;
         srv->capexp = cap;
     }
-    s->exp = exp;
     put(srv, srv->nexp++, s);
     sift_up(srv, srv->nexp - 1);
     return 0;
@@ -79,10 +81,10 @@ void expiry_remove(struct session *s)
 void expiry_sweep(struct server *srv, int64_t now)
 {
     struct session *s;
-    while (srv->nexp && (s = srv->exp_heap[0])->exp <= now) {
+    while (srv->nexp && EXP(s = srv->exp_heap[0]) <= now) {
         expiry_remove(s);
         if (s->closed || s->close_code) continue;
-        plog(LOG_INFO, "token-expired", "user=%s exp=%lld", who(s), (long long)s->exp);
+        plog(LOG_INFO, "token-expired", "user=%s exp=%lld", who(s), (long long)EXP(s));
         /* No ref: this answers no request of the client's. */
         wire_reply(s, proto_error(E_UNAUTHORIZED, "token expired", NULL));
         wire_close(s, 1008, "token expired", 0);

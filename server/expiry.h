@@ -12,9 +12,11 @@
 struct server;
 struct session;
 
-/* Puts s in its loop's heap with expiry exp (Unix seconds), or moves it
- * there if already in. Returns 0, or -1 when memory ran out (s not in). */
-int expiry_set(struct session *s, int64_t exp);
+/* Puts s in its loop's heap keyed by s->claims->exp (Unix seconds), or
+ * moves it there after its claims changed. Returns 0, or -1 when memory
+ * ran out (s not in). s->claims must stay while s is in: take it out
+ * (expiry_remove) before freeing them. */
+int expiry_set(struct session *s);
 /* Takes s out of the heap (CLOSED); nothing when it is not in. */
 void expiry_remove(struct session *s);
 /* From the tick: closes every session whose exp <= now (Unix seconds). */

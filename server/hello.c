@@ -72,6 +72,7 @@ static int hello_auth(struct session *s)
     /* A hello after a refused one (bad name, out of memory) starts over:
      * the earlier one's claims would leak, and its guest flag would let a
      * token user past the token's rooms. */
+    expiry_remove(s); /* keyed by the claims freed next */
     if (s->claims) jwt_claims_free(s->claims);
     free(s->claims);
     s->claims = NULL;
@@ -93,7 +94,7 @@ static int hello_auth(struct session *s)
             return wire_error(s, E_INTERNAL, "out of memory"), -1;
         }
         *s->claims = c; /* the rooms list moves with it */
-        if (set_user(s, c.sub, c.name) || expiry_set(s, c.exp))
+        if (set_user(s, c.sub, c.name) || expiry_set(s))
             return wire_error(s, E_INTERNAL, "out of memory"), -1;
         return 0;
     }
@@ -199,7 +200,7 @@ void hello_refresh(struct session *s)
     /* The display name stays the hello's: members lists already carry it. */
     jwt_claims_free(s->claims);
     *s->claims = c;
-    expiry_set(s, c.exp); /* s is in the heap already: a move, no allocation */
+    expiry_set(s); /* s is in the heap already: a move, no allocation */
     struct buf *b = buf_new(64);
     buf_puts(&b, "{\"type\":\"authed\",\"exp\":");
     buf_put_i64(&b, c.exp);

@@ -40,7 +40,6 @@ struct session {
     int64_t wait_since_us; /* waiting for WRITEABLE since (waiting_out) */
     struct session *alive_prev, *alive_next; /* alive.c's lists, while watched */
     int64_t alive_us;                        /* the peer's last sign of life */
-    int64_t exp;                             /* token users: the token's exp (s) */
     uint32_t exp_slot;                       /* expiry.c: heap index + 1; 0: out */
     int64_t hello_deadline_us;
     int refs;               /* 1 for the connection, 1 per request in flight */
