@@ -665,6 +665,23 @@ export async function fullHistory(c, room, { after = 0, limit = 200 } = {}) {
 export const cps = (n, ch = 'a') => ch.repeat(n);
 
 /**
+ * One server for one test: started now, stopped when the test ends (after
+ * the clients pushed on the returned array are terminated), where SIGTERM
+ * must exit 0 with no sanitizer report.
+ */
+export async function serverForTest(t, opts = {}) {
+  const s = await startServer(opts);
+  const clients = [];
+  t.after(async () => {
+    for (const c of clients) c.terminate();
+    const r = await s.stop();
+    assert.equal(r.code, 0, `server exit code on SIGTERM; stderr:\n${r.stderr}`);
+    s.cleanup();
+  });
+  return { s, clients };
+}
+
+/**
  * One server for a whole test file: started before its tests (onStart gets
  * the handle), stopped after them, where SIGTERM must exit 0 with no
  * sanitizer report. Returns the array of clients to terminate first.

@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  startServer, guest, sendMany, health, httpGet, waitFor, within, sleep, T,
+  serverForTest, guest, sendMany, health, httpGet, waitFor, within, sleep, T,
 } from '../integration/harness.mjs';
 
 async function metric(s, name) {
@@ -14,17 +14,7 @@ async function metric(s, name) {
   return m ? Number(m[1]) : NaN;
 }
 
-async function withServer(t, args) {
-  const s = await startServer({ args });
-  const clients = [];
-  t.after(async () => {
-    for (const c of clients) c.terminate();
-    const r = await s.stop();
-    assert.equal(r.code, 0, `stderr:\n${r.stderr}`);
-    s.cleanup();
-  });
-  return { s, clients };
-}
+const withServer = (t, args) => serverForTest(t, { args });
 
 // 4,000 control characters: 24 KB once escaped as \u00XX, 6x its size.
 const CONTROL = '\u0001'.repeat(4000);
