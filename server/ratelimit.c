@@ -3,16 +3,17 @@
 
 void tb_init(struct tbucket *b, double burst, int64_t now_us)
 {
-    b->tokens = burst;
-    b->last_us = now_us;
+    b->tokens = (float)burst;
+    b->last_ms = (uint32_t)(now_us / 1000);
 }
 
 static void refill(struct tbucket *b, double rate, double burst, int64_t now_us)
 {
-    if (now_us > b->last_us) {
-        b->tokens += (double)(now_us - b->last_us) * rate / 1e6;
-        if (b->tokens > burst) b->tokens = burst;
-        b->last_us = now_us;
+    uint32_t now_ms = (uint32_t)(now_us / 1000), dt = now_ms - b->last_ms;
+    if (dt && dt < UINT32_MAX / 2) { /* a time before last_ms refills nothing */
+        double t = b->tokens + (double)dt * rate / 1e3;
+        b->tokens = (float)(t > burst ? burst : t);
+        b->last_ms = now_ms;
     }
 }
 
@@ -20,7 +21,7 @@ int tb_take(struct tbucket *b, double rate, double burst, int64_t now_us)
 {
     refill(b, rate, burst, now_us);
     if (b->tokens < 1.0) return 0;
-    b->tokens -= 1.0;
+    b->tokens -= 1.0f;
     return 1;
 }
 
@@ -32,5 +33,5 @@ int tb_ready(struct tbucket *b, double rate, double burst, int64_t now_us)
 
 void tb_spend(struct tbucket *b, double n)
 {
-    b->tokens -= n;
+    b->tokens = (float)(b->tokens - n);
 }

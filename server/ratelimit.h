@@ -4,9 +4,13 @@
 
 #include <stdint.h>
 
+/* 8 bytes: a connection has four of these. Milliseconds in 32 bits wrap
+ * after 49 days; the refill uses the wrapped difference, so only a bucket
+ * untouched for 49 days refills short (at worst it starts empty). Float
+ * tokens are exact for whole numbers up to 2^24 (a 16 MiB byte budget). */
 struct tbucket {
-    double tokens;
-    int64_t last_us; /* time of the last refill */
+    float tokens;
+    uint32_t last_ms; /* time of the last refill, truncated */
 };
 
 /* A fresh bucket is full: a new connection may spend `burst` at once. */

@@ -40,7 +40,6 @@ struct session {
     int64_t wait_since_us; /* waiting for WRITEABLE since (waiting_out) */
     struct session *alive_prev, *alive_next; /* alive.c's lists, while watched */
     int64_t alive_us;                        /* the peer's last sign of life */
-    uint32_t exp_slot;                       /* expiry.c: heap index + 1; 0: out */
     int64_t hello_deadline_us;
     int refs;               /* 1 for the connection, 1 per request in flight */
     unsigned closed : 1;    /* the connection is gone: never resume again */
@@ -55,7 +54,7 @@ struct session {
     unsigned alive_list : 2;      /* alive.c: which list it is on */
     unsigned ping_due : 1;        /* alive.c: a ping goes out on WRITEABLE */
     int close_code;               /* set: closing once the queue is flushed */
-    char close_reason[64];
+    const char *close_reason;     /* a static string (wire_close) */
 
     struct inmsg *in_head, *in_tail; /* frames waiting for the coroutine */
     int in_count;
@@ -65,6 +64,7 @@ struct session {
     struct proto_req req; /* the request being handled */
     struct db_req dbr;    /* its read query (join, history) */
     int inflight;         /* sends awaiting their commit (send_slot) */
+    uint32_t exp_slot;    /* expiry.c: heap index + 1; 0: out */
     struct room *req_room;
 
     /* One allocation, sized to fit, made at welcome (user_name points into

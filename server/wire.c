@@ -78,7 +78,7 @@ void wire_error(struct session *s, enum proto_err e, const char *msg)
  * every event loop: the frame goes out before the socket is closed. */
 static int send_close(struct session *s)
 {
-    unsigned char frame[LWS_PRE + 2 + 2 + sizeof s->close_reason], *f = frame + LWS_PRE;
+    unsigned char frame[LWS_PRE + 2 + 2 + 123], *f = frame + LWS_PRE;
     size_t rlen = strlen(s->close_reason);
     if (rlen > 123) rlen = 123; /* a control frame's payload is at most 125 bytes */
     f[0] = 0x88;                /* FIN | close */
@@ -238,7 +238,7 @@ static void flush_one(struct session *s)
         wire_drop(s);
         s->close_code = 1006;
         s->close_sent = 1;
-        snprintf(s->close_reason, sizeof s->close_reason, "write failed");
+        s->close_reason = "write failed";
         lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
         return;
     }
@@ -260,7 +260,7 @@ void wire_close(struct session *s, int code, const char *reason, int now)
 {
     if (s->closed || s->close_code) return;
     s->close_code = code;
-    snprintf(s->close_reason, sizeof s->close_reason, "%s", reason);
+    s->close_reason = reason;
     if (now) wire_drop(s);
     /* The close frame goes out after the queue; the timeout drops a client
      * that does not read at all. */

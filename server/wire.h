@@ -30,7 +30,8 @@ void wire_push(struct session *s, struct buf *b);
 void wire_reply(struct session *s, struct buf *b);
 /* Queues an error answering s's current request (its ref). */
 void wire_error(struct session *s, enum proto_err e, const char *msg);
-/* Asks s to close with `code`: input is ignored from now on, and our close
+/* Asks s to close with `code` and `reason` (a static string: it is kept,
+ * not copied, until the connection is gone): input is ignored from now on, and our close
  * frame goes out once the queue is flushed (at once, dropping the queue,
  * when `now`); a client that does not take it is dropped after a grace
  * period. Only the first close counts. */

@@ -10,8 +10,7 @@ static int drain(struct tbucket *b, double rate, double burst, int64_t now)
 {
     int n = 0;
     while (tb_take(b, rate, burst, now))
-        if (++n > 1000000)
-            break;
+        if (++n > 1000000) break;
     return n;
 }
 
@@ -90,7 +89,7 @@ START_TEST(test_fractional_rate)
     tb_init(&b, 1, 0);
     ck_assert_int_eq(tb_take(&b, 0.5, 1, 0), 1);
     ck_assert_int_eq(tb_take(&b, 0.5, 1, SEC), 0);         /* half a token */
-    ck_assert_int_eq(tb_take(&b, 0.5, 1, 3 * SEC / 2), 0);    /* 0.75 */
+    ck_assert_int_eq(tb_take(&b, 0.5, 1, 3 * SEC / 2), 0); /* 0.75 */
     ck_assert_int_eq(tb_take(&b, 0.5, 1, 2 * SEC), 1);     /* one every 2 s */
     ck_assert_int_eq(tb_take(&b, 0.5, 1, 3 * SEC), 0);
     ck_assert_int_eq(tb_take(&b, 0.5, 1, 4 * SEC), 1);
@@ -113,10 +112,37 @@ START_TEST(test_clock_going_back)
     struct tbucket b;
     tb_init(&b, 2, 10 * SEC);
     ck_assert_int_eq(drain(&b, 1, 2, 10 * SEC), 2);
-    /* An earlier time adds nothing and does not move last_us back. */
+    /* An earlier time adds nothing and does not move last_ms back. */
     ck_assert_int_eq(tb_take(&b, 1, 2, 5 * SEC), 0);
-    ck_assert_int_eq(b.last_us, 10 * SEC);
+    ck_assert_int_eq(b.last_ms, 10 * 1000);
     ck_assert_int_eq(tb_take(&b, 1, 2, 11 * SEC), 1);
+}
+END_TEST
+
+START_TEST(test_debt)
+{
+    /* A byte budget: 1000 per second, 4000 at once; costs known afterwards. */
+    struct tbucket b;
+    tb_init(&b, 4000, 0);
+    ck_assert(tb_ready(&b, 1000, 4000, 0));
+    tb_spend(&b, 6000); /* a reply bigger than what was left: debt */
+    ck_assert(!tb_ready(&b, 1000, 4000, SEC));    /* -1000 */
+    ck_assert(tb_ready(&b, 1000, 4000, 2 * SEC)); /* paid back */
+    ck_assert(b.tokens >= 0.0f && b.tokens < 1.0f);
+    ck_assert(tb_ready(&b, 1000, 4000, 3600 * SEC)); /* capped at burst */
+    ck_assert(b.tokens == 4000.0f);
+}
+END_TEST
+
+START_TEST(test_millisecond_clock_wraps)
+{
+    /* 2^32 ms is 49.7 days: the bucket keeps refilling across the wrap. */
+    struct tbucket b;
+    int64_t wrap = (int64_t)UINT32_MAX * 1000;
+    tb_init(&b, 2, wrap - SEC / 2);
+    ck_assert_int_eq(drain(&b, 1, 2, wrap - SEC / 2), 2);
+    ck_assert_int_eq(tb_take(&b, 1, 2, wrap + SEC / 2 + 1000), 1);
+    ck_assert_int_eq(tb_take(&b, 1, 2, wrap + SEC / 2 + 1000), 0);
 }
 END_TEST
 
@@ -132,6 +158,8 @@ static Suite *ratelimit_suite(void)
     tcase_add_test(tc, test_fractional_rate);
     tcase_add_test(tc, test_fractional_burst);
     tcase_add_test(tc, test_clock_going_back);
+    tcase_add_test(tc, test_debt);
+    tcase_add_test(tc, test_millisecond_clock_wraps);
     suite_add_tcase(s, tc);
     return s;
 }
