@@ -98,13 +98,15 @@ static void prepare_read(struct session *s)
     struct proto_req *q = &s->req;
     struct db_req *r = &s->dbr;
     buf_unref(r->rows);
+    buf_unref(r->updates);
     memset(r, 0, sizeof(*r));
     r->owner = s;
     r->loop = s->srv->index;
     r->room = q->room;
     r->op = DB_READ;
     r->before = q->type == REQ_HISTORY ? q->before : -1;
-    r->after = q->type == REQ_HISTORY ? q->after : q->since;
+    r->after = q->type == REQ_HISTORY ? q->after : -1;
+    r->since = q->type == REQ_JOIN ? q->since : -1;
     r->limit = q->type == REQ_HISTORY ? q->limit
                : q->since >= 0        ? PROTO_SINCE_MAX
                                       : PROTO_HISTORY_DEFAULT;
@@ -116,9 +118,11 @@ static void prepare_read(struct session *s)
 enum roomreq_kind roomreq_prepare(struct session *s)
 {
     struct proto_req *q = &s->req;
-    if (q->type != REQ_JOIN && q->type != REQ_SEND && q->type != REQ_HISTORY)
+    int change = q->type == REQ_EDIT || q->type == REQ_DELETE;
+    if (q->type != REQ_JOIN && q->type != REQ_SEND && q->type != REQ_HISTORY && !change)
         return ROOMREQ_LOCAL;
     if (!allowed_room(s, q->room)) return ROOMREQ_ANSWERED;
+    if (change) return ROOMREQ_SEND; /* the database judges author and message */
     struct membership *m = member_find(s, q->room);
     int joined = m && m->joined;
     if (q->type == REQ_SEND) {
@@ -143,10 +147,15 @@ static void finish_join(struct session *s)
     if (q->last_id > r->last_id) r->last_id = q->last_id;
     hub_unlock_rooms(s->srv->hub);
     if (member_join(s, r)) return wire_error(s, E_INTERNAL, "out of memory");
-    struct buf *b = proto_msg_start("joined", r->name, 256 + q->rows->len);
+    struct buf *b = proto_msg_start(
+        "joined", r->name, 256 + q->rows->len + (q->updates ? q->updates->len : 0));
     put_members(s->srv, &b, r);
     buf_puts(&b, ",\"messages\":[");
     buf_put(&b, BUF_PAYLOAD(q->rows), q->rows->len);
+    if (q->updates) { /* a join with since: the older messages changed since */
+        buf_puts(&b, "],\"updates\":[");
+        buf_put(&b, BUF_PAYLOAD(q->updates), q->updates->len);
+    }
     buf_puts(&b, s->req.since >= 0 && q->more ? "],\"complete\":false"
                                               : "],\"complete\":true");
     if (b) read_spent(s, b->len); /* the whole reply: the members list too */
@@ -182,7 +191,8 @@ void roomreq_finish(struct session *s)
 void roomreq_abandon(struct session *s)
 {
     buf_unref(s->dbr.rows);
-    s->dbr.rows = NULL;
+    buf_unref(s->dbr.updates);
+    s->dbr.rows = s->dbr.updates = NULL;
     if (s->req_room) hub_room_release(s->srv->hub, s->req_room);
     s->req_room = NULL;
 }
