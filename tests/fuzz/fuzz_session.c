@@ -327,9 +327,10 @@ static char *signed_token(struct in *in)
 static char *request(struct in *in)
 {
     cJSON *o = cJSON_CreateObject();
-    static const char *const types[] = {"hello",  "join",  "leave", "send", "history",
-                                        "typing", "rooms", "ping",  "bogus"};
-    unsigned t = u8(in) % 9;
+    static const char *const types[] = {"hello",   "join",   "leave", "send",
+                                        "history", "typing", "rooms", "ping",
+                                        "bogus",   "edit",   "delete"};
+    unsigned t = u8(in) % 11;
     cJSON_AddStringToObject(o, "type", types[t]);
     add_maybe_ref(o, in);
     char *s;
@@ -382,6 +383,16 @@ static char *request(struct in *in)
     case 2:
     case 5:
         add_room(o, in);
+        break;
+    case 9:
+    case 10: /* edit, delete (1.1) */
+        add_room(o, in);
+        cJSON_AddNumberToObject(o, "id", number(in));
+        if (t == 9) {
+            s = str(in, 200);
+            cJSON_AddStringToObject(o, "text", s);
+            free(s);
+        }
         break;
     default:
         break;
