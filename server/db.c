@@ -45,12 +45,13 @@ static const char *const sql_text[ST_COUNT] = {
         "VALUES(?7,?1,?2,?3,?4,?5,?6,?7) ON CONFLICT(room,user_id,client_id) DO NOTHING",
     [ST_FIND] =
         "SELECT id, ts FROM messages WHERE room=?1 AND user_id=?2 AND client_id=?3",
-    /* A join's `since`: every change after ?2 the read may see (rev <= ?4),
-     * oldest change first; and a message made before the read but changed
-     * by a later request of the same batch (id <= ?4 < rev), in its current
-     * state: the change's own event follows the join and applies again. */
-    [ST_SINCE] = "SELECT " MSG_COLS " FROM messages WHERE room=?1 AND "
-                 "((rev>?2 AND rev<=?4) OR (id>?2 AND id<=?4)) ORDER BY rev LIMIT ?3",
+    /* A join's `since`: every change after ?2 to a message the read may
+     * see (id <= ?4), oldest change first: one range of the (room, rev)
+     * index. A message changed by a later request of the same batch comes
+     * in its current state (rev > ?4); that change's own event follows the
+     * join and applies again. */
+    [ST_SINCE] = "SELECT " MSG_COLS " FROM messages WHERE room=?1 AND rev>?2 AND id<=?4 "
+                 "ORDER BY rev LIMIT ?3",
     [ST_MSG_GET] = "SELECT user_id, deleted, text FROM messages WHERE id=?1 AND room=?2",
     [ST_EDIT_LOG] = "INSERT INTO edits(id,msg_id,room,kind,old_text,new_text,by_user,ts) "
                     "VALUES(?1,?2,?3,?4,?5,?6,?7,?8)",
