@@ -3,7 +3,7 @@
 // from the protocol client's events. Message text only ever becomes Text
 // nodes (text.js), never HTML.
 
-import { Client, ROOM_RE, NAME_MAX, codePoints, store, wsUrl } from './client.js';
+import { Client, ROOM_RE, NAME_MAX, codePoints, store, wsUrl, isDmRoom } from './client.js';
 import { renderText, formatTime, formatFull, formatDay, dayKey, hueOf, initials } from './text.js';
 
 const $ = (id) => document.getElementById(id);
@@ -26,6 +26,8 @@ const ui = {
   scroller: $('scroller'), list: $('messages'), historyStatus: $('history-status'), newMarker: $('new-marker'),
   typing: $('typing'), composer: $('composer'), text: $('text'), textLabel: $('text-label'), send: $('send'),
   counter: $('counter'), live: $('live'),
+  dms: $('dms'), dmsEmpty: $('dms-empty'), roomHash: document.querySelector('#room-title .hash'),
+  confirm: $('confirm-dialog'), confirmQuote: $('confirm-quote'), confirmCancel: $('confirm-cancel'),
   dialog: $('name-dialog'), nameForm: $('name-form'), nameInput: $('name-input'), nameError: $('name-error'),
   nameCancel: $('name-cancel'), nameTitle: $('name-title'), nameDesc: $('name-desc'), nameSubmit: $('name-submit'),
 };
@@ -78,6 +80,11 @@ function roomFromUrl() {
   return name;
 }
 
+function roomFromUrlQuiet() {
+  const name = normalizeRoom(params.get('room') || '');
+  return name && ROOM_RE.test(name) ? name : 'lobby';
+}
+
 // ---- view state ----------------------------------------------------------------
 
 let room = null;            // the Room shown
@@ -89,6 +96,10 @@ let unread = 0;             // messages arrived while the chat was not visible
 let panelOpen = mode === 'page';
 const typers = new Map();   // user id -> {name, timer}
 const knownRooms = new Map(); // name -> {name, members, last_id}
+const dms = new Map();      // DM room name -> {name, peer, unread, lastId}
+const homeRoom = roomFromUrlQuiet();
+let editing = null;         // {id, li, input, returnTo} while a message is edited in place
+const saving = new Map();   // message id -> text of an edit sent but not yet confirmed
 
 function el(tag, cls, text) {
   const e = document.createElement(tag);
@@ -125,22 +136,296 @@ function messageNode(m, { pending = null } = {}) {
   avatar.style.setProperty('--hue', hueOf(user.id || user.name || ''));
   const body = el('div', 'body');
   const meta = el('div', 'meta');
-  const author = el('span', 'author', own ? 'You' : user.name);
-  if (!own) author.style.setProperty('--hue', hueOf(user.id || ''));
+  let author;
+  if (own) author = el('span', 'author', 'You');
+  else {
+    // Someone else's name: a button that opens a direct conversation.
+    author = el('button', 'author', user.name);
+    author.type = 'button';
+    author.title = `Send ${user.name} a direct message`;
+    author.setAttribute('aria-label', `${user.name}, send a direct message`);
+    author.style.setProperty('--hue', hueOf(user.id || ''));
+    author.addEventListener('click', () => startDm(user, author));
+  }
   const time = el('time', 'time');
   setTime(time, ts);
   meta.append(author, time);
   const bubble = el('div', 'bubble');
   const p = el('p', 'text');
-  renderText(p, pending ? pending.text : m.text);
-  bubble.append(p);
+  const deleted = !pending && m.deleted === true;
+  const shown = pending ? pending.text : saving.has(m.id) && !deleted ? saving.get(m.id) : m.text;
+  if (deleted) {
+    li.classList.add('deleted');
+    bubble.append(p, el('span', 'tombstone', 'Message deleted'));
+  } else {
+    renderText(p, shown);
+    bubble.append(p);
+    if (!pending && typeof m.edited_ts === 'number') {
+      bubble.classList.add('has-edited');
+      const mark = el('span', 'edited', '(edited)');
+      mark.title = `Edited ${formatFull(m.edited_ts)}`;
+      bubble.append(mark);
+    }
+  }
   body.append(meta, bubble);
   if (pending) body.append(el('div', 'status'));
+  else if (saving.has(m.id) && !deleted) {
+    li.classList.add('saving');
+    const st = el('div', 'status');
+    st.append(el('span', 'status-text', 'Saving…'));
+    body.append(st);
+  }
   row.append(avatar, body);
+  if (own && !pending && !deleted) row.append(actionsFor(m));
   li.append(row);
   if (pending) updatePending(li, pending);
   return li;
 }
+
+// ---- the message menu (own messages): Edit, Delete ----------------------------------
+
+let openMenu = null; // {btn, menu}
+
+function actionsFor(m) {
+  const box = el('div', 'actions');
+  const btn = el('button', 'icon-btn msg-menu-btn');
+  btn.type = 'button';
+  const snippet = [...m.text].slice(0, 40).join('') + (codePoints(m.text) > 40 ? '…' : '');
+  btn.setAttribute('aria-label', `Actions for your message: ${snippet}`);
+  btn.title = 'Edit or delete';
+  btn.setAttribute('aria-haspopup', 'menu');
+  btn.setAttribute('aria-expanded', 'false');
+  btn.append(svgIcon('M6 12h.01M12 12h.01M18 12h.01'));
+  btn.addEventListener('click', () => (openMenu && openMenu.btn === btn ? closeMenu(true) : showMenu(btn, m.id)));
+  btn.addEventListener('keydown', (e) => {
+    if (e.key === 'ArrowDown' || e.key === 'ArrowUp') {
+      e.preventDefault();
+      showMenu(btn, m.id, e.key === 'ArrowUp' ? -1 : 0);
+    }
+  });
+  box.append(btn);
+  return box;
+}
+
+function svgIcon(d) {
+  const NS = 'http://www.w3.org/2000/svg';
+  const svg = document.createElementNS(NS, 'svg');
+  svg.setAttribute('viewBox', '0 0 24 24');
+  svg.setAttribute('aria-hidden', 'true');
+  const path = document.createElementNS(NS, 'path');
+  path.setAttribute('d', d);
+  svg.append(path);
+  return svg;
+}
+
+function showMenu(btn, id, focusIndex = 0) {
+  closeMenu(false);
+  const menu = el('div', 'msg-menu');
+  menu.setAttribute('role', 'menu');
+  menu.setAttribute('aria-label', 'Message actions');
+  const item = (label, cls, fn) => {
+    const b = el('button', `menu-item ${cls}`, label);
+    b.type = 'button';
+    b.setAttribute('role', 'menuitem');
+    b.tabIndex = -1;
+    b.addEventListener('click', () => {
+      closeMenu(false);
+      fn();
+    });
+    return b;
+  };
+  menu.append(
+    item('Edit', 'edit', () => startEdit(id, btn)),
+    item('Delete', 'danger', () => confirmDelete(id, btn)),
+  );
+  menu.addEventListener('keydown', (e) => {
+    const items = [...menu.querySelectorAll('[role="menuitem"]')];
+    const i = items.indexOf(document.activeElement);
+    if (e.key === 'ArrowDown' || e.key === 'ArrowUp') {
+      e.preventDefault();
+      items[(i + (e.key === 'ArrowDown' ? 1 : items.length - 1)) % items.length].focus();
+    } else if (e.key === 'Home' || e.key === 'End') {
+      e.preventDefault();
+      items[e.key === 'Home' ? 0 : items.length - 1].focus();
+    } else if (e.key === 'Escape') {
+      e.preventDefault();
+      e.stopPropagation();
+      closeMenu(true);
+    } else if (e.key === 'Tab') {
+      closeMenu(false);
+    }
+  });
+  menu.addEventListener('focusout', (e) => {
+    if (openMenu && openMenu.menu === menu && !menu.contains(e.relatedTarget) && e.relatedTarget !== btn) closeMenu(false);
+  });
+  btn.after(menu);
+  btn.setAttribute('aria-expanded', 'true');
+  btn.closest('.msg').classList.add('menu-open');
+  // Open upwards when there is no room below.
+  const below = ui.scroller.getBoundingClientRect().bottom - btn.getBoundingClientRect().bottom;
+  menu.classList.toggle('up', below < 110);
+  openMenu = { btn, menu };
+  const items = menu.querySelectorAll('[role="menuitem"]');
+  items[focusIndex < 0 ? items.length - 1 : focusIndex].focus();
+}
+
+function closeMenu(refocus) {
+  if (!openMenu) return;
+  const { btn, menu } = openMenu;
+  openMenu = null;
+  menu.remove();
+  btn.setAttribute('aria-expanded', 'false');
+  btn.closest('.msg')?.classList.remove('menu-open');
+  if (refocus && btn.isConnected) btn.focus();
+}
+
+document.addEventListener('pointerdown', (e) => {
+  if (openMenu && !openMenu.menu.contains(e.target) && !openMenu.btn.contains(e.target)) closeMenu(false);
+});
+
+// ---- editing in place ------------------------------------------------------------
+
+function lastOwnMessage() {
+  if (!room || !client.user) return null;
+  let best = null;
+  for (const m of room.msgs.values())
+    if (!m.deleted && isOwn(m.user) && nodes.has(m.id) && (!best || m.id > best.id)) best = m;
+  return best;
+}
+
+function startEdit(id, returnTo) {
+  if (editing) cancelEdit(false);
+  const m = room && room.msgs.get(id);
+  const li = nodes.get(id);
+  if (!m || m.deleted || !isOwn(m.user) || !li) return;
+  li.classList.add('editing');
+  const bubble = li.querySelector('.bubble');
+  const form = el('form', 'edit-form');
+  const input = el('textarea', 'edit-text');
+  input.rows = 1;
+  input.value = saving.get(id) ?? m.text;
+  input.setAttribute('aria-label', 'Edit your message');
+  const hint = el('p', 'edit-hint');
+  hint.id = `edit-hint-${id}`;
+  hint.append(el('span', null, 'Enter to save, Escape to cancel'));
+  input.setAttribute('aria-describedby', hint.id);
+  const cancel = el('button', 'btn small ghost', 'Cancel');
+  cancel.type = 'button';
+  const save = el('button', 'btn small primary', 'Save');
+  save.type = 'submit';
+  const btns = el('span', 'edit-buttons');
+  btns.append(cancel, save);
+  hint.append(btns);
+  form.append(input, hint);
+  bubble.hidden = true;
+  bubble.after(form);
+  editing = { id, li, input, returnTo };
+  const size = () => {
+    input.style.height = 'auto';
+    input.style.height = Math.min(input.scrollHeight, 240) + 'px';
+  };
+  input.addEventListener('input', size);
+  input.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter' && !e.shiftKey && !e.isComposing && e.keyCode !== 229) {
+      e.preventDefault();
+      saveEdit();
+    } else if (e.key === 'Escape') {
+      e.preventDefault();
+      e.stopPropagation();
+      cancelEdit(true);
+    }
+  });
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    saveEdit();
+  });
+  cancel.addEventListener('click', () => cancelEdit(true));
+  size();
+  input.focus();
+  input.setSelectionRange(input.value.length, input.value.length);
+  li.scrollIntoView({ block: 'nearest' });
+}
+
+function endEdit(refocus) {
+  if (!editing) return;
+  const { id, returnTo } = editing;
+  editing = null;
+  const li = rerender(id);
+  if (!refocus) return;
+  // Back where the edit started: the composer (Up arrow), or this
+  // message's menu button (which the re-render replaced).
+  if (returnTo === ui.text || !li) ui.text.focus();
+  else (li.querySelector('.msg-menu-btn') || ui.text).focus();
+}
+
+function cancelEdit(refocus) {
+  endEdit(refocus);
+}
+
+function saveEdit() {
+  const { id, input } = editing;
+  const m = room.msgs.get(id);
+  const text = input.value.trim();
+  if (!text) {
+    notify('A message cannot be empty. To remove it, use Delete.');
+    return;
+  }
+  if (codePoints(text) > client.limits.max_text) {
+    notify(`${ERRORS.too_long} The limit is ${client.limits.max_text.toLocaleString()} characters.`);
+    return;
+  }
+  if (!m || text === (saving.get(id) ?? m.text)) {
+    endEdit(true);
+    return;
+  }
+  if (!client.edit(room.name, id, text)) return; // offline: said so, keep editing
+  saving.set(id, text);
+  endEdit(true);
+}
+
+// Draws message `id` again from the room's state; returns the new node.
+function rerender(id) {
+  const old = nodes.get(id);
+  const m = room && room.msgs.get(id);
+  if (!old || !m) return null;
+  if (editing && editing.id === id) return old;
+  if (openMenu && old.contains(openMenu.btn)) closeMenu(false);
+  const hadFocus = old.contains(document.activeElement);
+  const li = messageNode(m);
+  old.replaceWith(li);
+  nodes.set(id, li);
+  decorate(li);
+  decorate(li.nextElementSibling);
+  if (hadFocus) (li.querySelector('.msg-menu-btn') || ui.text).focus();
+  if (stick) scrollToBottom();
+  return li;
+}
+
+// ---- deleting ---------------------------------------------------------------------
+
+let pendingDelete = null; // {id, returnTo}
+
+function confirmDelete(id, returnTo) {
+  const m = room && room.msgs.get(id);
+  if (!m || m.deleted) return;
+  pendingDelete = { id, room: room.name, returnTo };
+  ui.confirmQuote.replaceChildren();
+  renderText(ui.confirmQuote, m.text);
+  ui.confirm.returnValue = '';
+  ui.confirm.showModal();
+  ui.confirmCancel.focus();
+}
+
+ui.confirm.addEventListener('close', () => {
+  const p = pendingDelete;
+  pendingDelete = null;
+  if (!p) return;
+  if (ui.confirm.returnValue === 'delete' && room && room.name === p.room) {
+    client.remove(p.room, p.id);
+    ui.text.focus();
+  } else if (p.returnTo && p.returnTo.isConnected) p.returnTo.focus();
+  else ui.text.focus();
+});
 
 function setTime(time, ts) {
   const d = new Date(ts);
@@ -284,8 +569,14 @@ function renderHistoryStatus() {
     s.append(el('span', 'spinner'), el('span', null, 'Loading earlier messages…'));
   } else if (!room.hasOlder) {
     s.className = 'history-status start';
-    s.append(el('strong', null, `Welcome to #${room.name}`),
-      el('span', null, room.msgs.size ? 'This is the start of the room.' : 'No messages yet. Say hello!'));
+    if (isDmRoom(room.name)) {
+      const who = roomLabel(room.name);
+      s.append(el('strong', null, who),
+        el('span', null, room.msgs.size ? `This is the start of your direct messages with ${who}.` : `No messages yet. Say hello to ${who}!`));
+    } else {
+      s.append(el('strong', null, `Welcome to #${room.name}`),
+        el('span', null, room.msgs.size ? 'This is the start of the room.' : 'No messages yet. Say hello!'));
+    }
   } else {
     s.className = 'history-status';
   }
@@ -327,21 +618,51 @@ function showRoom(name) {
   }
   ui.list.append(frag);
   for (const li of ui.list.children) decorate(li);
-  ui.roomName.textContent = customTitle || name;
-  document.querySelector('#room-title .hash').hidden = !!customTitle;
-  ui.textLabel.textContent = `Message #${name}`;
-  ui.text.placeholder = customTitle ? 'Write a message…' : `Message #${name}`;
-  ui.scroller.setAttribute('aria-label', `Messages in #${name}`);
-  document.title = titleFor();
+  if (isDmRoom(name)) {
+    const d = dmEntry(name);
+    d.unread = 0;
+  }
+  roomTexts();
   renderHistoryStatus();
   renderMembers();
   renderRooms();
+  renderDms();
   scrollToBottom();
+}
+
+// The other person of a DM room, when known.
+function peerOf(name) {
+  return dms.get(name)?.peer || client.peers.get(name) || null;
+}
+
+// How a room is named to people: "#design", or the peer's name for a DM
+// (never the dm-… id).
+function roomLabel(name) {
+  if (!isDmRoom(name)) return `#${name}`;
+  return peerOf(name)?.name || 'Direct message';
+}
+
+function roomTexts() {
+  if (!room) return;
+  const name = room.name;
+  const dm = isDmRoom(name);
+  const peer = dm ? peerOf(name) : null;
+  const title = dm ? (peer ? peer.name : 'Direct message') : customTitle || name;
+  ui.roomName.textContent = title;
+  ui.roomHash.textContent = dm ? '@' : '#';
+  ui.roomHash.hidden = !dm && !!customTitle;
+  document.getElementById('room-title').classList.toggle('dm', dm);
+  const label = dm ? `Message ${title}` : `Message #${name}`;
+  ui.textLabel.textContent = label;
+  ui.text.placeholder = !dm && customTitle ? 'Write a message…' : label;
+  ui.scroller.setAttribute('aria-label', dm ? `Messages with ${title}` : `Messages in #${name}`);
+  document.title = titleFor();
 }
 
 function titleFor() {
   const n = mode === 'page' && document.hidden && unread ? `(${unread}) ` : '';
-  return `${n}${customTitle || '#' + (room ? room.name : 'lobby')} · Parley`;
+  const label = room && isDmRoom(room.name) ? roomLabel(room.name) : customTitle || '#' + (room ? room.name : 'lobby');
+  return `${n}${label} · Parley`;
 }
 
 function addMessages(list, live) {
@@ -408,6 +729,15 @@ function renderMembers() {
     const name = el('span', 'member-name', u.name);
     li.append(av, name);
     if (isOwn(u)) li.append(el('span', 'you', '(you)'));
+    else if (!(room && isDmRoom(room.name))) {
+      const dm = el('button', 'icon-btn dm-btn');
+      dm.type = 'button';
+      dm.setAttribute('aria-label', `Send ${u.name} a direct message`);
+      dm.title = `Send ${u.name} a direct message`;
+      dm.append(svgIcon('M5 6.5A2.5 2.5 0 0 1 7.5 4h9A2.5 2.5 0 0 1 19 6.5v7a2.5 2.5 0 0 1-2.5 2.5H11l-4.2 3.4c-.5.4-1.3 0-1.3-.6V16A2.5 2.5 0 0 1 5 13.5z'));
+      dm.addEventListener('click', () => startDm(u, dm));
+      li.append(dm);
+    }
     return li;
   }));
   const n = people.length;
@@ -419,17 +749,20 @@ function renderMembers() {
 }
 
 function renderRooms() {
-  if (mode !== 'page') return;
-  if (room && !knownRooms.has(room.name)) knownRooms.set(room.name, { name: room.name, members: 0 });
-  const names = [...knownRooms.keys()].sort((a, b) => (a === 'lobby' ? -1 : b === 'lobby' ? 1 : a.localeCompare(b)));
+  if (room && !isDmRoom(room.name) && !knownRooms.has(room.name)) knownRooms.set(room.name, { name: room.name, members: 0 });
+  // The embed has one room (its home): listed so that a DM can go back to it.
+  const names = mode === 'embed' ? [homeRoom] : [...knownRooms.keys()].filter((n) => !isDmRoom(n))
+    .sort((a, b) => (a === 'lobby' ? -1 : b === 'lobby' ? 1 : a.localeCompare(b)));
+  if (mode === 'embed' && !knownRooms.has(homeRoom)) knownRooms.set(homeRoom, { name: homeRoom, members: 0 });
   ui.rooms.replaceChildren(...names.map((name) => {
     const r = knownRooms.get(name);
     const li = el('li');
     const a = el('a', 'room-link');
     a.href = `#${name}`;
+    if (mode === 'embed') a.addEventListener('click', (e) => { e.preventDefault(); openRoom(name); });
     const hash = el('span', 'hash', '#');
     hash.setAttribute('aria-hidden', 'true');
-    a.append(hash, el('span', 'room-link-name', name));
+    a.append(hash, el('span', 'room-link-name', mode === 'embed' && customTitle ? customTitle : name));
     if (room && name === room.name) a.setAttribute('aria-current', 'page');
     if (r.members > 0) {
       const c = el('span', 'count', String(r.members));
@@ -440,6 +773,72 @@ function renderRooms() {
     li.append(a);
     return li;
   }));
+}
+
+// ---- direct messages ---------------------------------------------------------------
+
+function dmEntry(name) {
+  let d = dms.get(name);
+  if (!d) {
+    d = { name, peer: client.peers.get(name) || null, unread: 0, lastId: 0 };
+    dms.set(name, d);
+  }
+  return d;
+}
+
+function renderDms() {
+  const names = [...dms.keys()].sort((a, b) => roomLabel(a).localeCompare(roomLabel(b)));
+  ui.dmsEmpty.hidden = names.length > 0;
+  ui.dms.replaceChildren(...names.map((name) => {
+    const d = dms.get(name);
+    const li = el('li');
+    const a = el('a', 'room-link dm-link');
+    a.href = `#${name}`;
+    a.dataset.room = name;
+    if (mode === 'embed') a.addEventListener('click', (e) => { e.preventDefault(); openRoom(name); });
+    const label = roomLabel(name);
+    const av = el('span', 'avatar small', d.peer ? initials(d.peer.name) : '');
+    av.setAttribute('aria-hidden', 'true');
+    av.style.setProperty('--hue', hueOf(d.peer ? d.peer.id : name));
+    a.append(av, el('span', 'room-link-name', label));
+    if (room && name === room.name) a.setAttribute('aria-current', 'page');
+    if (d.unread > 0) {
+      const n = d.unread > 99 ? '99+' : String(d.unread);
+      const c = el('span', 'count unread', n);
+      c.setAttribute('aria-hidden', 'true');
+      a.append(c, el('span', 'sr-only', `, ${d.unread} unread`));
+    }
+    li.append(a);
+    return li;
+  }));
+}
+
+// Opens the DM with `user`: the server answers `dm` with the room (the
+// same one every time for these two people), then the 'dm' event opens it.
+let dmReturn = null;
+function startDm(user, from) {
+  if (!user || isOwn(user)) return;
+  for (const d of dms.values()) {
+    if (d.peer && d.peer.id === user.id) {
+      openRoom(d.name);
+      return;
+    }
+  }
+  dmReturn = from || null;
+  client.dm(user.id);
+}
+
+// Switches to `name`: through the URL on the page, directly in the embed.
+function openRoom(name) {
+  if (mode === 'page') {
+    if (location.hash.slice(1) !== name) {
+      location.hash = name;
+      return;
+    }
+  }
+  go(name);
+  closeDrawer();
+  ui.text.focus();
 }
 
 function renderTyping() {
@@ -522,16 +921,20 @@ function announce(text) {
   while (ui.live.childElementCount > 5) ui.live.firstElementChild.remove();
 }
 
-let toastBox = null;
-function toast(text) {
-  if (!toastBox) {
-    toastBox = el('div', 'toasts');
-    toastBox.setAttribute('role', 'status');
-    document.body.append(toastBox);
-  }
-  const t = el('div', 'toast', text);
+// A live region present from the start, so that what is added to it is
+// read out.
+const toastBox = el('div', 'toasts');
+toastBox.setAttribute('role', 'status');
+toastBox.setAttribute('aria-live', 'polite');
+document.body.append(toastBox);
+function toast(text, cls = '') {
+  const t = el('div', cls ? `toast ${cls}` : 'toast', text);
   toastBox.append(t);
+  while (toastBox.childElementCount > 3) toastBox.firstElementChild.remove();
   setTimeout(() => t.remove(), 6000);
+}
+function notify(text) {
+  toast(text, 'error');
 }
 
 // ---- unread / visibility ---------------------------------------------------------
@@ -662,19 +1065,117 @@ client.addEventListener('typing', (e) => {
 
 client.addEventListener('rooms', (e) => {
   for (const r of e.detail.rooms) {
-    if (r && typeof r.name === 'string') knownRooms.set(r.name, r);
+    if (!r || typeof r.name !== 'string') continue;
+    if (isDmRoom(r.name)) {
+      const d = dmEntry(r.name);
+      if (r.peer && typeof r.peer.id === 'string') d.peer = r.peer;
+      if (typeof r.last_id === 'number' && !d.lastId) d.lastId = r.last_id;
+    } else knownRooms.set(r.name, r);
   }
   renderRooms();
+  renderDms();
+  if (room && isDmRoom(room.name)) roomTexts();
 });
+
+const ACTION_ERRORS = {
+  edit: {
+    forbidden: 'You can only edit your own messages.',
+    not_found: 'That message no longer exists.',
+    too_long: 'The edited message is too long.',
+    rate_limited: 'You are editing too fast. Wait a moment and try again.',
+  },
+  delete: {
+    forbidden: 'You cannot delete this message.',
+    not_found: 'That message was already deleted.',
+    rate_limited: 'You are deleting too fast. Wait a moment and try again.',
+  },
+  dm: {
+    not_found: 'That person is not known to this server.',
+    bad_request: 'You cannot send a direct message to yourself.',
+    rate_limited: 'Too many requests. Wait a moment and try again.',
+  },
+};
 
 client.addEventListener('notice', (e) => {
-  const { code, message, kind, room: name } = e.detail;
+  const { code, message, kind, room: name, id } = e.detail;
+  if (kind === 'edit' || kind === 'delete' || kind === 'dm') {
+    // An edit that did not go through: show the message as it is.
+    if (kind === 'edit' && id != null && saving.delete(id) && room && room.name === name) rerender(id);
+    let text = ACTION_ERRORS[kind][code];
+    if (code === 'forbidden' && kind === 'dm') text = message && message !== code ? `You cannot send this direct message: ${message}` : 'Direct messages are not allowed for you here.';
+    notify(text || message || code);
+    if (kind === 'dm' && dmReturn && dmReturn.isConnected) dmReturn.focus();
+    return;
+  }
   if (code === 'rate_limited') return; // retried by the client
-  if (kind === 'join' && code === 'forbidden') toast(`You do not have access to #${name}.`);
-  else toast(message || code);
+  if (kind === 'join' && code === 'forbidden') notify(`You do not have access to ${roomLabel(name)}.`);
+  else notify(message || code);
 });
 
-setInterval(() => { if (client.state === 'online' && mode === 'page') client.requestRooms(); }, 30000);
+// 1.1: an edit or a delete of a message we hold (live, or from `updates`
+// after a reconnect).
+client.addEventListener('update', (e) => {
+  const { room: name, message: m, live, kind, mine, by } = e.detail;
+  saving.delete(m.id);
+  if (!room || name !== room.name) return;
+  if (editing && editing.id === m.id && m.deleted) {
+    editing = null; // deleted under us (another tab, or a moderator)
+  }
+  rerender(m.id);
+  if (live && kind && !mine) {
+    const who = (by && by.name) || (m.user && m.user.name) || 'Someone';
+    if (m.deleted) announce(isOwn(by || m.user) ? 'Your message was deleted.' : `${who} deleted a message.`);
+    else if (!isOwn(m.user)) announce(`${m.user.name} edited a message: ${m.text}`);
+  } else if (mine) announce(m.deleted ? 'Message deleted.' : 'Message edited.');
+});
+
+// Every live message, joined room or not: DMs show up in the sidebar at
+// once, with an unread count when they are not the one open.
+client.addEventListener('live', (e) => {
+  const { room: name, message: m } = e.detail;
+  if (!isDmRoom(name) || !m.user) return;
+  const d = dmEntry(name);
+  const own = isOwn(m.user);
+  if (!d.peer) {
+    // The sender is the other person, unless we sent it (from another
+    // tab): then the server's room list says who the peer is.
+    if (!own) setPeer(name, { id: m.user.id, name: m.user.name });
+    else client.requestRooms();
+  }
+  if (m.id <= d.lastId) return;
+  d.lastId = m.id;
+  const open = room && room.name === name;
+  if (!own && !open) {
+    d.unread++;
+    announce(`New direct message from ${m.user.name}: ${m.text}`);
+    if (!chatVisible()) setUnread(unread + 1);
+  }
+  renderDms();
+});
+
+function setPeer(name, peer) {
+  const d = dmEntry(name);
+  d.peer = peer;
+  renderDms();
+  if (room && room.name === name) {
+    roomTexts();
+    renderHistoryStatus();
+  }
+}
+
+client.addEventListener('peer', (e) => setPeer(e.detail.room, e.detail.peer));
+
+// Our `dm` was answered: open the conversation.
+client.addEventListener('dm', (e) => {
+  const { room: name, peer } = e.detail;
+  const d = dmEntry(name);
+  if (peer) d.peer = peer;
+  dmReturn = null;
+  renderDms();
+  openRoom(name);
+});
+
+setInterval(() => { if (client.state === 'online') client.requestRooms(); }, 30000);
 
 // ---- composer -------------------------------------------------------------------
 
@@ -711,6 +1212,13 @@ ui.text.addEventListener('keydown', (e) => {
   if (e.key === 'Enter' && !e.shiftKey && !e.isComposing && e.keyCode !== 229) {
     e.preventDefault();
     ui.composer.requestSubmit();
+  } else if (e.key === 'ArrowUp' && !ui.text.value && !e.shiftKey && !e.altKey && !e.ctrlKey && !e.metaKey) {
+    // Up in an empty composer edits your last message here.
+    const m = lastOwnMessage();
+    if (m) {
+      e.preventDefault();
+      startEdit(m.id, ui.text);
+    }
   }
 });
 
@@ -792,8 +1300,10 @@ ui.rename.addEventListener('click', () => {
 
 function go(name) {
   if (room && name === room.name) return;
+  if (editing) cancelEdit(false);
+  closeMenu(false);
   showRoom(name);
-  announce(`Joined #${name}`);
+  announce(isDmRoom(name) ? `Conversation with ${roomLabel(name)}` : `Joined #${name}`);
 }
 
 window.addEventListener('hashchange', () => {
@@ -849,7 +1359,7 @@ ui.menu.addEventListener('click', () => (document.body.classList.contains('drawe
 ui.closeDrawer.addEventListener('click', closeDrawer);
 ui.scrim.addEventListener('click', closeDrawer);
 document.addEventListener('keydown', (e) => {
-  if (e.key !== 'Escape' || ui.dialog.open) return;
+  if (e.key !== 'Escape' || ui.dialog.open || ui.confirm.open) return;
   if (document.body.classList.contains('drawer-open')) closeDrawer();
   else if (mode === 'embed' && framed) toParent({ type: 'parley:close' });
 });
