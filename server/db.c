@@ -16,6 +16,12 @@
 enum {
     ST_INSERT,
     ST_FIND,
+    ST_SINCE,
+    ST_MSG_GET,
+    ST_EDIT_LOG,
+    ST_EDIT_APPLY,
+    ST_DELETE_APPLY,
+    ST_USER,
     ST_AFTER,
     ST_BEFORE,
     ST_OLDER,
@@ -28,21 +34,41 @@ enum {
 
 #define PRUNE_STEP 500 /* rows deleted per transaction: short, so writes wait little */
 
+/* The columns put_row() reads, in its order. */
+#define MSG_COLS "id,ts,user_id,user_name,text,client_id,rev,edited_ts,deleted"
+
 static const char *const sql_text[ST_COUNT] = {
+    /* Ids are assigned by the worker (db->max_id + 1), from the one
+     * sequence that edits and deletes take theirs from too. */
     [ST_INSERT] =
-        "INSERT INTO messages(room,user_id,user_name,text,ts,client_id) "
-        "VALUES(?1,?2,?3,?4,?5,?6) ON CONFLICT(room,user_id,client_id) DO NOTHING",
+        "INSERT INTO messages(id,room,user_id,user_name,text,ts,client_id,rev) "
+        "VALUES(?7,?1,?2,?3,?4,?5,?6,?7) ON CONFLICT(room,user_id,client_id) DO NOTHING",
     [ST_FIND] =
         "SELECT id, ts FROM messages WHERE room=?1 AND user_id=?2 AND client_id=?3",
+    /* A join's `since`: every change after ?2 the read may see (rev <= ?4),
+     * oldest change first; and a message made before the read but changed
+     * by a later request of the same batch (id <= ?4 < rev), in its current
+     * state: the change's own event follows the join and applies again. */
+    [ST_SINCE] = "SELECT " MSG_COLS " FROM messages WHERE room=?1 AND "
+                 "((rev>?2 AND rev<=?4) OR (id>?2 AND id<=?4)) ORDER BY rev LIMIT ?3",
+    [ST_MSG_GET] = "SELECT user_id, deleted, text FROM messages WHERE id=?1 AND room=?2",
+    [ST_EDIT_LOG] = "INSERT INTO edits(id,msg_id,room,kind,old_text,new_text,by_user,ts) "
+                    "VALUES(?1,?2,?3,?4,?5,?6,?7,?8)",
+    [ST_EDIT_APPLY] = "UPDATE messages SET text=?1, rev=?2, edited_ts=?3 WHERE id=?4",
+    [ST_DELETE_APPLY] = "UPDATE messages SET text='', rev=?1, deleted=1 WHERE id=?2",
+    [ST_USER] = "INSERT INTO users(id,name,guest,first_seen,last_seen) "
+                "VALUES(?1,?2,?3,?4,?4) ON CONFLICT(id) DO UPDATE SET "
+                "name=excluded.name, last_seen=excluded.last_seen",
     /* Reads are bounded by ?4 (or ?2): the highest id assigned before the
      * read was submitted, as they run after the commit of later sends. */
-    [ST_AFTER] = "SELECT id,ts,user_id,user_name,text,client_id FROM messages "
+    [ST_AFTER] = "SELECT " MSG_COLS " FROM messages "
                  "WHERE room=?1 AND id>?2 AND id<=?4 ORDER BY id ASC LIMIT ?3",
     /* The newest `limit` below ?2, newest first (run_read reverses them). */
-    [ST_BEFORE] = "SELECT id,ts,user_id,user_name,text,client_id FROM messages "
+    [ST_BEFORE] = "SELECT " MSG_COLS " FROM messages "
                   "WHERE room=?1 AND id<?2 ORDER BY id DESC LIMIT ?3",
     [ST_OLDER] = "SELECT EXISTS(SELECT 1 FROM messages WHERE room=?1 AND id<?2)",
-    [ST_LAST] = "SELECT coalesce(max(id),0) FROM messages WHERE room=?1 AND id<=?2",
+    /* A room's newest id or rev: the (room, rev) index's last entry. */
+    [ST_LAST] = "SELECT coalesce(max(rev),0) FROM messages WHERE room=?1 AND rev<=?2",
     [ST_PRUNE_AGE] = "DELETE FROM messages WHERE id IN (SELECT id FROM messages "
                      "WHERE ts < ?1 ORDER BY id LIMIT ?2)",
     [ST_ROOMS] = "SELECT room FROM messages GROUP BY room",
@@ -155,12 +181,18 @@ static int quick_check(struct db *db, char *err, size_t errlen)
     return ok ? 0 : -1;
 }
 
-/* Reads the highest stored id: the reads' bound until the first send. */
+/* Reads the highest id ever assigned: the sequence's start, and the
+ * reads' bound until the first write. Deleted rows (retention) still count
+ * through sqlite_sequence; edits through their own table. */
 static int max_id(struct db *db, char *err, size_t errlen)
 {
     sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(db->conn, "SELECT coalesce(max(id),0) FROM messages", -1,
-                                &st, NULL);
+    int rc = sqlite3_prepare_v2(
+        db->conn,
+        "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name='messages'),0),"
+        "coalesce((SELECT max(rev) FROM messages),0),"
+        "coalesce((SELECT max(id) FROM edits),0))",
+        -1, &st, NULL);
     if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW)
         db->max_id = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
@@ -254,10 +286,11 @@ static int step_done(sqlite3_stmt *st)
 /* Stores one message. Returns SQLITE_OK, or the error of the statement that
  * failed (r->status says how); the caller checks whether it cost the
  * transaction. */
-static int run_send(struct db *db, struct db_req *r)
+static int run_send(struct db *db, struct db_req *r, int64_t *max_id)
 {
     sqlite3_stmt *ins = db->st[ST_INSERT], *find = db->st[ST_FIND];
     int64_t ts = now_ms();
+    sqlite3_bind_int64(ins, 7, *max_id + 1);
     sqlite3_bind_text(ins, 1, r->room, -1, SQLITE_STATIC);
     sqlite3_bind_text(ins, 2, r->user_id, -1, SQLITE_STATIC);
     sqlite3_bind_text(ins, 3, r->user_name, -1, SQLITE_STATIC);
@@ -271,7 +304,7 @@ static int run_send(struct db *db, struct db_req *r)
         return rc;
     }
     if (sqlite3_changes(db->conn) == 1) {
-        r->id = sqlite3_last_insert_rowid(db->conn);
+        r->id = ++*max_id;
         r->ts = ts;
         return SQLITE_OK;
     }
@@ -290,6 +323,114 @@ static int run_send(struct db *db, struct db_req *r)
     }
     sqlite3_reset(find);
     return rc;
+}
+
+/* Binds text parameter i of st: NULL binds SQL NULL. */
+static void bind_text(sqlite3_stmt *st, int i, const char *v, int n)
+{
+    sqlite3_bind_text(st, i, v, n, SQLITE_STATIC);
+}
+
+/* Checks that r->msg_id is a live message of r->room that r's user may
+ * change, and copies its text (the edits log keeps it) into *old, which
+ * the caller frees. Returns SQLITE_OK, or an error with r->status set:
+ * DB_NOT_FOUND, DB_FORBIDDEN, or the statement's failure. */
+static int change_allowed(struct db *db, struct db_req *r, char **old)
+{
+    sqlite3_stmt *get = db->st[ST_MSG_GET];
+    sqlite3_bind_int64(get, 1, r->msg_id);
+    bind_text(get, 2, r->room, -1);
+    int rc = sqlite3_step(get);
+    *old = NULL;
+    if (rc == SQLITE_ROW && !sqlite3_column_int(get, 1)) {
+        int mine = !strcmp((const char *)sqlite3_column_text(get, 0), r->user_id);
+        if (!mine && !(r->op == DB_DELETE && r->any_author))
+            r->status = DB_FORBIDDEN;
+        else if (!(*old = strdup((const char *)sqlite3_column_text(get, 2))))
+            r->status = DB_FAILED, rc = SQLITE_NOMEM;
+    } else if (rc == SQLITE_ROW || rc == SQLITE_DONE)
+        r->status = DB_NOT_FOUND;
+    else
+        r->status = status_of(rc);
+    sqlite3_reset(get);
+    return r->status == DB_OK                      ? SQLITE_OK
+           : rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK
+                                                   : rc;
+}
+
+/* An edit or a delete: takes the next id as the change's (the message's
+ * new rev), logs the text it replaces and applies it. A refusal (not
+ * found, not the author) is r->status with SQLITE_OK: it costs the batch
+ * nothing. Returns the failing statement's error otherwise. */
+static int run_change(struct db *db, struct db_req *r, int64_t *max_id)
+{
+    char *old;
+    int rc = change_allowed(db, r, &old);
+    if (rc != SQLITE_OK || r->status != DB_OK) return rc;
+    int edit = r->op == DB_EDIT;
+    int64_t id = *max_id + 1, ts = now_ms();
+    sqlite3_stmt *log = db->st[ST_EDIT_LOG],
+                 *apply = db->st[edit ? ST_EDIT_APPLY : ST_DELETE_APPLY];
+    sqlite3_bind_int64(log, 1, id);
+    sqlite3_bind_int64(log, 2, r->msg_id);
+    bind_text(log, 3, r->room, -1);
+    bind_text(log, 4, edit ? "edit" : "delete", -1);
+    bind_text(log, 5, old, -1);
+    bind_text(log, 6, edit ? r->text : NULL, (int)r->text_len);
+    bind_text(log, 7, r->user_id, -1);
+    sqlite3_bind_int64(log, 8, ts);
+    if (edit) {
+        bind_text(apply, 1, r->text, (int)r->text_len);
+        sqlite3_bind_int64(apply, 2, id);
+        sqlite3_bind_int64(apply, 3, ts);
+        sqlite3_bind_int64(apply, 4, r->msg_id);
+    } else {
+        sqlite3_bind_int64(apply, 1, id);
+        sqlite3_bind_int64(apply, 2, r->msg_id);
+    }
+    if ((rc = step_done(log)) == SQLITE_OK) rc = step_done(apply);
+    free(old);
+    if (rc != SQLITE_OK) {
+        log_failure(db, edit ? "edit" : "delete", rc);
+        r->status = status_of(rc);
+        return rc;
+    }
+    r->id = *max_id = id;
+    r->ts = ts;
+    return SQLITE_OK;
+}
+
+/* Records a welcomed user (first seen, latest name, last seen). */
+static int run_user(struct db *db, struct db_req *r)
+{
+    sqlite3_stmt *st = db->st[ST_USER];
+    bind_text(st, 1, r->user_id, -1);
+    bind_text(st, 2, r->user_name, -1);
+    sqlite3_bind_int(st, 3, r->guest);
+    sqlite3_bind_int64(st, 4, now_ms());
+    int rc = step_done(st);
+    if (rc != SQLITE_OK) {
+        log_failure(db, "user", rc);
+        r->status = status_of(rc);
+    }
+    return rc;
+}
+
+/* Runs one write request of a batch. */
+static int run_write(struct db *db, struct db_req *r, int64_t *max_id)
+{
+    switch (r->op) {
+    case DB_SEND:
+        return run_send(db, r, max_id);
+    case DB_EDIT:
+    case DB_DELETE:
+        return run_change(db, r, max_id);
+    case DB_USER:
+        return run_user(db, r);
+    default:
+        assert(!"not a write");
+        return SQLITE_MISUSE;
+    }
 }
 
 /* Runs a one-value query bound to (room, v); returns the value or -1. */
@@ -316,6 +457,9 @@ static void put_row(struct buf **b, sqlite3_stmt *st, const char *room)
         .text = (const char *)sqlite3_column_text(st, 4),
         .text_len = (size_t)sqlite3_column_bytes(st, 4),
         .client_id = (const char *)sqlite3_column_text(st, 5),
+        .rev = sqlite3_column_int64(st, 6),
+        .edited_ts = sqlite3_column_int64(st, 7),
+        .deleted = sqlite3_column_int(st, 8),
     };
     proto_put_message(b, &m);
 }
@@ -333,6 +477,93 @@ static struct buf *reversed(const struct buf *in, const size_t *at, int n)
     return out;
 }
 
+/* A row of a since-read, noted while the rows are read in rev order. */
+struct since_row {
+    size_t at, len; /* in the scratch buffer */
+    int64_t id;
+};
+
+static int by_id(const void *a, const void *b)
+{
+    int64_t x = ((const struct since_row *)a)->id, y = ((const struct since_row *)b)->id;
+    return (x > y) - (x < y);
+}
+
+/* Joins rows [0, n) of scratch, commas between, into a new buf; NULL when
+ * memory runs out. */
+static struct buf *join_rows(const struct buf *scratch, const struct since_row *rows,
+                             int n)
+{
+    struct buf *out = buf_new(64 + scratch->len);
+    for (int k = 0; out && k < n; k++) {
+        if (k) buf_put(&out, ",", 1);
+        buf_put(&out, BUF_PAYLOAD(scratch) + rows[k].at, rows[k].len);
+    }
+    if (out && out->oom) buf_unref(out), out = NULL;
+    return out;
+}
+
+/* Moves rows (in rev order) into r->updates (id <= since, rev order kept)
+ * and r->rows (id > since, sorted by id), in place: a stable partition
+ * through a second array. Returns SQLITE_OK or SQLITE_NOMEM. */
+static int split_since(struct db_req *r, const struct buf *scratch,
+                       struct since_row *rows, int n)
+{
+    struct since_row *order = malloc(((size_t)n + 1) * sizeof(*order));
+    int nupd = 0, nnew = 0;
+    if (!order) return SQLITE_NOMEM;
+    for (int k = 0; k < n; k++)
+        if (rows[k].id <= r->since) order[nupd++] = rows[k];
+    for (int k = 0; k < n; k++)
+        if (rows[k].id > r->since) order[nupd + nnew++] = rows[k];
+    qsort(order + nupd, (size_t)nnew, sizeof(*order), by_id);
+    r->updates = join_rows(scratch, order, nupd);
+    r->rows = join_rows(scratch, order + nupd, nnew);
+    r->nrows = nnew;
+    free(order);
+    return r->updates && r->rows ? SQLITE_OK : SQLITE_NOMEM;
+}
+
+/* A join's `since` (the caller's read transaction is open): the changes
+ * after it with the lowest revs, up to `limit` and read_max_bytes, each
+ * message once in its current state: in r->rows (id > since), oldest id
+ * first, or in r->updates (older messages changed since), in rev order.
+ * `more` when changes were left out. Returns SQLITE_OK or the error. */
+static int run_since(struct db *db, struct db_req *r, int64_t hi)
+{
+    sqlite3_stmt *st = db->st[ST_SINCE];
+    size_t cap = db->opt.read_max_bytes;
+    struct buf *scratch = buf_new(4096);
+    struct since_row *rows = malloc((size_t)r->limit * sizeof(*rows));
+    int n = 0, rc = SQLITE_NOMEM;
+    if (!scratch || !rows) goto out;
+    bind_text(st, 1, r->room, -1);
+    sqlite3_bind_int64(st, 2, r->since);
+    sqlite3_bind_int(st, 3, r->limit + 1);
+    sqlite3_bind_int64(st, 4, hi);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW && n < r->limit) {
+        size_t at = scratch->len;
+        put_row(&scratch, st, r->room);
+        if (n && scratch->len + (size_t)n > cap) { /* commas included */
+            scratch->len = (uint32_t)at;
+            break;
+        }
+        rows[n++] =
+            (struct since_row){at, scratch->len - at, sqlite3_column_int64(st, 0)};
+    }
+    r->more = rc == SQLITE_ROW;
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) goto out;
+    rc = SQLITE_NOMEM;
+    if (scratch->oom) goto out;
+    rc = SQLITE_OK;
+out:
+    if (rc == SQLITE_OK) rc = split_since(r, scratch, rows, n);
+    buf_unref(scratch);
+    free(rows);
+    return rc;
+}
+
 /* Runs one read into r in its own read transaction, seeing ids up to hi
  * only. Its rows stop before passing read_max_bytes (one row always goes
  * in), and `more` is then set. Ascending reads keep the oldest rows that
@@ -340,8 +571,30 @@ static struct buf *reversed(const struct buf *in, const size_t *at, int n)
  * that fit, those nearest the bound: they are read newest first, each row's
  * offset noted, and copied out oldest first once. Returns SQLITE_OK or the
  * error that failed the read. */
+/* run_since() in its own read transaction, with the room's last id. */
+static int read_since(struct db *db, struct db_req *r, int64_t hi)
+{
+    int rc = sqlite3_exec(db->conn, "BEGIN", NULL, NULL, NULL);
+    if (rc == SQLITE_OK) rc = run_since(db, r, hi);
+    if (rc == SQLITE_OK && (r->last_id = scalar(db, ST_LAST, r->room, hi)) < 0)
+        rc = SQLITE_ERROR;
+    if (rc == SQLITE_OK) rc = sqlite3_exec(db->conn, "COMMIT", NULL, NULL, NULL);
+    if (rc == SQLITE_OK) return SQLITE_OK;
+    log_failure(db, "read", rc);
+    if (!sqlite3_get_autocommit(db->conn))
+        sqlite3_exec(db->conn, "ROLLBACK", NULL, NULL, NULL);
+    buf_unref(r->rows);
+    buf_unref(r->updates);
+    r->rows = r->updates = NULL;
+    r->status = status_of(rc);
+    r->nrows = r->more = 0;
+    r->last_id = 0;
+    return rc;
+}
+
 static int run_read(struct db *db, struct db_req *r, int64_t hi)
 {
+    if (r->since >= 0) return read_since(db, r, hi);
     int asc = r->after >= 0;
     sqlite3_stmt *st = db->st[asc ? ST_AFTER : ST_BEFORE];
     size_t cap = db->opt.read_max_bytes;
@@ -408,7 +661,7 @@ err:
 static int batch_has_writes(struct db_req *r)
 {
     for (; r; r = r->next)
-        if (r->op == DB_SEND) return 1;
+        if (r->op != DB_READ) return 1;
     return 0;
 }
 
@@ -437,10 +690,8 @@ static int run_writes(struct db *db, struct db_req *batch, int *lost)
             r->last_id = max_id;
             continue;
         }
-        int src = run_send(db, r);
-        if (src == SQLITE_OK && r->id > max_id)
-            max_id = r->id;
-        else if (src != SQLITE_OK && sqlite3_get_autocommit(db->conn)) {
+        int src = run_write(db, r, &max_id);
+        if (src != SQLITE_OK && sqlite3_get_autocommit(db->conn)) {
             log_failure(db, "transaction lost", src);
             rc = src, *lost = 1;
         }
@@ -697,7 +948,7 @@ int db_submit(struct db *db, struct db_req *r)
         r->status = DB_OK;
         r->id = r->ts = r->last_id = 0;
         r->duplicate = r->nrows = r->more = 0;
-        r->rows = NULL;
+        r->rows = r->updates = NULL;
         r->frame = NULL;
         r->dest = NULL;
         if (db->q_tail)
@@ -753,8 +1004,9 @@ void db_close(struct db *db)
     assert(!db->started); /* db_stop() first */
     for (struct db_req *r = db->d_head; r; r = r->next) {
         buf_unref(r->rows);
+        buf_unref(r->updates);
         buf_unref(r->frame);
-        r->rows = r->frame = NULL;
+        r->rows = r->updates = r->frame = NULL;
     }
     for (int i = 0; i < ST_COUNT; i++)
         sqlite3_finalize(db->st[i]);

@@ -56,12 +56,22 @@ struct room;
 /* DB_POST and DB_ROOM_FREE are never submitted: they are items one thread
  * hands to an event loop's inbox (hub.c), in the same FIFO as that loop's
  * completions: a frame for a room, and a room's free marker. */
-enum db_op { DB_SEND, DB_READ, DB_POST, DB_ROOM_FREE };
+enum db_op {
+    DB_SEND,
+    DB_READ,
+    DB_EDIT,   /* a message's new text, by its author */
+    DB_DELETE, /* a message made a tombstone, by its author or a moderator */
+    DB_USER,   /* a welcomed user recorded (users table); nobody waits for it */
+    DB_POST,
+    DB_ROOM_FREE
+};
 
 enum db_status {
     DB_OK = 0,
-    DB_BUSY,   /* locked, disk full or similar: retry later (overloaded) */
-    DB_FAILED, /* any other error (internal) */
+    DB_BUSY,      /* locked, disk full or similar: retry later (overloaded) */
+    DB_FAILED,    /* any other error (internal) */
+    DB_NOT_FOUND, /* DB_EDIT/DB_DELETE: no such message in the room, or deleted */
+    DB_FORBIDDEN, /* DB_EDIT/DB_DELETE: not the author (nor a moderator) */
 };
 
 struct db_req {
@@ -78,8 +88,15 @@ struct db_req {
 
     /* Inputs. */
     const char *room;
-    const char *user_id, *user_name, *client_id, *text; /* DB_SEND */
+    const char *user_id, *user_name, *client_id, *text; /* DB_SEND; EDIT: text */
     size_t text_len;
+    int64_t msg_id; /* DB_EDIT, DB_DELETE: the message changed */
+    int any_author; /* DB_DELETE: the requester may delete anyone's (moderator) */
+    int guest;      /* DB_USER */
+    /* DB_READ: -1, or a join's `since`: the changes after it, in rev order,
+     * split into rows (messages with id > since, oldest first) and updates
+     * (the current state of older ones). before/after are ignored then. */
+    int64_t since;
     int64_t before, after; /* DB_READ: -1 when absent; after wins when >= 0 */
     /* DB_READ: rows at most. A read may return fewer, with more = 1, when
      * `limit` rows would pass db_options.read_max_bytes (one row at least). */
@@ -87,12 +104,13 @@ struct db_req {
 
     /* Outputs. */
     enum db_status status;
-    int64_t id, ts;   /* DB_SEND: the stored message */
+    int64_t id, ts;   /* DB_SEND: the stored message; EDIT/DELETE: the change (rev) */
     int duplicate;    /* DB_SEND: client_id seen before; id/ts are the first's */
     struct buf *rows; /* DB_READ: MESSAGE objects joined by commas, oldest first */
     int nrows;
-    int more;        /* DB_READ: more rows exist in the direction read */
-    int64_t last_id; /* DB_READ: the room's newest id the read may see, 0 when none */
+    struct buf *updates; /* DB_READ with since: MESSAGEs changed, by rev; else NULL */
+    int more;            /* DB_READ: more rows exist in the direction read */
+    int64_t last_id;     /* DB_READ: the room's newest id or rev the read may see, or 0 */
 };
 
 struct db_options {

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "crypto.h"
+#include "db.h"
 #include "expiry.h"
 #include "jwt.h"
 #include "log.h"
@@ -113,6 +114,26 @@ static int hello_auth(struct session *s)
     return 0;
 }
 
+/* Records the welcomed user (the users table: what `dm` checks ids
+ * against, what operators query). Nobody waits for it: the request and its
+ * strings are one block, freed by its completion (session.c). A full queue
+ * or no memory skips this record; the next welcome writes it again. */
+static void record_user(struct session *s)
+{
+    size_t a = strlen(s->user_id) + 1, b = strlen(s->user_name) + 1;
+    struct db_req *r = calloc(1, sizeof(*r) + a + b);
+    if (!r) return;
+    char *id = (char *)(r + 1), *name = id + a;
+    memcpy(id, s->user_id, a);
+    memcpy(name, s->user_name, b);
+    r->op = DB_USER;
+    r->loop = s->srv->index;
+    r->user_id = id;
+    r->user_name = name;
+    r->guest = s->guest;
+    if (db_submit(s->srv->db, r)) free(r);
+}
+
 void hello_handle(struct session *s)
 {
     if (s->req.type != REQ_HELLO) return wire_error(s, E_NEED_HELLO, "say hello first");
@@ -154,6 +175,7 @@ void hello_handle(struct session *s)
     free(s->url_token); /* only hello reads it: not kept for the connection's life */
     s->url_token = NULL;
     wire_reply(s, b);
+    record_user(s);
     plog(LOG_INFO, "hello", "user=%s guest=%d", s->user_id, s->guest);
 }
 

@@ -178,14 +178,28 @@ void hub_post_free(struct db_req *r)
     free(r);
 }
 
-/* The message frame for a stored send, or NULL when memory ran out (the
- * message is stored and acked; members get it from history on rejoin). */
+/* The frame of a committed change as every member gets it: `message` for a
+ * send, `edited` or `deleted`; NULL when memory ran out (the change is
+ * stored and answered; members get it from history or `since` on rejoin). */
 static struct buf *message_frame(const struct db_req *r)
 {
     struct buf *b = buf_new(200 + r->text_len);
-    struct proto_msg m = {r->room,      r->id,   r->ts,       r->user_id,
-                          r->user_name, r->text, r->text_len, r->client_id};
-    if (b) proto_put_message(&b, &m);
+    struct proto_msg m = {.room = r->room,
+                          .id = r->id,
+                          .ts = r->ts,
+                          .user_id = r->user_id,
+                          .user_name = r->user_name,
+                          .text = r->text,
+                          .text_len = r->text_len,
+                          .client_id = r->client_id};
+    if (r->op == DB_EDIT)
+        buf_unref(b), b = proto_edited(r->room, r->msg_id, r->id, r->text, r->text_len,
+                                       r->ts, NULL);
+    else if (r->op == DB_DELETE)
+        buf_unref(b),
+            b = proto_deleted(r->room, r->msg_id, r->id, r->user_id, r->user_name, NULL);
+    else if (b)
+        proto_put_message(&b, &m);
     if (b && b->oom) buf_unref(b), b = NULL;
     if (!b)
         plog(LOG_ERROR, "broadcast-failed", "room=%s id=%lld reason=\"out of memory\"",
@@ -239,7 +253,8 @@ static void route_one(struct db_req *r, void *arg)
     struct route *rt = arg;
     struct hub *h = rt->h;
     assert(r->loop >= 0 && r->loop < h->nloops && !r->frame);
-    if (r->op == DB_SEND && r->status == DB_OK && !r->duplicate) {
+    int change = r->op == DB_SEND || r->op == DB_EDIT || r->op == DB_DELETE;
+    if (change && r->status == DB_OK && !r->duplicate) {
         /* Every loop, members or not: a join in flight on a loop with no
          * member yet must still find this message after its read. */
         if ((r->dest = note_last_id(rt, r)) && (r->frame = message_frame(r)))

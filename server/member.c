@@ -16,6 +16,11 @@
  * A connection toggling join/leave across many rooms can then make the
  * server send at most this many presence frames per second per member. */
 #define PRESENCE_RATE 2.0
+/* Presence changes told per second in one room, and at once, whoever makes
+ * them: connections that come and go (each with a fresh budget) cannot
+ * flood a room's members either. The rest waits, coalesced, as above. */
+#define ROOM_PRESENCE_RATE 5.0
+#define ROOM_PRESENCE_BURST 20.0
 /* Entries at most, joined and remembered, before a pending leave is told
  * at once to make room (bounds the memory of a connection that keeps
  * joining new rooms faster than its presence may be told). */
@@ -50,15 +55,35 @@ static void pending_add(struct session *s)
     srv->presence_head = s;
 }
 
+/* Takes one presence change from r's budget (ROOM_PRESENCE_RATE): 1 when
+ * there was one. Under the rooms lock, since every loop's members tell. */
+static int room_allows(struct session *s, struct room *r, int64_t now)
+{
+    hub_lock_rooms(s->srv->hub);
+    if (!r->presence_set) {
+        tb_init(&r->presence_tb, ROOM_PRESENCE_BURST, now);
+        r->presence_set = 1;
+    }
+    int ok = tb_take(&r->presence_tb, ROOM_PRESENCE_RATE, ROOM_PRESENCE_BURST, now);
+    hub_unlock_rooms(s->srv->hub);
+    return ok;
+}
+
+/* Whether m's change may be told now: the interval since the last one here,
+ * the connection's budget and the room's all allow it. */
+static int may_tell(struct session *s, struct membership *m, int64_t now)
+{
+    if (m->presence_us && now - m->presence_us < MEMBER_PRESENCE_US) return 0;
+    if (!tb_take(&s->presence_tb, PRESENCE_RATE, MEMBER_PRESENCE_BURST, now)) return 0;
+    return room_allows(s, m->room, now);
+}
+
 /* Tells the others m's state if it is not what they last heard: now when
- * `force`, or when both the room's interval and the connection's budget
- * allow; otherwise later, from member_sweep. */
+ * `force`, or when may_tell() allows; otherwise later, from member_sweep. */
 static void tell(struct session *s, struct membership *m, int64_t now, int force)
 {
     if (m->told == m->joined) return;
-    if (!force &&
-        ((m->presence_us && now - m->presence_us < MEMBER_PRESENCE_US) ||
-         !tb_take(&s->presence_tb, PRESENCE_RATE, MEMBER_PRESENCE_BURST, now))) {
+    if (!force && !may_tell(s, m, now)) {
         pending_add(s);
         return;
     }

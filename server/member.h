@@ -11,8 +11,11 @@
  * Presence is coalesced per connection and room: the others hear at most
  * one change per MEMBER_PRESENCE_US, and always the latest state (a join
  * and a leave within the interval cancel out; a leave still pending when
- * the interval ends is sent then, by member_sweep). A connection that
- * closes sends its leaves at once.
+ * the interval ends is sent then, by member_sweep). Each connection and
+ * each room also has a budget of changes per second (member.c), so neither
+ * one client across many rooms nor many short-lived connections in one
+ * room can flood its members. A connection that closes sends its leaves at
+ * once: only joins that were told need one, and those were budgeted.
  *
  * Event-loop thread only; the room member lists are changed under the
  * rooms lock (room.h).

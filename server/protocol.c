@@ -23,6 +23,7 @@ static const char *const err_codes[] = {
     [E_RATE_LIMITED] = "rate_limited",
     [E_OVERLOADED] = "overloaded",
     [E_INTERNAL] = "internal",
+    [E_NOT_FOUND] = "not_found",
 };
 
 const char *proto_err_code(enum proto_err e)
@@ -34,9 +35,10 @@ static const struct {
     const char *name;
     enum proto_type type;
 } types[] = {
-    {"hello", REQ_HELLO}, {"join", REQ_JOIN},       {"leave", REQ_LEAVE},
-    {"send", REQ_SEND},   {"history", REQ_HISTORY}, {"typing", REQ_TYPING},
-    {"rooms", REQ_ROOMS}, {"ping", REQ_PING},
+    {"hello", REQ_HELLO},   {"join", REQ_JOIN},       {"leave", REQ_LEAVE},
+    {"send", REQ_SEND},     {"history", REQ_HISTORY}, {"typing", REQ_TYPING},
+    {"rooms", REQ_ROOMS},   {"ping", REQ_PING},       {"edit", REQ_EDIT},
+    {"delete", REQ_DELETE},
 };
 
 /* cJSON answers NULL both for bad JSON and for its own allocation failure;
@@ -176,16 +178,10 @@ static enum proto_err parse_join(struct proto_req *r, const char **msg)
     return PROTO_OK;
 }
 
-static enum proto_err parse_send(struct proto_req *r, const struct proto_limits *lim,
-                                 const char **msg)
+/* A send's or an edit's text: 1 to max_text code points. */
+static enum proto_err need_text(struct proto_req *r, const struct proto_limits *lim,
+                                const char **msg)
 {
-    enum proto_err e = need_room(r, msg);
-    if (e) return e;
-    if (get_str(r->json, "client_id", PROTO_MAX_CLIENT_ID, &r->client_id) ||
-        !r->client_id || !r->client_id[0]) {
-        *msg = "client_id must be a string of 1 to 64 characters";
-        return E_BAD_REQUEST;
-    }
     if (get_str(r->json, "text", 0, &r->text) || !r->text) {
         *msg = "text must be a string";
         return E_BAD_REQUEST;
@@ -197,6 +193,32 @@ static enum proto_err parse_send(struct proto_req *r, const struct proto_limits 
         return E_TOO_LONG;
     }
     return PROTO_OK;
+}
+
+static enum proto_err parse_send(struct proto_req *r, const struct proto_limits *lim,
+                                 const char **msg)
+{
+    enum proto_err e = need_room(r, msg);
+    if (e) return e;
+    if (get_str(r->json, "client_id", PROTO_MAX_CLIENT_ID, &r->client_id) ||
+        !r->client_id || !r->client_id[0]) {
+        *msg = "client_id must be a string of 1 to 64 characters";
+        return E_BAD_REQUEST;
+    }
+    return need_text(r, lim, msg);
+}
+
+/* edit (with text) and delete: a room and a message id. */
+static enum proto_err parse_change(struct proto_req *r, const struct proto_limits *lim,
+                                   const char **msg)
+{
+    enum proto_err e = need_room(r, msg);
+    if (e) return e;
+    if (get_int(r->json, "id", 1, MAX_ID, &r->id) || r->id < 0) {
+        *msg = "id must be a message id";
+        return E_BAD_REQUEST;
+    }
+    return r->type == REQ_EDIT ? need_text(r, lim, msg) : PROTO_OK;
 }
 
 static enum proto_err parse_history(struct proto_req *r, const char **msg)
@@ -237,7 +259,7 @@ enum proto_err proto_parse(const char *data, size_t len, const struct proto_limi
                            struct proto_req *r, const char **msg)
 {
     memset(r, 0, sizeof(*r));
-    r->since = r->before = r->after = -1;
+    r->since = r->before = r->after = r->id = -1;
     if (memchr(data, 0, len)) {
         *msg = "frame contains a NUL byte";
         return E_BAD_JSON;
@@ -281,6 +303,9 @@ enum proto_err proto_parse(const char *data, size_t len, const struct proto_limi
     case REQ_LEAVE:
     case REQ_TYPING:
         return need_room(r, msg);
+    case REQ_EDIT:
+    case REQ_DELETE:
+        return parse_change(r, lim, msg);
     case REQ_ROOMS:
     case REQ_PING:
         return PROTO_OK;
@@ -326,10 +351,20 @@ void proto_put_message(struct buf **bp, const struct proto_msg *m)
     buf_put_jstrz(bp, m->user_id);
     buf_puts(bp, ",\"name\":");
     buf_put_jstrz(bp, m->user_name);
-    buf_puts(bp, "},\"text\":");
+    buf_puts(bp, "},\"rev\":");
+    buf_put_i64(bp, m->rev ? m->rev : m->id);
+    if (m->deleted) { /* a tombstone: who and when stay, nothing else */
+        buf_puts(bp, ",\"text\":\"\",\"deleted\":true}");
+        return;
+    }
+    buf_puts(bp, ",\"text\":");
     buf_put_jstr(bp, m->text, m->text_len);
     buf_puts(bp, ",\"client_id\":");
     buf_put_jstrz(bp, m->client_id);
+    if (m->edited_ts) {
+        buf_puts(bp, ",\"edited_ts\":");
+        buf_put_i64(bp, m->edited_ts);
+    }
     buf_put(bp, "}", 1);
 }
 
@@ -354,4 +389,39 @@ struct buf *proto_msg_end(struct buf *b, const char *ref)
         return NULL;
     }
     return b;
+}
+
+/* Starts `{"type":"<type>","room":…,"id":…,"rev":…`. */
+static struct buf *change_start(const char *type, const char *room, int64_t id,
+                                int64_t rev, size_t cap)
+{
+    struct buf *b = proto_msg_start(type, room, cap);
+    buf_puts(&b, ",\"id\":");
+    buf_put_i64(&b, id);
+    buf_puts(&b, ",\"rev\":");
+    buf_put_i64(&b, rev);
+    return b;
+}
+
+struct buf *proto_edited(const char *room, int64_t id, int64_t rev, const char *text,
+                         size_t text_len, int64_t edited_ts, const char *ref)
+{
+    struct buf *b = change_start("edited", room, id, rev, 128 + text_len);
+    buf_puts(&b, ",\"text\":");
+    buf_put_jstr(&b, text, text_len);
+    buf_puts(&b, ",\"edited_ts\":");
+    buf_put_i64(&b, edited_ts);
+    return proto_msg_end(b, ref);
+}
+
+struct buf *proto_deleted(const char *room, int64_t id, int64_t rev, const char *by_id,
+                          const char *by_name, const char *ref)
+{
+    struct buf *b = change_start("deleted", room, id, rev, 256);
+    buf_puts(&b, ",\"by\":{\"id\":");
+    buf_put_jstrz(&b, by_id);
+    buf_puts(&b, ",\"name\":");
+    buf_put_jstrz(&b, by_name);
+    buf_put(&b, "}", 1);
+    return proto_msg_end(b, ref);
 }

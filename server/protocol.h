@@ -31,6 +31,8 @@ enum proto_type {
     REQ_TYPING,
     REQ_ROOMS,
     REQ_PING,
+    REQ_EDIT,   /* 1.1 */
+    REQ_DELETE, /* 1.1 */
 };
 
 enum proto_err {
@@ -48,6 +50,7 @@ enum proto_err {
     E_RATE_LIMITED,
     E_OVERLOADED,
     E_INTERNAL,
+    E_NOT_FOUND, /* 1.1 */
 };
 
 /* One parsed request. Every string points into `json`, which the request
@@ -58,8 +61,9 @@ struct proto_req {
     const char *ref;
     const char *room;
     const char *name, *token, *client, *resume; /* hello */
-    const char *text;                           /* send */
+    const char *text;                           /* send, edit */
     size_t text_len;
+    int64_t id; /* edit, delete: the message */
     const char *client_id;
     int64_t since, before, after; /* join, history */
     int limit;                    /* history; default filled in */
@@ -108,9 +112,21 @@ struct proto_msg {
     const char *text;
     size_t text_len;
     const char *client_id;
+    /* 1.1: the latest change's id (0: none, rev = id), when it was an edit,
+     * and whether it was a delete (a tombstone: text, client_id and
+     * edited_ts are not written). */
+    int64_t rev, edited_ts;
+    int deleted;
 };
 /* Appends one MESSAGE object to *bp (used for broadcast and history rows). */
 void proto_put_message(struct buf **bp, const struct proto_msg *m);
+/* `edited`: a message's new text (1.1). With `ref` for the requester's copy
+ * (NULL for everyone else's). NULL when memory ran out. */
+struct buf *proto_edited(const char *room, int64_t id, int64_t rev, const char *text,
+                         size_t text_len, int64_t edited_ts, const char *ref);
+/* `deleted`: a message made a tombstone by user (by_id, by_name) (1.1). */
+struct buf *proto_deleted(const char *room, int64_t id, int64_t rev, const char *by_id,
+                          const char *by_name, const char *ref);
 /* Appends `,"ref":"…"` when ref is set, then the closing brace. */
 void proto_put_ref_end(struct buf **bp, const char *ref);
 /* Returns a new buf holding `{"type":"<type>","room":"<room>"` with room

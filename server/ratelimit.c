@@ -10,11 +10,13 @@ void tb_init(struct tbucket *b, double burst, int64_t now_us)
 static void refill(struct tbucket *b, double rate, double burst, int64_t now_us)
 {
     uint32_t now_ms = (uint32_t)(now_us / 1000), dt = now_ms - b->last_ms;
-    if (dt && dt < UINT32_MAX / 2) { /* a time before last_ms refills nothing */
-        double t = b->tokens + (double)dt * rate / 1e3;
-        b->tokens = (float)(t > burst ? burst : t);
-        b->last_ms = now_ms;
+    if (dt >= UINT32_MAX / 2) { /* earlier (a step back) or idle > 24 days */
+        b->last_ms = now_ms;    /* refill nothing; count from now */
+        return;
     }
+    double t = b->tokens + (double)dt * rate / 1e3;
+    b->tokens = (float)(t > burst ? burst : t);
+    b->last_ms = now_ms;
 }
 
 int tb_take(struct tbucket *b, double rate, double burst, int64_t now_us)

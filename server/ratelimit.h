@@ -5,9 +5,10 @@
 #include <stdint.h>
 
 /* 8 bytes: a connection has four of these. Milliseconds in 32 bits wrap
- * after 49 days; the refill uses the wrapped difference, so only a bucket
- * untouched for 49 days refills short (at worst it starts empty). Float
- * tokens are exact for whole numbers up to 2^24 (a 16 MiB byte budget). */
+ * after 49 days; the refill uses the wrapped difference. A time that looks
+ * earlier than the last refill (a clock stepping back, or a bucket left
+ * untouched for over 24 days) refills nothing and the count restarts from
+ * it. Float tokens are exact for whole numbers up to 2^24 (16 MiB). */
 struct tbucket {
     float tokens;
     uint32_t last_ms; /* time of the last refill, truncated */

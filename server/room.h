@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "protocol.h"
+#include "ratelimit.h"
 
 struct session;
 
@@ -31,9 +32,11 @@ struct room_part {
 
 struct room {
     struct room *next_in_bucket;
-    uint32_t nmembers; /* on every loop: the sum of the parts' n */
-    uint32_t refs;     /* holders (hub_room_hold); 0: unlinked, being freed */
-    int free_left;     /* loops yet to pass its free marker (atomic) */
+    uint32_t nmembers;          /* on every loop: the sum of the parts' n */
+    uint32_t refs;              /* holders (hub_room_hold); 0: unlinked, being freed */
+    int free_left;              /* loops yet to pass its free marker (atomic) */
+    struct tbucket presence_tb; /* member.c: presence changes told here */
+    unsigned presence_set : 1;  /* presence_tb initialised */
     uint32_t nparts;
     int64_t last_id; /* newest message id known, 0 when none */
     char name[PROTO_MAX_ROOM + 1];

@@ -20,21 +20,48 @@
 /* Every read costs at least this much of the read budget (roomreq.h). */
 #define READ_COST_MIN 2048.0
 
-/* Lists every loop's members: other loops' sessions stay in their parts,
- * user_json intact, until they remove themselves under the lock. */
+/* Takes a reference to every member's user JSON, every loop's: under the
+ * rooms lock only for the copy of pointers, so a crowded room's list is
+ * written outside it. Returns the count (*out malloc'd, or `stack` when it
+ * fits), or -1 out of memory. */
+static int member_refs(struct server *srv, struct room *r, struct buf **stack, int nstack,
+                       struct buf ***out)
+{
+    struct buf **u = stack;
+    int cap = nstack, n = 0;
+    hub_lock_rooms(srv->hub);
+    while ((int)r->nmembers > cap) { /* allocate outside the lock, then look again */
+        cap = (int)r->nmembers;
+        hub_unlock_rooms(srv->hub);
+        if (u != stack) free(u);
+        if (!(u = malloc((size_t)cap * sizeof(*u)))) return -1;
+        hub_lock_rooms(srv->hub);
+    }
+    for (int l = 0; l < srv->hub->nloops; l++)
+        for (uint32_t i = 0; i < r->part[l].n; i++)
+            u[n++] = buf_ref(r->part[l].members[i]->user_json);
+    hub_unlock_rooms(srv->hub);
+    *out = u;
+    return n;
+}
+
+/* Writes `,"members":[…]`: everyone in the room on every loop. */
 static void put_members(struct server *srv, struct buf **b, struct room *r)
 {
-    int n = 0;
+    struct buf *stack[64], **u;
+    int n = member_refs(srv, r, stack, 64, &u);
+    if (n < 0) {
+        if (*b) (*b)->oom = 1;
+        return;
+    }
     buf_puts(b, ",\"members\":[");
-    hub_lock_rooms(srv->hub);
-    for (int l = 0; l < srv->hub->nloops; l++)
-        for (uint32_t i = 0; i < r->part[l].n; i++) {
-            if (n++) buf_put(b, ",", 1);
-            struct buf *u = r->part[l].members[i]->user_json;
-            buf_put(b, BUF_PAYLOAD(u), u->len);
-        }
-    hub_unlock_rooms(srv->hub);
+    for (int i = 0; i < n; i++) {
+        if (i) buf_put(b, ",", 1);
+        buf_put(b, BUF_PAYLOAD(u[i]), u[i]->len);
+        buf_unref(u[i]);
+    }
     buf_put(b, "]", 1);
+    if (u != stack) free(u);
 }
 
 static int allowed_room(struct session *s, const char *room)
@@ -45,11 +72,16 @@ static int allowed_room(struct session *s, const char *room)
     return 0;
 }
 
-/* Whether s may start another read now (ROOMREQ_READ_RATE); answers rate_limited
- * when not. */
+/* Whether s may start another read now: its budget is not in debt
+ * (ROOMREQ_READ_RATE), and what it has not taken yet of earlier replies is
+ * under half its outbound bound, so replies asked for in one burst are
+ * answered rate_limited before they could overflow the queue (1013).
+ * Answers rate_limited when not. */
 static int read_budget(struct session *s)
 {
-    if (tb_ready(&s->read_tb, ROOMREQ_READ_RATE, ROOMREQ_READ_BURST, server_now_us()))
+    int room = s->out.bytes + s->out.held <= s->srv->outq_lim.max_bytes / 2;
+    if (room &&
+        tb_ready(&s->read_tb, ROOMREQ_READ_RATE, ROOMREQ_READ_BURST, server_now_us()))
         return 1;
     wire_error(s, E_RATE_LIMITED, "reading too fast; retry in a moment");
     return 0;
@@ -66,13 +98,15 @@ static void prepare_read(struct session *s)
     struct proto_req *q = &s->req;
     struct db_req *r = &s->dbr;
     buf_unref(r->rows);
+    buf_unref(r->updates);
     memset(r, 0, sizeof(*r));
     r->owner = s;
     r->loop = s->srv->index;
     r->room = q->room;
     r->op = DB_READ;
     r->before = q->type == REQ_HISTORY ? q->before : -1;
-    r->after = q->type == REQ_HISTORY ? q->after : q->since;
+    r->after = q->type == REQ_HISTORY ? q->after : -1;
+    r->since = q->type == REQ_JOIN ? q->since : -1;
     r->limit = q->type == REQ_HISTORY ? q->limit
                : q->since >= 0        ? PROTO_SINCE_MAX
                                       : PROTO_HISTORY_DEFAULT;
@@ -84,9 +118,11 @@ static void prepare_read(struct session *s)
 enum roomreq_kind roomreq_prepare(struct session *s)
 {
     struct proto_req *q = &s->req;
-    if (q->type != REQ_JOIN && q->type != REQ_SEND && q->type != REQ_HISTORY)
+    int change = q->type == REQ_EDIT || q->type == REQ_DELETE;
+    if (q->type != REQ_JOIN && q->type != REQ_SEND && q->type != REQ_HISTORY && !change)
         return ROOMREQ_LOCAL;
     if (!allowed_room(s, q->room)) return ROOMREQ_ANSWERED;
+    if (change) return ROOMREQ_SEND; /* the database judges author and message */
     struct membership *m = member_find(s, q->room);
     int joined = m && m->joined;
     if (q->type == REQ_SEND) {
@@ -111,12 +147,18 @@ static void finish_join(struct session *s)
     if (q->last_id > r->last_id) r->last_id = q->last_id;
     hub_unlock_rooms(s->srv->hub);
     if (member_join(s, r)) return wire_error(s, E_INTERNAL, "out of memory");
-    struct buf *b = proto_msg_start("joined", r->name, 256 + q->rows->len);
+    struct buf *b = proto_msg_start(
+        "joined", r->name, 256 + q->rows->len + (q->updates ? q->updates->len : 0));
     put_members(s->srv, &b, r);
     buf_puts(&b, ",\"messages\":[");
     buf_put(&b, BUF_PAYLOAD(q->rows), q->rows->len);
+    if (q->updates) { /* a join with since: the older messages changed since */
+        buf_puts(&b, "],\"updates\":[");
+        buf_put(&b, BUF_PAYLOAD(q->updates), q->updates->len);
+    }
     buf_puts(&b, s->req.since >= 0 && q->more ? "],\"complete\":false"
                                               : "],\"complete\":true");
+    if (b) read_spent(s, b->len); /* the whole reply: the members list too */
     wire_reply(s, proto_msg_end(b, s->req.ref));
 }
 
@@ -126,13 +168,14 @@ static void finish_history(struct session *s)
     buf_puts(&b, ",\"messages\":[");
     buf_put(&b, BUF_PAYLOAD(s->dbr.rows), s->dbr.rows->len);
     buf_puts(&b, s->dbr.more ? "],\"has_more\":true" : "],\"has_more\":false");
+    if (b) read_spent(s, b->len);
     wire_reply(s, proto_msg_end(b, s->req.ref));
 }
 
 void roomreq_finish(struct session *s)
 {
     struct db_req *q = &s->dbr;
-    if (q->rows) read_spent(s, q->rows->len);
+    if (q->status != DB_OK) read_spent(s, 0); /* the attempt costs the minimum */
     if (q->status != DB_OK)
         wire_error(s, q->status == DB_BUSY ? E_OVERLOADED : E_INTERNAL,
                    q->status == DB_BUSY
@@ -148,7 +191,8 @@ void roomreq_finish(struct session *s)
 void roomreq_abandon(struct session *s)
 {
     buf_unref(s->dbr.rows);
-    s->dbr.rows = NULL;
+    buf_unref(s->dbr.updates);
+    s->dbr.rows = s->dbr.updates = NULL;
     if (s->req_room) hub_room_release(s->srv->hub, s->req_room);
     s->req_room = NULL;
 }

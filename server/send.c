@@ -1,12 +1,14 @@
-/* send.c -- the send request: a window of SEND_WINDOW sends in flight per
- * connection, each in a pooled slot that owns its parsed request until the
- * commit; the ack, written from the completion. */
+/* send.c -- the writes a connection makes (send, and edit and delete,
+ * edit.c): a window of SEND_WINDOW in flight per connection, each in a
+ * pooled slot that owns its parsed request until the commit; the answer,
+ * written from the completion. */
 #include "send.h"
 
 #include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "edit.h"
 #include "log.h"
 #include "roomreq.h"
 #include "session_impl.h"
@@ -56,21 +58,19 @@ void send_pool_free(struct server *srv)
     }
 }
 
+void send_failed(struct session *s, const struct db_req *r, const char *ref)
+{
+    /* Not wire_error(): s->req may be a read the coroutine still waits on. */
+    wire_error_ref(s, r->status == DB_BUSY ? E_OVERLOADED : E_INTERNAL,
+                   r->status == DB_BUSY ? "the server is busy; retry later"
+                                        : "database error; retry with the same client_id",
+                   ref);
+}
+
 /* Answers a committed send: ack, or the error that refused it. */
 static void send_ack(struct session *s, const struct db_req *r, const char *ref)
 {
-    if (r->status != DB_OK) {
-        /* wire_error() takes the ref from s->req, which may be a read the
-         * coroutine is still waiting on: lend it this send's ref. */
-        const char *current = s->req.ref;
-        s->req.ref = ref;
-        wire_error(s, r->status == DB_BUSY ? E_OVERLOADED : E_INTERNAL,
-                   r->status == DB_BUSY
-                       ? "the server is busy; retry later"
-                       : "database error; retry with the same client_id");
-        s->req.ref = current;
-        return;
-    }
+    if (r->status != DB_OK) return send_failed(s, r, ref);
     if (log_enabled(LOG_DEBUG)) /* message text is logged at debug only */
         plog(LOG_DEBUG, "send", "user=%s room=%s id=%lld dup=%d text=\"%.200s\"",
              s->user_id, r->room, (long long)r->id, r->duplicate, r->text);
@@ -101,6 +101,7 @@ void send_submit(struct session *s)
     r->client_id = q->client_id;
     r->text = q->text;
     r->text_len = q->text_len;
+    if (q->type != REQ_SEND) edit_prepare(s, r);
     if (db_submit(s->srv->db, r)) {
         wire_error(s, E_OVERLOADED, "the server is busy; retry later");
         return slot_put(s->srv, sl);
@@ -116,8 +117,12 @@ void send_on_done(struct server *srv, struct db_req *r)
 {
     struct send_slot *sl = (struct send_slot *)r; /* r is its first member */
     struct session *s = r->owner;
-    roomreq_deliver(srv, r);
-    if (!s->closed) send_ack(s, r, sl->ref);
+    if (r->op != DB_SEND)
+        edit_on_done(srv, s, r, sl->ref);
+    else {
+        roomreq_deliver(srv, r);
+        if (!s->closed) send_ack(s, r, sl->ref);
+    }
     slot_put(s->srv, sl);
     assert(s->inflight > 0);
     s->inflight--;

@@ -48,6 +48,7 @@ static void session_free(struct session *s)
     buf_unref(s->user_json);
     free(s->user_id); /* user_name lives in the same block */
     buf_unref(s->dbr.rows);
+    buf_unref(s->dbr.updates);
     free(s->url_token);
     free(s->rx);
     free(s->mem);
@@ -90,7 +91,10 @@ static enum proto_err session_read_request(struct session *s)
     free(m);
     /* Sends have their own bucket; everything else, garbage included,
      * shares the general one. */
-    int is_send = !e && s->welcomed && s->req.type == REQ_SEND;
+    /* Edits and deletes take from the send bucket too (protocol 1.1). */
+    int is_send =
+        !e && s->welcomed &&
+        (s->req.type == REQ_SEND || s->req.type == REQ_EDIT || s->req.type == REQ_DELETE);
     int ok = is_send ? tb_take(&s->send_tb, cfg(s)->rate, cfg(s)->burst, now)
                      : tb_take(&s->req_tb, GENERAL_RATE, GENERAL_RATE, now);
     if (!ok && !e)
@@ -369,11 +373,15 @@ void session_on_db_done(struct db_req *r, void *arg)
         hub_post_free(r);
         return;
     }
+    if (r->op == DB_USER) { /* recorded; nobody waits for it */
+        free(r);
+        return;
+    }
     if (r->op == DB_ROOM_FREE) { /* nothing of this loop points to it now */
         hub_room_pass(r);
         return;
     }
-    if (r->op == DB_SEND) {
+    if (r->op == DB_SEND || r->op == DB_EDIT || r->op == DB_DELETE) { /* send.h */
         send_on_done(arg, r);
     } else {
         assert(s->db_busy && r == &s->dbr);

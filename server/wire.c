@@ -68,8 +68,13 @@ void wire_reply(struct session *s, struct buf *b)
 
 void wire_error(struct session *s, enum proto_err e, const char *msg)
 {
+    wire_error_ref(s, e, msg, s->req.ref);
+}
+
+void wire_error_ref(struct session *s, enum proto_err e, const char *msg, const char *ref)
+{
     if (e == E_RATE_LIMITED) METRIC_ADD(s->srv, rate_limited, 1);
-    wire_reply(s, proto_error(e, msg, s->req.ref));
+    wire_reply(s, proto_error(e, msg, ref));
 }
 
 /* Writes our close frame as raw bytes, like every other frame, and waits

@@ -30,6 +30,9 @@ void wire_push(struct session *s, struct buf *b);
 void wire_reply(struct session *s, struct buf *b);
 /* Queues an error answering s's current request (its ref). */
 void wire_error(struct session *s, enum proto_err e, const char *msg);
+/* The same for a request answered later (a write's completion): its ref. */
+void wire_error_ref(struct session *s, enum proto_err e, const char *msg,
+                    const char *ref);
 /* Asks s to close with `code` and `reason` (a static string: it is kept,
  * not copied, until the connection is gone): input is ignored from now on, and our close
  * frame goes out once the queue is flushed (at once, dropping the queue,

@@ -12,7 +12,8 @@
 
 static int val(unsigned char c)
 {
-    static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    static const char a[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     const char *p = c ? memchr(a, c, 64) : NULL;
     return p ? (int)(p - a) : -1;
 }
@@ -20,16 +21,14 @@ static int val(unsigned char c)
 /* Reference: unpadded base64url; length % 4 != 1; zero trailing bits. */
 static long ref_decode(const unsigned char *in, size_t n, unsigned char *out)
 {
-    if (n % 4 == 1)
-        return -1;
+    if (n % 4 == 1) return -1;
     size_t o = 0;
     for (size_t i = 0; i < n; i += 4) {
         uint32_t v = 0;
         size_t k = n - i < 4 ? n - i : 4;
         for (size_t j = 0; j < 4; j++) {
             int x = j < k ? val(in[i + j]) : 0;
-            if (x < 0)
-                return -1;
+            if (x < 0) return -1;
             v = v << 6 | (uint32_t)x;
         }
         size_t bytes = k == 4 ? 3 : k - 1;
@@ -43,8 +42,7 @@ static long ref_decode(const unsigned char *in, size_t n, unsigned char *out)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (!size)
-        return 0;
+    if (!size) return 0;
     size_t cap = data[0] < 200 ? (size_t)data[0] : 4096;
     const unsigned char *in = data + 1;
     size_t n = size - 1;
@@ -71,8 +69,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     unsigned char *back = malloc(n + 1);
     assert(crypto_b64url_decode(enc, en, back, n) == (long)n);
     assert(!memcmp(back, in, n));
-    if (n)
-        assert(crypto_b64url_decode(enc, en, back, n - 1) == -1);
+    if (n) assert(crypto_b64url_decode(enc, en, back, n - 1) == -1);
     free(back);
     free(enc);
     free(inp);

@@ -31,8 +31,7 @@ static void env_from(const char *p, size_t n)
             set_vars[nset++] = strdup(name);
         }
         free(line);
-        if (!nl)
-            break;
+        if (!nl) break;
         p += len + 1;
         n -= len + 1;
     }
@@ -59,8 +58,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         i += strlen(buf + i) + 1;
     }
     argv[argc] = NULL;
-    if (size == 0)
-        argc = 1;
+    if (size == 0) argc = 1;
 
     struct config c;
     int rc = config_parse(&c, argc, argv);

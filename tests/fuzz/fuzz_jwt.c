@@ -33,8 +33,7 @@ static void check_claims(const struct jwt_claims *c)
         assert(proto_room_valid(c->rooms[i]));
         assert(jwt_allows_room(c, c->rooms[i]));
     }
-    if (c->all_rooms)
-        assert(jwt_allows_room(c, "lobby"));
+    if (c->all_rooms) assert(jwt_allows_room(c, "lobby"));
 }
 
 static char *sign(const char *hdr, size_t hn, const char *pl, size_t pn)
@@ -53,8 +52,7 @@ static char *sign(const char *hdr, size_t hn, const char *pl, size_t pn)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (size < 1)
-        return 0;
+    if (size < 1) return 0;
     unsigned mode = data[0] % 3;
     const char *d = (const char *)data + 1;
     size_t n = size - 1;
@@ -88,8 +86,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         char was = tok[at];
         static const char alphabet[] = "AZaz09-_.=+/ \x80";
         char now = alphabet[(size + at) % (sizeof alphabet - 1)];
-        if (now == was)
-            now = was == 'A' ? 'B' : 'A';
+        if (now == was) now = was == 'A' ? 'B' : 'A';
         tok[at] = now;
         assert(jwt_verify(tok, SECRET, strlen(SECRET), NOW, &c, &why) == -1);
         jwt_claims_free(&c);

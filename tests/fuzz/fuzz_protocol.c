@@ -19,13 +19,10 @@
 static int ref_room_valid(const char *r)
 {
     size_t n = strlen(r);
-    if (n < 1 || n > 64)
-        return 0;
-    if (!strchr("abcdefghijklmnopqrstuvwxyz0123456789", r[0]))
-        return 0;
+    if (n < 1 || n > 64) return 0;
+    if (!strchr("abcdefghijklmnopqrstuvwxyz0123456789", r[0])) return 0;
     for (size_t i = 1; i < n; i++)
-        if (!strchr("abcdefghijklmnopqrstuvwxyz0123456789_-", r[i]))
-            return 0;
+        if (!strchr("abcdefghijklmnopqrstuvwxyz0123456789_-", r[i])) return 0;
     return 1;
 }
 
@@ -72,9 +69,14 @@ static void check_error_writer(enum proto_err e, const char *msg, const char *re
 static void check_message_writer(const struct proto_req *r)
 {
     struct proto_msg m = {
-        .room = r->room, .id = 9007199254740991LL, .ts = 1763766000123LL,
-        .user_id = r->client_id, .user_name = r->text, /* any valid strings */
-        .text = r->text, .text_len = r->text_len, .client_id = r->client_id,
+        .room = r->room,
+        .id = 9007199254740991LL,
+        .ts = 1763766000123LL,
+        .user_id = r->client_id,
+        .user_name = r->text, /* any valid strings */
+        .text = r->text,
+        .text_len = r->text_len,
+        .client_id = r->client_id,
     };
     struct buf *b = buf_new(16);
     proto_put_message(&b, &m);
@@ -117,8 +119,7 @@ static void check_name(const char *name)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (!size)
-        return 0;
+    if (!size) return 0;
     /* First byte: the max_text limit (the server allows 1..100000). */
     struct proto_limits lim = {.max_text = data[0] < 128 ? 4000 : 1 + data[0] % 8};
     const char *d = (const char *)data + 1;
@@ -127,13 +128,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* The room and name checks take any C string. */
     char *z = strndup(d, n);
     assert(proto_room_valid(z) == ref_room_valid(z));
-    if (utf8_valid(z, strlen(z)))
-        check_name(z);
+    if (utf8_valid(z, strlen(z))) check_name(z);
     free(z);
 
     /* The session hands proto_parse only valid UTF-8 (else close 1007). */
-    if (!utf8_valid(d, n))
-        return 0;
+    if (!utf8_valid(d, n)) return 0;
     /* An exact-size copy, so a read past the end is an ASan report. */
     char *frame = malloc(n ? n : 1);
     memcpy(frame, d, n);
@@ -141,8 +140,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *msg = NULL;
     enum proto_err e = proto_parse(frame, n, &lim, &r, &msg);
     assert(e >= PROTO_OK && e <= E_INTERNAL);
-    if (r.ref)
-        assert(cps(r.ref) <= PROTO_MAX_REF);
+    if (r.ref) assert(cps(r.ref) <= PROTO_MAX_REF);
     if (e != PROTO_OK) {
         assert(msg);
         assert(e == E_BAD_JSON || e == E_UNKNOWN_TYPE || e == E_BAD_REQUEST ||
@@ -169,19 +167,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             assert(r.before >= -1 && r.after >= -1);
             break;
         case REQ_HELLO:
-            if (r.client)
-                assert(cps(r.client) <= PROTO_MAX_CLIENT);
-            if (r.name)
-                check_name(r.name);
+            if (r.client) assert(cps(r.client) <= PROTO_MAX_CLIENT);
+            if (r.name) check_name(r.name);
             break;
         case REQ_ROOMS:
         case REQ_PING:
             break;
         }
-        if (r.type == REQ_JOIN)
-            assert(r.since >= -1 && r.since <= 9007199254740991LL);
-        if (r.type == REQ_SEND)
-            check_message_writer(&r);
+        if (r.type == REQ_JOIN) assert(r.since >= -1 && r.since <= 9007199254740991LL);
+        if (r.type == REQ_SEND) check_message_writer(&r);
         check_error_writer(E_INTERNAL, "x", r.ref);
     }
     proto_req_free(&r);

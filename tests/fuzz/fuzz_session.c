@@ -59,8 +59,17 @@ static int npending, queue_max, next_id;
 
 static void check_req(const struct db_req *r)
 {
+    if (r->op == DB_USER) { /* a welcomed user's record: no owner, no room */
+        assert(r->user_id && r->user_id[0] && r->user_name && r->user_name[0]);
+        return;
+    }
     assert(r->owner);
     assert(r->room && proto_room_valid(r->room));
+    if (r->op == DB_EDIT || r->op == DB_DELETE) {
+        assert(r->msg_id >= 1 && r->user_id && r->user_name);
+        if (r->op == DB_EDIT) assert(r->text && utf8_valid(r->text, r->text_len));
+        return;
+    }
     if (r->op == DB_SEND) {
         assert(r->user_id && r->user_id[0] && r->user_name && r->user_name[0]);
         assert(r->client_id && r->client_id[0]);
@@ -115,7 +124,14 @@ static void db_complete_one(unsigned how)
     check_req(r); /* the inputs must still be alive and unchanged */
     unsigned st = how & 7;
     r->status = st < 6 ? DB_OK : st == 6 ? DB_BUSY : DB_FAILED;
-    if (r->status == DB_OK && r->op == DB_SEND) {
+    if (r->op == DB_USER) {
+        r->status = DB_OK;
+    } else if (r->op == DB_EDIT || r->op == DB_DELETE) {
+        /* Refusals too: not found, not the author. */
+        unsigned k = (how >> 3) & 3;
+        if (r->status == DB_OK && k) r->status = k == 1 ? DB_NOT_FOUND : DB_FORBIDDEN;
+        if (r->status == DB_OK) r->id = ++next_id, r->ts = now_us / 1000;
+    } else if (r->status == DB_OK && r->op == DB_SEND) {
         r->duplicate = (how >> 3) & 1;
         r->id = r->duplicate && next_id ? 1 + (int)(how >> 4) % next_id : ++next_id;
         r->ts = now_us / 1000;
@@ -124,9 +140,16 @@ static void db_complete_one(unsigned how)
         int n = (int)((how >> 3) & 3);
         if (n > r->limit) n = r->limit;
         for (int i = 0; i < n; i++) {
-            struct proto_msg m = {r->room, ++next_id,  now_us / 1000,
-                                  "u1",    "N\"ame\n", "t\x01\xc3\xa9\\",
-                                  5,       "c\"1"};
+            struct proto_msg m = {.room = r->room,
+                                  .id = ++next_id,
+                                  .ts = now_us / 1000,
+                                  .user_id = "u1",
+                                  .user_name = "N\"ame\n",
+                                  .text = "t\x01\xc3\xa9\\",
+                                  .text_len = 5,
+                                  .client_id = "c\"1",
+                                  .rev = (how >> 6) & 1 ? next_id + 1 : 0,
+                                  .deleted = (how >> 7) & 1};
             if (r->nrows++) buf_put(&r->rows, ",", 1);
             proto_put_message(&r->rows, &m);
         }
@@ -304,9 +327,10 @@ static char *signed_token(struct in *in)
 static char *request(struct in *in)
 {
     cJSON *o = cJSON_CreateObject();
-    static const char *const types[] = {"hello",  "join",  "leave", "send", "history",
-                                        "typing", "rooms", "ping",  "bogus"};
-    unsigned t = u8(in) % 9;
+    static const char *const types[] = {"hello",   "join",   "leave", "send",
+                                        "history", "typing", "rooms", "ping",
+                                        "bogus",   "edit",   "delete"};
+    unsigned t = u8(in) % 11;
     cJSON_AddStringToObject(o, "type", types[t]);
     add_maybe_ref(o, in);
     char *s;
@@ -359,6 +383,16 @@ static char *request(struct in *in)
     case 2:
     case 5:
         add_room(o, in);
+        break;
+    case 9:
+    case 10: /* edit, delete (1.1) */
+        add_room(o, in);
+        cJSON_AddNumberToObject(o, "id", number(in));
+        if (t == 9) {
+            s = str(in, 200);
+            cJSON_AddStringToObject(o, "text", s);
+            free(s);
+        }
         break;
     default:
         break;

@@ -16,8 +16,7 @@ static size_t ref_decode(const unsigned char *s, size_t n, size_t i, uint32_t *c
     unsigned c = s[i];
     size_t len;
     uint32_t v, min;
-    if (c < 0x80)
-        return *cp = c, 1;
+    if (c < 0x80) return *cp = c, 1;
     if ((c & 0xE0) == 0xC0)
         len = 2, v = c & 0x1F, min = 0x80;
     else if ((c & 0xF0) == 0xE0)
@@ -26,15 +25,12 @@ static size_t ref_decode(const unsigned char *s, size_t n, size_t i, uint32_t *c
         len = 4, v = c & 0x07, min = 0x10000;
     else
         return 0;
-    if (n - i < len)
-        return 0;
+    if (n - i < len) return 0;
     for (size_t k = 1; k < len; k++) {
-        if ((s[i + k] & 0xC0) != 0x80)
-            return 0;
+        if ((s[i + k] & 0xC0) != 0x80) return 0;
         v = v << 6 | (s[i + k] & 0x3F);
     }
-    if (v < min || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF))
-        return 0;
+    if (v < min || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF)) return 0;
     *cp = v;
     return len;
 }
@@ -55,8 +51,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             valid = 0;
             break;
         }
-        if (count < 64)
-            cps[count] = cp;
+        if (count < 64) cps[count] = cp;
         count++;
         i += len;
     }
@@ -66,8 +61,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         size_t j = 0, k = 0;
         while (j < size) {
             unsigned cp = utf8_next(s, size, &j);
-            if (k < 64)
-                assert(cp == cps[k]);
+            if (k < 64) assert(cp == cps[k]);
             k++;
         }
         assert(j == size && k == count);

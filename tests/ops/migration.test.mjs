@@ -27,9 +27,22 @@ ${v1};
   const c = await guest(srv, 'Reader');
   const h = await fullHistory(c, 'lobby');
   assert.deepEqual(h.map((m) => [m.id, m.user.name, m.text]), [[1, 'Ada', 'from version one'], [2, 'Bo', 'still here']]);
+  // Version 3 (protocol 1.1): old rows carry rev = id, and the one
+  // sequence goes on from them for messages and changes alike.
+  assert.deepEqual(h.map((m) => m.rev), [1, 2]);
   await c.join('lobby');
   c.send({ type: 'send', room: 'lobby', text: 'after upgrade', client_id: 'n1' });
   assert.equal((await c.next('ack')).id, 3, 'ids continue after the old rows');
+  const mine = await c.request({ type: 'edit', room: 'lobby', id: 3, text: 'edited after upgrade' }, 'edited');
+  assert.equal(mine.rev, 4);
+  const theirs = await c.request({ type: 'edit', room: 'lobby', id: 1, text: 'not mine' }, 'edited');
+  assert.equal(theirs.code, 'forbidden', 'an old message keeps its author');
+  const j = await c.request({ type: 'join', room: 'lobby', since: 2 }, 'joined');
+  assert.deepEqual(j.messages.map((m) => [m.id, m.rev, m.text]), [[3, 4, 'edited after upgrade']]);
+  assert.deepEqual(sqlite(db, 'SELECT id, msg_id, kind, old_text, new_text FROM edits'),
+    [{ id: 4, msg_id: 3, kind: 'edit', old_text: 'after upgrade', new_text: 'edited after upgrade' }]);
+  const users = sqlite(db, 'SELECT id, name, guest FROM users');
+  assert.deepEqual(users.map((u) => [u.name, u.guest]), [['Reader', 1]], 'welcomed users are recorded');
   c.close();
   assert.equal((await srv.stop()).code, 0);
   rmSync(dir, { recursive: true, force: true });

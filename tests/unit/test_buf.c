@@ -6,13 +6,13 @@
 #include "buf.h"
 
 /* Asserts that b's payload is exactly `want`. */
-#define ck_payload_eq(b, want)                                                      \
-    do {                                                                            \
-        const char *w_ = (want);                                                    \
-        ck_assert_ptr_nonnull(b);                                                   \
-        ck_assert_int_eq((b)->oom, 0);                                              \
-        ck_assert_uint_eq((b)->len, strlen(w_));                                    \
-        ck_assert_mem_eq(BUF_PAYLOAD(b), w_, strlen(w_));                           \
+#define ck_payload_eq(b, want)                                                           \
+    do {                                                                                 \
+        const char *w_ = (want);                                                         \
+        ck_assert_ptr_nonnull(b);                                                        \
+        ck_assert_int_eq((b)->oom, 0);                                                   \
+        ck_assert_uint_eq((b)->len, strlen(w_));                                         \
+        ck_assert_mem_eq(BUF_PAYLOAD(b), w_, strlen(w_));                                \
     } while (0)
 
 static struct buf *jstr(const char *s, size_t n)
@@ -100,7 +100,8 @@ END_TEST
 
 START_TEST(test_jstr_utf8_passthrough)
 {
-    const char *s = "h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x98\x80 \xe3\x80\x80"; /* é € 😀 U+3000 */
+    const char *s =
+        "h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x98\x80 \xe3\x80\x80"; /* é € 😀 U+3000 */
     struct buf *b = jstr(s, strlen(s));
     char want[64];
     strcpy(want, "\"");

@@ -15,12 +15,10 @@ static void clear_env(void)
         char **e = environ;
         while (*e && strncmp(*e, "PARLEY_", 7))
             e++;
-        if (!*e)
-            return;
+        if (!*e) return;
         char name[256];
         size_t n = strcspn(*e, "=");
-        if (n >= sizeof name)
-            n = sizeof name - 1;
+        if (n >= sizeof name) n = sizeof name - 1;
         memcpy(name, *e, n);
         name[n] = 0;
         unsetenv(name);
@@ -33,10 +31,10 @@ static void setup(void)
 }
 
 /* Parses a NULL-terminated argument list (argv[0] is added). */
-#define PARSE(c, ...)                                                               \
-    ({                                                                              \
-        char *argv_[] = {"parley", __VA_ARGS__, NULL};                              \
-        config_parse(c, (int)(sizeof argv_ / sizeof argv_[0]) - 1, argv_);          \
+#define PARSE(c, ...)                                                                    \
+    ({                                                                                   \
+        char *argv_[] = {"parley", __VA_ARGS__, NULL};                                   \
+        config_parse(c, (int)(sizeof argv_ / sizeof argv_[0]) - 1, argv_);               \
     })
 
 START_TEST(test_defaults)
@@ -76,15 +74,15 @@ END_TEST
 START_TEST(test_each_flag)
 {
     struct config c;
-    int rc = PARSE(&c, "--port", "9000", "--bind", "127.0.0.1", "--db", "/tmp/x.db",
-                   "--web-root", "/srv/web", "--jwt-secret", "k", "--no-guests",
-                   "--origins", "https://a.example", "--max-connections", "5",
-                   "--max-text", "100", "--rate", "2.5", "--burst", "3", "--log-level",
-                   "debug", "--log-format", "json", "--hello-timeout", "30", "--max-frame",
-                   "2048", "--outq-max-msgs", "64", "--outq-max-bytes", "4096", "--db-queue",
-                   "7", "--db-batch", "8", "--db-sync", "normal", "--tls-cert", "c.pem",
-                   "--tls-key", "k.pem", "--retention-days", "30",
-                   "--max-messages-per-room", "1000");
+    int rc =
+        PARSE(&c, "--port", "9000", "--bind", "127.0.0.1", "--db", "/tmp/x.db",
+              "--web-root", "/srv/web", "--jwt-secret", "k", "--no-guests", "--origins",
+              "https://a.example", "--max-connections", "5", "--max-text", "100",
+              "--rate", "2.5", "--burst", "3", "--log-level", "debug", "--log-format",
+              "json", "--hello-timeout", "30", "--max-frame", "2048", "--outq-max-msgs",
+              "64", "--outq-max-bytes", "4096", "--db-queue", "7", "--db-batch", "8",
+              "--db-sync", "normal", "--tls-cert", "c.pem", "--tls-key", "k.pem",
+              "--retention-days", "30", "--max-messages-per-room", "1000");
     ck_assert_int_eq(rc, CONFIG_OK);
     ck_assert_int_eq(c.port, 9000);
     ck_assert_str_eq(c.bind, "127.0.0.1");
@@ -193,9 +191,9 @@ START_TEST(test_unknown_and_missing)
     ck_assert_int_eq(PARSE(&c, "port"), CONFIG_ERROR);
     ck_assert_int_eq(PARSE(&c, "-p", "80"), CONFIG_ERROR);
     ck_assert_int_eq(PARSE(&c, "--"), CONFIG_ERROR);
-    ck_assert_int_eq(PARSE(&c, "--por", "80"), CONFIG_ERROR);   /* no prefix matching */
+    ck_assert_int_eq(PARSE(&c, "--por", "80"), CONFIG_ERROR); /* no prefix matching */
     ck_assert_int_eq(PARSE(&c, "--portx", "80"), CONFIG_ERROR);
-    ck_assert_int_eq(PARSE(&c, "--port"), CONFIG_ERROR);        /* missing value */
+    ck_assert_int_eq(PARSE(&c, "--port"), CONFIG_ERROR); /* missing value */
     ck_assert_int_eq(PARSE(&c, "--db"), CONFIG_ERROR);
     ck_assert_int_eq(PARSE(&c, "--port", "80", "--rate"), CONFIG_ERROR);
 }
@@ -270,19 +268,22 @@ END_TEST
 START_TEST(test_origins)
 {
     struct config c;
-    ck_assert_int_eq(PARSE(&c, "--origins",
-                           "https://a.example, http://b.example:8080/,,  https://C.example  "),
-                     CONFIG_OK);
+    ck_assert_int_eq(
+        PARSE(&c, "--origins",
+              "https://a.example, http://b.example:8080/,,  https://C.example  "),
+        CONFIG_OK);
     ck_assert_int_eq(c.norigins, 3);
     ck_assert_str_eq(c.origin_list[0], "https://a.example");
     ck_assert_str_eq(c.origin_list[1], "http://b.example:8080");
     ck_assert_str_eq(c.origin_list[2], "https://C.example");
     ck_assert_int_eq(config_origin_allowed(&c, "https://a.example"), 1);
     ck_assert_int_eq(config_origin_allowed(&c, "http://b.example:8080"), 1);
-    ck_assert_int_eq(config_origin_allowed(&c, "https://c.example"), 1); /* case-insensitive */
-    ck_assert_int_eq(config_origin_allowed(&c, "http://a.example"), 0);  /* scheme matters */
+    ck_assert_int_eq(config_origin_allowed(&c, "https://c.example"),
+                     1); /* case-insensitive */
+    ck_assert_int_eq(config_origin_allowed(&c, "http://a.example"),
+                     0); /* scheme matters */
     ck_assert_int_eq(config_origin_allowed(&c, "https://a.example:443"), 0);
-    ck_assert_int_eq(config_origin_allowed(&c, "http://b.example"), 0);  /* port matters */
+    ck_assert_int_eq(config_origin_allowed(&c, "http://b.example"), 0); /* port matters */
     ck_assert_int_eq(config_origin_allowed(&c, "https://a.example.evil"), 0);
     ck_assert_int_eq(config_origin_allowed(&c, "https://a.exampl"), 0);
     ck_assert_int_eq(config_origin_allowed(&c, ""), 0);

@@ -53,7 +53,7 @@ END_TEST
 struct locals_frame {
     struct coro co;
     int go;
-    int a, b;        /* "locals" kept in the frame */
+    int a, b; /* "locals" kept in the frame */
     long sum;
 };
 
@@ -125,8 +125,8 @@ END_TEST
 struct loop_frame {
     struct coro co;
     int i;
-    int avail;     /* items the producer has made available */
-    int consumed;  /* items the coroutine took */
+    int avail;    /* items the producer has made available */
+    int consumed; /* items the coroutine took */
     int total;
 };
 
@@ -270,12 +270,12 @@ END_TEST
 /* ---- sub-coroutines via CORO_CALL ---- */
 
 struct call_frame {
-    struct coro co;     /* the caller's */
-    struct coro sub;    /* the callee's */
-    int gate1, gate2;   /* callee's two awaits */
-    int callee_runs;    /* times the callee body started */
-    int callee_done;    /* times the callee body finished */
-    int caller_after;   /* times the caller ran past a CORO_CALL */
+    struct coro co;   /* the caller's */
+    struct coro sub;  /* the callee's */
+    int gate1, gate2; /* callee's two awaits */
+    int callee_runs;  /* times the callee body started */
+    int callee_done;  /* times the callee body finished */
+    int caller_after; /* times the caller ran past a CORO_CALL */
     int round;
 };
 
@@ -360,8 +360,7 @@ static int exit_fn(struct exit_frame *f)
 {
     CORO_BEGIN(&f->co);
     CORO_AWAIT(&f->co, f->go);
-    if (f->bail)
-        CORO_EXIT(&f->co);
+    if (f->bail) CORO_EXIT(&f->co);
     f->reached_end = 1;
     CORO_END(&f->co);
 }

@@ -86,11 +86,13 @@ END_TEST
 START_TEST(test_hand_built_good)
 {
     /* Interoperability: a token built independently of jwt_sign verifies. */
-    ck_assert_int_eq(verify_payload("{\"sub\":\"u\",\"name\":\"N\",\"exp\":1763769600}"), 0);
+    ck_assert_int_eq(verify_payload("{\"sub\":\"u\",\"name\":\"N\",\"exp\":1763769600}"),
+                     0);
     /* typ is optional; extra claims are ignored. */
-    char *t = build("{\"alg\":\"HS256\"}",
-                    "{\"sub\":\"u\",\"name\":\"N\",\"exp\":1763769600,\"iat\":1,\"x\":[1]}",
-                    SECRET, NULL);
+    char *t =
+        build("{\"alg\":\"HS256\"}",
+              "{\"sub\":\"u\",\"name\":\"N\",\"exp\":1763769600,\"iat\":1,\"x\":[1]}",
+              SECRET, NULL);
     ck_assert_int_eq(verify(t), 0);
     free(t);
 }
@@ -162,7 +164,8 @@ END_TEST
 START_TEST(test_missing_or_bad_exp)
 {
     ck_assert_int_eq(verify_payload("{\"sub\":\"u\",\"name\":\"N\"}"), -1);
-    ck_assert_int_eq(verify_payload("{\"sub\":\"u\",\"name\":\"N\",\"exp\":\"1763769600\"}"), -1);
+    ck_assert_int_eq(
+        verify_payload("{\"sub\":\"u\",\"name\":\"N\",\"exp\":\"1763769600\"}"), -1);
     ck_assert_int_eq(verify_payload("{\"sub\":\"u\",\"name\":\"N\",\"exp\":null}"), -1);
 }
 END_TEST
@@ -174,7 +177,8 @@ START_TEST(test_exp_out_of_range)
     static const char *const exps[] = {"1e300", "9.3e18", "1e19"};
     for (size_t i = 0; i < sizeof exps / sizeof exps[0]; i++) {
         char payload[128];
-        snprintf(payload, sizeof payload, "{\"sub\":\"u\",\"name\":\"N\",\"exp\":%s}", exps[i]);
+        snprintf(payload, sizeof payload, "{\"sub\":\"u\",\"name\":\"N\",\"exp\":%s}",
+                 exps[i]);
         char *t = build(HS256, payload, SECRET, NULL);
         struct jwt_claims c;
         const char *why;
@@ -206,8 +210,9 @@ START_TEST(test_refused_claims_empty)
         jwt_claims_free(&c);
         ck_assert_int_eq(rc, -1);
         if (seen.sub[0] || seen.name[0] || seen.exp || seen.all_rooms || seen.nrooms)
-            ck_abort_msg("refused token left claims: sub=\"%s\" name=\"%s\" exp=%lld (%s)",
-                         seen.sub, seen.name, (long long)seen.exp, payloads[i]);
+            ck_abort_msg(
+                "refused token left claims: sub=\"%s\" name=\"%s\" exp=%lld (%s)",
+                seen.sub, seen.name, (long long)seen.exp, payloads[i]);
     }
 }
 END_TEST
@@ -246,8 +251,7 @@ START_TEST(test_other_algs)
     for (size_t i = 0; i < sizeof headers / sizeof headers[0]; i++) {
         /* A valid HS256 MAC over these bytes: only the header refuses it. */
         char *t = build(headers[i], p, SECRET, NULL);
-        if (verify(t) != -1)
-            ck_abort_msg("accepted header %s", headers[i]);
+        if (verify(t) != -1) ck_abort_msg("accepted header %s", headers[i]);
         free(t);
     }
 }
@@ -348,14 +352,14 @@ END_TEST
 START_TEST(test_rooms_claim_invalid)
 {
     static const char *const bad[] = {
-        "[\"a\",\"Bad\"]", "[\"a\",\"-x\"]", "[\"a\",5]", "[\"\"]", "\"lobby\"", "\"**\"",
-        "5", "{\"a\":1}", "[[\"a\"]]", "null",
+        "[\"a\",\"Bad\"]", "[\"a\",\"-x\"]", "[\"a\",5]", "[\"\"]",
+        "\"lobby\"",       "\"**\"",         "5",         "{\"a\":1}",
+        "[[\"a\"]]",       "null",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char *t = jwt_sign(SECRET, SLEN, "u", "N", NOW + 60, bad[i]);
         ck_assert_ptr_nonnull(t);
-        if (verify(t) != -1)
-            ck_abort_msg("accepted rooms %s", bad[i]);
+        if (verify(t) != -1) ck_abort_msg("accepted rooms %s", bad[i]);
         free(t);
     }
 }
@@ -423,9 +427,12 @@ END_TEST
 START_TEST(test_sub_claim)
 {
     ck_assert_int_eq(verify_payload("{\"name\":\"N\",\"exp\":1763769600}"), -1);
-    ck_assert_int_eq(verify_payload("{\"sub\":\"\",\"name\":\"N\",\"exp\":1763769600}"), -1);
-    ck_assert_int_eq(verify_payload("{\"sub\":42,\"name\":\"N\",\"exp\":1763769600}"), -1);
-    ck_assert_int_eq(verify_payload("{\"sub\":null,\"name\":\"N\",\"exp\":1763769600}"), -1);
+    ck_assert_int_eq(verify_payload("{\"sub\":\"\",\"name\":\"N\",\"exp\":1763769600}"),
+                     -1);
+    ck_assert_int_eq(verify_payload("{\"sub\":42,\"name\":\"N\",\"exp\":1763769600}"),
+                     -1);
+    ck_assert_int_eq(verify_payload("{\"sub\":null,\"name\":\"N\",\"exp\":1763769600}"),
+                     -1);
     char s128[JWT_MAX_SUB + 2];
     memset(s128, 's', JWT_MAX_SUB);
     s128[JWT_MAX_SUB] = 0;
@@ -478,9 +485,16 @@ START_TEST(test_b64url_vectors)
     static const struct {
         const char *in, *out;
     } v[] = {
-        {"", ""}, {"f", "Zg"}, {"fo", "Zm8"}, {"foo", "Zm9v"}, {"foob", "Zm9vYg"},
-        {"fooba", "Zm9vYmE"}, {"foobar", "Zm9vYmFy"},
-        {"\xfb\xff", "-_8"}, {"\xff\xff\xff", "____"}, {"\xfb\xef\xbe", "----"},
+        {"", ""},
+        {"f", "Zg"},
+        {"fo", "Zm8"},
+        {"foo", "Zm9v"},
+        {"foob", "Zm9vYg"},
+        {"fooba", "Zm9vYmE"},
+        {"foobar", "Zm9vYmFy"},
+        {"\xfb\xff", "-_8"},
+        {"\xff\xff\xff", "____"},
+        {"\xfb\xef\xbe", "----"},
     };
     for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
         char out[32];
@@ -517,16 +531,18 @@ START_TEST(test_b64url_decode_errors)
 {
     unsigned char out[16];
     ck_assert_int_eq(crypto_b64url_decode("Zm9v", 4, out, sizeof out), 3);
-    ck_assert_int_eq(crypto_b64url_decode("Zm+v", 4, out, sizeof out), -1);  /* '+' */
-    ck_assert_int_eq(crypto_b64url_decode("Zm/v", 4, out, sizeof out), -1);  /* '/' */
-    ck_assert_int_eq(crypto_b64url_decode("Zg==", 4, out, sizeof out), -1);  /* padding */
+    ck_assert_int_eq(crypto_b64url_decode("Zm+v", 4, out, sizeof out), -1); /* '+' */
+    ck_assert_int_eq(crypto_b64url_decode("Zm/v", 4, out, sizeof out), -1); /* '/' */
+    ck_assert_int_eq(crypto_b64url_decode("Zg==", 4, out, sizeof out), -1); /* padding */
     ck_assert_int_eq(crypto_b64url_decode("Zm9 ", 4, out, sizeof out), -1);
-    ck_assert_int_eq(crypto_b64url_decode("Z", 1, out, sizeof out), -1);     /* bad length */
+    ck_assert_int_eq(crypto_b64url_decode("Z", 1, out, sizeof out), -1); /* bad length */
     ck_assert_int_eq(crypto_b64url_decode("Zm9vY", 5, out, sizeof out), -1);
-    ck_assert_int_eq(crypto_b64url_decode("Zh", 2, out, sizeof out), -1);    /* trailing bits */
-    ck_assert_int_eq(crypto_b64url_decode("Zm9", 3, out, sizeof out), -1);   /* trailing bits */
+    ck_assert_int_eq(crypto_b64url_decode("Zh", 2, out, sizeof out),
+                     -1); /* trailing bits */
+    ck_assert_int_eq(crypto_b64url_decode("Zm9", 3, out, sizeof out),
+                     -1); /* trailing bits */
     ck_assert_int_eq(crypto_b64url_decode("Zm8", 3, out, sizeof out), 2);
-    ck_assert_int_eq(crypto_b64url_decode("Zm9v", 4, out, 2), -1);           /* outcap */
+    ck_assert_int_eq(crypto_b64url_decode("Zm9v", 4, out, 2), -1); /* outcap */
     ck_assert_int_eq(crypto_b64url_decode("Zm9v", 4, out, 3), 3);
     ck_assert_int_eq(crypto_b64url_decode("", 0, out, 0), 0);
 }

@@ -196,7 +196,7 @@ static const char *row_text = "old"; /* the text of the messages reads return */
 int db_submit(struct db *db, struct db_req *r)
 {
     (void)db;
-    REQUIRE(r->owner && r->room);
+    REQUIRE(r->op == DB_USER || (r->owner && r->room));
     if (npending >= MAXQ) return -1;
     r->next = NULL;
     r->status = DB_OK;
@@ -484,16 +484,24 @@ static void complete(int rows, int dup)
     while (npending) {
         struct db_req *r = pending[0];
         memmove(pending, pending + 1, (size_t)(--npending) * sizeof(*pending));
-        if (r->op == DB_SEND) {
-            r->duplicate = dup && next_id;
+        if (r->op == DB_USER) {
+            /* recorded */
+        } else if (r->op == DB_SEND || r->op == DB_EDIT || r->op == DB_DELETE) {
+            r->duplicate = r->op == DB_SEND && dup && next_id;
             r->id = r->duplicate ? next_id : ++next_id;
             r->ts = now_us / 1000;
         } else {
             pause_alloc(1);
             r->rows = buf_new(256);
             for (int i = 0; i < rows && i < r->limit; i++) {
-                struct proto_msg m = {r->room, ++next_id, now_us / 1000,    "u1",
-                                      "Una",   row_text,  strlen(row_text), "c"};
+                struct proto_msg m = {.room = r->room,
+                                      .id = ++next_id,
+                                      .ts = now_us / 1000,
+                                      .user_id = "u1",
+                                      .user_name = "Una",
+                                      .text = row_text,
+                                      .text_len = strlen(row_text),
+                                      .client_id = "c"};
                 if (r->nrows++) buf_put(&r->rows, ",", 1);
                 proto_put_message(&r->rows, &m);
             }

@@ -5,7 +5,8 @@
 
 #include "outq.h"
 
-static const struct outq_limits big = {.max_msgs = 1u << 20, .max_bytes = (size_t)1 << 30};
+static const struct outq_limits big = {.max_msgs = 1u << 20,
+                                       .max_bytes = (size_t)1 << 30};
 
 /* A buffer with `len` payload bytes (content: the byte `fill`). */
 static struct buf *mkbuf(size_t len, int fill)

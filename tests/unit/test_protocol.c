@@ -54,18 +54,18 @@ START_TEST(test_bad_json)
 {
     EXPECT("", E_BAD_JSON);
     EXPECT("not json", E_BAD_JSON);
-    EXPECT("{\"type\":\"ping\"", E_BAD_JSON);  /* truncated */
+    EXPECT("{\"type\":\"ping\"", E_BAD_JSON);    /* truncated */
     EXPECT("[{\"type\":\"ping\"}]", E_BAD_JSON); /* array */
     EXPECT("\"ping\"", E_BAD_JSON);
     EXPECT("42", E_BAD_JSON);
     EXPECT("null", E_BAD_JSON);
-    EXPECT("{}", E_BAD_JSON);                    /* missing type */
+    EXPECT("{}", E_BAD_JSON); /* missing type */
     EXPECT("{\"room\":\"a\"}", E_BAD_JSON);
-    EXPECT("{\"type\":5}", E_BAD_JSON);          /* non-string type */
+    EXPECT("{\"type\":5}", E_BAD_JSON); /* non-string type */
     EXPECT("{\"type\":null}", E_BAD_JSON);
     EXPECT("{\"type\":[\"ping\"]}", E_BAD_JSON);
     EXPECT("{\"type\":{\"a\":1}}", E_BAD_JSON);
-    EXPECT("{\"Type\":\"ping\"}", E_BAD_JSON);   /* keys are case-sensitive */
+    EXPECT("{\"Type\":\"ping\"}", E_BAD_JSON); /* keys are case-sensitive */
 }
 END_TEST
 
@@ -127,8 +127,10 @@ END_TEST
 
 START_TEST(test_bad_request_history)
 {
-    EXPECT("{\"type\":\"history\",\"room\":\"a\",\"before\":5,\"after\":3}", E_BAD_REQUEST);
-    EXPECT("{\"type\":\"history\",\"room\":\"a\",\"before\":0,\"after\":0}", E_BAD_REQUEST);
+    EXPECT("{\"type\":\"history\",\"room\":\"a\",\"before\":5,\"after\":3}",
+           E_BAD_REQUEST);
+    EXPECT("{\"type\":\"history\",\"room\":\"a\",\"before\":0,\"after\":0}",
+           E_BAD_REQUEST);
     EXPECT("{\"type\":\"history\",\"room\":\"a\",\"limit\":0}", E_BAD_REQUEST);
     EXPECT("{\"type\":\"history\",\"room\":\"a\",\"limit\":201}", E_BAD_REQUEST);
     EXPECT("{\"type\":\"history\",\"room\":\"a\",\"limit\":-1}", E_BAD_REQUEST);
@@ -139,7 +141,8 @@ START_TEST(test_bad_request_history)
     EXPECT("{\"type\":\"history\",\"room\":\"a\",\"after\":\"3\"}", E_BAD_REQUEST);
     EXPECT("{\"type\":\"history\",\"room\":\"a\",\"after\":2.5}", E_BAD_REQUEST);
     EXPECT("{\"type\":\"history\",\"room\":\"a\",\"before\":1e400}", E_BAD_REQUEST);
-    EXPECT("{\"type\":\"history\",\"room\":\"a\",\"before\":9007199254740992}", E_BAD_REQUEST);
+    EXPECT("{\"type\":\"history\",\"room\":\"a\",\"before\":9007199254740992}",
+           E_BAD_REQUEST);
     /* The bounds themselves are fine. */
     EXPECT("{\"type\":\"history\",\"room\":\"a\",\"limit\":1}", PROTO_OK);
     EXPECT("{\"type\":\"history\",\"room\":\"a\",\"limit\":200}", PROTO_OK);
@@ -166,17 +169,23 @@ START_TEST(test_bad_request_client_id)
     char *c64 = rep("c", 64), *c65 = rep("c", 65), *e64 = rep("\xc3\xa9", 64);
     char *f;
     EXPECT("{\"type\":\"send\",\"room\":\"a\",\"text\":\"hi\"}", E_BAD_REQUEST);
-    EXPECT("{\"type\":\"send\",\"room\":\"a\",\"text\":\"hi\",\"client_id\":\"\"}", E_BAD_REQUEST);
-    EXPECT("{\"type\":\"send\",\"room\":\"a\",\"text\":\"hi\",\"client_id\":7}", E_BAD_REQUEST);
-    EXPECT("{\"type\":\"send\",\"room\":\"a\",\"text\":\"hi\",\"client_id\":null}", E_BAD_REQUEST);
-    f = frame("{\"type\":\"send\",\"room\":\"a\",\"text\":\"hi\",\"client_id\":\"%s\"}", c65);
+    EXPECT("{\"type\":\"send\",\"room\":\"a\",\"text\":\"hi\",\"client_id\":\"\"}",
+           E_BAD_REQUEST);
+    EXPECT("{\"type\":\"send\",\"room\":\"a\",\"text\":\"hi\",\"client_id\":7}",
+           E_BAD_REQUEST);
+    EXPECT("{\"type\":\"send\",\"room\":\"a\",\"text\":\"hi\",\"client_id\":null}",
+           E_BAD_REQUEST);
+    f = frame("{\"type\":\"send\",\"room\":\"a\",\"text\":\"hi\",\"client_id\":\"%s\"}",
+              c65);
     EXPECT(f, E_BAD_REQUEST);
     free(f);
-    f = frame("{\"type\":\"send\",\"room\":\"a\",\"text\":\"hi\",\"client_id\":\"%s\"}", c64);
+    f = frame("{\"type\":\"send\",\"room\":\"a\",\"text\":\"hi\",\"client_id\":\"%s\"}",
+              c64);
     EXPECT(f, PROTO_OK);
     free(f);
     /* 64 characters, 128 bytes: characters count. */
-    f = frame("{\"type\":\"send\",\"room\":\"a\",\"text\":\"hi\",\"client_id\":\"%s\"}", e64);
+    f = frame("{\"type\":\"send\",\"room\":\"a\",\"text\":\"hi\",\"client_id\":\"%s\"}",
+              e64);
     EXPECT(f, PROTO_OK);
     free(f);
     free(c64);
@@ -204,18 +213,23 @@ END_TEST
 START_TEST(test_bad_request_text)
 {
     EXPECT("{\"type\":\"send\",\"room\":\"a\",\"client_id\":\"c\"}", E_BAD_REQUEST);
-    EXPECT("{\"type\":\"send\",\"room\":\"a\",\"client_id\":\"c\",\"text\":5}", E_BAD_REQUEST);
-    EXPECT("{\"type\":\"send\",\"room\":\"a\",\"client_id\":\"c\",\"text\":[\"x\"]}", E_BAD_REQUEST);
-    EXPECT("{\"type\":\"send\",\"room\":\"a\",\"client_id\":\"c\",\"text\":\"a\\u0000b\"}",
+    EXPECT("{\"type\":\"send\",\"room\":\"a\",\"client_id\":\"c\",\"text\":5}",
            E_BAD_REQUEST);
+    EXPECT("{\"type\":\"send\",\"room\":\"a\",\"client_id\":\"c\",\"text\":[\"x\"]}",
+           E_BAD_REQUEST);
+    EXPECT(
+        "{\"type\":\"send\",\"room\":\"a\",\"client_id\":\"c\",\"text\":\"a\\u0000b\"}",
+        E_BAD_REQUEST);
     EXPECT("{\"type\":\"send\",\"room\":\"a\",\"client_id\":\"c\",\"text\":\"\\u0000\"}",
            E_BAD_REQUEST);
     /* An escaped backslash followed by "u0000" is plain text. */
-    EXPECT("{\"type\":\"send\",\"room\":\"a\",\"client_id\":\"c\",\"text\":\"a\\\\u0000\"}",
-           PROTO_OK);
+    EXPECT(
+        "{\"type\":\"send\",\"room\":\"a\",\"client_id\":\"c\",\"text\":\"a\\\\u0000\"}",
+        PROTO_OK);
     /* ...but an escaped backslash then a real \u0000 is not. */
-    EXPECT("{\"type\":\"send\",\"room\":\"a\",\"client_id\":\"c\",\"text\":\"\\\\\\u0000\"}",
-           E_BAD_REQUEST);
+    EXPECT(
+        "{\"type\":\"send\",\"room\":\"a\",\"client_id\":\"c\",\"text\":\"\\\\\\u0000\"}",
+        E_BAD_REQUEST);
 }
 END_TEST
 
@@ -246,7 +260,8 @@ START_TEST(test_bad_room)
     EXPECT("{\"type\":\"leave\",\"room\":\"A\"}", E_BAD_ROOM);
     EXPECT("{\"type\":\"typing\",\"room\":\"A\"}", E_BAD_ROOM);
     EXPECT("{\"type\":\"history\",\"room\":\"A\"}", E_BAD_ROOM);
-    EXPECT("{\"type\":\"send\",\"room\":\"A\",\"text\":\"x\",\"client_id\":\"c\"}", E_BAD_ROOM);
+    EXPECT("{\"type\":\"send\",\"room\":\"A\",\"text\":\"x\",\"client_id\":\"c\"}",
+           E_BAD_ROOM);
     char *r65 = rep("r", 65), *r64 = rep("r", 64);
     char *f = frame("{\"type\":\"join\",\"room\":\"%s\"}", r65);
     EXPECT(f, E_BAD_ROOM);
@@ -264,26 +279,31 @@ END_TEST
 START_TEST(test_too_long)
 {
     const struct proto_limits small = {.max_text = 10};
-    expect_l("{\"type\":\"send\",\"room\":\"a\",\"client_id\":\"c\",\"text\":\"\"}", &small,
-             E_TOO_LONG, __FILE__, __LINE__);
-    expect_l("{\"type\":\"send\",\"room\":\"a\",\"client_id\":\"c\",\"text\":\"12345678901\"}",
+    expect_l("{\"type\":\"send\",\"room\":\"a\",\"client_id\":\"c\",\"text\":\"\"}",
              &small, E_TOO_LONG, __FILE__, __LINE__);
-    expect_l("{\"type\":\"send\",\"room\":\"a\",\"client_id\":\"c\",\"text\":\"1234567890\"}",
-             &small, PROTO_OK, __FILE__, __LINE__);
+    expect_l(
+        "{\"type\":\"send\",\"room\":\"a\",\"client_id\":\"c\",\"text\":\"12345678901\"}",
+        &small, E_TOO_LONG, __FILE__, __LINE__);
+    expect_l(
+        "{\"type\":\"send\",\"room\":\"a\",\"client_id\":\"c\",\"text\":\"1234567890\"}",
+        &small, PROTO_OK, __FILE__, __LINE__);
     /* Code points, not bytes: 10 emoji (40 bytes) fit, 11 do not. */
     char *e10 = rep("\xf0\x9f\x98\x80", 10), *e11 = rep("\xf0\x9f\x98\x80", 11);
-    char *f = frame("{\"type\":\"send\",\"room\":\"a\",\"client_id\":\"c\",\"text\":\"%s\"}", e10);
+    char *f = frame(
+        "{\"type\":\"send\",\"room\":\"a\",\"client_id\":\"c\",\"text\":\"%s\"}", e10);
     expect_l(f, &small, PROTO_OK, __FILE__, __LINE__);
     free(f);
-    f = frame("{\"type\":\"send\",\"room\":\"a\",\"client_id\":\"c\",\"text\":\"%s\"}", e11);
+    f = frame("{\"type\":\"send\",\"room\":\"a\",\"client_id\":\"c\",\"text\":\"%s\"}",
+              e11);
     expect_l(f, &small, E_TOO_LONG, __FILE__, __LINE__);
     free(f);
     free(e10);
     free(e11);
     /* Escapes count as the character they stand for. */
-    expect_l("{\"type\":\"send\",\"room\":\"a\",\"client_id\":\"c\",\"text\":"
-             "\"\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\"}",
-             &small, PROTO_OK, __FILE__, __LINE__);
+    expect_l(
+        "{\"type\":\"send\",\"room\":\"a\",\"client_id\":\"c\",\"text\":"
+        "\"\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\"}",
+        &small, PROTO_OK, __FILE__, __LINE__);
 }
 END_TEST
 
@@ -291,14 +311,16 @@ START_TEST(test_too_long_default_limit)
 {
     /* 4000 two-byte characters: accepted; 4001 ASCII: too long. */
     char *ok = rep("\xc3\xa9", 4000), *over = rep("x", 4001);
-    char *f = frame("{\"type\":\"send\",\"room\":\"a\",\"client_id\":\"c\",\"text\":\"%s\"}", ok);
+    char *f = frame(
+        "{\"type\":\"send\",\"room\":\"a\",\"client_id\":\"c\",\"text\":\"%s\"}", ok);
     struct proto_req r;
     const char *msg;
     ck_assert_int_eq(proto_parse(f, strlen(f), &lim, &r, &msg), PROTO_OK);
     ck_assert_uint_eq(r.text_len, 8000);
     proto_req_free(&r);
     free(f);
-    f = frame("{\"type\":\"send\",\"room\":\"a\",\"client_id\":\"c\",\"text\":\"%s\"}", over);
+    f = frame("{\"type\":\"send\",\"room\":\"a\",\"client_id\":\"c\",\"text\":\"%s\"}",
+              over);
     EXPECT(f, E_TOO_LONG);
     free(f);
     free(ok);
@@ -326,10 +348,11 @@ START_TEST(test_ref_returned_on_error)
     expect_ref("{\"type\":\"join\",\"ref\":\"r1\"}", E_BAD_REQUEST, "r1");
     expect_ref("{\"type\":\"join\",\"ref\":\"r2\",\"room\":\"Bad\"}", E_BAD_ROOM, "r2");
     expect_ref("{\"type\":\"nope\",\"ref\":\"r3\"}", E_UNKNOWN_TYPE, "r3");
-    expect_ref("{\"type\":\"send\",\"ref\":\"r4\",\"room\":\"a\",\"client_id\":\"c\",\"text\":\"\"}",
+    expect_ref("{\"type\":\"send\",\"ref\":\"r4\",\"room\":\"a\",\"client_id\":\"c\","
+               "\"text\":\"\"}",
                E_TOO_LONG, "r4");
-    expect_ref("{\"type\":\"history\",\"ref\":\"r5\",\"room\":\"a\",\"limit\":0}", E_BAD_REQUEST,
-               "r5");
+    expect_ref("{\"type\":\"history\",\"ref\":\"r5\",\"room\":\"a\",\"limit\":0}",
+               E_BAD_REQUEST, "r5");
     expect_ref("{\"type\":\"ping\",\"ref\":\"\xc3\xa9\\\"x\"}", PROTO_OK, "\xc3\xa9\"x");
     expect_ref("{\"type\":\"ping\"}", PROTO_OK, NULL);
     expect_ref("{\"ref\":\"r6\"}", E_BAD_JSON, NULL); /* no type: no ref either */
@@ -340,7 +363,8 @@ END_TEST
 
 START_TEST(test_valid_hello)
 {
-    const char *s = "{\"type\":\"hello\",\"name\":\"Ann\",\"client\":\"web/1\",\"ref\":\"h\"}";
+    const char *s =
+        "{\"type\":\"hello\",\"name\":\"Ann\",\"client\":\"web/1\",\"ref\":\"h\"}";
     struct proto_req r;
     const char *msg;
     ck_assert_int_eq(proto_parse(s, strlen(s), &lim, &r, &msg), PROTO_OK);
@@ -374,7 +398,8 @@ START_TEST(test_valid_join)
     ck_assert_int_eq(r.since, -1);
     ck_assert_ptr_null(r.ref);
     proto_req_free(&r);
-    s = "{\"room\":\"a-1_b\",\"since\":124,\"type\":\"join\"}"; /* type need not be first */
+    s = "{\"room\":\"a-1_b\",\"since\":124,\"type\":\"join\"}"; /* type need not be first
+                                                                 */
     ck_assert_int_eq(proto_parse(s, strlen(s), &lim, &r, &msg), PROTO_OK);
     ck_assert_str_eq(r.room, "a-1_b");
     ck_assert_int_eq(r.since, 124);
@@ -436,12 +461,14 @@ START_TEST(test_valid_others)
         {"{\"type\":\"typing\",\"room\":\"x\"}", REQ_TYPING},
         {"{\"type\":\"rooms\"}", REQ_ROOMS},
         {"{\"type\":\"ping\"}", REQ_PING},
-        {" { \"type\" : \"ping\" , \"extra\" : [1,2,{}] } ", REQ_PING}, /* unknown fields ok */
+        {" { \"type\" : \"ping\" , \"extra\" : [1,2,{}] } ",
+         REQ_PING}, /* unknown fields ok */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         struct proto_req r;
         const char *msg;
-        ck_assert_int_eq(proto_parse(cases[i].s, strlen(cases[i].s), &lim, &r, &msg), PROTO_OK);
+        ck_assert_int_eq(proto_parse(cases[i].s, strlen(cases[i].s), &lim, &r, &msg),
+                         PROTO_OK);
         ck_assert_int_eq(r.type, cases[i].t);
         if (cases[i].t == REQ_LEAVE || cases[i].t == REQ_TYPING)
             ck_assert_str_eq(r.room, "x");
@@ -456,8 +483,7 @@ static enum proto_err name_err(const char *n)
 {
     const char *msg = NULL;
     enum proto_err e = proto_check_name(n, &msg);
-    if (e != PROTO_OK)
-        ck_assert_ptr_nonnull(msg);
+    if (e != PROTO_OK) ck_assert_ptr_nonnull(msg);
     return e;
 }
 
@@ -469,17 +495,21 @@ START_TEST(test_check_name)
     ck_assert_int_eq(name_err(""), E_BAD_NAME);
     ck_assert_int_eq(name_err(" "), E_BAD_NAME);
     ck_assert_int_eq(name_err("    "), E_BAD_NAME);
-    ck_assert_int_eq(name_err("\xe3\x80\x80"), E_BAD_NAME);          /* U+3000 */
+    ck_assert_int_eq(name_err("\xe3\x80\x80"), E_BAD_NAME); /* U+3000 */
     ck_assert_int_eq(name_err("\xe3\x80\x80\xe3\x80\x80 "), E_BAD_NAME);
-    ck_assert_int_eq(name_err("\xc2\xa0"), E_BAD_NAME);              /* U+00A0 */
-    ck_assert_int_eq(name_err("\xe2\x80\x8b"), E_BAD_NAME);          /* U+200B */
-    ck_assert_int_eq(name_err("a\x07" "b"), E_BAD_NAME);             /* U+0007 */
+    ck_assert_int_eq(name_err("\xc2\xa0"), E_BAD_NAME);     /* U+00A0 */
+    ck_assert_int_eq(name_err("\xe2\x80\x8b"), E_BAD_NAME); /* U+200B */
+    ck_assert_int_eq(name_err("a\x07"
+                              "b"),
+                     E_BAD_NAME); /* U+0007 */
     ck_assert_int_eq(name_err("a\tb"), E_BAD_NAME);
     ck_assert_int_eq(name_err("a\nb"), E_BAD_NAME);
-    ck_assert_int_eq(name_err("a\xc2\x85" "b"), E_BAD_NAME);         /* U+0085 */
-    ck_assert_int_eq(name_err("a\xc2\x9f"), E_BAD_NAME);             /* U+009F */
-    ck_assert_int_eq(name_err("a\x7f"), E_BAD_NAME);                 /* DEL */
-    ck_assert_int_eq(name_err("a\xc2\xa1"), PROTO_OK);               /* U+00A1 */
+    ck_assert_int_eq(name_err("a\xc2\x85"
+                              "b"),
+                     E_BAD_NAME);                        /* U+0085 */
+    ck_assert_int_eq(name_err("a\xc2\x9f"), E_BAD_NAME); /* U+009F */
+    ck_assert_int_eq(name_err("a\x7f"), E_BAD_NAME);     /* DEL */
+    ck_assert_int_eq(name_err("a\xc2\xa1"), PROTO_OK);   /* U+00A1 */
 }
 END_TEST
 
@@ -530,24 +560,28 @@ END_TEST
 
 /* ---- writers ---- */
 
-#define ck_buf_eq(b, want)                                                          \
-    do {                                                                            \
-        const char *w_ = (want);                                                    \
-        ck_assert_ptr_nonnull(b);                                                   \
-        ck_assert_int_eq((b)->oom, 0);                                              \
-        ck_assert_uint_eq((b)->refs, 1);                                            \
-        if ((b)->len != strlen(w_) || memcmp(BUF_PAYLOAD(b), w_, (b)->len))         \
-            ck_abort_msg("got %.*s\nwant %s", (int)(b)->len, (char *)BUF_PAYLOAD(b), w_); \
+#define ck_buf_eq(b, want)                                                               \
+    do {                                                                                 \
+        const char *w_ = (want);                                                         \
+        ck_assert_ptr_nonnull(b);                                                        \
+        ck_assert_int_eq((b)->oom, 0);                                                   \
+        ck_assert_uint_eq((b)->refs, 1);                                                 \
+        if ((b)->len != strlen(w_) || memcmp(BUF_PAYLOAD(b), w_, (b)->len))              \
+            ck_abort_msg("got %.*s\nwant %s", (int)(b)->len, (char *)BUF_PAYLOAD(b),     \
+                         w_);                                                            \
     } while (0)
 
 START_TEST(test_error_writer)
 {
     struct buf *b = proto_error(E_RATE_LIMITED, "slow down", "r1");
-    ck_buf_eq(b, "{\"type\":\"error\",\"code\":\"rate_limited\",\"message\":\"slow down\","
-                 "\"ref\":\"r1\"}");
+    ck_buf_eq(b,
+              "{\"type\":\"error\",\"code\":\"rate_limited\",\"message\":\"slow down\","
+              "\"ref\":\"r1\"}");
     buf_unref(b);
     b = proto_error(E_BAD_JSON, "bad \"json\"\n", NULL);
-    ck_buf_eq(b, "{\"type\":\"error\",\"code\":\"bad_json\",\"message\":\"bad \\\"json\\\"\\n\"}");
+    ck_buf_eq(
+        b,
+        "{\"type\":\"error\",\"code\":\"bad_json\",\"message\":\"bad \\\"json\\\"\\n\"}");
     buf_unref(b);
     b = proto_error(E_NOT_MEMBER, "m", "q\"\\\x01");
     ck_buf_eq(b, "{\"type\":\"error\",\"code\":\"not_member\",\"message\":\"m\","
@@ -571,7 +605,8 @@ START_TEST(test_error_codes)
         ck_assert_str_eq(proto_err_code((enum proto_err)e), want[e]);
         struct buf *b = proto_error((enum proto_err)e, "x", NULL);
         char exp[128];
-        snprintf(exp, sizeof exp, "{\"type\":\"error\",\"code\":\"%s\",\"message\":\"x\"}", want[e]);
+        snprintf(exp, sizeof exp,
+                 "{\"type\":\"error\",\"code\":\"%s\",\"message\":\"x\"}", want[e]);
         ck_buf_eq(b, exp);
         buf_unref(b);
     }
@@ -592,27 +627,128 @@ START_TEST(test_message_writer)
     };
     struct buf *b = buf_new(0);
     proto_put_message(&b, &m);
-    ck_buf_eq(b, "{\"type\":\"message\",\"room\":\"lobby\",\"id\":124,\"ts\":1763766000123,"
-                 "\"user\":{\"id\":\"u\\\"1\",\"name\":\"Ann \xc3\xa9\"},"
-                 "\"text\":\"hello\\nworld\\\\\",\"client_id\":\"c1\"}");
+    ck_buf_eq(b,
+              "{\"type\":\"message\",\"room\":\"lobby\",\"id\":124,\"ts\":1763766000123,"
+              "\"user\":{\"id\":\"u\\\"1\",\"name\":\"Ann \xc3\xa9\"},\"rev\":124,"
+              "\"text\":\"hello\\nworld\\\\\",\"client_id\":\"c1\"}");
     buf_unref(b);
+}
+END_TEST
+
+START_TEST(test_message_writer_revisions)
+{
+    /* Edited: rev and edited_ts. A tombstone: rev, deleted, empty text, no
+     * client_id and no edited_ts, whatever the row still holds. */
+    const struct proto_msg e = {.room = "r",
+                                .id = 5,
+                                .ts = 6,
+                                .user_id = "u",
+                                .user_name = "n",
+                                .text = "new",
+                                .text_len = 3,
+                                .client_id = "c",
+                                .rev = 9,
+                                .edited_ts = 77};
+    const struct proto_msg d = {.room = "r",
+                                .id = 5,
+                                .ts = 6,
+                                .user_id = "u",
+                                .user_name = "n",
+                                .text = "gone",
+                                .text_len = 4,
+                                .client_id = "c",
+                                .rev = 10,
+                                .edited_ts = 77,
+                                .deleted = 1};
+    struct buf *b = buf_new(0);
+    proto_put_message(&b, &e);
+    ck_buf_eq(b,
+              "{\"type\":\"message\",\"room\":\"r\",\"id\":5,\"ts\":6,\"user\":{\"id\":"
+              "\"u\",\"name\":\"n\"},\"rev\":9,\"text\":\"new\",\"client_id\":\"c\","
+              "\"edited_ts\":77}");
+    buf_unref(b);
+    b = buf_new(0);
+    proto_put_message(&b, &d);
+    ck_buf_eq(b,
+              "{\"type\":\"message\",\"room\":\"r\",\"id\":5,\"ts\":6,\"user\":{\"id\":"
+              "\"u\",\"name\":\"n\"},\"rev\":10,\"text\":\"\",\"deleted\":true}");
+    buf_unref(b);
+    b = proto_edited("r", 5, 9, "x\"y", 3, 77, "q1");
+    ck_buf_eq(
+        b, "{\"type\":\"edited\",\"room\":\"r\",\"id\":5,\"rev\":9,\"text\":\"x\\\"y\","
+           "\"edited_ts\":77,\"ref\":\"q1\"}");
+    buf_unref(b);
+    b = proto_deleted("r", 5, 10, "u", "N", NULL);
+    ck_buf_eq(b,
+              "{\"type\":\"deleted\",\"room\":\"r\",\"id\":5,\"rev\":10,\"by\":{\"id\":"
+              "\"u\",\"name\":\"N\"}}");
+    buf_unref(b);
+}
+END_TEST
+
+START_TEST(test_parse_edit_delete)
+{
+    struct proto_req r;
+    const char *msg;
+    struct proto_limits five = {.max_text = 5};
+#define P(s) proto_parse(s, strlen(s), &five, &r, &msg)
+    ck_assert_int_eq(P("{\"type\":\"edit\",\"room\":\"a\",\"id\":7,\"text\":\"hi\"}"),
+                     PROTO_OK);
+    ck_assert_int_eq(r.type, REQ_EDIT);
+    ck_assert_int_eq(r.id, 7);
+    ck_assert_str_eq(r.text, "hi");
+    proto_req_free(&r);
+    ck_assert_int_eq(P("{\"type\":\"delete\",\"room\":\"a\",\"id\":1}"), PROTO_OK);
+    ck_assert_int_eq(r.type, REQ_DELETE);
+    proto_req_free(&r);
+    /* id: a positive integer; text checked as for send; room as always. */
+    const char *bad[] = {
+        "{\"type\":\"delete\",\"room\":\"a\"}",
+        "{\"type\":\"delete\",\"room\":\"a\",\"id\":0}",
+        "{\"type\":\"delete\",\"room\":\"a\",\"id\":-3}",
+        "{\"type\":\"delete\",\"room\":\"a\",\"id\":1.5}",
+        "{\"type\":\"delete\",\"room\":\"a\",\"id\":\"7\"}",
+        "{\"type\":\"delete\",\"room\":\"a\",\"id\":9007199254740992}",
+        "{\"type\":\"edit\",\"room\":\"a\",\"id\":1}",
+        "{\"type\":\"edit\",\"room\":\"a\",\"id\":1,\"text\":7}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        ck_assert_int_eq(P(bad[i]), E_BAD_REQUEST);
+        proto_req_free(&r);
+    }
+    ck_assert_int_eq(P("{\"type\":\"edit\",\"room\":\"a\",\"id\":1,\"text\":\"\"}"),
+                     E_TOO_LONG);
+    proto_req_free(&r);
+    ck_assert_int_eq(
+        P("{\"type\":\"edit\",\"room\":\"a\",\"id\":1,\"text\":\"toolong\"}"),
+        E_TOO_LONG);
+    proto_req_free(&r);
+    ck_assert_int_eq(P("{\"type\":\"edit\",\"room\":\"A\",\"id\":1,\"text\":\"x\"}"),
+                     E_BAD_ROOM);
+    proto_req_free(&r);
+    ck_assert_str_eq(proto_err_code(E_NOT_FOUND), "not_found");
+#undef P
 }
 END_TEST
 
 START_TEST(test_message_writer_appends)
 {
-    const struct proto_msg m1 = {"a", 1, 2, "u", "n", "t", 1, "c"};
-    const struct proto_msg m2 = {"a", 3, 4, "u", "n", "", 0, "d"};
+    const struct proto_msg m1 = {"a", 1, 2, "u", "n", "t", 1, "c", 0, 0, 0};
+    const struct proto_msg m2 = {"a", 3, 4, "u", "n", "", 0, "d", 0, 0, 0};
     struct buf *b = buf_new(0);
     buf_puts(&b, "[");
     proto_put_message(&b, &m1);
     buf_puts(&b, ",");
     proto_put_message(&b, &m2);
     buf_puts(&b, "]");
-    ck_buf_eq(b, "[{\"type\":\"message\",\"room\":\"a\",\"id\":1,\"ts\":2,\"user\":{\"id\":\"u\","
-                 "\"name\":\"n\"},\"text\":\"t\",\"client_id\":\"c\"},{\"type\":\"message\","
-                 "\"room\":\"a\",\"id\":3,\"ts\":4,\"user\":{\"id\":\"u\",\"name\":\"n\"},"
-                 "\"text\":\"\",\"client_id\":\"d\"}]");
+    ck_buf_eq(
+        b,
+        "[{\"type\":\"message\",\"room\":\"a\",\"id\":1,\"ts\":2,\"user\":{\"id\":\"u\","
+        "\"name\":\"n\"},\"rev\":1,\"text\":\"t\",\"client_id\":\"c\"},{\"type\":"
+        "\"message\","
+        "\"room\":\"a\",\"id\":3,\"ts\":4,\"user\":{\"id\":\"u\",\"name\":\"n\"},\"rev\":"
+        "3,"
+        "\"text\":\"\",\"client_id\":\"d\"}]");
     buf_unref(b);
 }
 END_TEST
@@ -667,6 +803,8 @@ static Suite *protocol_suite(void)
     tcase_add_test(tw, test_error_codes);
     tcase_add_test(tw, test_message_writer);
     tcase_add_test(tw, test_message_writer_appends);
+    tcase_add_test(tw, test_message_writer_revisions);
+    tcase_add_test(tw, test_parse_edit_delete);
     tcase_add_test(tw, test_ref_end);
     suite_add_tcase(s, tw);
     return s;

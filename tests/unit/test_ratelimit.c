@@ -112,10 +112,11 @@ START_TEST(test_clock_going_back)
     struct tbucket b;
     tb_init(&b, 2, 10 * SEC);
     ck_assert_int_eq(drain(&b, 1, 2, 10 * SEC), 2);
-    /* An earlier time adds nothing and does not move last_ms back. */
+    /* An earlier time adds nothing; the count restarts from it. */
     ck_assert_int_eq(tb_take(&b, 1, 2, 5 * SEC), 0);
-    ck_assert_int_eq(b.last_ms, 10 * 1000);
-    ck_assert_int_eq(tb_take(&b, 1, 2, 11 * SEC), 1);
+    ck_assert_int_eq(b.last_ms, 5 * 1000);
+    ck_assert_int_eq(tb_take(&b, 1, 2, 5 * SEC + SEC / 2), 0); /* half a token */
+    ck_assert_int_eq(tb_take(&b, 1, 2, 6 * SEC), 1);
 }
 END_TEST
 
@@ -146,6 +147,18 @@ START_TEST(test_millisecond_clock_wraps)
 }
 END_TEST
 
+START_TEST(test_untouched_for_weeks)
+{
+    /* 30 days idle (over 2^31 ms): no refill that once, never stuck after. */
+    struct tbucket b;
+    tb_init(&b, 2, 0);
+    ck_assert_int_eq(drain(&b, 1, 2, 0), 2);
+    int64_t later = 30LL * 86400 * SEC;
+    ck_assert_int_eq(tb_take(&b, 1, 2, later), 0);
+    ck_assert_int_eq(tb_take(&b, 1, 2, later + SEC), 1);
+}
+END_TEST
+
 static Suite *ratelimit_suite(void)
 {
     Suite *s = suite_create("ratelimit");
@@ -160,6 +173,7 @@ static Suite *ratelimit_suite(void)
     tcase_add_test(tc, test_clock_going_back);
     tcase_add_test(tc, test_debt);
     tcase_add_test(tc, test_millisecond_clock_wraps);
+    tcase_add_test(tc, test_untouched_for_weeks);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -10,16 +10,16 @@ START_TEST(test_valid_sequences)
 {
     ck_assert_int_eq(utf8_valid("", 0), 1);
     ck_assert_int_eq(VALID("hello"), 1);
-    ck_assert_int_eq(VALID("\x00"), 1);                  /* U+0000 is well-formed */
+    ck_assert_int_eq(VALID("\x00"), 1); /* U+0000 is well-formed */
     ck_assert_int_eq(VALID("\x7f"), 1);
-    ck_assert_int_eq(VALID("\xc2\x80"), 1);              /* U+0080 */
-    ck_assert_int_eq(VALID("\xdf\xbf"), 1);              /* U+07FF */
-    ck_assert_int_eq(VALID("\xe0\xa0\x80"), 1);          /* U+0800 */
-    ck_assert_int_eq(VALID("\xed\x9f\xbf"), 1);          /* U+D7FF */
-    ck_assert_int_eq(VALID("\xee\x80\x80"), 1);          /* U+E000 */
-    ck_assert_int_eq(VALID("\xef\xbf\xbf"), 1);          /* U+FFFF */
-    ck_assert_int_eq(VALID("\xf0\x90\x80\x80"), 1);      /* U+10000 */
-    ck_assert_int_eq(VALID("\xf4\x8f\xbf\xbf"), 1);      /* U+10FFFF */
+    ck_assert_int_eq(VALID("\xc2\x80"), 1);         /* U+0080 */
+    ck_assert_int_eq(VALID("\xdf\xbf"), 1);         /* U+07FF */
+    ck_assert_int_eq(VALID("\xe0\xa0\x80"), 1);     /* U+0800 */
+    ck_assert_int_eq(VALID("\xed\x9f\xbf"), 1);     /* U+D7FF */
+    ck_assert_int_eq(VALID("\xee\x80\x80"), 1);     /* U+E000 */
+    ck_assert_int_eq(VALID("\xef\xbf\xbf"), 1);     /* U+FFFF */
+    ck_assert_int_eq(VALID("\xf0\x90\x80\x80"), 1); /* U+10000 */
+    ck_assert_int_eq(VALID("\xf4\x8f\xbf\xbf"), 1); /* U+10FFFF */
     ck_assert_int_eq(VALID("h\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"), 1);
 }
 END_TEST
@@ -37,8 +37,8 @@ END_TEST
 
 START_TEST(test_surrogates)
 {
-    ck_assert_int_eq(VALID("\xed\xa0\x80"), 0); /* U+D800 */
-    ck_assert_int_eq(VALID("\xed\xbf\xbf"), 0); /* U+DFFF */
+    ck_assert_int_eq(VALID("\xed\xa0\x80"), 0);             /* U+D800 */
+    ck_assert_int_eq(VALID("\xed\xbf\xbf"), 0);             /* U+DFFF */
     ck_assert_int_eq(VALID("\xed\xa0\xbd\xed\xb8\x80"), 0); /* CESU pair */
 }
 END_TEST
@@ -73,7 +73,9 @@ START_TEST(test_stray_continuation)
 {
     ck_assert_int_eq(VALID("\x80"), 0);
     ck_assert_int_eq(VALID("\xbf"), 0);
-    ck_assert_int_eq(VALID("a\x80" "b"), 0);
+    ck_assert_int_eq(VALID("a\x80"
+                           "b"),
+                     0);
     ck_assert_int_eq(VALID("\xc3\xa9\xa9"), 0); /* one continuation too many */
 }
 END_TEST

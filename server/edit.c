@@ -1,0 +1,47 @@
+/* edit.c -- edits and deletes of messages (protocol 1.1). */
+#include "edit.h"
+
+#include "fanout.h"
+#include "send.h"
+#include "session_impl.h"
+#include "wire.h"
+
+void edit_prepare(struct session *s, struct db_req *r)
+{
+    const struct proto_req *q = &s->req;
+    r->op = q->type == REQ_EDIT ? DB_EDIT : DB_DELETE;
+    r->msg_id = q->id;
+    r->client_id = NULL;
+    /* The moderator role comes with moderation: then `any_author` is set
+     * for a moderator of this room (or an admin). */
+    r->any_author = 0;
+}
+
+/* The error for a change the database refused or could not make. */
+static void refused(struct session *s, const struct db_req *r, const char *ref)
+{
+    if (r->status == DB_NOT_FOUND)
+        wire_error_ref(s, E_NOT_FOUND, "no such message in this room (or it was deleted)",
+                       ref);
+    else if (r->status == DB_FORBIDDEN)
+        wire_error_ref(s, E_FORBIDDEN,
+                       r->op == DB_EDIT ? "only the author may edit a message"
+                                        : "only the author or a moderator may delete it",
+                       ref);
+    else
+        send_failed(s, r, ref);
+}
+
+void edit_on_done(struct server *srv, struct session *s, struct db_req *r,
+                  const char *ref)
+{
+    int ok = r->status == DB_OK;
+    /* Everyone else here gets the shared frame; the requester its own. */
+    if (ok && r->frame && r->dest) fanout_local(srv, r->dest, r->frame, s);
+    if (s->closed) return;
+    if (!ok) return refused(s, r, ref);
+    wire_reply(
+        s, r->op == DB_EDIT
+               ? proto_edited(r->room, r->msg_id, r->id, r->text, r->text_len, r->ts, ref)
+               : proto_deleted(r->room, r->msg_id, r->id, r->user_id, r->user_name, ref));
+}
