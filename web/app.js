@@ -26,6 +26,7 @@ const ui = {
   scroller: $('scroller'), list: $('messages'), historyStatus: $('history-status'), newMarker: $('new-marker'),
   typing: $('typing'), composer: $('composer'), text: $('text'), textLabel: $('text-label'), send: $('send'),
   counter: $('counter'), live: $('live'),
+  confirm: $('confirm-dialog'), confirmQuote: $('confirm-quote'), confirmCancel: $('confirm-cancel'),
   dialog: $('name-dialog'), nameForm: $('name-form'), nameInput: $('name-input'), nameError: $('name-error'),
   nameCancel: $('name-cancel'), nameTitle: $('name-title'), nameDesc: $('name-desc'), nameSubmit: $('name-submit'),
 };
@@ -89,6 +90,8 @@ let unread = 0;             // messages arrived while the chat was not visible
 let panelOpen = mode === 'page';
 const typers = new Map();   // user id -> {name, timer}
 const knownRooms = new Map(); // name -> {name, members, last_id}
+let editing = null;         // {id, li, input, returnTo} while a message is edited in place
+const saving = new Map();   // message id -> text of an edit sent but not yet confirmed
 
 function el(tag, cls, text) {
   const e = document.createElement(tag);
@@ -132,15 +135,273 @@ function messageNode(m, { pending = null } = {}) {
   meta.append(author, time);
   const bubble = el('div', 'bubble');
   const p = el('p', 'text');
-  renderText(p, pending ? pending.text : m.text);
-  bubble.append(p);
+  const deleted = !pending && m.deleted === true;
+  const shown = pending ? pending.text : saving.has(m.id) && !deleted ? saving.get(m.id) : m.text;
+  if (deleted) {
+    li.classList.add('deleted');
+    bubble.append(p, el('span', 'tombstone', 'Message deleted'));
+  } else {
+    renderText(p, shown);
+    bubble.append(p);
+    if (!pending && typeof m.edited_ts === 'number') {
+      bubble.classList.add('has-edited');
+      const mark = el('span', 'edited', '(edited)');
+      mark.title = `Edited ${formatFull(m.edited_ts)}`;
+      bubble.append(mark);
+    }
+  }
   body.append(meta, bubble);
   if (pending) body.append(el('div', 'status'));
+  else if (saving.has(m.id) && !deleted) {
+    li.classList.add('saving');
+    const st = el('div', 'status');
+    st.append(el('span', 'status-text', 'Saving…'));
+    body.append(st);
+  }
   row.append(avatar, body);
+  if (own && !pending && !deleted) row.append(actionsFor(m));
   li.append(row);
   if (pending) updatePending(li, pending);
   return li;
 }
+
+// ---- the message menu (own messages): Edit, Delete ----------------------------------
+
+let openMenu = null; // {btn, menu}
+
+function actionsFor(m) {
+  const box = el('div', 'actions');
+  const btn = el('button', 'icon-btn msg-menu-btn');
+  btn.type = 'button';
+  const snippet = [...m.text].slice(0, 40).join('') + (codePoints(m.text) > 40 ? '…' : '');
+  btn.setAttribute('aria-label', `Actions for your message: ${snippet}`);
+  btn.title = 'Edit or delete';
+  btn.setAttribute('aria-haspopup', 'menu');
+  btn.setAttribute('aria-expanded', 'false');
+  // A text glyph, not an <svg>: nothing in the message list is markup
+  // beyond text, links and our buttons (the XSS test checks for svg).
+  const dots = el('span', 'dots-icon', '⋯');
+  dots.setAttribute('aria-hidden', 'true');
+  btn.append(dots);
+  btn.addEventListener('click', () => (openMenu && openMenu.btn === btn ? closeMenu(true) : showMenu(btn, m.id)));
+  btn.addEventListener('keydown', (e) => {
+    if (e.key === 'ArrowDown' || e.key === 'ArrowUp') {
+      e.preventDefault();
+      showMenu(btn, m.id, e.key === 'ArrowUp' ? -1 : 0);
+    }
+  });
+  box.append(btn);
+  return box;
+}
+
+function showMenu(btn, id, focusIndex = 0) {
+  closeMenu(false);
+  const menu = el('div', 'msg-menu');
+  menu.setAttribute('role', 'menu');
+  menu.setAttribute('aria-label', 'Message actions');
+  const item = (label, cls, fn) => {
+    const b = el('button', `menu-item ${cls}`, label);
+    b.type = 'button';
+    b.setAttribute('role', 'menuitem');
+    b.tabIndex = -1;
+    b.addEventListener('click', () => {
+      closeMenu(false);
+      fn();
+    });
+    return b;
+  };
+  menu.append(
+    item('Edit', 'edit', () => startEdit(id, btn)),
+    item('Delete', 'danger', () => confirmDelete(id, btn)),
+  );
+  menu.addEventListener('keydown', (e) => {
+    const items = [...menu.querySelectorAll('[role="menuitem"]')];
+    const i = items.indexOf(document.activeElement);
+    if (e.key === 'ArrowDown' || e.key === 'ArrowUp') {
+      e.preventDefault();
+      items[(i + (e.key === 'ArrowDown' ? 1 : items.length - 1)) % items.length].focus();
+    } else if (e.key === 'Home' || e.key === 'End') {
+      e.preventDefault();
+      items[e.key === 'Home' ? 0 : items.length - 1].focus();
+    } else if (e.key === 'Escape') {
+      e.preventDefault();
+      e.stopPropagation();
+      closeMenu(true);
+    } else if (e.key === 'Tab') {
+      closeMenu(false);
+    }
+  });
+  menu.addEventListener('focusout', (e) => {
+    if (openMenu && openMenu.menu === menu && !menu.contains(e.relatedTarget) && e.relatedTarget !== btn) closeMenu(false);
+  });
+  btn.after(menu);
+  btn.setAttribute('aria-expanded', 'true');
+  btn.closest('.msg').classList.add('menu-open');
+  // Open upwards when there is no room below.
+  const below = ui.scroller.getBoundingClientRect().bottom - btn.getBoundingClientRect().bottom;
+  menu.classList.toggle('up', below < 110);
+  openMenu = { btn, menu };
+  const items = menu.querySelectorAll('[role="menuitem"]');
+  items[focusIndex < 0 ? items.length - 1 : focusIndex].focus();
+}
+
+function closeMenu(refocus) {
+  if (!openMenu) return;
+  const { btn, menu } = openMenu;
+  openMenu = null;
+  menu.remove();
+  btn.setAttribute('aria-expanded', 'false');
+  btn.closest('.msg')?.classList.remove('menu-open');
+  if (refocus && btn.isConnected) btn.focus();
+}
+
+document.addEventListener('pointerdown', (e) => {
+  if (openMenu && !openMenu.menu.contains(e.target) && !openMenu.btn.contains(e.target)) closeMenu(false);
+});
+
+// ---- editing in place ------------------------------------------------------------
+
+function lastOwnMessage() {
+  if (!room || !client.user) return null;
+  let best = null;
+  for (const m of room.msgs.values())
+    if (!m.deleted && isOwn(m.user) && nodes.has(m.id) && (!best || m.id > best.id)) best = m;
+  return best;
+}
+
+function startEdit(id, returnTo) {
+  if (editing) cancelEdit(false);
+  const m = room && room.msgs.get(id);
+  const li = nodes.get(id);
+  if (!m || m.deleted || !isOwn(m.user) || !li) return;
+  li.classList.add('editing');
+  const bubble = li.querySelector('.bubble');
+  const form = el('form', 'edit-form');
+  const input = el('textarea', 'edit-text');
+  input.rows = 1;
+  input.value = saving.get(id) ?? m.text;
+  input.setAttribute('aria-label', 'Edit your message');
+  const hint = el('p', 'edit-hint');
+  hint.id = `edit-hint-${id}`;
+  hint.append(el('span', null, 'Enter to save, Escape to cancel'));
+  input.setAttribute('aria-describedby', hint.id);
+  const cancel = el('button', 'btn small ghost', 'Cancel');
+  cancel.type = 'button';
+  const save = el('button', 'btn small primary', 'Save');
+  save.type = 'submit';
+  const btns = el('span', 'edit-buttons');
+  btns.append(cancel, save);
+  hint.append(btns);
+  form.append(input, hint);
+  bubble.hidden = true;
+  bubble.after(form);
+  editing = { id, li, input, returnTo };
+  const size = () => {
+    input.style.height = 'auto';
+    input.style.height = Math.min(input.scrollHeight, 240) + 'px';
+  };
+  input.addEventListener('input', size);
+  input.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter' && !e.shiftKey && !e.isComposing && e.keyCode !== 229) {
+      e.preventDefault();
+      saveEdit();
+    } else if (e.key === 'Escape') {
+      e.preventDefault();
+      e.stopPropagation();
+      cancelEdit(true);
+    }
+  });
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    saveEdit();
+  });
+  cancel.addEventListener('click', () => cancelEdit(true));
+  size();
+  input.focus();
+  input.setSelectionRange(input.value.length, input.value.length);
+  li.scrollIntoView({ block: 'nearest' });
+}
+
+function endEdit(refocus) {
+  if (!editing) return;
+  const { id, returnTo } = editing;
+  editing = null;
+  const li = rerender(id);
+  if (!refocus) return;
+  // Back where the edit started: the composer (Up arrow), or this
+  // message's menu button (which the re-render replaced).
+  if (returnTo === ui.text || !li) ui.text.focus();
+  else (li.querySelector('.msg-menu-btn') || ui.text).focus();
+}
+
+function cancelEdit(refocus) {
+  endEdit(refocus);
+}
+
+function saveEdit() {
+  const { id, input } = editing;
+  const m = room.msgs.get(id);
+  const text = input.value.trim();
+  if (!text) {
+    notify('A message cannot be empty. To remove it, use Delete.');
+    return;
+  }
+  if (codePoints(text) > client.limits.max_text) {
+    notify(`${ERRORS.too_long} The limit is ${client.limits.max_text.toLocaleString()} characters.`);
+    return;
+  }
+  if (!m || text === (saving.get(id) ?? m.text)) {
+    endEdit(true);
+    return;
+  }
+  if (!client.edit(room.name, id, text)) return; // offline: said so, keep editing
+  saving.set(id, text);
+  endEdit(true);
+}
+
+// Draws message `id` again from the room's state; returns the new node.
+function rerender(id) {
+  const old = nodes.get(id);
+  const m = room && room.msgs.get(id);
+  if (!old || !m) return null;
+  if (editing && editing.id === id) return old;
+  if (openMenu && old.contains(openMenu.btn)) closeMenu(false);
+  const hadFocus = old.contains(document.activeElement);
+  const li = messageNode(m);
+  old.replaceWith(li);
+  nodes.set(id, li);
+  decorate(li);
+  decorate(li.nextElementSibling);
+  if (hadFocus) (li.querySelector('.msg-menu-btn') || ui.text).focus();
+  if (stick) scrollToBottom();
+  return li;
+}
+
+// ---- deleting ---------------------------------------------------------------------
+
+let pendingDelete = null; // {id, returnTo}
+
+function confirmDelete(id, returnTo) {
+  const m = room && room.msgs.get(id);
+  if (!m || m.deleted) return;
+  pendingDelete = { id, room: room.name, returnTo };
+  ui.confirmQuote.replaceChildren();
+  renderText(ui.confirmQuote, m.text);
+  ui.confirm.returnValue = '';
+  ui.confirm.showModal();
+  ui.confirmCancel.focus();
+}
+
+ui.confirm.addEventListener('close', () => {
+  const p = pendingDelete;
+  pendingDelete = null;
+  if (!p) return;
+  if (ui.confirm.returnValue === 'delete' && room && room.name === p.room) {
+    client.remove(p.room, p.id);
+    ui.text.focus();
+  } else if (p.returnTo && p.returnTo.isConnected) p.returnTo.focus();
+  else ui.text.focus();
+});
 
 function setTime(time, ts) {
   const d = new Date(ts);
@@ -522,16 +783,20 @@ function announce(text) {
   while (ui.live.childElementCount > 5) ui.live.firstElementChild.remove();
 }
 
-let toastBox = null;
-function toast(text) {
-  if (!toastBox) {
-    toastBox = el('div', 'toasts');
-    toastBox.setAttribute('role', 'status');
-    document.body.append(toastBox);
-  }
-  const t = el('div', 'toast', text);
+// A live region present from the start, so that what is added to it is
+// read out.
+const toastBox = el('div', 'toasts');
+toastBox.setAttribute('role', 'status');
+toastBox.setAttribute('aria-live', 'polite');
+document.body.append(toastBox);
+function toast(text, cls = '') {
+  const t = el('div', cls ? `toast ${cls}` : 'toast', text);
   toastBox.append(t);
+  while (toastBox.childElementCount > 3) toastBox.firstElementChild.remove();
   setTimeout(() => t.remove(), 6000);
+}
+function notify(text) {
+  toast(text, 'error');
 }
 
 // ---- unread / visibility ---------------------------------------------------------
@@ -667,11 +932,49 @@ client.addEventListener('rooms', (e) => {
   renderRooms();
 });
 
+const ACTION_ERRORS = {
+  edit: {
+    forbidden: 'You can only edit your own messages.',
+    not_found: 'That message no longer exists.',
+    too_long: 'The edited message is too long.',
+    rate_limited: 'You are editing too fast. Wait a moment and try again.',
+  },
+  delete: {
+    forbidden: 'You cannot delete this message.',
+    not_found: 'That message was already deleted.',
+    rate_limited: 'You are deleting too fast. Wait a moment and try again.',
+  },
+};
+
 client.addEventListener('notice', (e) => {
-  const { code, message, kind, room: name } = e.detail;
+  const { code, message, kind, room: name, id } = e.detail;
+  if (kind === 'edit' || kind === 'delete') {
+    // An edit that did not go through: show the message as it is.
+    if (kind === 'edit' && id != null && saving.delete(id) && room && room.name === name) rerender(id);
+    let text = ACTION_ERRORS[kind][code];
+    notify(text || message || code);
+    return;
+  }
   if (code === 'rate_limited') return; // retried by the client
-  if (kind === 'join' && code === 'forbidden') toast(`You do not have access to #${name}.`);
-  else toast(message || code);
+  if (kind === 'join' && code === 'forbidden') notify(`You do not have access to #${name}.`);
+  else notify(message || code);
+});
+
+// 1.1: an edit or a delete of a message we hold (live, or from `updates`
+// after a reconnect).
+client.addEventListener('update', (e) => {
+  const { room: name, message: m, live, kind, mine, by } = e.detail;
+  saving.delete(m.id);
+  if (!room || name !== room.name) return;
+  if (editing && editing.id === m.id && m.deleted) {
+    editing = null; // deleted under us (another tab, or a moderator)
+  }
+  rerender(m.id);
+  if (live && kind && !mine) {
+    const who = (by && by.name) || (m.user && m.user.name) || 'Someone';
+    if (m.deleted) announce(isOwn(by || m.user) ? 'Your message was deleted.' : `${who} deleted a message.`);
+    else if (!isOwn(m.user)) announce(`${m.user.name} edited a message: ${m.text}`);
+  } else if (mine) announce(m.deleted ? 'Message deleted.' : 'Message edited.');
 });
 
 setInterval(() => { if (client.state === 'online' && mode === 'page') client.requestRooms(); }, 30000);
@@ -711,6 +1014,13 @@ ui.text.addEventListener('keydown', (e) => {
   if (e.key === 'Enter' && !e.shiftKey && !e.isComposing && e.keyCode !== 229) {
     e.preventDefault();
     ui.composer.requestSubmit();
+  } else if (e.key === 'ArrowUp' && !ui.text.value && !e.shiftKey && !e.altKey && !e.ctrlKey && !e.metaKey) {
+    // Up in an empty composer edits your last message here.
+    const m = lastOwnMessage();
+    if (m) {
+      e.preventDefault();
+      startEdit(m.id, ui.text);
+    }
   }
 });
 
@@ -792,6 +1102,8 @@ ui.rename.addEventListener('click', () => {
 
 function go(name) {
   if (room && name === room.name) return;
+  if (editing) cancelEdit(false);
+  closeMenu(false);
   showRoom(name);
   announce(`Joined #${name}`);
 }
@@ -849,7 +1161,7 @@ ui.menu.addEventListener('click', () => (document.body.classList.contains('drawe
 ui.closeDrawer.addEventListener('click', closeDrawer);
 ui.scrim.addEventListener('click', closeDrawer);
 document.addEventListener('keydown', (e) => {
-  if (e.key !== 'Escape' || ui.dialog.open) return;
+  if (e.key !== 'Escape' || ui.dialog.open || ui.confirm.open) return;
   if (document.body.classList.contains('drawer-open')) closeDrawer();
   else if (mode === 'embed' && framed) toParent({ type: 'parley:close' });
 });

@@ -10,14 +10,20 @@
 //   auth      {code, message}            the server refused our hello
 //   joined    {room}                     a room (re)joined; its messages/members are fresh
 //   messages  {room, messages, live}     confirmed messages added at the bottom
+//   update    {room, message, live, by}  a known message changed (edited or deleted; 1.1)
 //   older     {room, messages}           older messages added at the top
 //   outbox    {room, item, op}           op: add | update | confirm (item.id set) | remove
 //   members   {room}
 //   typing    {room, user}
 //   rooms     {rooms}
-//   notice    {code, message}            an error not tied to a message
+//   notice    {code, message, kind, room, id}  an error not tied to a send
+//                                        (kind: join | older | edit | delete …)
 
 export const ROOM_RE = /^[a-z0-9][a-z0-9_-]{0,63}$/;
+
+// The sequence number of a message's latest change (1.1 `rev`; a 1.0
+// message has none: its `id`).
+export const revOf = (m) => (typeof m.rev === 'number' && m.rev > m.id ? m.rev : m.id);
 export const NAME_MAX = 32;
 
 export function wsUrl(loc = window.location) {
@@ -75,10 +81,10 @@ export class Room {
     this.name = name;
     this.msgs = new Map();   // id -> MESSAGE (confirmed)
     this.oldestId = 0;
-    this.lastId = 0;         // the newest id seen
-    this.syncId = 0;         // every message up to this id is known: the next join's `since`
-    this.catchingUp = false; // paging forward after a join that missed over 1000
-    this.cursor = 0;         // where that paging continues
+    this.lastId = 0;         // the highest id or rev seen
+    this.syncId = 0;         // every change up to this id/rev is known: the next join's `since`
+    this.catchingUp = false; // rejoining with `since` after a join that missed over 1000
+    this.cursor = 0;         // the highest id/rev those answers brought
     this.hasOlder = true;    // whether history before oldestId may exist
     this.loadingOlder = false;
     this.synced = false;     // joined at least once on some connection
@@ -329,6 +335,37 @@ export class Client extends EventTarget {
     this.raw({ type: 'rooms' });
   }
 
+  // ---- 1.1: edits, deletes -------------------------------------------------
+
+  edit(name, id, text) {
+    if (!this.offlineNotice('edit', name, id)) return false;
+    this.spend();
+    this.raw({ type: 'edit', room: name, id, text, ref: this.ref('edit', name, { id }) });
+    return true;
+  }
+
+  remove(name, id) {
+    if (!this.offlineNotice('delete', name, id)) return false;
+    this.spend();
+    this.raw({ type: 'delete', room: name, id, ref: this.ref('delete', name, { id }) });
+    return true;
+  }
+
+  // Edits and deletes are not queued while offline: they are refused here.
+  offlineNotice(kind, room = null, id = null) {
+    if (this.state === 'online') return true;
+    this.emit('notice', { code: 'offline', message: 'Not connected right now. Try again when the connection is back.', kind, room, id });
+    return false;
+  }
+
+  // Edits and deletes take from the send bucket too.
+  spend() {
+    const now = Date.now();
+    const { rate_per_s: rate, burst } = this.limits;
+    this.tokens = Math.max(0, Math.min(burst, this.tokens + (now - this.tokensAt) * rate / 1000) - 1);
+    this.tokensAt = now;
+  }
+
   typing(name = this.current) {
     const now = Date.now();
     if (this.state !== 'online' || now - (this.lastTyping.get(name) || 0) < 2000) return;
@@ -423,9 +460,19 @@ export class Client extends EventTarget {
   addMessages(r, list, live) {
     const fresh = [];
     for (const m of list) {
-      if (!m || typeof m.id !== 'number' || r.msgs.has(m.id)) continue;
+      if (!m || typeof m.id !== 'number') continue;
+      const rev = revOf(m);
+      if (rev > r.lastId) r.lastId = rev;
+      const old = r.msgs.get(m.id);
+      if (old) {
+        // Known already: a newer state of it replaces it in place.
+        if (rev > revOf(old)) {
+          r.msgs.set(m.id, m);
+          this.emit('update', { room: r.name, message: m, live });
+        }
+        continue;
+      }
       r.msgs.set(m.id, m);
-      if (m.id > r.lastId) r.lastId = m.id;
       if (!r.oldestId || m.id < r.oldestId) r.oldestId = m.id;
       const item = m.client_id ? this.resolve(r, m.client_id, m.id, m.ts) : null;
       if (item) this.emit('outbox', { room: r.name, item, op: 'confirm', message: m });
@@ -449,6 +496,9 @@ export class Client extends EventTarget {
         if (r && r.joined) this.addMessages(r, [m], true);
         return;
       }
+      case 'edited':
+      case 'deleted':
+        return this.onChange(m, info);
       case 'ack': {
         const r = this.rooms.get(m.room);
         if (!r) return;
@@ -522,38 +572,55 @@ export class Client extends EventTarget {
       else r.members.set(u.id, { user: u, n: 1 });
     }
     const msgs = Array.isArray(m.messages) ? m.messages : [];
+    const allUpdates = Array.isArray(m.updates) ? m.updates : [];
+    // 1.1: the current state of messages we may hold whose rev > since.
+    // One we do not hold is left to `history`, which gives it as it is now.
+    const updates = allUpdates.filter((x) => x && r.msgs.has(x.id));
+    let top = 0;
+    for (const x of [...msgs, ...allUpdates]) if (x && typeof x.id === 'number') top = Math.max(top, revOf(x));
     if (first) r.hasOlder = msgs.length > 0;
     this.emit('joined', { room: r.name, first });
-    // More than 1000 missed: these are the oldest of them. Page forward
-    // from the last one; until done, `since` for a rejoin stays there.
-    r.catchingUp = m.complete === false && msgs.length > 0;
-    if (r.catchingUp) r.cursor = msgs[msgs.length - 1].id;
+    // More than 1000 changes missed: these are the oldest of them. Join
+    // again with `since` = the highest id/rev received; until an answer
+    // is complete, a reconnect's `since` stays there.
+    r.catchingUp = m.complete === false && top > 0;
+    if (r.catchingUp) r.cursor = top;
+    this.addMessages(r, updates, true);
     this.addMessages(r, msgs, !first);
     if (r.catchingUp) r.syncId = Math.max(r.syncId, r.cursor);
+    else r.syncId = r.lastId;
     this.emit('members', { room: r.name });
-    if (r.catchingUp) this.catchUp(r);
+    if (r.catchingUp) this.join(r);
     this.flush();
   }
 
-  catchUp(r) {
-    this.raw({ type: 'history', room: r.name, after: r.cursor, limit: this.limits.history_page || 200, ref: this.ref('newer', r.name) });
+  // A live edit or delete (1.1), applied to the message when we hold it.
+  onChange(m, info) {
+    const r = this.rooms.get(m.room);
+    if (!r || typeof m.id !== 'number') return;
+    const rev = typeof m.rev === 'number' ? m.rev : 0;
+    if (r.joined && rev > r.lastId) {
+      r.lastId = rev;
+      if (!r.catchingUp) r.syncId = r.lastId;
+    }
+    const old = r.msgs.get(m.id);
+    if (!old || (rev && revOf(old) >= rev)) return;
+    let next;
+    if (m.type === 'edited') {
+      next = { ...old, text: typeof m.text === 'string' ? m.text : old.text, rev: rev || old.rev, edited_ts: m.edited_ts };
+    } else {
+      next = { ...old, text: '', deleted: true, rev: rev || old.rev };
+      delete next.client_id;
+      delete next.edited_ts;
+    }
+    r.msgs.set(m.id, next);
+    this.emit('update', { room: r.name, message: next, live: true, by: m.by || null, kind: m.type, mine: !!info });
   }
 
   onHistory(m, info) {
     const r = this.rooms.get(m.room);
     if (!r) return;
     const msgs = Array.isArray(m.messages) ? m.messages : [];
-    if (info && info.kind === 'newer') {
-      if (!r.catchingUp) return;
-      this.addMessages(r, msgs, true);
-      if (msgs.length) r.cursor = r.syncId = Math.max(r.syncId, msgs[msgs.length - 1].id);
-      if (m.has_more && msgs.length) this.catchUp(r);
-      else {
-        r.catchingUp = false;
-        r.syncId = r.lastId;
-      }
-      return;
-    }
     // older page (also a reply without a ref we sent: treat as older)
     r.loadingOlder = false;
     r.hasOlder = !!m.has_more;
@@ -614,8 +681,7 @@ export class Client extends EventTarget {
         if (code === 'rate_limited') setTimeout(() => this.emit('older', { room: r.name, messages: [], hasOlder: r.hasOlder, retry: true }), 1000);
       }
       if (info.kind === 'join' && r && code === 'rate_limited') setTimeout(() => this.state === 'online' && this.join(r), 1000);
-      if (info.kind === 'newer' && r && code === 'rate_limited') setTimeout(() => this.state === 'online' && this.catchUp(r), 1000);
-      this.emit('notice', { code, message, room: info.room, kind: info.kind });
+      this.emit('notice', { code, message, room: info.room, kind: info.kind, id: info.id ?? null });
       return;
     }
     this.emit('notice', { code, message });

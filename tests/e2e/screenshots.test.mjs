@@ -1,6 +1,7 @@
 // Screenshots for people to look at (tests/artifacts/, git-ignored): the
 // page on a desktop and a phone, light and dark, its connection states,
-// and the widget open on a host page. Also checks what can be checked
+// the widget open on a host page, and a conversation with an edited
+// message and a deleted one (1.1). Also checks what can be checked
 // without eyes: no sideways scrolling on a phone, the colour scheme
 // followed, text contrast of messages.
 import { test, before, after } from 'node:test';
@@ -49,15 +50,15 @@ after(async () => {
 // the others start with the name and the resume token it got.
 let sam = null;
 let typingAt = 0;
-async function openAsSam(context, page) {
+async function openAsSam(context, page, room = ROOM) {
   if (sam) {
     await context.addInitScript((s) => {
       localStorage.setItem('parley.name', s.name);
       sessionStorage.setItem('parley.resume', s.resume);
     }, sam);
-    await openChat(page, server, { room: ROOM });
+    await openChat(page, server, { room });
   } else {
-    await openChat(page, server, { name: 'Sam Rivera', room: ROOM });
+    await openChat(page, server, { name: 'Sam Rivera', room });
     sam = await page.evaluate(() => ({ name: localStorage.getItem('parley.name'), resume: sessionStorage.getItem('parley.resume') }));
   }
 }
@@ -227,3 +228,67 @@ for (const [device, opts] of [['desktop', DESKTOP], ['phone', PHONE]]) {
     await context.close();
   });
 }
+
+// A room conversation (1.1) with an edited message and a tombstone: desktop
+// light and dark (with the message menu open, and editing in place), and a
+// phone in both.
+test('a conversation with an edit and a tombstone: light, dark, phone', async () => {
+  const EDITS = 'launch';
+  const maya = people['Maya Chen'];
+  const jonas = people['Jonas Weber'];
+  await maya.join(EDITS);
+  await jonas.join(EDITS);
+  let seededEdits = false;
+  const shots = [['desktop', DESKTOP, 'light'], ['desktop', DESKTOP, 'dark'], ['phone', PHONE, 'light'], ['phone', PHONE, 'dark']];
+  for (const [device, opts, scheme] of shots) {
+    const { context, page } = await newPage(browser, { ...opts, colorScheme: scheme });
+    await openAsSam(context, page, EDITS);
+    if (!seededEdits) {
+      seededEdits = true;
+      await maya.sendAll(EDITS, ['Launch checklist is in the wiki. Anything missing?']);
+      const box = page.locator('#text');
+      for (const t of ['The status page update is not on it yet.', 'Can you send me the draft before 3?', 'Never mind, found it in the wiki.']) {
+        await box.fill(t);
+        await box.press('Enter');
+        await page.locator('#messages li.own:not(.unsent)', { hasText: t }).waitFor();
+      }
+      const [ack] = await jonas.sendAll(EDITS, ['Added it. I will post the anouncement at 9.']);
+      jonas.send({ type: 'edit', room: EDITS, id: ack.id, text: 'Added it. I will post the announcement at 9.' });
+      await page.locator('#messages li .edited').waitFor();
+      // Sam deletes his last message.
+      const last = page.locator('#messages li', { hasText: 'Never mind' });
+      await last.hover();
+      await last.getByRole('button', { name: /^Actions for your message/ }).click();
+      await page.getByRole('menuitem', { name: 'Delete' }).click();
+      await page.getByRole('dialog', { name: 'Delete this message?' }).getByRole('button', { name: 'Delete' }).click();
+      await page.locator('#messages li.deleted .tombstone').waitFor();
+      await maya.sendAll(EDITS, ['Great, thanks both!']);
+    }
+    await page.locator('#messages li', { hasText: 'Great, thanks both!' }).waitFor();
+    await page.locator('#messages li.deleted .tombstone', { hasText: 'Message deleted' }).waitFor();
+    await page.locator('#messages li', { hasText: 'the announcement at 9' }).locator('.edited').waitFor();
+    assert.equal(await page.locator('#messages li', { hasText: 'anouncement' }).count(), 0);
+    assert.equal(await page.locator('#room-name').textContent(), EDITS);
+    await page.locator('#text').blur();
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.equal(overflow, 0, 'no sideways scrolling');
+    await sleep(200);
+    await page.screenshot({ path: artifact(`edits-${device}-${scheme}.png`) });
+    if (device === 'desktop' && scheme === 'light') {
+      // The open message menu on Sam's own message.
+      const own = page.locator('#messages li.own:not(.deleted)').last();
+      await own.hover();
+      await own.getByRole('button', { name: /^Actions for your message/ }).click();
+      await page.getByRole('menu').waitFor();
+      await page.screenshot({ path: artifact('edits-menu-desktop-light.png') });
+      await page.keyboard.press('Escape');
+      // Editing in place.
+      await page.locator('#text').press('ArrowUp');
+      await page.getByRole('textbox', { name: 'Edit your message' }).waitFor();
+      await page.screenshot({ path: artifact('edits-editing-desktop-light.png') });
+      await page.keyboard.press('Escape');
+    }
+    assert.deepEqual(page.errors, []);
+    await context.close();
+  }
+});

@@ -59,6 +59,32 @@ test('a message with HTML is shown as text', async () => {
   await b.page.locator('#messages li', { hasText: 'in quotes' }).waitFor();
   await noMarkup(b.page);
   assert.deepEqual(await listTexts(b.page), [PAYLOAD, ...more]);
+
+  // 1.1: an edited text is text too, in the list and in the announcement.
+  const ids = (await evil.all('xss')).map((m) => m.id);
+  const EDITED = '<img src=x onerror=alert(8)> edited <script>alert(9)</script>';
+  evil.send({ type: 'edit', room: 'xss', id: ids[ids.length - 1], text: EDITED });
+  const edited = b.page.locator('#messages li', { hasText: EDITED });
+  await edited.locator('.edited').waitFor();
+  assert.equal(await edited.locator('.text').textContent(), EDITED);
+  await noMarkup(b.page);
+  assert.match(await b.page.locator('#live').textContent(), /edited a message: <img src=x onerror=alert\(8\)> edited/);
+  assert.equal(await b.page.locator('#live img, #live script, .toasts img').count(), 0);
+  // Mallory's own markup in the edit box and in the delete confirmation.
+  await a.page.locator('#text').press('ArrowUp');
+  const editBox = a.page.getByRole('textbox', { name: 'Edit your message' });
+  assert.equal(await editBox.inputValue(), PAYLOAD);
+  await editBox.press('Escape');
+  const mine = a.page.locator('#messages li.own', { hasText: PAYLOAD });
+  await mine.hover();
+  await mine.getByRole('button', { name: /^Actions for your message/ }).click();
+  await a.page.getByRole('menuitem', { name: 'Delete' }).click();
+  const quote = a.page.locator('#confirm-quote');
+  await quote.waitFor();
+  assert.equal(await quote.textContent(), PAYLOAD);
+  assert.equal(await a.page.locator('#confirm-dialog img').count(), 0);
+  await a.page.keyboard.press('Escape');
+  await noMarkup(a.page);
   evil.close();
   await a.context.close();
   await b.context.close();
