@@ -52,8 +52,7 @@ if (std.length) {
     ['load before/after', (r) => `${la1(r.loadavg_before)} / ${la1(r.loadavg_after)}`],
   ]);
   out.push('Medians over the rounds:', '');
-  for (const [n, f] of [['capacity deliveries/s', (r) => r.best_deliveries_per_s], ['acks/s', (r) => r.acks_per_s], ['idle bytes/conn', (r) => r.rss_per_conn_bytes]]) {
-    const s = n.split(' ')[0];
+  for (const [s, n, f] of [['capacity', 'capacity deliveries/s', (r) => r.best_deliveries_per_s], ['acks', 'acks/s', (r) => r.acks_per_s], ['idle', 'idle bytes/conn', (r) => r.rss_per_conn_bytes]]) {
     out.push(`- ${n}: A ${fmt(median(sc(s).filter((r) => r.ab === 'A').map(f)))}, B ${fmt(median(sc(s).filter((r) => r.ab === 'B').map(f)))}`);
   }
   out.push('');
