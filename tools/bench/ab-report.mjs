@@ -36,6 +36,7 @@ if (std.length) {
     ['p99 ms', (r) => ms(r.best_p99_us)],
     ['failed at (p99 ms)', (r) => (r.failed_rate ? `${fmt(r.failed_rate * 1000)} (${ms(r.failed_p99_us)})` : '–')],
     ['server CPU %', (r) => fmt(r.best_server_cpu_pct)],
+    ['server CPU % at the 67k / 101k steps (others %)', (r) => [67.5, 101.25].map((x) => { const st = (r.steps_detail || []).find((d) => Math.abs(d[0] - x) < 0.5); return st ? `${st[4]} (${st[7]})` : '–'; }).join(' / ')],
     ['others CPU % (best step)', (r) => fmt(r.best_other_cpu_pct)],
     ['load', (r) => la1(r.loadavg_before)],
   ]);
