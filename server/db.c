@@ -705,7 +705,14 @@ static int run_writes(struct db *db, struct db_req *batch, int *lost)
     if (!*lost) log_failure(db, "transaction", rc);
     if (!sqlite3_get_autocommit(db->conn))
         sqlite3_exec(db->conn, "ROLLBACK", NULL, NULL, NULL);
+    /* The reads still run, bounded by what was committed before the batch:
+     * none of its writes happened, so they see exactly what precedes them
+     * (a full disk refuses writes, not reads). */
     for (struct db_req *r = batch; r; r = r->next) {
+        if (r->op == DB_READ) {
+            r->last_id = db->max_id;
+            continue;
+        }
         if (r->status == DB_OK) r->status = status_of(rc);
         r->id = r->ts = r->last_id = 0;
         r->duplicate = 0;
@@ -754,7 +761,8 @@ static void deliver(struct db *db, struct db_req *head, struct db_req *tail)
  * so it sees exactly the sends submitted before it. Completions go out in
  * order, in chunks that end before each read: a long read holds neither
  * the commit nor the acks of the requests ahead of it. When the write
- * transaction fails, every request fails and no read runs. */
+ * transaction fails, every write of the batch fails and the reads run on
+ * what was committed before it. */
 static void run_batch(struct db *db, struct db_req *batch, int n)
 {
     double t0 = mono_us();
@@ -767,13 +775,14 @@ static void run_batch(struct db *db, struct db_req *batch, int n)
             r->last_id = db->max_id;
     pthread_mutex_unlock(&db->conn_lock);
     count_batch(db, n, writes, lost, mono_us() - t0);
+    (void)rc; /* reads run either way: run_writes() bounded them */
     for (struct db_req *r = batch, *tail, *next; r; r = next) {
-        if (r->op == DB_READ && rc == SQLITE_OK) {
+        if (r->op == DB_READ) {
             pthread_mutex_lock(&db->conn_lock);
             run_read(db, r, r->last_id);
             pthread_mutex_unlock(&db->conn_lock);
         }
-        for (tail = r; tail->next && (rc != SQLITE_OK || tail->next->op != DB_READ);)
+        for (tail = r; tail->next && tail->next->op != DB_READ;)
             tail = tail->next;
         next = tail->next;
         tail->next = NULL;

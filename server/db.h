@@ -23,8 +23,11 @@
  * all. When the transaction cannot begin or commit, or SQLite rolls it back
  * itself in the middle of the batch (disk full, I/O error, out of memory),
  * the rest of the batch is not run, nothing of it is stored, and every
- * request of the batch fails (DB_BUSY or DB_FAILED, never DB_OK): a retry
- * with the same client_id then stores the message once. A statement that
+ * write of the batch fails (DB_BUSY or DB_FAILED, never DB_OK): a retry
+ * with the same client_id then stores the message once. Its reads still
+ * run, on what was committed before the batch (a full disk refuses writes,
+ * not reads: a new user's hello records the user, and must not fail the
+ * reads that share its batch). A statement that
  * fails without ending the transaction (a constraint, say) fails only its
  * own request, and so does a read that fails (it runs after the commit).
  *

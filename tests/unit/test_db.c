@@ -1072,7 +1072,7 @@ START_TEST(test_batch_rollback)
 {
     enum { N = 8, BIG = 600 * 1024 };
     static const int codes[] = {SQLITE_FULL, SQLITE_IOERR_WRITE};
-    static struct db_req r[N], again[N];
+    static struct db_req r[N], again[N], seed, rd;
     static char cid[N][16];
     static char text[BIG + 1];
     memset(text, 'x', BIG);
@@ -1081,11 +1081,18 @@ START_TEST(test_batch_rollback)
     struct db_options o = options(100, 100, 1000);
     o.vfs = "faulty";
     ck_assert_ptr_nonnull(db = db_open(&o, err, sizeof err));
+    set_send(&seed, "lobby", "u", "seed", "before the fault");
+    run1(&seed);
+    ck_assert_int_eq(seed.status, DB_OK);
     hold_worker();
     for (int i = 0; i < N; i++) {
         snprintf(cid[i], sizeof cid[i], "rb%d", i);
         set_send(&r[i], "lobby", "u", cid[i], text);
         ck_assert_int_eq(db_submit(db, &r[i]), 0);
+        if (i == N / 2 - 1) { /* a read inside the batch */
+            set_read(&rd, "lobby", -1, -1, 50);
+            ck_assert_int_eq(db_submit(db, &rd), 0);
+        }
     }
     /* 4.8 MB of rows overflow SQLite's 2 MB page cache, so its first write
      * is a cache spill in the middle of the batch, not the COMMIT. */
@@ -1093,9 +1100,16 @@ START_TEST(test_batch_rollback)
     fault.hits = 0;
     __atomic_store_n(&fault.countdown, 1, __ATOMIC_SEQ_CST);
     release_worker();
-    wait_done(N + 1);
+    wait_done(N + 3);
     __atomic_store_n(&fault.countdown, 0, __ATOMIC_SEQ_CST);
     ck_assert_int_eq(__atomic_load_n(&fault.hits, __ATOMIC_SEQ_CST), 1);
+    /* The read is still served, on what was committed before the batch: a
+     * full disk refuses writes, not reads. */
+    ck_assert_int_eq(rd.status, DB_OK);
+    ck_assert_int_eq(rd.nrows, 1);
+    ck_assert_int_eq(rd.last_id, seed.id);
+    buf_unref(rd.rows);
+    rd.rows = NULL;
     struct db_stats st;
     db_stats(db, &st);
     ck_assert_uint_eq(st.aborted, 1); /* lost at a statement, not at COMMIT */
@@ -1117,7 +1131,7 @@ START_TEST(test_batch_rollback)
         set_send(&again[i], "lobby", "u", cid[i], text);
         ck_assert_int_eq(db_submit(db, &again[i]), 0);
     }
-    wait_done(2 * N + 1);
+    wait_done(2 * N + 3);
     for (int i = 0; i < N; i++) {
         ck_assert_int_eq(again[i].status, DB_OK);
         ck_assert_int_eq(stored_rows(c, cid[i]), 1);
