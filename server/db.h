@@ -77,11 +77,12 @@ enum db_status {
     DB_FORBIDDEN, /* DB_EDIT/DB_DELETE: not the author (nor a moderator) */
 };
 
+/* Field order keeps the struct free of holes: a session embeds one. */
 struct db_req {
     struct db_req *next; /* FIFO link; the db's from submit to take_done */
     enum db_op op;
-    void *owner; /* for the submitter; the db never dereferences it */
     int loop;    /* the submitter's event loop; the db never reads it */
+    void *owner; /* for the submitter; the db never dereferences it */
     /* DB_SEND: the stored message as broadcast, made by the router (hub.c)
      * after the commit; DB_POST: the frame to deliver. A reference. */
     struct buf *frame;
@@ -94,8 +95,6 @@ struct db_req {
     const char *user_id, *user_name, *client_id, *text; /* DB_SEND; EDIT: text */
     size_t text_len;
     int64_t msg_id; /* DB_EDIT, DB_DELETE: the message changed */
-    int any_author; /* DB_DELETE: the requester may delete anyone's (moderator) */
-    int guest;      /* DB_USER */
     /* DB_READ: -1, or a join's `since`: the changes after it, in rev order,
      * split into rows (messages with id > since, oldest first) and updates
      * (the current state of older ones). before/after are ignored then. */
@@ -104,16 +103,18 @@ struct db_req {
     /* DB_READ: rows at most. A read may return fewer, with more = 1, when
      * `limit` rows would pass db_options.read_max_bytes (one row at least). */
     int limit;
+    unsigned any_author : 1; /* DB_DELETE: may delete anyone's (a moderator) */
+    unsigned guest : 1;      /* DB_USER */
 
     /* Outputs. */
     enum db_status status;
-    int64_t id, ts;   /* DB_SEND: the stored message; EDIT/DELETE: the change (rev) */
-    int duplicate;    /* DB_SEND: client_id seen before; id/ts are the first's */
-    struct buf *rows; /* DB_READ: MESSAGE objects joined by commas, oldest first */
-    int nrows;
+    int duplicate;       /* DB_SEND: client_id seen before; id/ts are the first's */
+    int64_t id, ts;      /* DB_SEND: the stored message; EDIT/DELETE: the change (rev) */
+    struct buf *rows;    /* DB_READ: MESSAGE objects joined by commas, oldest first */
     struct buf *updates; /* DB_READ with since: MESSAGEs changed, by rev; else NULL */
-    int more;            /* DB_READ: more rows exist in the direction read */
-    int64_t last_id;     /* DB_READ: the room's newest id or rev the read may see, or 0 */
+    int nrows;
+    int more;        /* DB_READ: more rows exist in the direction read */
+    int64_t last_id; /* DB_READ: the room's newest id or rev the read may see, or 0 */
 };
 
 struct db_options {

@@ -73,7 +73,7 @@ static int room_allows(struct session *s, struct room *r, int64_t now)
  * the connection's budget and the room's all allow it. */
 static int may_tell(struct session *s, struct membership *m, int64_t now)
 {
-    if (m->presence_us && now - m->presence_us < MEMBER_PRESENCE_US) return 0;
+    if (member_recent(m->presence_ms, now, MEMBER_PRESENCE_MS)) return 0;
     if (!tb_take(&s->presence_tb, PRESENCE_RATE, MEMBER_PRESENCE_BURST, now)) return 0;
     return room_allows(s, m->room, now);
 }
@@ -89,7 +89,7 @@ static void tell(struct session *s, struct membership *m, int64_t now, int force
     }
     send_presence(s, m->room, m->joined ? "join" : "leave");
     m->told = m->joined;
-    m->presence_us = now;
+    m->presence_ms = member_stamp(now);
 }
 
 /* Lets go of entry i (not joined), telling a pending leave first. */
@@ -124,7 +124,7 @@ static void forget_old(struct session *s)
 static struct membership *entry_new(struct session *s, struct room *r)
 {
     if (s->nmem == s->capmem) {
-        uint32_t cap = s->capmem ? s->capmem * 2 : 4;
+        uint32_t cap = s->capmem ? s->capmem * 2 : 2; /* most are in one or two */
         struct membership *nm = realloc(s->mem, cap * sizeof(*nm));
         if (!nm) return NULL;
         s->mem = nm;
@@ -146,7 +146,7 @@ int member_join(struct session *s, struct room *r)
     int oom = room_add(r, s->srv->index, s);
     hub_unlock_rooms(s->srv->hub);
     if (oom) {
-        if (!m->told && !m->presence_us) forget(s, (uint32_t)(m - s->mem));
+        if (!m->told && !m->presence_ms) forget(s, (uint32_t)(m - s->mem));
         return -1;
     }
     m->joined = 1;

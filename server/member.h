@@ -9,7 +9,7 @@
  * and never pins unbounded memory.
  *
  * Presence is coalesced per connection and room: the others hear at most
- * one change per MEMBER_PRESENCE_US, and always the latest state (a join
+ * one change per MEMBER_PRESENCE_MS, and always the latest state (a join
  * and a leave within the interval cancel out; a leave still pending when
  * the interval ends is sent then, by member_sweep). Each connection and
  * each room also has a budget of changes per second (member.c), so neither
@@ -31,16 +31,31 @@ struct session;
 
 #define MEMBER_MAX_JOINED 1000 /* rooms one connection may be in at once */
 #define MEMBER_KEEP_LEFT 64    /* rooms it left that it still remembers */
-#define MEMBER_PRESENCE_US 1000000
+#define MEMBER_PRESENCE_MS 1000
 #define MEMBER_PRESENCE_BURST 20.0 /* changes a connection may tell at once */
 
+/* 16 bytes and a pointer: a connection has one per room. Times are
+ * member_stamp()s: milliseconds in 32 bits, never 0 once set. */
 struct membership {
-    struct room *room;   /* a reference held while the entry exists */
-    int64_t typing_us;   /* when this session last sent typing here */
-    int64_t presence_us; /* when the others were last told of it here */
-    unsigned joined : 1; /* a member now */
-    unsigned told : 1;   /* the others were last told "join" (else "leave") */
+    struct room *room;    /* a reference held while the entry exists */
+    uint32_t typing_ms;   /* when this session last sent typing here */
+    uint32_t presence_ms; /* when the others were last told of it here */
+    unsigned joined : 1;  /* a member now */
+    unsigned told : 1;    /* the others were last told "join" (else "leave") */
 };
+
+/* A time for a membership field: `now_us` in milliseconds, odd so never 0. */
+static inline uint32_t member_stamp(int64_t now_us)
+{
+    return (uint32_t)(now_us / 1000) | 1u;
+}
+
+/* Whether stamp t (0: never) is less than `ms` milliseconds before now_us.
+ * The difference wraps with the stamps, so it holds across 49 days too. */
+static inline int member_recent(uint32_t t, int64_t now_us, uint32_t ms)
+{
+    return t && (uint32_t)((uint32_t)(now_us / 1000) - t) < ms;
+}
 
 /* Returns s's entry for room `name`, joined or remembered, or NULL. */
 struct membership *member_find(struct session *s, const char *name);

@@ -22,8 +22,8 @@ static int outq_grow(struct outq *q)
 int outq_push(struct outq *q, struct buf *b, const struct outq_limits *lim)
 {
     int empty = !q->count && !q->held;
-    if (!empty &&
-        (q->count >= lim->max_msgs || q->bytes + q->held + b->len > lim->max_bytes))
+    if (!empty && (q->count >= lim->max_msgs ||
+                   (size_t)q->bytes + q->held + b->len > lim->max_bytes))
         return -1;
     if (q->count == q->cap && outq_grow(q)) return -1;
     q->ring[(q->head + q->count) & (q->cap - 1)] = buf_ref(b);

@@ -24,8 +24,10 @@ struct outq {
     uint32_t head;     /* index of the oldest entry */
     uint32_t count;
     uint32_t cap; /* a power of two, or 0 */
-    size_t bytes; /* payload bytes queued */
-    size_t held;  /* bytes already written but held back outside the queue
+    /* 32 bits: max_bytes is at most 1 GiB and one frame is a buf (32-bit
+     * length), so neither can wrap. */
+    uint32_t bytes; /* payload bytes queued */
+    uint32_t held;  /* bytes already written but held back outside the queue
                      (libwebsockets' buffer of a partial write): they count
                      against max_bytes too */
 };

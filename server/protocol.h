@@ -57,6 +57,7 @@ enum proto_err {
  * owns until proto_req_free(). Absent optional fields are NULL or -1. */
 struct proto_req {
     enum proto_type type;
+    int limit; /* history; default filled in */
     cJSON *json;
     const char *ref;
     const char *room;
@@ -66,7 +67,6 @@ struct proto_req {
     int64_t id; /* edit, delete: the message */
     const char *client_id;
     int64_t since, before, after; /* join, history */
-    int limit;                    /* history; default filled in */
 };
 
 struct proto_limits {

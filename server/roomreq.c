@@ -16,7 +16,7 @@
 #include "session_impl.h"
 #include "wire.h"
 
-#define TYPING_INTERVAL_US 2000000
+#define TYPING_INTERVAL_MS 2000
 /* Every read costs at least this much of the read budget (roomreq.h). */
 #define READ_COST_MIN 2048.0
 
@@ -79,7 +79,7 @@ static int allowed_room(struct session *s, const char *room)
  * Answers rate_limited when not. */
 static int read_budget(struct session *s)
 {
-    int room = s->out.bytes + s->out.held <= s->srv->outq_lim.max_bytes / 2;
+    int room = (size_t)s->out.bytes + s->out.held <= s->srv->outq_lim.max_bytes / 2;
     if (room &&
         tb_ready(&s->read_tb, ROOMREQ_READ_RATE, ROOMREQ_READ_BURST, server_now_us()))
         return 1;
@@ -209,9 +209,9 @@ static void do_typing(struct session *s)
     struct membership *m = member_find(s, s->req.room);
     int64_t now = server_now_us();
     if (!m || !m->joined) return wire_error(s, E_NOT_MEMBER, "join the room first");
-    if (m->typing_us && now - m->typing_us < TYPING_INTERVAL_US)
+    if (member_recent(m->typing_ms, now, TYPING_INTERVAL_MS))
         return; /* dropped silently, per the protocol */
-    m->typing_us = now;
+    m->typing_ms = member_stamp(now);
     struct buf *b = proto_msg_start("typing", m->room->name, 128);
     buf_puts(&b, ",\"user\":");
     buf_put(&b, BUF_PAYLOAD(s->user_json), s->user_json->len);

@@ -54,11 +54,11 @@ struct session {
     unsigned alive_list : 2;      /* alive.c: which list it is on */
     unsigned ping_due : 1;        /* alive.c: a ping goes out on WRITEABLE */
     int close_code;               /* set: closing once the queue is flushed */
+    int in_count;                 /* frames on in_head */
     const char *close_reason;     /* a static string (wire_close) */
 
     struct inmsg *in_head, *in_tail; /* frames waiting for the coroutine */
-    int in_count;
-    char *rx; /* reassembly of a fragmented message */
+    char *rx;                        /* reassembly of a fragmented message */
     size_t rx_len;
 
     struct proto_req req; /* the request being handled */

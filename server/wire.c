@@ -44,7 +44,7 @@ void wire_push(struct session *s, struct buf *b)
     if (!b || s->closed || s->close_code) return;
     if (outq_push(&s->out, b, &s->srv->outq_lim)) {
         METRIC_ADD(s->srv, slow_closes, 1);
-        plog(LOG_INFO, "slow-consumer", "user=%s queued=%u bytes=%zu", who(s),
+        plog(LOG_INFO, "slow-consumer", "user=%s queued=%u bytes=%u", who(s),
              s->out.count, s->out.bytes);
         wire_drop(s);
         wire_close(s, 1013, "slow consumer: reconnect and join with since", 0);
@@ -206,7 +206,7 @@ static int write_queue(struct session *s)
     }
     OWN_ADD(s->srv->queued, -(uint64_t)frames); /* off the queue either way */
     if (rc) return -1;
-    s->out.held = lws_partial_buffered(s->wsi) ? n : 0;
+    s->out.held = lws_partial_buffered(s->wsi) ? (uint32_t)n : 0;
     METRIC_ADD(s->srv, frames_out, frames);
     METRIC_ADD(s->srv, bytes_out, n);
     return 0;
