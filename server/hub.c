@@ -212,6 +212,7 @@ struct route {
     struct chain c[HUB_MAX_LOOPS];
     struct room **held; /* rooms referenced until the route is delivered */
     size_t nheld, capheld;
+    struct room *held_stack[64]; /* held's storage for most batches: no malloc */
 };
 
 /* Finds a stored message's room, records its id as the room's newest and
@@ -223,9 +224,11 @@ struct route {
 static struct room *note_last_id(struct route *rt, const struct db_req *r)
 {
     if (rt->nheld == rt->capheld) {
-        size_t cap = rt->capheld ? rt->capheld * 2 : 64;
-        struct room **n = realloc(rt->held, cap * sizeof(*n));
+        size_t cap = rt->capheld * 2;
+        struct room **n = malloc(cap * sizeof(*n));
         if (!n) return NULL;
+        memcpy(n, rt->held, rt->nheld * sizeof(*n));
+        if (rt->held != rt->held_stack) free(rt->held);
         rt->held = n;
         rt->capheld = cap;
     }
@@ -240,12 +243,25 @@ static struct room *note_last_id(struct route *rt, const struct db_req *r)
     return room;
 }
 
-/* Gives back the rooms the route held, once its items are on the inboxes. */
+/* Gives back the rooms the route held, once its items are on the inboxes:
+ * under one lock for the whole batch; the rooms whose last reference this
+ * was are retired after it (hub.h: room lifetime). */
 static void route_release(struct route *rt)
 {
-    for (size_t i = 0; i < rt->nheld; i++)
-        hub_room_release(rt->h, rt->held[i]);
-    free(rt->held);
+    size_t ngone = 0;
+    hub_lock_rooms(rt->h);
+    for (size_t i = 0; i < rt->nheld; i++) {
+        struct room *r = rt->held[i];
+        assert(r->refs > 0);
+        if (--r->refs == 0) {
+            rooms_unlink(&rt->h->rooms, r);
+            rt->held[ngone++] = r; /* i >= ngone: reuses slots already read */
+        }
+    }
+    hub_unlock_rooms(rt->h);
+    for (size_t i = 0; i < ngone; i++)
+        room_retire(rt->h, rt->held[i]);
+    if (rt->held != rt->held_stack) free(rt->held);
 }
 
 static void route_one(struct db_req *r, void *arg)
@@ -270,8 +286,9 @@ static void route_init(struct route *rt, struct hub *h)
 {
     rt->h = h;
     memset(rt->c, 0, sizeof(rt->c[0]) * (size_t)h->nloops);
-    rt->held = NULL;
-    rt->nheld = rt->capheld = 0;
+    rt->held = rt->held_stack;
+    rt->nheld = 0;
+    rt->capheld = sizeof rt->held_stack / sizeof rt->held_stack[0];
 }
 
 void hub_route(void *arg)
