@@ -92,7 +92,9 @@ test('edit with the menu and with the Up arrow, delete with a confirmation; the 
   await dialog.getByRole('button', { name: 'Cancel' }).click();
   await dialog.waitFor({ state: 'hidden' });
   assert.equal(await target.locator('.tombstone').count(), 0);
-  assert.match(await a.page.evaluate(() => document.activeElement.getAttribute('aria-label') || ''), /^Actions for your message: Lunch/);
+  // Focus goes back to the menu button (one task after the dialog closes).
+  await a.page.waitForFunction(() => /^Actions for your message: Lunch/.test(document.activeElement?.getAttribute('aria-label') || ''),
+    null, { timeout: 5000 * T });
   await a.page.keyboard.press('Enter');
   await a.page.getByRole('menuitem', { name: 'Delete' }).click();
   await dialog.getByRole('button', { name: 'Delete' }).click();
