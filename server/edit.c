@@ -37,7 +37,7 @@ void edit_on_done(struct server *srv, struct session *s, struct db_req *r,
 {
     int ok = r->status == DB_OK;
     /* Everyone else here gets the shared frame; the requester its own. */
-    if (ok && r->frame && r->dest) fanout_local(srv, r->dest, r->frame, s);
+    if (ok) fanout_stored(srv, r, s);
     if (s->closed) return;
     if (!ok) return refused(s, r, ref);
     wire_reply(

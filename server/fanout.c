@@ -1,6 +1,7 @@
 /* fanout.c -- a frame to every member of a room, on every loop. */
 #include "fanout.h"
 
+#include "db.h"
 #include "hub.h"
 #include "room.h"
 #include "session_impl.h"
@@ -20,4 +21,9 @@ void fanout_room(struct session *s, struct room *r, struct buf *b)
     fanout_local(s->srv, r, b, s);
     hub_post(s->srv->hub, s->srv->index, r, b);
     buf_unref(b);
+}
+
+void fanout_stored(struct server *srv, const struct db_req *r, struct session *except)
+{
+    if (r->frame && r->dest) fanout_local(srv, r->dest, r->frame, except);
 }

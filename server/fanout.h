@@ -11,6 +11,7 @@
 #define PARLEY_FANOUT_H
 
 struct buf;
+struct db_req;
 struct room;
 struct server;
 struct session;
@@ -19,6 +20,12 @@ struct session;
  * loop's own part is written only by this loop: no lock is needed. */
 void fanout_local(struct server *srv, struct room *r, struct buf *b,
                   struct session *except);
+/* Queues a committed change (r->frame: a message, edited or deleted) for
+ * this loop's members of its room (r->dest) except `except`. The frame
+ * was made once, after the commit, and the room found once, by the router
+ * (hub.c), which queues them on every loop in commit order: no lookup, no
+ * lock here. NULL frame or room (out of memory, nobody in it): nothing. */
+void fanout_stored(struct server *srv, const struct db_req *r, struct session *except);
 /* Queues b for every member of r on every loop except s itself, then
  * drops the maker's reference to b (NULL is ignored). For frames that are
  * not stored (presence, typing), so not ordered by the database. The

@@ -290,15 +290,6 @@ static void do_rooms(struct session *s)
     wire_reply(s, proto_msg_end(b, s->req.ref));
 }
 
-/* Delivers a stored message to this loop's members of its room. The frame
- * was made once, after the commit, and the room found once, by the router
- * (hub.c), which queues them on every loop in commit order: no lookup, no
- * lock here. Runs whether or not the sender is still there. */
-void roomreq_deliver(struct server *srv, struct db_req *r)
-{
-    if (r->frame && r->dest) fanout_local(srv, r->dest, r->frame, NULL);
-}
-
 void roomreq_dispatch(struct session *s)
 {
     switch (s->req.type) {

@@ -33,7 +33,5 @@ void roomreq_dispatch(struct session *s);
 /* Lets go of what a read holds (its rows, the room a join holds): the
  * read's completion found the connection gone. roomreq_finish calls it. */
 void roomreq_abandon(struct session *s);
-/* Queues a stored message (r->frame) for this loop's members of r->dest. */
-void roomreq_deliver(struct server *srv, struct db_req *r);
 
 #endif

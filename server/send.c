@@ -9,8 +9,8 @@
 #include <string.h>
 
 #include "edit.h"
+#include "fanout.h"
 #include "log.h"
-#include "roomreq.h"
 #include "session_impl.h"
 #include "wire.h"
 
@@ -120,7 +120,7 @@ void send_on_done(struct server *srv, struct db_req *r)
     if (r->op != DB_SEND)
         edit_on_done(srv, s, r, sl->ref);
     else {
-        roomreq_deliver(srv, r);
+        fanout_stored(srv, r, NULL);
         if (!s->closed) send_ack(s, r, sl->ref);
     }
     slot_put(s->srv, sl);

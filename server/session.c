@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "expiry.h"
+#include "fanout.h"
 #include "hello.h"
 #include "hub.h"
 #include "jwt.h"
@@ -369,7 +370,7 @@ void session_on_db_done(struct db_req *r, void *arg)
 {
     struct session *s = r->owner;
     if (r->op == DB_POST) { /* a message or presence from another loop */
-        roomreq_deliver(arg, r);
+        fanout_stored(arg, r, NULL);
         hub_post_free(r);
         return;
     }

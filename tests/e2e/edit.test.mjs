@@ -4,19 +4,11 @@
 // after a reconnect (`updates`), keyboard-only use, and refusals shown in a
 // live region. (Direct messages are not on the server yet; their tests
 // wait on the wt-web-dm branch.)
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, launchBrowser, newPage, openChat, waitOnline, WsClient, allMessages, T } from './helpers.mjs';
+import { serverAndBrowser, newPage, openChat, waitOnline, WsClient, allMessages, T } from './helpers.mjs';
 
-let server, browser;
-before(async () => {
-  server = await startServer();
-  browser = await launchBrowser();
-});
-after(async () => {
-  await browser?.close();
-  await server?.cleanup();
-});
+const env = serverAndBrowser();
 
 // Sends from the composer and waits for the confirmed message.
 async function say(page, text) {
@@ -29,10 +21,10 @@ async function say(page, text) {
 const msg = (page, text) => page.locator('#messages li', { hasText: text });
 
 test('edit with the menu and with the Up arrow, delete with a confirmation; the other side sees it live', async () => {
-  const a = await newPage(browser);
-  const b = await newPage(browser);
-  await openChat(a.page, server, { name: 'Eli', room: 'edits' });
-  await openChat(b.page, server, { name: 'Fay', room: 'edits' });
+  const a = await newPage(env.browser);
+  const b = await newPage(env.browser);
+  await openChat(a.page, env.server, { name: 'Eli', room: 'edits' });
+  await openChat(b.page, env.server, { name: 'Fay', room: 'edits' });
   await say(a.page, 'Lunch at noon?');
 
   // The menu: a button with a label, a popup menu with Edit and Delete.
@@ -108,7 +100,7 @@ test('edit with the menu and with the Up arrow, delete with a confirmation; the 
     assert.equal(await page.locator('#messages li').first().locator('.tombstone').count(), 1, 'in place, first');
   }
   assert.equal(await a.page.locator('#messages li.deleted').getByRole('button', { name: /^Actions/ }).count(), 0);
-  const hist = await allMessages(server, 'edits');
+  const hist = await allMessages(env.server, 'edits');
   assert.equal(hist[0].deleted, true);
   assert.equal(hist[0].text, '');
   assert.equal(hist[1].text, 'See you there\n(bring the slides)');
@@ -125,10 +117,10 @@ test('edit with the menu and with the Up arrow, delete with a confirmation; the 
 });
 
 test('another person\'s edit and delete appear live, and while away they arrive through `updates`', async () => {
-  const gus = await WsClient.connect(server.wsUrl, { name: 'Gus' });
+  const gus = await WsClient.connect(env.server.wsUrl, { name: 'Gus' });
   await gus.join('live');
   const acks = await gus.sendAll('live', ['first draft', 'a typo here', 'will be gone']);
-  const { context, page } = await newPage(browser);
+  const { context, page } = await newPage(env.browser);
   // Between the page and the server: while `blocked`, connections are refused.
   let blocked = false;
   const open = [];
@@ -147,7 +139,7 @@ test('another person\'s edit and delete appear live, and while away they arrive 
     w.on('framesent', (f) => { if (String(f.payload).includes('"type":"join"')) joins.push(JSON.parse(String(f.payload))); });
     w.on('framereceived', (f) => { if (String(f.payload).startsWith('{"type":"joined"')) joins.push(JSON.parse(String(f.payload))); });
   });
-  await openChat(page, server, { name: 'Hal', room: 'live' });
+  await openChat(page, env.server, { name: 'Hal', room: 'live' });
   await msg(page, 'will be gone').waitFor();
 
   gus.send({ type: 'edit', room: 'live', id: acks[0].id, text: 'final text' });
@@ -194,8 +186,8 @@ test('another person\'s edit and delete appear live, and while away they arrive 
 });
 
 test('keyboard only: the menu, editing, deleting, and where focus goes', async () => {
-  const { context, page } = await newPage(browser);
-  await openChat(page, server, { name: 'Ivy', room: 'keys' });
+  const { context, page } = await newPage(env.browser);
+  await openChat(page, env.server, { name: 'Ivy', room: 'keys' });
   const text = page.locator('#text');
   await text.focus();
   for (const t of ['one', 'two']) {
@@ -257,7 +249,7 @@ test('keyboard only: the menu, editing, deleting, and where focus goes', async (
 });
 
 test('refused edits and deletes are shown briefly in a live region, and the message is left as it was', async () => {
-  const { context, page } = await newPage(browser);
+  const { context, page } = await newPage(env.browser);
   // The server would refuse these only in races (another tab deleted it,
   // a moderator, the rate limit); answer them here as the server would.
   const answers = { 'edit': 'rate_limited', 'delete': 'not_found' };
@@ -273,7 +265,7 @@ test('refused edits and deletes are shown briefly in a live region, and the mess
     });
     srv.onMessage((d) => ws.send(d));
   });
-  await openChat(page, server, { name: 'Jo', room: 'errs' });
+  await openChat(page, env.server, { name: 'Jo', room: 'errs' });
   await say(page, 'original words');
   await page.locator('#text').press('ArrowUp');
   const box = page.getByRole('textbox', { name: 'Edit your message' });

@@ -13,6 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { before, after } from 'node:test';
 import { chromium } from 'playwright-core';
 import WebSocket from 'ws';
 
@@ -150,6 +151,21 @@ export async function launchBrowser() {
 }
 
 // A fresh context (own localStorage), a page, and a record of page errors.
+/** One server and one browser for a whole test file, started before its
+ *  tests and closed after them: read env.server and env.browser in tests. */
+export function serverAndBrowser(opts) {
+  const env = {};
+  before(async () => {
+    env.server = await startServer(opts);
+    env.browser = await launchBrowser();
+  });
+  after(async () => {
+    await env.browser?.close();
+    await env.server?.cleanup();
+  });
+  return env;
+}
+
 export async function newPage(browser, { viewport = { width: 1280, height: 800 }, colorScheme = 'light', ...rest } = {}) {
   const context = await browser.newContext({ viewport, colorScheme, reducedMotion: 'reduce', ...rest });
   const page = await context.newPage();
