@@ -29,6 +29,8 @@ static const struct opt opts[] = {
     {"jwt-secret", K_STR, O(jwt_secret), 0, 0, 0,
      "HS256 secret for tokens (none: tokens refused)"},
     {"no-guests", K_FLAG, O(no_guests), 0, 0, 0, "refuse guests; a token is required"},
+    {"no-guest-dms", K_FLAG, O(no_guest_dms), 0, 0, 0,
+     "direct messages between token users only"},
     {"origins", K_STR, O(origins), 0, 0, 0, "comma list of allowed Origins (any)"},
     {"max-connections", K_LONG, O(max_connections), 1, 1000000, 0,
      "WebSocket connections at most (10000)"},

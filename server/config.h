@@ -15,6 +15,7 @@ struct config {
     const char *web_root;
     const char *jwt_secret;
     int no_guests;
+    int no_guest_dms; /* DMs only between token users */
     const char *origins; /* comma list; NULL: any origin */
     long max_connections;
     long max_text;

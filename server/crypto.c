@@ -57,6 +57,11 @@ void crypto_hmac_sha256(const void *key, size_t klen, const void *msg, size_t ml
                     out);
 }
 
+void crypto_sha256(const void *msg, size_t mlen, unsigned char out[CRYPTO_HMAC_LEN])
+{
+    mbedtls_md(mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), msg, mlen, out);
+}
+
 int crypto_equal(const void *a, const void *b, size_t n)
 {
     const volatile unsigned char *x = a, *y = b;

@@ -20,6 +20,8 @@ int crypto_random_hex(char *out, size_t n);
 
 void crypto_hmac_sha256(const void *key, size_t klen, const void *msg, size_t mlen,
                         unsigned char out[CRYPTO_HMAC_LEN]);
+/* SHA-256 of msg[0..mlen) into out. */
+void crypto_sha256(const void *msg, size_t mlen, unsigned char out[CRYPTO_HMAC_LEN]);
 /* Returns 1 when a[0..n) equals b[0..n), in time independent of the data. */
 int crypto_equal(const void *a, const void *b, size_t n);
 

@@ -10,6 +10,7 @@
 #include <sqlite3.h>
 
 #include "assets.h"
+#include "db_dm.h"
 #include "log.h"
 #include "protocol.h"
 
@@ -83,6 +84,7 @@ struct db {
     struct db_options opt;
     sqlite3 *conn;              /* under conn_lock once the worker runs */
     sqlite3_stmt *st[ST_COUNT]; /* worker thread only */
+    struct db_dm dm;            /* worker thread only: the DM statements */
     pthread_t thread;
     int started;
 
@@ -224,6 +226,10 @@ static int db_setup(struct db *db, char *err, size_t errlen)
             snprintf(err, errlen, "%s: %s", db->opt.path, sqlite3_errmsg(db->conn));
             return -1;
         }
+    if (db_dm_prepare(&db->dm, db->conn) != SQLITE_OK) {
+        snprintf(err, errlen, "%s: %s", db->opt.path, sqlite3_errmsg(db->conn));
+        return -1;
+    }
     return max_id(db, err, errlen);
 }
 
@@ -260,7 +266,7 @@ char *db_setting(struct db *db, const char *key, const char *fresh)
 
 /* ---- the worker ---- */
 
-static enum db_status status_of(int rc)
+enum db_status db_status_of(int rc)
 {
     rc &= 0xff;
     return rc == SQLITE_BUSY || rc == SQLITE_LOCKED || rc == SQLITE_FULL ||
@@ -284,6 +290,14 @@ static int step_done(sqlite3_stmt *st)
     return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
 }
 
+/* In a DM room, checks that r's user is one of its pair (db_dm.h): a
+ * refusal is r->status with SQLITE_OK, costing the batch nothing. Other
+ * rooms pass. Returns SQLITE_OK or the failing statement's error. */
+static int dm_checked(struct db *db, struct db_req *r, int want)
+{
+    return proto_room_is_dm(r->room) ? db_dm_check(&db->dm, r, want) : SQLITE_OK;
+}
+
 /* Stores one message. Returns SQLITE_OK, or the error of the statement that
  * failed (r->status says how); the caller checks whether it cost the
  * transaction. */
@@ -291,6 +305,8 @@ static int run_send(struct db *db, struct db_req *r, int64_t *max_id)
 {
     sqlite3_stmt *ins = db->st[ST_INSERT], *find = db->st[ST_FIND];
     int64_t ts = now_ms();
+    int rc = dm_checked(db, r, 1);
+    if (rc != SQLITE_OK || r->status != DB_OK) return rc;
     sqlite3_bind_int64(ins, 7, *max_id + 1);
     sqlite3_bind_text(ins, 1, r->room, -1, SQLITE_STATIC);
     sqlite3_bind_text(ins, 2, r->user_id, -1, SQLITE_STATIC);
@@ -298,10 +314,10 @@ static int run_send(struct db *db, struct db_req *r, int64_t *max_id)
     sqlite3_bind_text(ins, 4, r->text, (int)r->text_len, SQLITE_STATIC);
     sqlite3_bind_int64(ins, 5, ts);
     sqlite3_bind_text(ins, 6, r->client_id, -1, SQLITE_STATIC);
-    int rc = step_done(ins);
+    rc = step_done(ins);
     if (rc != SQLITE_OK) {
         log_failure(db, "insert", rc);
-        r->status = status_of(rc);
+        r->status = db_status_of(rc);
         return rc;
     }
     if (sqlite3_changes(db->conn) == 1) {
@@ -319,7 +335,7 @@ static int run_send(struct db *db, struct db_req *r, int64_t *max_id)
         rc = SQLITE_OK;
     } else {
         log_failure(db, "find", rc);
-        r->status = rc == SQLITE_DONE ? DB_FAILED : status_of(rc);
+        r->status = rc == SQLITE_DONE ? DB_FAILED : db_status_of(rc);
         rc = rc == SQLITE_DONE ? SQLITE_ERROR : rc;
     }
     sqlite3_reset(find);
@@ -352,7 +368,7 @@ static int change_allowed(struct db *db, struct db_req *r, char **old)
     } else if (rc == SQLITE_ROW || rc == SQLITE_DONE)
         r->status = DB_NOT_FOUND;
     else
-        r->status = status_of(rc);
+        r->status = db_status_of(rc);
     sqlite3_reset(get);
     return r->status == DB_OK                      ? SQLITE_OK
            : rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK
@@ -366,8 +382,9 @@ static int change_allowed(struct db *db, struct db_req *r, char **old)
 static int run_change(struct db *db, struct db_req *r, int64_t *max_id)
 {
     char *old;
-    int rc = change_allowed(db, r, &old);
+    int rc = dm_checked(db, r, 1);
     if (rc != SQLITE_OK || r->status != DB_OK) return rc;
+    if ((rc = change_allowed(db, r, &old)) != SQLITE_OK || r->status != DB_OK) return rc;
     int edit = r->op == DB_EDIT;
     int64_t id = *max_id + 1, ts = now_ms();
     sqlite3_stmt *log = db->st[ST_EDIT_LOG],
@@ -393,7 +410,7 @@ static int run_change(struct db *db, struct db_req *r, int64_t *max_id)
     free(old);
     if (rc != SQLITE_OK) {
         log_failure(db, edit ? "edit" : "delete", rc);
-        r->status = status_of(rc);
+        r->status = db_status_of(rc);
         return rc;
     }
     r->id = *max_id = id;
@@ -412,7 +429,7 @@ static int run_user(struct db *db, struct db_req *r)
     int rc = step_done(st);
     if (rc != SQLITE_OK) {
         log_failure(db, "user", rc);
-        r->status = status_of(rc);
+        r->status = db_status_of(rc);
     }
     return rc;
 }
@@ -428,6 +445,8 @@ static int run_write(struct db *db, struct db_req *r, int64_t *max_id)
         return run_change(db, r, max_id);
     case DB_USER:
         return run_user(db, r);
+    case DB_DM:
+        return db_dm_make(&db->dm, r, now_ms());
     default:
         assert(!"not a write");
         return SQLITE_MISUSE;
@@ -587,7 +606,7 @@ static int read_since(struct db *db, struct db_req *r, int64_t hi)
     buf_unref(r->rows);
     buf_unref(r->updates);
     r->rows = r->updates = NULL;
-    r->status = status_of(rc);
+    r->status = db_status_of(rc);
     r->nrows = r->more = 0;
     r->last_id = 0;
     return rc;
@@ -595,6 +614,9 @@ static int read_since(struct db *db, struct db_req *r, int64_t hi)
 
 static int run_read(struct db *db, struct db_req *r, int64_t hi)
 {
+    if (r->dms) return db_dm_list(&db->dm, r, hi);
+    int rc = dm_checked(db, r, !r->check);
+    if (rc != SQLITE_OK || r->status != DB_OK || r->check) return rc;
     if (r->since >= 0) return read_since(db, r, hi);
     int asc = r->after >= 0;
     sqlite3_stmt *st = db->st[asc ? ST_AFTER : ST_BEFORE];
@@ -606,7 +628,7 @@ static int run_read(struct db *db, struct db_req *r, int64_t hi)
     size_t guess = (size_t)r->limit * 160;
     struct buf *rows = buf_new(guess < cap ? guess : cap);
     size_t *at = asc ? NULL : malloc(((size_t)r->limit + 1) * sizeof(*at));
-    int rc = SQLITE_NOMEM;
+    rc = SQLITE_NOMEM;
     if (!rows || (!asc && !at)) goto err;
     if ((rc = sqlite3_exec(db->conn, "BEGIN", NULL, NULL, NULL)) != SQLITE_OK) goto err;
     sqlite3_bind_text(st, 1, r->room, -1, SQLITE_STATIC);
@@ -653,7 +675,7 @@ err:
         sqlite3_exec(db->conn, "ROLLBACK", NULL, NULL, NULL);
     free(at);
     buf_unref(rows);
-    r->status = status_of(rc);
+    r->status = db_status_of(rc);
     r->nrows = r->more = 0;
     r->last_id = 0;
     return rc == SQLITE_OK || rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_ERROR : rc;
@@ -713,7 +735,7 @@ static int run_writes(struct db *db, struct db_req *batch, int *lost)
             r->last_id = db->max_id;
             continue;
         }
-        if (r->status == DB_OK) r->status = status_of(rc);
+        if (r->status == DB_OK) r->status = db_status_of(rc);
         r->id = r->ts = r->last_id = 0;
         r->duplicate = 0;
     }
@@ -960,6 +982,7 @@ int db_submit(struct db *db, struct db_req *r)
         r->rows = r->updates = NULL;
         r->frame = NULL;
         r->dest = NULL;
+        r->pair = r->peer = NULL;
         if (db->q_tail)
             db->q_tail->next = r;
         else
@@ -1015,10 +1038,13 @@ void db_close(struct db *db)
         buf_unref(r->rows);
         buf_unref(r->updates);
         buf_unref(r->frame);
-        r->rows = r->updates = r->frame = NULL;
+        buf_unref(r->pair);
+        buf_unref(r->peer);
+        r->rows = r->updates = r->frame = r->pair = r->peer = NULL;
     }
     for (int i = 0; i < ST_COUNT; i++)
         sqlite3_finalize(db->st[i]);
+    db_dm_finalize(&db->dm);
     if (db->conn) {
         sqlite3_exec(db->conn, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
         sqlite3_close(db->conn);

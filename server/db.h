@@ -65,6 +65,7 @@ enum db_op {
     DB_EDIT,   /* a message's new text, by its author */
     DB_DELETE, /* a message made a tombstone, by its author or a moderator */
     DB_USER,   /* a welcomed user recorded (users table); nobody waits for it */
+    DB_DM,     /* a pair's DM room made (dm_rooms), unless it exists */
     DB_POST,
     DB_ROOM_FREE
 };
@@ -73,8 +74,11 @@ enum db_status {
     DB_OK = 0,
     DB_BUSY,      /* locked, disk full or similar: retry later (overloaded) */
     DB_FAILED,    /* any other error (internal) */
-    DB_NOT_FOUND, /* DB_EDIT/DB_DELETE: no such message in the room, or deleted */
-    DB_FORBIDDEN, /* DB_EDIT/DB_DELETE: not the author (nor a moderator) */
+    DB_NOT_FOUND, /* DB_EDIT/DB_DELETE: no such message in the room, or deleted;
+                     DB_DM: no such user */
+    /* DB_EDIT/DB_DELETE: not the author (nor a moderator); any request on a
+     * DM room: not one of its two users; DB_DM: a guest peer, refused */
+    DB_FORBIDDEN,
 };
 
 /* Field order keeps the struct free of holes: a session embeds one. */
@@ -95,6 +99,7 @@ struct db_req {
     const char *user_id, *user_name, *client_id, *text; /* DB_SEND; EDIT: text */
     size_t text_len;
     int64_t msg_id; /* DB_EDIT, DB_DELETE: the message changed */
+    const char *peer_id; /* DB_DM: the other user */
     /* DB_READ: -1, or a join's `since`: the changes after it, in rev order,
      * split into rows (messages with id > since, oldest first) and updates
      * (the current state of older ones). before/after are ignored then. */
@@ -105,6 +110,10 @@ struct db_req {
     int limit;
     unsigned any_author : 1; /* DB_DELETE: may delete anyone's (a moderator) */
     unsigned guest : 1;      /* DB_USER */
+    unsigned no_guest_dms : 1; /* DB_DM: refuse a guest peer */
+    /* DB_READ: instead of messages, r->user_id's DM rooms (db_dm_list), or
+     * only the check that it is one of the DM room's users. */
+    unsigned dms : 1, check : 1;
 
     /* Outputs. */
     enum db_status status;
@@ -115,6 +124,11 @@ struct db_req {
     int nrows;
     int more;        /* DB_READ: more rows exist in the direction read */
     int64_t last_id; /* DB_READ: the room's newest id or rev the read may see, or 0 */
+    /* In a DM room (names "dm-…"; every request checks r->user_id is one of
+     * its pair, reads and writes alike, and carries user_id): a write's
+     * pair, "a\0b\0", for delivery to both users' connections; a read's
+     * peer, the other user's USER JSON. New references, the submitter's. */
+    struct buf *pair, *peer;
 };
 
 struct db_options {

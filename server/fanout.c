@@ -2,6 +2,7 @@
 #include "fanout.h"
 
 #include "db.h"
+#include "dm.h"
 #include "hub.h"
 #include "room.h"
 #include "session_impl.h"
@@ -25,5 +26,9 @@ void fanout_room(struct session *s, struct room *r, struct buf *b)
 
 void fanout_stored(struct server *srv, const struct db_req *r, struct session *except)
 {
-    if (r->frame && r->dest) fanout_local(srv, r->dest, r->frame, except);
+    if (!r->frame) return;
+    if (r->pair) /* a DM: its members are connections of its two users */
+        dm_push(srv, r->pair, r->frame, except);
+    else if (r->dest)
+        fanout_local(srv, r->dest, r->frame, except);
 }

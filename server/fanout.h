@@ -21,7 +21,9 @@ struct session;
 void fanout_local(struct server *srv, struct room *r, struct buf *b,
                   struct session *except);
 /* Queues a committed change (r->frame: a message, edited or deleted) for
- * this loop's members of its room (r->dest) except `except`. The frame
+ * this loop's members of its room (r->dest) except `except`; in a DM room
+ * (r->pair), for every connection of its two users on this loop instead,
+ * joined or not (which includes every member). The frame
  * was made once, after the commit, and the room found once, by the router
  * (hub.c), which queues them on every loop in commit order: no lookup, no
  * lock here. NULL frame or room (out of memory, nobody in it): nothing. */

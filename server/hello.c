@@ -12,6 +12,7 @@
 #include "expiry.h"
 #include "jwt.h"
 #include "log.h"
+#include "online.h"
 #include "session_impl.h"
 #include "wire.h"
 
@@ -170,6 +171,11 @@ void hello_handle(struct session *s)
         buf_unref(u);
         return wire_error(s, E_INTERNAL, "out of memory");
     }
+    if (online_add(s)) { /* a DM could not reach this connection */
+        buf_unref(u);
+        buf_unref(b);
+        return wire_error(s, E_INTERNAL, "out of memory");
+    }
     s->user_json = u;
     s->welcomed = 1;
     free(s->url_token); /* only hello reads it: not kept for the connection's life */
@@ -191,7 +197,8 @@ int hello_is_auth(const struct proto_req *req)
 static const char *joined_outside(struct session *s, const struct jwt_claims *c)
 {
     for (uint32_t i = 0; i < s->nmem; i++)
-        if (s->mem[i].joined && !jwt_allows_room(c, s->mem[i].room->name))
+        if (s->mem[i].joined && !proto_room_is_dm(s->mem[i].room->name) &&
+            !jwt_allows_room(c, s->mem[i].room->name))
             return s->mem[i].room->name;
     return NULL;
 }

@@ -112,16 +112,20 @@ static void deliver(struct hub *h, struct chain *c)
     pthread_mutex_unlock(&h->inbox_lock);
 }
 
-/* Returns a DB_POST item for `room` holding a reference to frame, or NULL. */
-static struct db_req *post_new(struct room *room, struct buf *frame, int loop)
+/* Returns a DB_POST item holding a reference to frame, or NULL: for
+ * `room`'s members, or, with a DM pair, for every connection of its two
+ * users (then room may be NULL: no one joined it). */
+static struct db_req *post_new(struct room *room, struct buf *pair, struct buf *frame,
+                               int loop)
 {
     struct db_req *r = calloc(1, sizeof(*r));
     if (!r) return NULL;
     r->op = DB_POST;
-    r->room = room->name;
+    r->room = room ? room->name : NULL;
     r->dest = room;
     r->loop = loop;
     r->frame = buf_ref(frame);
+    r->pair = pair ? buf_ref(pair) : NULL;
     return r;
 }
 
@@ -175,6 +179,7 @@ void hub_post_free(struct db_req *r)
 {
     assert(r->op == DB_POST);
     buf_unref(r->frame);
+    buf_unref(r->pair);
     free(r);
 }
 
@@ -272,10 +277,13 @@ static void route_one(struct db_req *r, void *arg)
     int change = r->op == DB_SEND || r->op == DB_EDIT || r->op == DB_DELETE;
     if (change && r->status == DB_OK && !r->duplicate) {
         /* Every loop, members or not: a join in flight on a loop with no
-         * member yet must still find this message after its read. */
-        if ((r->dest = note_last_id(rt, r)) && (r->frame = message_frame(r)))
+         * member yet must still find this message after its read. A DM's
+         * users get it on every loop even when nobody joined its room. */
+        r->dest = note_last_id(rt, r);
+        if ((r->dest || r->pair) && (r->frame = message_frame(r)))
             for (int i = 0; i < h->nloops; i++) {
-                struct db_req *p = i == r->loop ? NULL : post_new(r->dest, r->frame, i);
+                struct db_req *p =
+                    i == r->loop ? NULL : post_new(r->dest, r->pair, r->frame, i);
                 if (p) chain_add(&rt->c[i], p);
             }
     }
@@ -316,7 +324,7 @@ void hub_post(struct hub *h, int from, struct room *room, struct buf *frame)
     struct chain c[HUB_MAX_LOOPS];
     memset(c, 0, sizeof(c[0]) * (size_t)h->nloops);
     for (int i = 0; i < h->nloops; i++) {
-        struct db_req *p = i == from ? NULL : post_new(room, frame, i);
+        struct db_req *p = i == from ? NULL : post_new(room, NULL, frame, i);
         if (p) chain_add(&c[i], p);
     }
     deliver(h, c);

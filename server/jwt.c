@@ -99,6 +99,7 @@ static int read_claims(const cJSON *p, int64_t now, struct jwt_claims *c,
     }
     strcpy(c->sub, sub->valuestring);
     strcpy(c->name, name->valuestring); /* <= 32 code points fits */
+    c->no_dm = cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(p, "dm"));
     int rc = read_rooms(cJSON_GetObjectItemCaseSensitive(p, "rooms"), c);
     if (rc) {
         *why = rc == -2 ? "out of memory" : "token rooms claim invalid";

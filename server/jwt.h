@@ -16,6 +16,7 @@ struct jwt_claims {
     char name[32 * 4 + 1]; /* 32 code points of UTF-8 */
     int64_t exp;           /* Unix seconds */
     int all_rooms;         /* no `rooms` claim, or "*" */
+    int no_dm;             /* "dm": false: this user may not start DMs */
     int nrooms;
     char **rooms; /* owned; freed by jwt_claims_free() */
 };

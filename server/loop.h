@@ -41,6 +41,8 @@ struct server {
     /* alive.c: sessions by last sign of life, not pinged since / pinged */
     struct session *quiet_head, *quiet_tail, *pinged_head, *pinged_tail;
     struct session **exp_heap; /* expiry.c: token sessions, min-heap by exp */
+    struct session **online;   /* online.c: welcomed sessions by user id */
+    uint32_t online_cap, online_n;
     uint32_t nexp, capexp;
     int nsessions;               /* this loop's; the hub counts all */
     uint64_t queued;             /* frames on this loop's outbound queues (OWN_ADD) */

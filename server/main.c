@@ -17,6 +17,7 @@
 #include "protocol.h"
 #include "server.h"
 #include "session.h"
+#include "online.h"
 #include "send.h"
 
 static struct hub hub; /* the signal handler needs it */
@@ -171,8 +172,10 @@ out:
     for (int i = 0; loops && i < hub.nloops; i++)
         hub_take(&hub, i, session_on_db_done, &loops[i]);
     db_close(hub.db);
-    for (int i = 0; loops && i < hub.nloops; i++)
+    for (int i = 0; loops && i < hub.nloops; i++) {
         send_pool_free(&loops[i]);
+        online_free(&loops[i]);
+    }
     free(loops);
     hub_free(&hub);
     config_free(&cfg);

@@ -38,7 +38,7 @@ static const struct {
     {"hello", REQ_HELLO},   {"join", REQ_JOIN},       {"leave", REQ_LEAVE},
     {"send", REQ_SEND},     {"history", REQ_HISTORY}, {"typing", REQ_TYPING},
     {"rooms", REQ_ROOMS},   {"ping", REQ_PING},       {"edit", REQ_EDIT},
-    {"delete", REQ_DELETE},
+    {"delete", REQ_DELETE}, {"dm", REQ_DM},
 };
 
 /* cJSON answers NULL both for bad JSON and for its own allocation failure;
@@ -137,6 +137,14 @@ static int get_int(const cJSON *o, const char *key, double lo, double hi, int64_
     return 0;
 }
 
+int proto_room_is_dm(const char *r)
+{
+    if (strncmp(r, PROTO_DM_PREFIX, 3) || strlen(r) != PROTO_DM_ROOM_LEN) return 0;
+    for (const char *c = r + 3; *c; c++)
+        if (!((*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'f'))) return 0;
+    return 1;
+}
+
 #define MAX_ID 9007199254740991.0 /* 2^53 - 1: exact in JSON numbers */
 
 static enum proto_err need_room(struct proto_req *r, const char **msg)
@@ -148,6 +156,21 @@ static enum proto_err need_room(struct proto_req *r, const char **msg)
     if (!proto_room_valid(r->room)) {
         *msg = "room must match ^[a-z0-9][a-z0-9_-]{0,63}$";
         return E_BAD_ROOM;
+    }
+    if (!strncmp(r->room, PROTO_DM_PREFIX, 3) && !proto_room_is_dm(r->room)) {
+        *msg = "room names starting with dm- are direct messages' (use dm)";
+        return E_BAD_ROOM;
+    }
+    return PROTO_OK;
+}
+
+/* dm: the peer's user id, 1 to PROTO_MAX_USER bytes. */
+static enum proto_err parse_dm(struct proto_req *r, const char **msg)
+{
+    if (get_str(r->json, "user", 0, &r->user) || !r->user || !r->user[0] ||
+        strlen(r->user) > PROTO_MAX_USER) {
+        *msg = "user must be a user id (a string of 1 to 128 bytes)";
+        return E_BAD_REQUEST;
     }
     return PROTO_OK;
 }
@@ -306,6 +329,8 @@ enum proto_err proto_parse(const char *data, size_t len, const struct proto_limi
     case REQ_EDIT:
     case REQ_DELETE:
         return parse_change(r, lim, msg);
+    case REQ_DM:
+        return parse_dm(r, msg);
     case REQ_ROOMS:
     case REQ_PING:
         return PROTO_OK;

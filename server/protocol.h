@@ -21,6 +21,10 @@
 #define PROTO_HISTORY_DEFAULT 50
 #define PROTO_HISTORY_MAX 200
 #define PROTO_SINCE_MAX 1000 /* messages a join with `since` returns at most */
+#define PROTO_MAX_USER 128   /* bytes of a user id (a token's sub at most) */
+/* A DM room's name: "dm-" and 32 lowercase hex digits (server/dm.c). */
+#define PROTO_DM_PREFIX "dm-"
+#define PROTO_DM_ROOM_LEN 35
 
 enum proto_type {
     REQ_HELLO,
@@ -33,6 +37,7 @@ enum proto_type {
     REQ_PING,
     REQ_EDIT,   /* 1.1 */
     REQ_DELETE, /* 1.1 */
+    REQ_DM,     /* 1.1 */
 };
 
 enum proto_err {
@@ -66,6 +71,7 @@ struct proto_req {
     size_t text_len;
     int64_t id; /* edit, delete: the message */
     const char *client_id;
+    const char *user;             /* dm: the peer's id */
     int64_t since, before, after; /* join, history */
 };
 
@@ -96,6 +102,9 @@ void proto_req_free(struct proto_req *req);
 
 /* Returns 1 when `room` matches ^[a-z0-9][a-z0-9_-]{0,63}$. */
 int proto_room_valid(const char *room);
+/* Returns 1 when `room` is a DM room's name: "dm-" and 32 lowercase hex
+ * digits. Other names starting with "dm-" are refused (bad_room). */
+int proto_room_is_dm(const char *room);
 /* Returns PROTO_OK or E_BAD_NAME (with *msg) for a display name. */
 enum proto_err proto_check_name(const char *name, const char **msg);
 

@@ -8,11 +8,13 @@
 #include <string.h>
 
 #include "access.h"
+#include "dm.h"
 #include "fanout.h"
 #include "hub.h"
 #include "jwt.h"
 #include "member.h"
 #include "room.h"
+#include "roomlist.h"
 #include "session_impl.h"
 #include "wire.h"
 
@@ -64,6 +66,7 @@ static void put_members(struct server *srv, struct buf **b, struct room *r)
     if (u != stack) free(u);
 }
 
+/* The room a DM-room request names is checked by the database (dm.h). */
 static int allowed_room(struct session *s, const char *room)
 {
     const char *why;
@@ -72,12 +75,7 @@ static int allowed_room(struct session *s, const char *room)
     return 0;
 }
 
-/* Whether s may start another read now: its budget is not in debt
- * (ROOMREQ_READ_RATE), and what it has not taken yet of earlier replies is
- * under half its outbound bound, so replies asked for in one burst are
- * answered rate_limited before they could overflow the queue (1013).
- * Answers rate_limited when not. */
-static int read_budget(struct session *s)
+int roomreq_read_budget(struct session *s)
 {
     int room = (size_t)s->out.bytes + s->out.held <= s->srv->outq_lim.max_bytes / 2;
     if (room &&
@@ -87,21 +85,29 @@ static int read_budget(struct session *s)
     return 0;
 }
 
-static void read_spent(struct session *s, size_t bytes)
+void roomreq_read_spent(struct session *s, size_t bytes)
 {
     tb_spend(&s->read_tb, bytes > READ_COST_MIN ? (double)bytes : READ_COST_MIN);
 }
 
-/* Prepares s->dbr for a join or history read of s->req. */
+void roomreq_reset_dbr(struct session *s)
+{
+    struct db_req *r = &s->dbr;
+    buf_unref(r->rows);
+    buf_unref(r->updates);
+    buf_unref(r->peer);
+    memset(r, 0, sizeof(*r));
+    r->owner = s;
+    r->loop = s->srv->index;
+    r->user_id = s->user_id; /* a DM room's reads check it (db.h) */
+}
+
+/* Prepares s->dbr for a join (or dm) or history read of s->req. */
 static void prepare_read(struct session *s)
 {
     struct proto_req *q = &s->req;
     struct db_req *r = &s->dbr;
-    buf_unref(r->rows);
-    buf_unref(r->updates);
-    memset(r, 0, sizeof(*r));
-    r->owner = s;
-    r->loop = s->srv->index;
+    roomreq_reset_dbr(s);
     r->room = q->room;
     r->op = DB_READ;
     r->before = q->type == REQ_HISTORY ? q->before : -1;
@@ -112,6 +118,44 @@ static void prepare_read(struct session *s)
                                       : PROTO_HISTORY_DEFAULT;
 }
 
+int roomreq_join_ok(struct session *s)
+{
+    struct membership *m = member_find(s, s->req.room);
+    if (!(m && m->joined) && s->njoined >= MEMBER_MAX_JOINED)
+        return wire_error(s, E_BAD_REQUEST, "too many rooms on one connection"), 0;
+    return roomreq_read_budget(s);
+}
+
+int roomreq_join_read(struct session *s)
+{
+    if (!(s->req_room = hub_room_hold(s->srv->hub, s->req.room, 1)))
+        return wire_error(s, E_INTERNAL, "out of memory"), -1;
+    prepare_read(s);
+    return 0;
+}
+
+/* A request on a DM room from a connection that has not joined it: a send
+ * goes to the database, which checks the pair; a typing asks it whether
+ * this user is one of the pair (not_member) or not (forbidden). */
+static enum roomreq_kind unjoined_dm(struct session *s)
+{
+    if (s->req.type == REQ_SEND) return ROOMREQ_SEND;
+    if (!roomreq_read_budget(s)) return ROOMREQ_ANSWERED;
+    prepare_read(s);
+    s->dbr.check = 1;
+    return ROOMREQ_READ;
+}
+
+/* Prepares s->dbr for the `rooms` listing: this user's DM rooms. */
+static enum roomreq_kind rooms_read(struct session *s)
+{
+    if (!roomreq_read_budget(s)) return ROOMREQ_ANSWERED;
+    roomreq_reset_dbr(s);
+    s->dbr.op = DB_READ;
+    s->dbr.dms = 1;
+    return ROOMREQ_READ;
+}
+
 /* Limits are checked before anything is made: a refused join creates no
  * room. A join holds its room (s->req_room) until roomreq_finish, so the
  * room stays in memory, and receives every message, while it is read. */
@@ -119,22 +163,29 @@ enum roomreq_kind roomreq_prepare(struct session *s)
 {
     struct proto_req *q = &s->req;
     int change = q->type == REQ_EDIT || q->type == REQ_DELETE;
+    if (q->type == REQ_DM) return dm_prepare(s);
+    if (q->type == REQ_ROOMS) return rooms_read(s);
+    if (q->type == REQ_TYPING) {
+        struct membership *m = member_find(s, q->room);
+        int dm = proto_room_is_dm(q->room) && !(m && m->joined);
+        return dm ? unjoined_dm(s) : ROOMREQ_LOCAL;
+    }
     if (q->type != REQ_JOIN && q->type != REQ_SEND && q->type != REQ_HISTORY && !change)
         return ROOMREQ_LOCAL;
     if (!allowed_room(s, q->room)) return ROOMREQ_ANSWERED;
     if (change) return ROOMREQ_SEND; /* the database judges author and message */
     struct membership *m = member_find(s, q->room);
     int joined = m && m->joined;
+    if (q->type == REQ_SEND && !joined && proto_room_is_dm(q->room))
+        return unjoined_dm(s);
     if (q->type == REQ_SEND) {
         if (joined) return ROOMREQ_SEND;
         return wire_error(s, E_NOT_MEMBER, "join the room first"), ROOMREQ_ANSWERED;
     }
-    if (q->type == REQ_JOIN && !joined && s->njoined >= MEMBER_MAX_JOINED)
-        return wire_error(s, E_BAD_REQUEST, "too many rooms on one connection"),
-               ROOMREQ_ANSWERED;
-    if (!read_budget(s)) return ROOMREQ_ANSWERED;
-    if (q->type == REQ_JOIN && !(s->req_room = hub_room_hold(s->srv->hub, q->room, 1)))
-        return wire_error(s, E_INTERNAL, "out of memory"), ROOMREQ_ANSWERED;
+    if (q->type == REQ_JOIN)
+        return roomreq_join_ok(s) && !roomreq_join_read(s) ? ROOMREQ_READ
+                                                           : ROOMREQ_ANSWERED;
+    if (!roomreq_read_budget(s)) return ROOMREQ_ANSWERED;
     prepare_read(s);
     return ROOMREQ_READ;
 }
@@ -150,6 +201,10 @@ static void finish_join(struct session *s)
     struct buf *b = proto_msg_start(
         "joined", r->name, 256 + q->rows->len + (q->updates ? q->updates->len : 0));
     put_members(s->srv, &b, r);
+    if (q->peer) { /* a DM room: the other user */
+        buf_puts(&b, ",\"peer\":");
+        buf_put(&b, BUF_PAYLOAD(q->peer), q->peer->len);
+    }
     buf_puts(&b, ",\"messages\":[");
     buf_put(&b, BUF_PAYLOAD(q->rows), q->rows->len);
     if (q->updates) { /* a join with since: the older messages changed since */
@@ -158,7 +213,7 @@ static void finish_join(struct session *s)
     }
     buf_puts(&b, s->req.since >= 0 && q->more ? "],\"complete\":false"
                                               : "],\"complete\":true");
-    if (b) read_spent(s, b->len); /* the whole reply: the members list too */
+    if (b) roomreq_read_spent(s, b->len); /* the whole reply: the members list too */
     wire_reply(s, proto_msg_end(b, s->req.ref));
 }
 
@@ -168,23 +223,29 @@ static void finish_history(struct session *s)
     buf_puts(&b, ",\"messages\":[");
     buf_put(&b, BUF_PAYLOAD(s->dbr.rows), s->dbr.rows->len);
     buf_puts(&b, s->dbr.more ? "],\"has_more\":true" : "],\"has_more\":false");
-    if (b) read_spent(s, b->len);
+    if (b) roomreq_read_spent(s, b->len);
     wire_reply(s, proto_msg_end(b, s->req.ref));
 }
 
 void roomreq_finish(struct session *s)
 {
     struct db_req *q = &s->dbr;
-    if (q->status != DB_OK) read_spent(s, 0); /* the attempt costs the minimum */
-    if (q->status != DB_OK)
+    if (q->status != DB_OK) roomreq_read_spent(s, 0); /* the attempt costs the minimum */
+    if (q->status == DB_FORBIDDEN)
+        wire_error(s, E_FORBIDDEN, "this direct message is between two other users");
+    else if (q->status != DB_OK)
         wire_error(s, q->status == DB_BUSY ? E_OVERLOADED : E_INTERNAL,
                    q->status == DB_BUSY
                        ? "the server is busy; retry later"
                        : "database error; retry with the same client_id");
-    else if (s->req.type == REQ_JOIN)
-        finish_join(s);
-    else
+    else if (q->check) /* one of the pair, not joined (unjoined_dm) */
+        wire_error(s, E_NOT_MEMBER, "join the room first");
+    else if (q->dms)
+        roomlist_answer(s);
+    else if (s->req.type == REQ_HISTORY)
         finish_history(s);
+    else
+        finish_join(s);
     roomreq_abandon(s);
 }
 
@@ -192,7 +253,8 @@ void roomreq_abandon(struct session *s)
 {
     buf_unref(s->dbr.rows);
     buf_unref(s->dbr.updates);
-    s->dbr.rows = s->dbr.updates = NULL;
+    buf_unref(s->dbr.peer);
+    s->dbr.rows = s->dbr.updates = s->dbr.peer = NULL;
     if (s->req_room) hub_room_release(s->srv->hub, s->req_room);
     s->req_room = NULL;
 }
@@ -218,78 +280,6 @@ static void do_typing(struct session *s)
     fanout_room(s, m->room, proto_msg_end(b, NULL));
 }
 
-/* One line of the rooms listing, copied out under the rooms lock so the
- * JSON is written outside it. */
-struct room_row {
-    char name[PROTO_MAX_ROOM + 1];
-    uint32_t members;
-    int64_t last_id;
-};
-
-struct rooms_copy {
-    struct room_row *rows;
-    size_t n, cap;
-};
-
-static void copy_row(struct rooms_copy *c, const struct room *r)
-{
-    if (c->n == c->cap) return;
-    struct room_row *w = &c->rows[c->n++];
-    memcpy(w->name, r->name, sizeof w->name);
-    w->members = r->nmembers;
-    w->last_id = r->last_id;
-}
-
-static void copy_if_online(struct room *r, void *arg)
-{
-    if (r->nmembers) copy_row(arg, r);
-}
-
-/* Copies the rooms with members online and s's remembered rooms without
- * any: the lock is held for a copy, not for writing JSON. Returns 0, or -1
- * out of memory. */
-static int copy_rooms(struct session *s, struct rooms_copy *c)
-{
-    struct hub *h = s->srv->hub;
-    hub_lock_rooms(h);
-    c->cap = h->rooms.count + s->nmem;
-    c->n = 0;
-    c->rows = malloc((c->cap ? c->cap : 1) * sizeof(*c->rows));
-    if (c->rows) {
-        rooms_each(&h->rooms, copy_if_online, c);
-        for (uint32_t i = 0; i < s->nmem; i++)
-            if (!s->mem[i].room->nmembers) copy_row(c, s->mem[i].room);
-    }
-    hub_unlock_rooms(h);
-    return c->rows ? 0 : -1;
-}
-
-/* `rooms`: never lists a room s may not use. Its cost counts against the
- * read budget: with thousands of rooms online the listing is large. */
-static void do_rooms(struct session *s)
-{
-    struct rooms_copy c;
-    if (!read_budget(s)) return;
-    if (copy_rooms(s, &c)) return wire_error(s, E_INTERNAL, "out of memory");
-    struct buf *b = buf_new(64 + c.n * 48);
-    int n = 0;
-    buf_puts(&b, "{\"type\":\"rooms\",\"rooms\":[");
-    for (size_t i = 0; i < c.n; i++) {
-        if (!access_room_allowed(s, c.rows[i].name, NULL)) continue; /* never listed */
-        buf_puts(&b, n++ ? ",{\"name\":\"" : "{\"name\":\"");
-        buf_puts(&b, c.rows[i].name);
-        buf_puts(&b, "\",\"members\":");
-        buf_put_i64(&b, c.rows[i].members);
-        buf_puts(&b, ",\"last_id\":");
-        buf_put_i64(&b, c.rows[i].last_id);
-        buf_put(&b, "}", 1);
-    }
-    free(c.rows);
-    buf_put(&b, "]", 1);
-    if (b) read_spent(s, b->len);
-    wire_reply(s, proto_msg_end(b, s->req.ref));
-}
-
 void roomreq_dispatch(struct session *s)
 {
     switch (s->req.type) {
@@ -298,9 +288,6 @@ void roomreq_dispatch(struct session *s)
         break;
     case REQ_TYPING:
         do_typing(s);
-        break;
-    case REQ_ROOMS:
-        do_rooms(s);
         break;
     case REQ_PING: {
         struct buf *b = buf_new(32);

@@ -5,6 +5,8 @@
 #ifndef PARLEY_ROOMREQ_H
 #define PARLEY_ROOMREQ_H
 
+#include <stddef.h>
+
 struct db_req;
 struct room;
 struct server;
@@ -22,16 +24,38 @@ enum roomreq_kind {
     ROOMREQ_LOCAL = 0,     /* not a database request: call roomreq_dispatch */
     ROOMREQ_READ = 1,      /* a read is ready in s->dbr: submit, then finish */
     ROOMREQ_SEND = 2,      /* a valid send: hand it to send_submit */
+    /* a dm: s->dbr makes the pair's room; submit, then dm_made, then (when
+     * it returns 1) submit the join read it prepared and finish */
+    ROOMREQ_DM = 3,
 };
 
 /* Checks s's current request and says what it needs. */
 enum roomreq_kind roomreq_prepare(struct session *s);
-/* Answers a finished read (join or history) from s->dbr. */
+/* Answers a finished read (join, dm, history, rooms, a DM check) from
+ * s->dbr. */
 void roomreq_finish(struct session *s);
 /* Answers leave, typing, rooms and ping. */
 void roomreq_dispatch(struct session *s);
 /* Lets go of what a read holds (its rows, the room a join holds): the
  * read's completion found the connection gone. roomreq_finish calls it. */
 void roomreq_abandon(struct session *s);
+
+/* Whether s may start another read now: its budget is not in debt
+ * (ROOMREQ_READ_RATE), and what it has not taken yet of earlier replies is
+ * under half its outbound bound, so replies asked for in one burst are
+ * answered rate_limited before they could overflow the queue (1013).
+ * Answers rate_limited when not. */
+int roomreq_read_budget(struct session *s);
+/* Charges a reply of `bytes` to s's read budget (a minimum per read). */
+void roomreq_read_spent(struct session *s, size_t bytes);
+/* Whether s may join s->req.room (the rooms-per-connection limit and the
+ * read budget); answers the refusal when not. */
+int roomreq_join_ok(struct session *s);
+/* Holds s->req.room (s->req_room, created when new) and prepares its join
+ * read in s->dbr. Returns 0, or -1 after answering out of memory. */
+int roomreq_join_read(struct session *s);
+/* Empties s->dbr (dropping what a finished read left) for a new request
+ * of s. */
+void roomreq_reset_dbr(struct session *s);
 
 #endif

@@ -44,7 +44,8 @@ static void slot_put(struct server *srv, struct send_slot *sl)
     cJSON_Delete(sl->json);
     sl->json = NULL;
     buf_unref(sl->r.frame);
-    sl->r.frame = NULL;
+    buf_unref(sl->r.pair);
+    sl->r.frame = sl->r.pair = NULL;
     sl->next_free = srv->slot_pool;
     srv->slot_pool = sl;
 }
@@ -61,6 +62,9 @@ void send_pool_free(struct server *srv)
 void send_failed(struct session *s, const struct db_req *r, const char *ref)
 {
     /* Not wire_error(): s->req may be a read the coroutine still waits on. */
+    if (r->status == DB_FORBIDDEN) /* a DM room of two other users (db.h) */
+        return wire_error_ref(s, E_FORBIDDEN,
+                              "this direct message is between two other users", ref);
     wire_error_ref(s, r->status == DB_BUSY ? E_OVERLOADED : E_INTERNAL,
                    r->status == DB_BUSY ? "the server is busy; retry later"
                                         : "database error; retry with the same client_id",

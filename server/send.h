@@ -17,8 +17,8 @@ void send_submit(struct session *s);
  * answers the sender (unless its connection is gone) and frees the slot.
  * The caller drops the reference the send held. */
 void send_on_done(struct server *srv, struct db_req *r);
-/* Answers a write the database could not do (overloaded or internal),
- * with the request's ref. */
+/* Answers, with the request's ref, a write the database could not do
+ * (overloaded, internal) or refused outside a DM room's pair (forbidden). */
 void send_failed(struct session *s, const struct db_req *r, const char *ref);
 /* Frees the loop's pool of send slots; at exit, after every session is
  * gone. */

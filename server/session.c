@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dm.h"
 #include "expiry.h"
 #include "fanout.h"
 #include "hello.h"
@@ -24,6 +25,7 @@
 #include "jwt.h"
 #include "log.h"
 #include "member.h"
+#include "online.h"
 #include "roomreq.h"
 #include "send.h"
 #include "session_impl.h"
@@ -50,6 +52,7 @@ static void session_free(struct session *s)
     free(s->user_id); /* user_name lives in the same block */
     buf_unref(s->dbr.rows);
     buf_unref(s->dbr.updates);
+    buf_unref(s->dbr.peer);
     free(s->url_token);
     free(s->rx);
     free(s->mem);
@@ -192,6 +195,12 @@ static int session_run(struct session *s)
         } else if (q == ROOMREQ_READ) {
             CORO_CALL(&s->co, &s->sub, session_query(s));
             roomreq_finish(s);
+        } else if (q == ROOMREQ_DM) { /* make the pair's room, then join it */
+            CORO_CALL(&s->co, &s->sub, session_query(s));
+            if (dm_made(s)) {
+                CORO_CALL(&s->co, &s->sub, session_query(s));
+                roomreq_finish(s);
+            }
         } else if (q == ROOMREQ_LOCAL)
             roomreq_dispatch(s);
         /* Answered: an idle connection keeps no parsed request (and no
@@ -348,6 +357,7 @@ void session_on_closed(struct session *s)
     struct server *srv = s->srv;
     hello_unlink(s);
     expiry_remove(s);
+    online_remove(s);
     s->closed = 1;
     s->wsi = NULL;
     member_leave_all(s);

@@ -1,7 +1,8 @@
 /* session_impl.h -- the session struct (the coroutine's frame) and what
  * the files that handle a session's requests share: session.c (lifecycle,
  * the coroutine), wire.c (the write path), hello.c (hello and auth),
- * roomreq.c (room requests), send.c (the send window). Private to them;
+ * roomreq.c (room requests), roomlist.c (the rooms listing), dm.c (direct
+ * messages), online.c (connections by user), send.c (the send window). Private to them;
  * everything else uses session.h. Event-loop thread only.
  */
 #ifndef PARLEY_SESSION_IMPL_H
@@ -39,6 +40,7 @@ struct session {
     struct session *wait_prev, *wait_next;   /* srv->wait_*, while waiting_out */
     int64_t wait_since_us; /* waiting for WRITEABLE since (waiting_out) */
     struct session *alive_prev, *alive_next; /* alive.c's lists, while watched */
+    struct session *online_next;             /* online.c's bucket, while online */
     int64_t alive_us;                        /* the peer's last sign of life */
     int64_t hello_deadline_us;
     int refs;               /* 1 for the connection, 1 per request in flight */
@@ -53,6 +55,7 @@ struct session {
     unsigned waiting_out : 1;     /* output pending, on srv->wait_* */
     unsigned alive_list : 2;      /* alive.c: which list it is on */
     unsigned ping_due : 1;        /* alive.c: a ping goes out on WRITEABLE */
+    unsigned online : 1;          /* in online.c's index (welcomed, open) */
     int close_code;               /* set: closing once the queue is flushed */
     int in_count;                 /* frames on in_head */
     const char *close_reason;     /* a static string (wire_close) */

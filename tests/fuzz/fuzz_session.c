@@ -30,6 +30,7 @@
 #include "protocol.h"
 #include "room.h"
 #include "hub.h"
+#include "online.h"
 #include "loop.h"
 #include "expiry.h"
 #include "member.h"
@@ -64,6 +65,10 @@ static void check_req(const struct db_req *r)
         return;
     }
     assert(r->owner);
+    if (r->dms) { /* the rooms listing's DM rooms: a user, no room */
+        assert(r->op == DB_READ && r->user_id && !r->room);
+        return;
+    }
     assert(r->room && proto_room_valid(r->room));
     if (r->op == DB_EDIT || r->op == DB_DELETE) {
         assert(r->msg_id >= 1 && r->user_id && r->user_name);
@@ -78,6 +83,9 @@ static void check_req(const struct db_req *r)
         assert(utf8_valid(r->text, r->text_len));
         size_t n = utf8_count(r->text, r->text_len);
         assert(n >= 1 && n <= (size_t)srv.cfg->max_text);
+    } else if (r->op == DB_DM) {
+        assert(r->user_id && r->peer_id && strcmp(r->user_id, r->peer_id));
+        assert(proto_room_is_dm(r->room));
     } else {
         assert(r->op == DB_READ);
         assert(r->limit >= 1 && r->limit <= PROTO_SINCE_MAX);
@@ -115,6 +123,30 @@ void db_stats(struct db *db, struct db_stats *out)
     out->queue_depth = npending;
 }
 
+/* A request on a DM room: refused (not one of the pair), or the pair for
+ * a write and the peer for a read, as the worker's db_dm_check does. */
+static void dm_answer(struct db_req *r, unsigned how)
+{
+    if ((how >> 8) & 1) {
+        r->status = DB_FORBIDDEN;
+        buf_unref(r->rows), buf_unref(r->updates);
+        r->rows = r->updates = NULL;
+        r->nrows = 0;
+        return;
+    }
+    if (r->check) return;
+    struct buf *b = buf_new(64);
+    if (r->op == DB_READ) {
+        buf_puts(&b, "{\"id\":\"u1\",\"name\":\"N\\\"\"}");
+        r->peer = b;
+    } else {
+        buf_put(&b, "u1", 3);
+        buf_put(&b, r->user_id, strlen(r->user_id) + 1);
+        r->pair = b;
+    }
+    assert(!b->oom);
+}
+
 /* Completes the oldest request; `how` picks the outcome. */
 static void db_complete_one(unsigned how)
 {
@@ -135,6 +167,19 @@ static void db_complete_one(unsigned how)
         r->duplicate = (how >> 3) & 1;
         r->id = r->duplicate && next_id ? 1 + (int)(how >> 4) % next_id : ++next_id;
         r->ts = now_us / 1000;
+    } else if (r->op == DB_DM) {
+        unsigned k = (how >> 3) & 3; /* refusals: never seen, a guest */
+        if (r->status == DB_OK && k) r->status = k == 1 ? DB_NOT_FOUND : DB_FORBIDDEN;
+    } else if (r->status == DB_OK && r->dms) { /* db_dm_list's lines */
+        r->rows = buf_new(256);
+        int n = (int)((how >> 3) & 3);
+        for (int i = 0; i < n; i++) {
+            buf_puts(&r->rows, i & 1 ? "dm-0123456789abcdef0123456789abcdef\t7\t"
+                                     : "dm-fedcba9876543210fedcba9876543210\t0\t");
+            buf_puts(&r->rows, "{\"id\":\"u\\\"1\",\"name\":\"N\"}\n");
+            r->nrows++;
+        }
+        assert(!r->rows->oom);
     } else if (r->status == DB_OK) {
         r->rows = buf_new(256);
         int n = (int)((how >> 3) & 3);
@@ -157,6 +202,8 @@ static void db_complete_one(unsigned how)
         r->more = (how >> 5) & 1;
         r->last_id = next_id;
     }
+    if (r->status == DB_OK && r->room && proto_room_is_dm(r->room) && r->op != DB_DM)
+        dm_answer(r, how);
     hub_complete(&hub, r); /* the router: frame made, then the loop's inbox */
     hub_take(&hub, 0, session_on_db_done, &srv);
 }
@@ -228,12 +275,14 @@ static char *str(struct in *in, size_t max)
     return s;
 }
 
-static const char *const room_names[] = {"lobby", "a", "b_2", "z-9", "A", "", "lobby-"};
+static const char *const room_names[] = {
+    "lobby", "a", "b_2", "z-9", "A", "", "lobby-", "dm-0123456789abcdef0123456789abcdef",
+    "dm-x"};
 
 static void add_room(cJSON *o, struct in *in)
 {
-    unsigned k = u8(in) % 8;
-    if (k < 7)
+    unsigned k = u8(in) % 10;
+    if (k < 9)
         cJSON_AddStringToObject(o, "room", room_names[k]);
     else {
         char *s = str(in, 80);
@@ -327,10 +376,10 @@ static char *signed_token(struct in *in)
 static char *request(struct in *in)
 {
     cJSON *o = cJSON_CreateObject();
-    static const char *const types[] = {"hello",   "join",   "leave", "send",
-                                        "history", "typing", "rooms", "ping",
-                                        "bogus",   "edit",   "delete"};
-    unsigned t = u8(in) % 11;
+    static const char *const types[] = {"hello",   "join",   "leave",  "send",
+                                        "history", "typing", "rooms",  "ping",
+                                        "bogus",   "edit",   "delete", "dm"};
+    unsigned t = u8(in) % 12;
     cJSON_AddStringToObject(o, "type", types[t]);
     add_maybe_ref(o, in);
     char *s;
@@ -394,6 +443,17 @@ static char *request(struct in *in)
             free(s);
         }
         break;
+    case 11: { /* dm (1.1): a seen-looking id, the sender's own, or junk */
+        unsigned k = u8(in) % 4;
+        if (k == 0) cJSON_AddStringToObject(o, "user", "u1");
+        if (k == 1) cJSON_AddNumberToObject(o, "user", number(in));
+        if (k == 2) {
+            s = str(in, 140);
+            cJSON_AddStringToObject(o, "user", s);
+            free(s);
+        }
+        break;
+    }
     default:
         break;
     }
@@ -490,7 +550,7 @@ static void op(struct in *in)
     case 10: { /* database completions */
         unsigned n = u8(in) % 4 + 1;
         while (n--)
-            db_complete_one(u8(in));
+            db_complete_one(u8(in) | u8(in) << 8);
         break;
     }
     case 11:
@@ -584,6 +644,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     assert(hub.sessions == 0);
     hub_free(&hub);
     send_pool_free(&srv);
+    online_free(&srv);
     expiry_free(&srv); /* as server_destroy() does */
     return 0;
 }

@@ -36,7 +36,9 @@
 #include "db.h"
 #include "fake_lws.h"
 #include "expiry.h"
+#include "dm.h"
 #include "hub.h"
+#include "online.h"
 #include "jwt.h"
 #include "log.h"
 #include "loop.h"
@@ -196,7 +198,7 @@ static const char *row_text = "old"; /* the text of the messages reads return */
 int db_submit(struct db *db, struct db_req *r)
 {
     (void)db;
-    REQUIRE(r->op == DB_USER || (r->owner && r->room));
+    REQUIRE(r->op == DB_USER || (r->owner && (r->room || r->dms)));
     if (npending >= MAXQ) return -1;
     r->next = NULL;
     r->status = DB_OK;
@@ -477,6 +479,24 @@ static void say(int k, const char *text)
     say_parts(k, text, 1);
 }
 
+/* A DM room's pair (every DM here is between A and bob), as the worker's
+ * db_dm_check gives it: the pair for a write, the peer for a read. */
+static void dm_answer(struct db_req *r)
+{
+    pause_alloc(1);
+    struct buf *b = buf_new(64);
+    if (r->op == DB_READ && !r->check) {
+        buf_puts(&b, "{\"id\":\"bob\",\"name\":\"Bob\"}");
+        r->peer = b;
+    } else if (r->op != DB_READ) {
+        buf_put(&b, "bob", 4);
+        buf_put(&b, conns[A].s->user_id, strlen(conns[A].s->user_id) + 1);
+        r->pair = b;
+    } else
+        buf_unref(b);
+    pause_alloc(0);
+}
+
 /* The database finishes everything queued, in order; reads return `rows`
  * messages. Its own allocations are not the server's. */
 static void complete(int rows, int dup)
@@ -490,6 +510,15 @@ static void complete(int rows, int dup)
             r->duplicate = r->op == DB_SEND && dup && next_id;
             r->id = r->duplicate ? next_id : ++next_id;
             r->ts = now_us / 1000;
+        } else if (r->op == DB_DM) {
+            /* the pair's room made */
+        } else if (r->dms) { /* the user's DM rooms, as db_dm_list writes them */
+            pause_alloc(1);
+            r->rows = buf_new(128);
+            buf_puts(&r->rows, "dm-0123456789abcdef0123456789abcdef\t3\t"
+                               "{\"id\":\"bob\",\"name\":\"Bob\"}\n");
+            r->nrows = 1;
+            pause_alloc(0);
         } else {
             pause_alloc(1);
             r->rows = buf_new(256);
@@ -509,6 +538,7 @@ static void complete(int rows, int dup)
             r->more = rows > r->limit;
             r->last_id = next_id;
         }
+        if (r->room && proto_room_is_dm(r->room) && r->op != DB_DM) dm_answer(r);
         hub_complete(&hub, r); /* the router: frame made, then the loops' inboxes */
         pump();
     }
@@ -607,7 +637,24 @@ static void scenario(void)
     say(A, "{\"type\":\"typing\",\"room\":\"lobby\"}");
     say(A, "{\"type\":\"typing\",\"room\":\"lobby\"}"); /* too soon: dropped */
     say(B, "{\"type\":\"rooms\",\"ref\":\"b7\"}");
+    complete(0, 0);
     expect(B, "b7");
+    /* A DM: the pair's room made, then joined; bob's connection gets the
+     * message without having joined. */
+    say(A, "{\"type\":\"dm\",\"user\":\"bob\",\"ref\":\"a8\"}");
+    complete(1, 0);
+    expect(A, "a8");
+    if (conns[A].s && conns[A].s->user_id) {
+        char dm[PROTO_DM_ROOM_LEN + 1];
+        dm_room_name(conns[A].s->user_id, "bob", dm);
+        snprintf(m, sizeof m,
+                 "{\"type\":\"send\",\"room\":\"%s\",\"text\":\"psst\","
+                 "\"client_id\":\"d1\",\"ref\":\"a9\"}",
+                 dm);
+        say(A, m);
+        complete(0, 0);
+        expect(A, "a9");
+    }
     say(A, "{\"type\":\"ping\",\"ref\":\"a6\"}");
     expect(A, "a6");
 
@@ -721,6 +768,7 @@ static long run(long n, int persist)
     hub_free(&hub);
     for (int l = 0; l < 2; l++) {
         send_pool_free(&srv[l]);
+        online_free(&srv[l]);
         expiry_free(&srv[l]); /* as server_destroy() does */
     }
     armed = 0;

@@ -1,0 +1,159 @@
+/* db_dm.c -- the direct-message queries of the database worker (db_dm.h). */
+#include "db_dm.h"
+
+#include <string.h>
+
+static const char *const sql_pair = "SELECT user_a, user_b FROM dm_rooms WHERE room=?1";
+static const char *const sql_make =
+    "INSERT INTO dm_rooms(room,user_a,user_b,created) VALUES(?1,?2,?3,?4) "
+    "ON CONFLICT(room) DO NOTHING";
+static const char *const sql_user = "SELECT name, guest FROM users WHERE id=?1";
+/* The peer's latest name, and the room's newest id or rev the read may
+ * see (the (room, rev) index's last entry below ?2). */
+static const char *const sql_list =
+    "SELECT d.room, p.peer, coalesce(u.name, p.peer),"
+    " (SELECT coalesce(max(rev),0) FROM messages WHERE room=d.room AND rev<=?2)"
+    " FROM dm_rooms d"
+    " JOIN (SELECT room, user_b AS peer FROM dm_rooms WHERE user_a=?1"
+    "       UNION ALL SELECT room, user_a FROM dm_rooms WHERE user_b=?1) p"
+    " ON p.room = d.room LEFT JOIN users u ON u.id = p.peer"
+    " ORDER BY d.created DESC LIMIT ?3";
+
+int db_dm_prepare(struct db_dm *d, sqlite3 *conn)
+{
+    const char *sql[] = {sql_pair, sql_make, sql_user, sql_list};
+    sqlite3_stmt **st[] = {&d->pair, &d->make, &d->user, &d->list};
+    for (int i = 0; i < 4; i++) {
+        int rc =
+            sqlite3_prepare_v3(conn, sql[i], -1, SQLITE_PREPARE_PERSISTENT, st[i], NULL);
+        if (rc != SQLITE_OK) return rc;
+    }
+    return SQLITE_OK;
+}
+
+void db_dm_finalize(struct db_dm *d)
+{
+    sqlite3_finalize(d->pair);
+    sqlite3_finalize(d->make);
+    sqlite3_finalize(d->user);
+    sqlite3_finalize(d->list);
+    memset(d, 0, sizeof(*d));
+}
+
+/* Returns `{"id":…,"name":…}` for user id (name: the users table's, or the
+ * id when it has none), or NULL out of memory; *rc gets a failed lookup's
+ * error. */
+static struct buf *user_json(struct db_dm *d, const char *id, int *rc)
+{
+    sqlite3_bind_text(d->user, 1, id, -1, SQLITE_STATIC);
+    int step = sqlite3_step(d->user);
+    const char *name =
+        step == SQLITE_ROW ? (const char *)sqlite3_column_text(d->user, 0) : id;
+    struct buf *b = buf_new(32 + 2 * strlen(id) + strlen(name));
+    buf_puts(&b, "{\"id\":");
+    buf_put_jstrz(&b, id);
+    buf_puts(&b, ",\"name\":");
+    buf_put_jstrz(&b, name);
+    buf_put(&b, "}", 1);
+    sqlite3_reset(d->user);
+    *rc = step == SQLITE_ROW || step == SQLITE_DONE ? SQLITE_OK : step;
+    if (b && b->oom) buf_unref(b), b = NULL;
+    return b;
+}
+
+/* Fills r->pair with "a\0b\0". */
+static struct buf *pair_buf(const char *a, const char *b)
+{
+    size_t na = strlen(a) + 1, nb = strlen(b) + 1;
+    struct buf *p = buf_new(na + nb);
+    buf_put(&p, a, na);
+    buf_put(&p, b, nb);
+    if (p && p->oom) buf_unref(p), p = NULL;
+    return p;
+}
+
+static int fill(struct db_dm *d, struct db_req *r, const char *a, const char *b)
+{
+    int rc = SQLITE_OK;
+    if (r->op == DB_READ)
+        r->peer = user_json(d, strcmp(a, r->user_id) ? a : b, &rc);
+    else
+        r->pair = pair_buf(a, b);
+    if (rc != SQLITE_OK) buf_unref(r->peer), r->peer = NULL;
+    if (r->peer || r->pair) return SQLITE_OK;
+    if (rc == SQLITE_OK) rc = SQLITE_NOMEM;
+    r->status = db_status_of(rc);
+    return rc;
+}
+
+int db_dm_check(struct db_dm *d, struct db_req *r, int want)
+{
+    sqlite3_bind_text(d->pair, 1, r->room, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(d->pair);
+    if (rc == SQLITE_ROW) {
+        const char *a = (const char *)sqlite3_column_text(d->pair, 0),
+                   *b = (const char *)sqlite3_column_text(d->pair, 1);
+        if (strcmp(a, r->user_id) && strcmp(b, r->user_id)) r->status = DB_FORBIDDEN;
+        rc = r->status == DB_OK && want ? fill(d, r, a, b) : SQLITE_OK;
+    } else if (rc == SQLITE_DONE) {
+        r->status = DB_FORBIDDEN, rc = SQLITE_OK;
+    } else
+        r->status = db_status_of(rc);
+    sqlite3_reset(d->pair);
+    return rc;
+}
+
+int db_dm_make(struct db_dm *d, struct db_req *r, int64_t now_ms)
+{
+    sqlite3_bind_text(d->user, 1, r->peer_id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(d->user);
+    if (rc == SQLITE_DONE)
+        r->status = DB_NOT_FOUND;
+    else if (rc == SQLITE_ROW && r->no_guest_dms && sqlite3_column_int(d->user, 1))
+        r->status = DB_FORBIDDEN;
+    else if (rc != SQLITE_ROW)
+        r->status = db_status_of(rc);
+    sqlite3_reset(d->user);
+    if (r->status != DB_OK) return rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
+    int lo = strcmp(r->user_id, r->peer_id) < 0;
+    sqlite3_bind_text(d->make, 1, r->room, -1, SQLITE_STATIC);
+    sqlite3_bind_text(d->make, 2, lo ? r->user_id : r->peer_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(d->make, 3, lo ? r->peer_id : r->user_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(d->make, 4, now_ms);
+    rc = sqlite3_step(d->make);
+    sqlite3_reset(d->make);
+    if (rc == SQLITE_DONE) return SQLITE_OK;
+    r->status = db_status_of(rc);
+    return rc;
+}
+
+int db_dm_list(struct db_dm *d, struct db_req *r, int64_t hi)
+{
+    struct buf *b = buf_new(1024);
+    sqlite3_stmt *st = d->list;
+    int rc;
+    sqlite3_bind_text(st, 1, r->user_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, hi);
+    sqlite3_bind_int(st, 3, DB_DM_LIST_MAX);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        buf_puts(&b, (const char *)sqlite3_column_text(st, 0));
+        buf_put(&b, "\t", 1);
+        buf_put_i64(&b, sqlite3_column_int64(st, 3));
+        buf_puts(&b, "\t{\"id\":");
+        buf_put_jstrz(&b, (const char *)sqlite3_column_text(st, 1));
+        buf_puts(&b, ",\"name\":");
+        buf_put_jstrz(&b, (const char *)sqlite3_column_text(st, 2));
+        buf_puts(&b, "}\n");
+        r->nrows++;
+    }
+    sqlite3_reset(st);
+    if (rc == SQLITE_DONE && b && !b->oom) {
+        r->rows = b;
+        return SQLITE_OK;
+    }
+    buf_unref(b);
+    r->nrows = 0;
+    if (rc == SQLITE_DONE) rc = SQLITE_NOMEM;
+    r->status = db_status_of(rc);
+    return rc;
+}

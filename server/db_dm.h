@@ -1,0 +1,50 @@
+/* db_dm.h -- the database worker's direct-message queries: which pair owns
+ * a DM room, making a pair's room, and a user's DM rooms (schema/004).
+ *
+ * db.c calls these inside its own transactions (the write batch, or a
+ * read); they never begin or end one. Worker thread only, like every
+ * statement on the connection.
+ */
+#ifndef PARLEY_DB_DM_H
+#define PARLEY_DB_DM_H
+
+#include <stdint.h>
+#include <sqlite3.h>
+
+#include "db.h"
+
+/* The status a failed SQLite call means for its request (db.c). */
+enum db_status db_status_of(int rc);
+
+/* A user's DM rooms listed at most (`rooms`), the newest pairs first. */
+#define DB_DM_LIST_MAX 1000
+
+struct db_dm {
+    sqlite3_stmt *pair, *make, *user, *list;
+};
+
+/* Prepares the statements. Returns SQLITE_OK or the error (then call
+ * db_dm_finalize). */
+int db_dm_prepare(struct db_dm *d, sqlite3 *conn);
+void db_dm_finalize(struct db_dm *d);
+
+/* Checks that r->user_id is one of the two users of DM room r->room.
+ * Returns SQLITE_OK with r->status DB_OK, or DB_FORBIDDEN when the room
+ * belongs to no pair or to another one; or the failing statement's error
+ * with r->status set. With `want`, on DB_OK it also fills (new references,
+ * owned by r's submitter): for writes r->pair ("a\0b\0", both ids), for
+ * reads r->peer (the other user as USER JSON). */
+int db_dm_check(struct db_dm *d, struct db_req *r, int want);
+
+/* DB_DM: makes the room of the pair (r->user_id, r->peer_id) unless it
+ * exists. The peer must have been welcomed once (else DB_NOT_FOUND), and
+ * not as a guest when r->no_guest_dms (else DB_FORBIDDEN). Returns
+ * SQLITE_OK (refusals included) or the failing statement's error. */
+int db_dm_make(struct db_dm *d, struct db_req *r, int64_t now_ms);
+
+/* DB_READ with r->dms: r->rows gets one line per DM room of r->user_id,
+ * "ROOM\tLAST_ID\tPEER_USER_JSON\n" (JSON escapes every tab and newline),
+ * LAST_ID bounded by hi. Returns SQLITE_OK or the error (r->rows NULL). */
+int db_dm_list(struct db_dm *d, struct db_req *r, int64_t hi);
+
+#endif
