@@ -3,7 +3,7 @@
 // from the protocol client's events. Message text only ever becomes Text
 // nodes (text.js), never HTML.
 
-import { Client, ROOM_RE, NAME_MAX, codePoints, store, wsUrl } from './client.js';
+import { Client, ROOM_RE, NAME_MAX, codePoints, store, wsUrl, isDmRoom } from './client.js';
 import { renderText, formatTime, formatFull, formatDay, dayKey, hueOf, initials } from './text.js';
 
 const $ = (id) => document.getElementById(id);
@@ -26,6 +26,7 @@ const ui = {
   scroller: $('scroller'), list: $('messages'), historyStatus: $('history-status'), newMarker: $('new-marker'),
   typing: $('typing'), composer: $('composer'), text: $('text'), textLabel: $('text-label'), send: $('send'),
   counter: $('counter'), live: $('live'),
+  dms: $('dms'), dmsEmpty: $('dms-empty'), roomHash: document.querySelector('#room-title .hash'),
   confirm: $('confirm-dialog'), confirmQuote: $('confirm-quote'), confirmCancel: $('confirm-cancel'),
   dialog: $('name-dialog'), nameForm: $('name-form'), nameInput: $('name-input'), nameError: $('name-error'),
   nameCancel: $('name-cancel'), nameTitle: $('name-title'), nameDesc: $('name-desc'), nameSubmit: $('name-submit'),
@@ -79,6 +80,11 @@ function roomFromUrl() {
   return name;
 }
 
+function roomFromUrlQuiet() {
+  const name = normalizeRoom(params.get('room') || '');
+  return name && ROOM_RE.test(name) ? name : 'lobby';
+}
+
 // ---- view state ----------------------------------------------------------------
 
 let room = null;            // the Room shown
@@ -90,6 +96,8 @@ let unread = 0;             // messages arrived while the chat was not visible
 let panelOpen = mode === 'page';
 const typers = new Map();   // user id -> {name, timer}
 const knownRooms = new Map(); // name -> {name, members, last_id}
+const dms = new Map();      // DM room name -> {name, peer, unread, lastId}
+const homeRoom = roomFromUrlQuiet();
 let editing = null;         // {id, li, input, returnTo} while a message is edited in place
 const saving = new Map();   // message id -> text of an edit sent but not yet confirmed
 
@@ -128,8 +136,17 @@ function messageNode(m, { pending = null } = {}) {
   avatar.style.setProperty('--hue', hueOf(user.id || user.name || ''));
   const body = el('div', 'body');
   const meta = el('div', 'meta');
-  const author = el('span', 'author', own ? 'You' : user.name);
-  if (!own) author.style.setProperty('--hue', hueOf(user.id || ''));
+  let author;
+  if (own) author = el('span', 'author', 'You');
+  else {
+    // Someone else's name: a button that opens a direct conversation.
+    author = el('button', 'author', user.name);
+    author.type = 'button';
+    author.title = `Send ${user.name} a direct message`;
+    author.setAttribute('aria-label', `${user.name}, send a direct message`);
+    author.style.setProperty('--hue', hueOf(user.id || ''));
+    author.addEventListener('click', () => startDm(user, author));
+  }
   const time = el('time', 'time');
   setTime(time, ts);
   meta.append(author, time);
@@ -192,6 +209,17 @@ function actionsFor(m) {
   });
   box.append(btn);
   return box;
+}
+
+function svgIcon(d) {
+  const NS = 'http://www.w3.org/2000/svg';
+  const svg = document.createElementNS(NS, 'svg');
+  svg.setAttribute('viewBox', '0 0 24 24');
+  svg.setAttribute('aria-hidden', 'true');
+  const path = document.createElementNS(NS, 'path');
+  path.setAttribute('d', d);
+  svg.append(path);
+  return svg;
 }
 
 function showMenu(btn, id, focusIndex = 0) {
@@ -545,8 +573,14 @@ function renderHistoryStatus() {
     s.append(el('span', 'spinner'), el('span', null, 'Loading earlier messages…'));
   } else if (!room.hasOlder) {
     s.className = 'history-status start';
-    s.append(el('strong', null, `Welcome to #${room.name}`),
-      el('span', null, room.msgs.size ? 'This is the start of the room.' : 'No messages yet. Say hello!'));
+    if (isDmRoom(room.name)) {
+      const who = roomLabel(room.name);
+      s.append(el('strong', null, who),
+        el('span', null, room.msgs.size ? `This is the start of your direct messages with ${who}.` : `No messages yet. Say hello to ${who}!`));
+    } else {
+      s.append(el('strong', null, `Welcome to #${room.name}`),
+        el('span', null, room.msgs.size ? 'This is the start of the room.' : 'No messages yet. Say hello!'));
+    }
   } else {
     s.className = 'history-status';
   }
@@ -588,21 +622,51 @@ function showRoom(name) {
   }
   ui.list.append(frag);
   for (const li of ui.list.children) decorate(li);
-  ui.roomName.textContent = customTitle || name;
-  document.querySelector('#room-title .hash').hidden = !!customTitle;
-  ui.textLabel.textContent = `Message #${name}`;
-  ui.text.placeholder = customTitle ? 'Write a message…' : `Message #${name}`;
-  ui.scroller.setAttribute('aria-label', `Messages in #${name}`);
-  document.title = titleFor();
+  if (isDmRoom(name)) {
+    const d = dmEntry(name);
+    d.unread = 0;
+  }
+  roomTexts();
   renderHistoryStatus();
   renderMembers();
   renderRooms();
+  renderDms();
   scrollToBottom();
+}
+
+// The other person of a DM room, when known.
+function peerOf(name) {
+  return dms.get(name)?.peer || client.peers.get(name) || null;
+}
+
+// How a room is named to people: "#design", or the peer's name for a DM
+// (never the dm-… id).
+function roomLabel(name) {
+  if (!isDmRoom(name)) return `#${name}`;
+  return peerOf(name)?.name || 'Direct message';
+}
+
+function roomTexts() {
+  if (!room) return;
+  const name = room.name;
+  const dm = isDmRoom(name);
+  const peer = dm ? peerOf(name) : null;
+  const title = dm ? (peer ? peer.name : 'Direct message') : customTitle || name;
+  ui.roomName.textContent = title;
+  ui.roomHash.textContent = dm ? '@' : '#';
+  ui.roomHash.hidden = !dm && !!customTitle;
+  document.getElementById('room-title').classList.toggle('dm', dm);
+  const label = dm ? `Message ${title}` : `Message #${name}`;
+  ui.textLabel.textContent = label;
+  ui.text.placeholder = !dm && customTitle ? 'Write a message…' : label;
+  ui.scroller.setAttribute('aria-label', dm ? `Messages with ${title}` : `Messages in #${name}`);
+  document.title = titleFor();
 }
 
 function titleFor() {
   const n = mode === 'page' && document.hidden && unread ? `(${unread}) ` : '';
-  return `${n}${customTitle || '#' + (room ? room.name : 'lobby')} · Parley`;
+  const label = room && isDmRoom(room.name) ? roomLabel(room.name) : customTitle || '#' + (room ? room.name : 'lobby');
+  return `${n}${label} · Parley`;
 }
 
 function addMessages(list, live) {
@@ -669,6 +733,15 @@ function renderMembers() {
     const name = el('span', 'member-name', u.name);
     li.append(av, name);
     if (isOwn(u)) li.append(el('span', 'you', '(you)'));
+    else if (!(room && isDmRoom(room.name))) {
+      const dm = el('button', 'icon-btn dm-btn');
+      dm.type = 'button';
+      dm.setAttribute('aria-label', `Send ${u.name} a direct message`);
+      dm.title = `Send ${u.name} a direct message`;
+      dm.append(svgIcon('M5 6.5A2.5 2.5 0 0 1 7.5 4h9A2.5 2.5 0 0 1 19 6.5v7a2.5 2.5 0 0 1-2.5 2.5H11l-4.2 3.4c-.5.4-1.3 0-1.3-.6V16A2.5 2.5 0 0 1 5 13.5z'));
+      dm.addEventListener('click', () => startDm(u, dm));
+      li.append(dm);
+    }
     return li;
   }));
   const n = people.length;
@@ -680,17 +753,20 @@ function renderMembers() {
 }
 
 function renderRooms() {
-  if (mode !== 'page') return;
-  if (room && !knownRooms.has(room.name)) knownRooms.set(room.name, { name: room.name, members: 0 });
-  const names = [...knownRooms.keys()].sort((a, b) => (a === 'lobby' ? -1 : b === 'lobby' ? 1 : a.localeCompare(b)));
+  if (room && !isDmRoom(room.name) && !knownRooms.has(room.name)) knownRooms.set(room.name, { name: room.name, members: 0 });
+  // The embed has one room (its home): listed so that a DM can go back to it.
+  const names = mode === 'embed' ? [homeRoom] : [...knownRooms.keys()].filter((n) => !isDmRoom(n))
+    .sort((a, b) => (a === 'lobby' ? -1 : b === 'lobby' ? 1 : a.localeCompare(b)));
+  if (mode === 'embed' && !knownRooms.has(homeRoom)) knownRooms.set(homeRoom, { name: homeRoom, members: 0 });
   ui.rooms.replaceChildren(...names.map((name) => {
     const r = knownRooms.get(name);
     const li = el('li');
     const a = el('a', 'room-link');
     a.href = `#${name}`;
+    if (mode === 'embed') a.addEventListener('click', (e) => { e.preventDefault(); openRoom(name); });
     const hash = el('span', 'hash', '#');
     hash.setAttribute('aria-hidden', 'true');
-    a.append(hash, el('span', 'room-link-name', name));
+    a.append(hash, el('span', 'room-link-name', mode === 'embed' && customTitle ? customTitle : name));
     if (room && name === room.name) a.setAttribute('aria-current', 'page');
     if (r.members > 0) {
       const c = el('span', 'count', String(r.members));
@@ -701,6 +777,72 @@ function renderRooms() {
     li.append(a);
     return li;
   }));
+}
+
+// ---- direct messages ---------------------------------------------------------------
+
+function dmEntry(name) {
+  let d = dms.get(name);
+  if (!d) {
+    d = { name, peer: client.peers.get(name) || null, unread: 0, lastId: 0 };
+    dms.set(name, d);
+  }
+  return d;
+}
+
+function renderDms() {
+  const names = [...dms.keys()].sort((a, b) => roomLabel(a).localeCompare(roomLabel(b)));
+  ui.dmsEmpty.hidden = names.length > 0;
+  ui.dms.replaceChildren(...names.map((name) => {
+    const d = dms.get(name);
+    const li = el('li');
+    const a = el('a', 'room-link dm-link');
+    a.href = `#${name}`;
+    a.dataset.room = name;
+    if (mode === 'embed') a.addEventListener('click', (e) => { e.preventDefault(); openRoom(name); });
+    const label = roomLabel(name);
+    const av = el('span', 'avatar small', d.peer ? initials(d.peer.name) : '');
+    av.setAttribute('aria-hidden', 'true');
+    av.style.setProperty('--hue', hueOf(d.peer ? d.peer.id : name));
+    a.append(av, el('span', 'room-link-name', label));
+    if (room && name === room.name) a.setAttribute('aria-current', 'page');
+    if (d.unread > 0) {
+      const n = d.unread > 99 ? '99+' : String(d.unread);
+      const c = el('span', 'count unread', n);
+      c.setAttribute('aria-hidden', 'true');
+      a.append(c, el('span', 'sr-only', `, ${d.unread} unread`));
+    }
+    li.append(a);
+    return li;
+  }));
+}
+
+// Opens the DM with `user`: the server answers `dm` with the room (the
+// same one every time for these two people), then the 'dm' event opens it.
+let dmReturn = null;
+function startDm(user, from) {
+  if (!user || isOwn(user)) return;
+  for (const d of dms.values()) {
+    if (d.peer && d.peer.id === user.id) {
+      openRoom(d.name);
+      return;
+    }
+  }
+  dmReturn = from || null;
+  client.dm(user.id);
+}
+
+// Switches to `name`: through the URL on the page, directly in the embed.
+function openRoom(name) {
+  if (mode === 'page') {
+    if (location.hash.slice(1) !== name) {
+      location.hash = name;
+      return;
+    }
+  }
+  go(name);
+  closeDrawer();
+  ui.text.focus();
 }
 
 function renderTyping() {
@@ -927,9 +1069,16 @@ client.addEventListener('typing', (e) => {
 
 client.addEventListener('rooms', (e) => {
   for (const r of e.detail.rooms) {
-    if (r && typeof r.name === 'string') knownRooms.set(r.name, r);
+    if (!r || typeof r.name !== 'string') continue;
+    if (isDmRoom(r.name)) {
+      const d = dmEntry(r.name);
+      if (r.peer && typeof r.peer.id === 'string') d.peer = r.peer;
+      if (typeof r.last_id === 'number' && !d.lastId) d.lastId = r.last_id;
+    } else knownRooms.set(r.name, r);
   }
   renderRooms();
+  renderDms();
+  if (room && isDmRoom(room.name)) roomTexts();
 });
 
 const ACTION_ERRORS = {
@@ -944,19 +1093,26 @@ const ACTION_ERRORS = {
     not_found: 'That message was already deleted.',
     rate_limited: 'You are deleting too fast. Wait a moment and try again.',
   },
+  dm: {
+    not_found: 'That person is not known to this server.',
+    bad_request: 'You cannot send a direct message to yourself.',
+    rate_limited: 'Too many requests. Wait a moment and try again.',
+  },
 };
 
 client.addEventListener('notice', (e) => {
   const { code, message, kind, room: name, id } = e.detail;
-  if (kind === 'edit' || kind === 'delete') {
+  if (kind === 'edit' || kind === 'delete' || kind === 'dm') {
     // An edit that did not go through: show the message as it is.
     if (kind === 'edit' && id != null && saving.delete(id) && room && room.name === name) rerender(id);
     let text = ACTION_ERRORS[kind][code];
+    if (code === 'forbidden' && kind === 'dm') text = message && message !== code ? `You cannot send this direct message: ${message}` : 'Direct messages are not allowed for you here.';
     notify(text || message || code);
+    if (kind === 'dm' && dmReturn && dmReturn.isConnected) dmReturn.focus();
     return;
   }
   if (code === 'rate_limited') return; // retried by the client
-  if (kind === 'join' && code === 'forbidden') notify(`You do not have access to #${name}.`);
+  if (kind === 'join' && code === 'forbidden') notify(`You do not have access to ${roomLabel(name)}.`);
   else notify(message || code);
 });
 
@@ -977,7 +1133,53 @@ client.addEventListener('update', (e) => {
   } else if (mine) announce(m.deleted ? 'Message deleted.' : 'Message edited.');
 });
 
-setInterval(() => { if (client.state === 'online' && mode === 'page') client.requestRooms(); }, 30000);
+// Every live message, joined room or not: DMs show up in the sidebar at
+// once, with an unread count when they are not the one open.
+client.addEventListener('live', (e) => {
+  const { room: name, message: m } = e.detail;
+  if (!isDmRoom(name) || !m.user) return;
+  const d = dmEntry(name);
+  const own = isOwn(m.user);
+  if (!d.peer) {
+    // The sender is the other person, unless we sent it (from another
+    // tab): then the server's room list says who the peer is.
+    if (!own) setPeer(name, { id: m.user.id, name: m.user.name });
+    else client.requestRooms();
+  }
+  if (m.id <= d.lastId) return;
+  d.lastId = m.id;
+  const open = room && room.name === name;
+  if (!own && !open) {
+    d.unread++;
+    announce(`New direct message from ${m.user.name}: ${m.text}`);
+    if (!chatVisible()) setUnread(unread + 1);
+  }
+  renderDms();
+});
+
+function setPeer(name, peer) {
+  const d = dmEntry(name);
+  d.peer = peer;
+  renderDms();
+  if (room && room.name === name) {
+    roomTexts();
+    renderHistoryStatus();
+  }
+}
+
+client.addEventListener('peer', (e) => setPeer(e.detail.room, e.detail.peer));
+
+// Our `dm` was answered: open the conversation.
+client.addEventListener('dm', (e) => {
+  const { room: name, peer } = e.detail;
+  const d = dmEntry(name);
+  if (peer) d.peer = peer;
+  dmReturn = null;
+  renderDms();
+  openRoom(name);
+});
+
+setInterval(() => { if (client.state === 'online') client.requestRooms(); }, 30000);
 
 // ---- composer -------------------------------------------------------------------
 
@@ -1105,7 +1307,7 @@ function go(name) {
   if (editing) cancelEdit(false);
   closeMenu(false);
   showRoom(name);
-  announce(`Joined #${name}`);
+  announce(isDmRoom(name) ? `Conversation with ${roomLabel(name)}` : `Joined #${name}`);
 }
 
 window.addEventListener('hashchange', () => {

@@ -11,15 +11,20 @@
 //   joined    {room}                     a room (re)joined; its messages/members are fresh
 //   messages  {room, messages, live}     confirmed messages added at the bottom
 //   update    {room, message, live, by}  a known message changed (edited or deleted; 1.1)
+//   live      {room, message}            every live `message` frame, joined room or not
+//                                        (a DM of a room this tab never joined, too)
+//   dm        {room, peer}               a `dm` request was answered: the room is joined
+//   peer      {room, peer}               the other user of a DM room became known
 //   older     {room, messages}           older messages added at the top
 //   outbox    {room, item, op}           op: add | update | confirm (item.id set) | remove
 //   members   {room}
 //   typing    {room, user}
 //   rooms     {rooms}
 //   notice    {code, message, kind, room, id}  an error not tied to a send
-//                                        (kind: join | older | edit | delete …)
+//                                        (kind: join | older | edit | delete | dm …)
 
 export const ROOM_RE = /^[a-z0-9][a-z0-9_-]{0,63}$/;
+export const isDmRoom = (name) => typeof name === 'string' && name.startsWith('dm-');
 
 // The sequence number of a message's latest change (1.1 `rev`; a 1.0
 // message has none: its `id`).
@@ -85,6 +90,7 @@ export class Room {
     this.syncId = 0;         // every change up to this id/rev is known: the next join's `since`
     this.catchingUp = false; // rejoining with `since` after a join that missed over 1000
     this.cursor = 0;         // the highest id/rev those answers brought
+    this.peer = null;        // a DM room's other user
     this.hasOlder = true;    // whether history before oldestId may exist
     this.loadingOlder = false;
     this.synced = false;     // joined at least once on some connection
@@ -112,6 +118,7 @@ export class Client extends EventTarget {
     this.user = null;
     this.limits = { max_text: 4000, rate_per_s: 10, burst: 20, history_page: 200 };
     this.rooms = new Map();     // name -> Room (current room + rooms with unsent messages)
+    this.peers = new Map();     // DM room name -> USER (the other user), once known
     this.current = null;
     this.attempt = 0;
     this.retryTimer = 0;
@@ -303,7 +310,7 @@ export class Client extends EventTarget {
     const prev = this.current ? this.rooms.get(this.current) : null;
     this.current = name;
     const r = this.room(name);
-    if (this.state === 'online') this.join(r);
+    if (this.state === 'online' && !r.joined) this.join(r);
     if (prev) this.maybeLeave(prev);
     return r;
   }
@@ -335,7 +342,15 @@ export class Client extends EventTarget {
     this.raw({ type: 'rooms' });
   }
 
-  // ---- 1.1: edits, deletes -------------------------------------------------
+  // ---- 1.1: direct messages, edits, deletes --------------------------------
+
+  // Opens (or reopens) the DM room with `userId`; answered by `joined` with
+  // `peer`, then the 'dm' event.
+  dm(userId) {
+    if (!this.offlineNotice('dm')) return false;
+    this.raw({ type: 'dm', user: userId, ref: this.ref('dm', null, { user: userId }) });
+    return true;
+  }
 
   edit(name, id, text) {
     if (!this.offlineNotice('edit', name, id)) return false;
@@ -364,6 +379,16 @@ export class Client extends EventTarget {
     const { rate_per_s: rate, burst } = this.limits;
     this.tokens = Math.max(0, Math.min(burst, this.tokens + (now - this.tokensAt) * rate / 1000) - 1);
     this.tokensAt = now;
+  }
+
+  setPeer(name, peer) {
+    if (!peer || typeof peer.id !== 'string') return;
+    const old = this.peers.get(name);
+    const r = this.rooms.get(name);
+    if (r) r.peer = peer;
+    if (old && old.id === peer.id && old.name === peer.name) return;
+    this.peers.set(name, peer);
+    this.emit('peer', { room: name, peer });
   }
 
   typing(name = this.current) {
@@ -490,10 +515,11 @@ export class Client extends EventTarget {
     if (m.ref && m.type !== 'error') this.refs.delete(m.ref);
     switch (m.type) {
       case 'welcome': return this.onWelcome(m);
-      case 'joined': return this.onJoined(m);
+      case 'joined': return this.onJoined(m, info);
       case 'message': {
         const r = this.rooms.get(m.room);
         if (r && r.joined) this.addMessages(r, [m], true);
+        if (typeof m.id === 'number') this.emit('live', { room: m.room, message: m });
         return;
       }
       case 'edited':
@@ -531,9 +557,12 @@ export class Client extends EventTarget {
         if (m.user && this.user && m.user.id === this.user.id) return;
         this.emit('typing', { room: m.room, user: m.user });
         return;
-      case 'rooms':
-        this.emit('rooms', { rooms: Array.isArray(m.rooms) ? m.rooms : [] });
+      case 'rooms': {
+        const list = Array.isArray(m.rooms) ? m.rooms : [];
+        for (const x of list) if (x && isDmRoom(x.name) && x.peer) this.setPeer(x.name, x.peer);
+        this.emit('rooms', { rooms: list });
         return;
+      }
       case 'left':
       case 'pong':
         return;
@@ -559,9 +588,12 @@ export class Client extends EventTarget {
     this.requestRooms();
   }
 
-  onJoined(m) {
-    const r = this.rooms.get(m.room);
+  onJoined(m, info) {
+    let r = this.rooms.get(m.room);
+    // The answer to `dm`: a room we did not know by name until now.
+    if (!r && info && info.kind === 'dm' && ROOM_RE.test(m.room)) r = this.room(m.room);
     if (!r) return;
+    if (m.peer) this.setPeer(r.name, m.peer);
     const first = !r.synced;
     r.joined = true;
     r.synced = true;
@@ -579,7 +611,7 @@ export class Client extends EventTarget {
     let top = 0;
     for (const x of [...msgs, ...allUpdates]) if (x && typeof x.id === 'number') top = Math.max(top, revOf(x));
     if (first) r.hasOlder = msgs.length > 0;
-    this.emit('joined', { room: r.name, first });
+    this.emit('joined', { room: r.name, first, peer: r.peer });
     // More than 1000 changes missed: these are the oldest of them. Join
     // again with `since` = the highest id/rev received; until an answer
     // is complete, a reconnect's `since` stays there.
@@ -591,6 +623,7 @@ export class Client extends EventTarget {
     else r.syncId = r.lastId;
     this.emit('members', { room: r.name });
     if (r.catchingUp) this.join(r);
+    if (info && info.kind === 'dm') this.emit('dm', { room: r.name, peer: r.peer });
     this.flush();
   }
 
@@ -681,7 +714,7 @@ export class Client extends EventTarget {
         if (code === 'rate_limited') setTimeout(() => this.emit('older', { room: r.name, messages: [], hasOlder: r.hasOlder, retry: true }), 1000);
       }
       if (info.kind === 'join' && r && code === 'rate_limited') setTimeout(() => this.state === 'online' && this.join(r), 1000);
-      this.emit('notice', { code, message, room: info.room, kind: info.kind, id: info.id ?? null });
+      this.emit('notice', { code, message, room: info.room, kind: info.kind, id: info.id ?? null, user: info.user ?? null });
       return;
     }
     this.emit('notice', { code, message });

@@ -292,3 +292,76 @@ test('a conversation with an edit and a tombstone: light, dark, phone', async ()
     await context.close();
   }
 });
+
+// A DM conversation (1.1) with an edited message and a tombstone: desktop
+// light and dark, and a phone (the conversation, and the drawer with the
+// "Direct messages" group).
+test('a direct conversation with an edit and a tombstone: light, dark, phone', async () => {
+  const maya = people['Maya Chen'];
+  let dmRoom = null;
+  const shots = [['desktop', DESKTOP, 'light'], ['desktop', DESKTOP, 'dark'], ['phone', PHONE, 'light'], ['phone', PHONE, 'dark']];
+  for (const [device, opts, scheme] of shots) {
+    const { context, page } = await newPage(browser, { ...opts, colorScheme: scheme });
+    await openAsSam(context, page);
+    if (!dmRoom) {
+      // Sam opens the DM from the member list (the drawer on a phone).
+      if (device === 'phone') await page.getByRole('button', { name: 'Rooms and people' }).click();
+      await page.getByRole('button', { name: 'Send Maya Chen a direct message' }).click();
+      await page.locator('#room-name', { hasText: 'Maya Chen' }).waitFor();
+      dmRoom = (await page.evaluate(() => location.hash)).slice(1);
+      const box = page.locator('#text');
+      for (const t of ['Hi Maya, quick one about the release notes.', 'Can you send me the draft before 3?', 'Never mind, found it in the wiki.']) {
+        await box.fill(t);
+        await box.press('Enter');
+        await page.locator('#messages li.own:not(.unsent)', { hasText: t }).waitFor();
+      }
+      const [ack] = await maya.sendAll(dmRoom, ['Sure! Sending it in 5 minuts.']);
+      maya.send({ type: 'edit', room: dmRoom, id: ack.id, text: 'Sure! Sending it in 5 minutes.' });
+      await page.locator('#messages li .edited').waitFor();
+      // Sam deletes his last message.
+      const last = page.locator('#messages li', { hasText: 'Never mind' });
+      await last.hover();
+      await last.getByRole('button', { name: /^Actions for your message/ }).click();
+      await page.getByRole('menuitem', { name: 'Delete' }).click();
+      await page.getByRole('dialog', { name: 'Delete this message?' }).getByRole('button', { name: 'Delete' }).click();
+      await page.locator('#messages li.deleted .tombstone').waitFor();
+      await maya.sendAll(dmRoom, ['Got it, thanks!']);
+    } else {
+      await page.goto(`${server.url}/#${dmRoom}`);
+      await waitOnline(page);
+    }
+    await page.locator('#messages li', { hasText: 'Got it, thanks!' }).waitFor();
+    await page.locator('#messages li.deleted .tombstone').waitFor();
+    await page.locator('#messages li .edited').waitFor();
+    await page.locator('#dms a[aria-current]', { hasText: 'Maya Chen' }).waitFor({ state: 'attached' });
+    assert.equal(await page.locator('#room-name').textContent(), 'Maya Chen');
+    await page.locator('#text').blur();
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.equal(overflow, 0, 'no sideways scrolling');
+    await sleep(200);
+    await page.screenshot({ path: artifact(`dm-${device}-${scheme}.png`) });
+    if (device === 'desktop' && scheme === 'light') {
+      // The open message menu on Sam's own message.
+      const own = page.locator('#messages li.own:not(.deleted)').last();
+      await own.hover();
+      await own.getByRole('button', { name: /^Actions for your message/ }).click();
+      await page.getByRole('menu').waitFor();
+      await page.screenshot({ path: artifact('dm-menu-desktop-light.png') });
+      await page.keyboard.press('Escape');
+      // Editing in place.
+      await page.locator('#text').press('ArrowUp');
+      await page.getByRole('textbox', { name: 'Edit your message' }).waitFor();
+      await page.screenshot({ path: artifact('dm-editing-desktop-light.png') });
+      await page.keyboard.press('Escape');
+    }
+    if (device === 'phone') {
+      await page.getByRole('button', { name: 'Rooms and people' }).click();
+      await page.locator('#dms a[aria-current]').waitFor();
+      await sleep(100);
+      await page.screenshot({ path: artifact(`dm-phone-drawer-${scheme}.png`) });
+      await page.keyboard.press('Escape');
+    }
+    assert.deepEqual(page.errors, []);
+    await context.close();
+  }
+});

@@ -85,6 +85,20 @@ test('a message with HTML is shown as text', async () => {
   assert.equal(await a.page.locator('#confirm-dialog img').count(), 0);
   await a.page.keyboard.press('Escape');
   await noMarkup(a.page);
+  // A DM whose peer name is markup (the sidebar, the header, the
+  // composer's label, the announcement).
+  const victim = (await evil.join('xss')).members.find((u) => u.name === 'Victim');
+  evil.send({ type: 'dm', user: victim.id });
+  const dm = await evil.next((m) => m.type === 'joined' && m.room.startsWith('dm-'));
+  await evil.sendAll(dm.room, ['<img src=x onerror=alert(10)> private']);
+  const link = b.page.locator('#dms a', { hasText: '<b onmouseover=alert(2)>Eve</b>' });
+  await link.waitFor();
+  await link.click();
+  await b.page.locator('#room-name', { hasText: '<b onmouseover=alert(2)>Eve</b>' }).waitFor();
+  await b.page.locator('#messages li', { hasText: '<img src=x onerror=alert(10)> private' }).waitFor();
+  assert.equal(await b.page.locator('#dms b, #dms img, #room-title b, #live b, #live img, .toasts b').count(), 0);
+  assert.equal(await b.page.getByRole('textbox', { name: 'Message <b onmouseover=alert(2)>Eve</b>' }).count(), 1);
+  await noMarkup(b.page);
   evil.close();
   await a.context.close();
   await b.context.close();
