@@ -95,10 +95,11 @@ static enum proto_err session_read_request(struct session *s)
     free(m);
     /* Sends have their own bucket; everything else, garbage included,
      * shares the general one. */
-    /* Edits and deletes take from the send bucket too (protocol 1.1). */
-    int is_send =
-        !e && s->welcomed &&
-        (s->req.type == REQ_SEND || s->req.type == REQ_EDIT || s->req.type == REQ_DELETE);
+    /* Edits and deletes take from the send bucket too (protocol 1.1), and
+     * so does dm: it stores a pair, so it is paced like the writes. */
+    enum proto_type t = s->req.type;
+    int is_send = !e && s->welcomed &&
+                  (t == REQ_SEND || t == REQ_EDIT || t == REQ_DELETE || t == REQ_DM);
     int ok = is_send ? tb_take(&s->send_tb, cfg(s)->rate, cfg(s)->burst, now)
                      : tb_take(&s->req_tb, GENERAL_RATE, GENERAL_RATE, now);
     if (!ok && !e)

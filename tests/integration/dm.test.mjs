@@ -740,3 +740,18 @@ test('--threads 2: DM events reach every connection of both users on every loop 
   }
   await quiet(pair, (x) => x.type === 'message' && x.room === room, 'a duplicate');
 });
+
+test('dm takes from the send rate limit: a burst beyond it is rate_limited, sends share the bucket', async (t) => {
+  const { s, clients } = await serverForTest(t, { args: ['--rate', '0.001', '--burst', '3'] });
+  const a = await tok(s, clients, 'alice', 'Alice');
+  await tok(s, clients, 'bob', 'Bob');
+  const first = await dm(a, 'bob');
+  assert.match(first.room, DM_RE);
+  a.send({ type: 'send', room: first.room, text: 'one', client_id: cid() });
+  assert.equal((await a.next('ack')).room, first.room);
+  assert.equal((await dm(a, 'bob')).room, first.room, 'the third take of a burst of 3');
+  await refused(a, { type: 'dm', user: 'bob' }, 'rate_limited', 'the fourth:');
+  await refused(a, { type: 'send', room: first.room, text: 'x', client_id: cid() }, 'rate_limited', 'a send after:');
+  // The general bucket is another one: a history still goes through.
+  assert.equal((await ask(a, { type: 'history', room: first.room })).type, 'history');
+});
