@@ -3,6 +3,8 @@
 
 #include <string.h>
 
+#include "db_impl.h" /* db_status_of */
+
 static const char *const sql_pair = "SELECT user_a, user_b FROM dm_rooms WHERE room=?1";
 static const char *const sql_make =
     "INSERT INTO dm_rooms(room,user_a,user_b,created) VALUES(?1,?2,?3,?4) "

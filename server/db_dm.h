@@ -1,9 +1,9 @@
 /* db_dm.h -- the database worker's direct-message queries: which pair owns
  * a DM room, making a pair's room, and a user's DM rooms (schema/004).
  *
- * db.c calls these inside its own transactions (the write batch, or a
- * read); they never begin or end one. Worker thread only, like every
- * statement on the connection.
+ * db_write.c and db_read.c call these inside their own transactions (the
+ * write batch, or a read); they never begin or end one. Worker thread
+ * only, like every statement on the connection.
  */
 #ifndef PARLEY_DB_DM_H
 #define PARLEY_DB_DM_H
@@ -12,9 +12,6 @@
 #include <sqlite3.h>
 
 #include "db.h"
-
-/* The status a failed SQLite call means for its request (db.c). */
-enum db_status db_status_of(int rc);
 
 /* A user's DM rooms listed at most (`rooms`), the newest pairs first. */
 #define DB_DM_LIST_MAX 1000

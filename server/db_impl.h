@@ -1,0 +1,122 @@
+/* db_impl.h -- the database's internals, shared by the files that make it:
+ * db.c (the worker: queue, batches, group commit, delivery, pruning, the
+ * public entry points), db_schema.c (opening, migrating, preparing, the
+ * settings), db_write.c (a batch's writes), db_read.c (the reads) and
+ * db_dm.c (the DM queries). Private to them; everything else uses db.h.
+ * The statements and the connection are the worker thread's once it runs;
+ * db_schema.c uses them on the main thread before it starts.
+ */
+#ifndef PARLEY_DB_IMPL_H
+#define PARLEY_DB_IMPL_H
+
+#include <pthread.h>
+#include <stdint.h>
+#include <time.h>
+#include <sqlite3.h>
+
+#include "db.h"
+#include "db_dm.h"
+
+/* The prepared statements; their SQL is db_schema.c's table. */
+enum {
+    ST_INSERT,
+    ST_FIND,
+    ST_SINCE,
+    ST_MSG_GET,
+    ST_EDIT_LOG,
+    ST_EDIT_APPLY,
+    ST_DELETE_APPLY,
+    ST_USER,
+    ST_AFTER,
+    ST_BEFORE,
+    ST_OLDER,
+    ST_LAST,
+    ST_PRUNE_AGE,
+    ST_ROOMS,
+    ST_PRUNE_ROOM,
+    ST_COUNT
+};
+
+struct db {
+    struct db_options opt;
+    sqlite3 *conn;              /* under conn_lock once the worker runs */
+    sqlite3_stmt *st[ST_COUNT]; /* worker thread only */
+    struct db_dm dm;            /* worker thread only: the DM statements */
+    pthread_t thread;
+    int started;
+
+    pthread_mutex_t lock;
+    pthread_cond_t cond; /* signalled on submit and stop */
+    /* Held by the worker for each transaction (a batch's writes, a read, a
+     * prune step) and by db_setting(): one connection, one user at a time,
+     * so a setting read at start never lands inside the worker's first
+     * prune transaction. */
+    pthread_mutex_t conn_lock;
+    struct db_req *q_head, *q_tail; /* guarded by lock */
+    int q_len;                      /* guarded by lock */
+    struct db_req *d_head, *d_tail; /* done list, guarded by lock */
+    int stopping;                   /* guarded by lock */
+    struct db_stats stats;          /* guarded by lock */
+    int64_t next_prune_ms;          /* worker thread only */
+    int64_t max_id; /* worker thread only: the highest message id assigned */
+};
+
+/* The wall clock in milliseconds: messages' and changes' ts, retention. */
+static inline int64_t db__now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* Steps st once (a write, or a row nobody reads) and resets it. Returns
+ * SQLITE_OK, or the error. */
+static inline int db__step_done(sqlite3_stmt *st)
+{
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
+}
+
+/* Binds text parameter i of st: NULL binds SQL NULL. */
+static inline void db__bind_text(sqlite3_stmt *st, int i, const char *v, int n)
+{
+    sqlite3_bind_text(st, i, v, n, SQLITE_STATIC);
+}
+
+/* ---- db.c ---- */
+
+/* The status a failed SQLite call means for its request. */
+enum db_status db_status_of(int rc);
+/* Logs why a request failed (op `what`, SQLite's rc and message). Worker
+ * thread, under conn_lock. */
+void db__log_failure(struct db *db, const char *what, int rc);
+
+/* ---- db_schema.c (main thread, before the worker starts) ---- */
+
+/* Opens db->opt.path, checks it, sets the pragmas, migrates, prepares
+ * every statement and reads the highest id. Returns 0, or -1 with a
+ * one-line reason in err; the caller then db_close()s what is open. */
+int db__setup(struct db *db, char *err, size_t errlen);
+/* db_setting() under the connection lock (the caller holds it). */
+char *db__setting(struct db *db, const char *key, const char *fresh);
+
+/* ---- db_write.c (worker thread, inside a batch's write transaction) ---- */
+
+/* In a DM room, checks that r's user is one of its pair; `want` fills
+ * r->pair or r->peer (db_dm_check). A refusal is r->status with SQLITE_OK.
+ * Returns SQLITE_OK or the failing statement's error. Reads use it too. */
+int db__dm_checked(struct db *db, struct db_req *r, int want);
+/* Runs one write request of a batch, taking its ids from *max_id. Returns
+ * SQLITE_OK (refusals included, in r->status), or the error of the
+ * statement that failed; the caller checks whether it cost the
+ * transaction. */
+int db__run_write(struct db *db, struct db_req *r, int64_t *max_id);
+
+/* ---- db_read.c (worker thread, each read in its own transaction) ---- */
+
+/* Runs one read into r, seeing ids up to hi only. Returns SQLITE_OK, or the
+ * error with r->status set and no rows. */
+int db__run_read(struct db *db, struct db_req *r, int64_t hi);
+
+#endif

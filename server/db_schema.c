@@ -1,0 +1,199 @@
+/* db_schema.c -- opening the database: the file opened and checked
+ * (PRAGMA quick_check), the pragmas, the migrations (schema/NNN_*.sql), the
+ * highest id assigned so far, and every statement prepared (their SQL is
+ * here). Runs on the main thread in db_open(), before the worker starts;
+ * db__setting() also runs on any thread later, under the connection lock
+ * (db_setting()).
+ */
+#include "db_impl.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "assets.h"
+
+/* The columns put_row() (db_read.c) reads, in its order. */
+#define MSG_COLS "id,ts,user_id,user_name,text,client_id,rev,edited_ts,deleted"
+
+static const char *const sql_text[ST_COUNT] = {
+    /* Ids are assigned by the worker (db->max_id + 1), from the one
+     * sequence that edits and deletes take theirs from too. */
+    [ST_INSERT] =
+        "INSERT INTO messages(id,room,user_id,user_name,text,ts,client_id,rev) "
+        "VALUES(?7,?1,?2,?3,?4,?5,?6,?7) ON CONFLICT(room,user_id,client_id) DO NOTHING",
+    [ST_FIND] =
+        "SELECT id, ts FROM messages WHERE room=?1 AND user_id=?2 AND client_id=?3",
+    /* A join's `since`: every change after ?2 to a message the read may
+     * see (id <= ?4), oldest change first: one range of the (room, rev)
+     * index. A message changed by a later request of the same batch comes
+     * in its current state (rev > ?4); that change's own event follows the
+     * join and applies again. */
+    [ST_SINCE] = "SELECT " MSG_COLS " FROM messages WHERE room=?1 AND rev>?2 AND id<=?4 "
+                 "ORDER BY rev LIMIT ?3",
+    [ST_MSG_GET] = "SELECT user_id, deleted, text FROM messages WHERE id=?1 AND room=?2",
+    [ST_EDIT_LOG] = "INSERT INTO edits(id,msg_id,room,kind,old_text,new_text,by_user,ts) "
+                    "VALUES(?1,?2,?3,?4,?5,?6,?7,?8)",
+    [ST_EDIT_APPLY] = "UPDATE messages SET text=?1, rev=?2, edited_ts=?3 WHERE id=?4",
+    [ST_DELETE_APPLY] = "UPDATE messages SET text='', rev=?1, deleted=1 WHERE id=?2",
+    [ST_USER] = "INSERT INTO users(id,name,guest,first_seen,last_seen) "
+                "VALUES(?1,?2,?3,?4,?4) ON CONFLICT(id) DO UPDATE SET "
+                "name=excluded.name, last_seen=excluded.last_seen",
+    /* Reads are bounded by ?4 (or ?2): the highest id assigned before the
+     * read was submitted, as they run after the commit of later sends. */
+    [ST_AFTER] = "SELECT " MSG_COLS " FROM messages "
+                 "WHERE room=?1 AND id>?2 AND id<=?4 ORDER BY id ASC LIMIT ?3",
+    /* The newest `limit` below ?2, newest first (run_read reverses them). */
+    [ST_BEFORE] = "SELECT " MSG_COLS " FROM messages "
+                  "WHERE room=?1 AND id<?2 ORDER BY id DESC LIMIT ?3",
+    [ST_OLDER] = "SELECT EXISTS(SELECT 1 FROM messages WHERE room=?1 AND id<?2)",
+    /* A room's newest id or rev: the (room, rev) index's last entry. */
+    [ST_LAST] = "SELECT coalesce(max(rev),0) FROM messages WHERE room=?1 AND rev<=?2",
+    [ST_PRUNE_AGE] = "DELETE FROM messages WHERE id IN (SELECT id FROM messages "
+                     "WHERE ts < ?1 ORDER BY id LIMIT ?2)",
+    [ST_ROOMS] = "SELECT room FROM messages GROUP BY room",
+    /* Deletes the oldest rows of room ?1 beyond the newest ?2, ?3 at a time. */
+    [ST_PRUNE_ROOM] = "DELETE FROM messages WHERE id IN (SELECT id FROM messages "
+                      "WHERE room=?1 AND id <= (SELECT id FROM messages WHERE room=?1 "
+                      "ORDER BY id DESC LIMIT 1 OFFSET ?2) ORDER BY id LIMIT ?3)",
+};
+
+/* ---- opening and migrating (main thread) ---- */
+
+static int db_exec(struct db *db, const char *sql, char *err, size_t errlen)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(db->conn, sql, NULL, NULL, &msg) == SQLITE_OK) return 0;
+    snprintf(err, errlen, "%s: %s", db->opt.path, msg ? msg : sqlite3_errmsg(db->conn));
+    sqlite3_free(msg);
+    return -1;
+}
+
+static int user_version(struct db *db)
+{
+    sqlite3_stmt *st;
+    int v = -1;
+    if (sqlite3_prepare_v2(db->conn, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+/* Applies schema/NNN_*.sql files numbered above PRAGMA user_version, each in
+ * its own transaction. Returns 0 or -1 with err set. */
+static int db_migrate(struct db *db, char *err, size_t errlen)
+{
+    int have = user_version(db), n = 0;
+    if (have < 0) return snprintf(err, errlen, "%s: not a database", db->opt.path), -1;
+    while (assets_schema[n].path)
+        n++;
+    if (have > n)
+        return snprintf(err, errlen,
+                        "%s: schema version %d is newer than this server's %d",
+                        db->opt.path, have, n),
+               -1;
+    for (int v = have + 1; v <= n; v++) {
+        char sql[64];
+        snprintf(sql, sizeof sql, ";PRAGMA user_version=%d;COMMIT;", v);
+        if (db_exec(db, "BEGIN IMMEDIATE", err, errlen)) return -1;
+        if (db_exec(db, (const char *)assets_schema[v - 1].data, err, errlen) ||
+            db_exec(db, sql + 1, err, errlen)) {
+            sqlite3_exec(db->conn, "ROLLBACK", NULL, NULL, NULL);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* A damaged file is refused at start rather than found mid-write. */
+static int quick_check(struct db *db, char *err, size_t errlen)
+{
+    sqlite3_stmt *st;
+    int ok = 0;
+    if (sqlite3_prepare_v2(db->conn, "PRAGMA quick_check", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        ok = !strcmp((const char *)sqlite3_column_text(st, 0), "ok");
+    if (!ok)
+        snprintf(err, errlen, "%s: %s", db->opt.path,
+                 sqlite3_errcode(db->conn) == SQLITE_ROW ||
+                         sqlite3_errcode(db->conn) == SQLITE_OK
+                     ? "damaged (PRAGMA quick_check failed)"
+                     : sqlite3_errmsg(db->conn));
+    sqlite3_finalize(st);
+    return ok ? 0 : -1;
+}
+
+/* Reads the highest id ever assigned: the sequence's start, and the
+ * reads' bound until the first write. Deleted rows (retention) still count
+ * through sqlite_sequence; edits through their own table. */
+static int max_id(struct db *db, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(
+        db->conn,
+        "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name='messages'),0),"
+        "coalesce((SELECT max(rev) FROM messages),0),"
+        "coalesce((SELECT max(id) FROM edits),0))",
+        -1, &st, NULL);
+    if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW)
+        db->max_id = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    if (rc == SQLITE_ROW) return 0;
+    snprintf(err, errlen, "%s: %s", db->opt.path, sqlite3_errmsg(db->conn));
+    return -1;
+}
+
+/* Opens, checks, migrates and prepares (db_impl.h). */
+int db__setup(struct db *db, char *err, size_t errlen)
+{
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+    if (sqlite3_open_v2(db->opt.path, &db->conn, flags, db->opt.vfs) != SQLITE_OK) {
+        snprintf(err, errlen, "%s: %s", db->opt.path,
+                 db->conn ? sqlite3_errmsg(db->conn) : "cannot open");
+        return -1;
+    }
+    sqlite3_busy_timeout(db->conn, db->opt.busy_ms);
+    char pragmas[160];
+    snprintf(pragmas, sizeof pragmas,
+             "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA foreign_keys=ON;",
+             db->opt.sync_full ? "FULL" : "NORMAL");
+    if (quick_check(db, err, errlen) || db_exec(db, pragmas, err, errlen) ||
+        db_migrate(db, err, errlen))
+        return -1;
+    for (int i = 0; i < ST_COUNT; i++)
+        if (sqlite3_prepare_v3(db->conn, sql_text[i], -1, SQLITE_PREPARE_PERSISTENT,
+                               &db->st[i], NULL) != SQLITE_OK) {
+            snprintf(err, errlen, "%s: %s", db->opt.path, sqlite3_errmsg(db->conn));
+            return -1;
+        }
+    if (db_dm_prepare(&db->dm, db->conn) != SQLITE_OK) {
+        snprintf(err, errlen, "%s: %s", db->opt.path, sqlite3_errmsg(db->conn));
+        return -1;
+    }
+    return max_id(db, err, errlen);
+}
+
+/* ---- settings (any thread, under the connection lock) ---- */
+
+/* db_setting() under the connection lock. */
+char *db__setting(struct db *db, const char *key, const char *fresh)
+{
+    sqlite3_stmt *st = NULL;
+    char *out = NULL;
+    sqlite3_prepare_v2(db->conn,
+                       "INSERT INTO settings(key,value) VALUES(?1,?2) "
+                       "ON CONFLICT(key) DO NOTHING",
+                       -1, &st, NULL);
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, fresh, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) return NULL;
+    sqlite3_prepare_v2(db->conn, "SELECT value FROM settings WHERE key=?1", -1, &st,
+                       NULL);
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW)
+        out = strdup((const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    return out;
+}
