@@ -1,8 +1,10 @@
 // Migrations: a database made by schema version 1 is upgraded in place by
-// this server, history intact; a database from a newer server is refused.
+// this server, history intact, and every later feature works on it (edits,
+// users, DMs); a database from a newer server is refused.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
 import { startServer, guest, sqlite, fullHistory, runParley, REPO } from '../integration/harness.mjs';
@@ -43,6 +45,35 @@ ${v1};
     [{ id: 4, msg_id: 3, kind: 'edit', old_text: 'after upgrade', new_text: 'edited after upgrade' }]);
   const users = sqlite(db, 'SELECT id, name, guest FROM users');
   assert.deepEqual(users.map((u) => [u.name, u.guest]), [['Reader', 1]], 'welcomed users are recorded');
+  // Version 4 (protocol 1.1): direct messages. The table and its indexes
+  // exist, and two guests welcomed on the upgraded database can DM.
+  assert.deepEqual(
+    sqlite(db, "SELECT name FROM sqlite_master WHERE tbl_name='dm_rooms' AND name NOT LIKE 'sqlite_%' ORDER BY name").map((r) => r.name),
+    ['dm_rooms', 'dm_rooms_a', 'dm_rooms_b'],
+  );
+  assert.deepEqual(sqlite(db, 'PRAGMA table_info(dm_rooms)').map((col) => col.name), ['room', 'user_a', 'user_b', 'created']);
+  const d = await guest(srv, 'Writer');
+  const dm = await c.request({ type: 'dm', user: d.user.id }, 'joined');
+  assert.equal(dm.type, 'joined', `dm answered ${JSON.stringify(dm)}`);
+  const [lo, hi] = [c.user.id, d.user.id].sort((x, y) => Buffer.compare(Buffer.from(x), Buffer.from(y)));
+  const want = 'dm-' + createHash('sha256').update(Buffer.concat([Buffer.from(lo), Buffer.from([0]), Buffer.from(hi)])).digest('hex').slice(0, 32);
+  assert.equal(dm.room, want, 'the room named from the pair (server/dm.c)');
+  assert.deepEqual(dm.peer, { id: d.user.id, name: 'Writer' });
+  assert.deepEqual(dm.messages, []);
+  // The other way round: the same room, with the other peer.
+  const back = await d.request({ type: 'dm', user: c.user.id }, 'joined');
+  assert.equal(back.room, want);
+  assert.deepEqual(back.peer, { id: c.user.id, name: 'Reader' });
+  // One row, the pair sorted (user_a < user_b, byte order) whoever asked first.
+  const rows = sqlite(db, 'SELECT room, user_a, user_b FROM dm_rooms');
+  assert.deepEqual(rows, [{ room: want, user_a: lo, user_b: hi }]);
+  assert.ok(Buffer.compare(Buffer.from(rows[0].user_a), Buffer.from(rows[0].user_b)) < 0);
+  // A DM takes the next id of the one sequence, after the old rows and edits.
+  c.send({ type: 'send', room: want, text: 'psst', client_id: 'dm1' });
+  assert.equal((await c.next((m) => m.type === 'ack' && m.room === want)).id, 5);
+  const got = await d.next((m) => m.type === 'message' && m.room === want);
+  assert.deepEqual([got.id, got.text, got.user.id], [5, 'psst', c.user.id]);
+  d.close();
   c.close();
   assert.equal((await srv.stop()).code, 0);
   rmSync(dir, { recursive: true, force: true });

@@ -17,6 +17,7 @@
 
 #include "assets.h"
 #include "db.h"
+#include "dm.h"
 
 /* ---- harness ---- */
 
@@ -148,11 +149,19 @@ static void open_db(int queue_max, int batch_max, int busy_ms)
     if (!db) ck_abort_msg("db_open: %s", err);
 }
 
+/* Drops the outputs of every completed request (rows, and a DM room's
+ * updates, pair and peer), and frees the requests a test allocated for
+ * itself (their owner is themselves). */
 static void free_done_rows(void)
 {
     for (int i = 0; i < ndone; i++) {
-        buf_unref(done[i]->rows);
-        done[i]->rows = NULL;
+        struct db_req *r = done[i];
+        buf_unref(r->rows);
+        buf_unref(r->updates);
+        buf_unref(r->pair);
+        buf_unref(r->peer);
+        r->rows = r->updates = r->pair = r->peer = NULL;
+        if (r->owner == r) free(r);
     }
     ndone = 0;
 }
@@ -1542,6 +1551,663 @@ START_TEST(test_refused_submit_leaves_request_untouched)
 }
 END_TEST
 
+/* ---- direct messages (protocol 1.1): DM rooms and their pair ---- */
+
+static void set_user(struct db_req *r, const char *id, const char *name, int guest)
+{
+    memset(r, 0, sizeof(*r));
+    r->op = DB_USER;
+    r->user_id = id;
+    r->user_name = name;
+    r->guest = guest ? 1 : 0;
+}
+
+/* DB_DM as dm_prepare() makes it: the room named from the pair. */
+static void set_dm(struct db_req *r, char room[PROTO_DM_ROOM_LEN + 1], const char *user,
+                   const char *peer, int no_guest_dms)
+{
+    memset(r, 0, sizeof(*r));
+    dm_room_name(user, peer, room);
+    r->op = DB_DM;
+    r->room = room;
+    r->user_id = user;
+    r->peer_id = peer;
+    r->no_guest_dms = no_guest_dms ? 1 : 0;
+}
+
+static void set_change(struct db_req *r, enum db_op op, const char *room,
+                       const char *user, int64_t id, const char *text)
+{
+    memset(r, 0, sizeof(*r));
+    r->op = op;
+    r->room = room;
+    r->user_id = user;
+    r->user_name = "Name";
+    r->msg_id = id;
+    r->text = text;
+    r->text_len = text ? strlen(text) : 0;
+}
+
+/* A read of a room by `user` (DM rooms check it). */
+static void set_read_by(struct db_req *r, const char *room, const char *user)
+{
+    set_read(r, room, -1, -1, 50);
+    r->user_id = user;
+}
+
+/* The `rooms` listing's read: user's DM rooms (roomreq.c's rooms_read). */
+static void set_dms(struct db_req *r, const char *user)
+{
+    memset(r, 0, sizeof(*r));
+    r->op = DB_READ;
+    r->user_id = user;
+    r->dms = 1;
+    r->since = r->before = r->after = -1;
+}
+
+/* Records users (as hello does) and makes the pair's room; checks it. */
+static void user1(const char *id, const char *name, int guest)
+{
+    struct db_req *r = calloc(1, sizeof(*r)); /* freed by free_done_rows (owner) */
+    set_user(r, id, name, guest);
+    r->owner = r;
+    run1(r);
+    ck_assert_int_eq(r->status, DB_OK);
+}
+
+static void dm1(char room[PROTO_DM_ROOM_LEN + 1], const char *user, const char *peer)
+{
+    struct db_req *r = calloc(1, sizeof(*r));
+    set_dm(r, room, user, peer, 0);
+    r->owner = r;
+    run1(r);
+    ck_assert_int_eq(r->status, DB_OK);
+}
+
+static int64_t send1(const char *room, const char *user, const char *cid,
+                     const char *text)
+{
+    struct db_req *r = calloc(1, sizeof(*r));
+    set_send(r, room, user, cid, text);
+    r->owner = r;
+    run1(r);
+    ck_assert_int_eq(r->status, DB_OK);
+    return r->id;
+}
+
+/* Copies p[0..n) into out for a failure message, each NUL (a pair's
+ * separator) written as \0. */
+static const char *shown(const unsigned char *p, size_t n, char *out, size_t cap)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n && k + 3 < cap; i++)
+        if (p[i])
+            out[k++] = (char)p[i];
+        else
+            out[k++] = '\\', out[k++] = '0';
+    out[k] = 0;
+    return out;
+}
+
+/* Checks that b holds exactly the n bytes of want. */
+static void expect_buf(const struct buf *b, const void *want, size_t n)
+{
+    static char g[2048], w[2048];
+    ck_assert_ptr_nonnull(b);
+    ck_assert_int_eq(b->oom, 0);
+    if (b->len != n || memcmp(BUF_PAYLOAD(b), want, n))
+        ck_abort_msg("got %s (%u bytes), want %s (%zu bytes)",
+                     shown(BUF_PAYLOAD(b), b->len, g, sizeof g), b->len,
+                     shown(want, n, w, sizeof w), n);
+}
+#define EXPECT_PAIR(r, lit) expect_buf((r)->pair, lit, sizeof lit - 1)
+#define EXPECT_JSON(b, s) expect_buf(b, s, strlen(s))
+
+static int64_t count_where(sqlite3 *c, const char *fmt, const char *arg)
+{
+    char sql[256];
+    snprintf(sql, sizeof sql, fmt, arg);
+    return query_int(c, sql);
+}
+
+/* The one dm_rooms row of room: its pair and creation time. */
+static void dm_row(sqlite3 *c, const char *room, char *a, char *b, int64_t *created)
+{
+    sqlite3_stmt *st;
+    ck_assert_int_eq(sqlite3_prepare_v2(c,
+                                        "SELECT user_a, user_b, created FROM dm_rooms "
+                                        "WHERE room=?1",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_text(st, 1, room, -1, SQLITE_STATIC);
+    ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+    snprintf(a, 64, "%s", (const char *)sqlite3_column_text(st, 0));
+    snprintf(b, 64, "%s", (const char *)sqlite3_column_text(st, 1));
+    *created = sqlite3_column_int64(st, 2);
+    ck_assert_int_eq(sqlite3_step(st), SQLITE_DONE);
+    sqlite3_finalize(st);
+}
+
+START_TEST(test_dm_make)
+{
+    static struct db_req ua, ub, uz, mk, again, rev, same_batch_user, same_batch_dm;
+    static char room[PROTO_DM_ROOM_LEN + 1], room2[PROTO_DM_ROOM_LEN + 1],
+        room3[PROTO_DM_ROOM_LEN + 1], room4[PROTO_DM_ROOM_LEN + 1];
+    open_db(100, 100, 1000);
+    set_user(&ua, "alice", "Alice", 0);
+    set_user(&ub, "bob", "Bob", 1);
+    set_user(&uz, "zed", "Zed", 0);
+    run1(&ua);
+    run1(&ub);
+    run1(&uz);
+    ck_assert_int_eq(ua.status, DB_OK);
+    ck_assert_int_eq(ub.status, DB_OK);
+    int64_t t0 = wall_ms();
+    set_dm(&mk, room, "alice", "bob", 0);
+    run1(&mk);
+    int64_t t1 = wall_ms();
+    ck_assert_int_eq(mk.status, DB_OK);
+    ck_assert_ptr_null(mk.pair);
+    ck_assert_ptr_null(mk.peer);
+    ck_assert_ptr_null(mk.rows);
+    /* The other way round: the same room, still one row, the first's. */
+    usleep(3000);
+    set_dm(&again, room2, "bob", "alice", 0);
+    ck_assert_str_eq(room2, room);
+    run1(&again);
+    ck_assert_int_eq(again.status, DB_OK);
+    /* The pair sorted whoever asks: zed asking bob stores (bob, zed). */
+    set_dm(&rev, room3, "zed", "bob", 0);
+    run1(&rev);
+    ck_assert_int_eq(rev.status, DB_OK);
+    /* The peer's hello and the dm in one batch: the user is recorded first
+     * (submission order), so the dm finds it. */
+    hold_worker();
+    set_user(&same_batch_user, "carl", "Carl", 1);
+    set_dm(&same_batch_dm, room4, "alice", "carl", 0);
+    ck_assert_int_eq(db_submit(db, &same_batch_user), 0);
+    ck_assert_int_eq(db_submit(db, &same_batch_dm), 0);
+    int before = ndone;
+    release_worker();
+    wait_done(before + 3);
+    ck_assert_int_eq(same_batch_user.status, DB_OK);
+    ck_assert_int_eq(same_batch_dm.status, DB_OK);
+
+    sqlite3 *c;
+    ck_assert_int_eq(sqlite3_open(path, &c), SQLITE_OK);
+    ck_assert_int_eq(query_int(c, "SELECT count(*) FROM dm_rooms"), 3);
+    char a[64], b[64];
+    int64_t created;
+    dm_row(c, room, a, b, &created);
+    ck_assert_str_eq(a, "alice");
+    ck_assert_str_eq(b, "bob");
+    ck_assert_int_ge(created, t0);
+    ck_assert_int_le(created, t1); /* the second dm changed nothing */
+    dm_row(c, room3, a, b, &created);
+    ck_assert_str_eq(a, "bob");
+    ck_assert_str_eq(b, "zed");
+    dm_row(c, room4, a, b, &created);
+    ck_assert_str_eq(a, "alice");
+    ck_assert_str_eq(b, "carl");
+    /* Making a room stores no message. */
+    ck_assert_int_eq(query_int(c, "SELECT count(*) FROM messages"), 0);
+    sqlite3_close(c);
+    free_done_rows();
+}
+END_TEST
+
+START_TEST(test_dm_unknown_peer)
+{
+    static struct db_req ua, s, mk, self_known;
+    static char room[PROTO_DM_ROOM_LEN + 1], room2[PROTO_DM_ROOM_LEN + 1];
+    open_db(100, 100, 1000);
+    set_user(&ua, "alice", "Alice", 0);
+    run1(&ua);
+    /* ghost wrote a message once, but was never welcomed (no users row). */
+    set_send(&s, "lobby", "ghost", "c1", "boo");
+    run1(&s);
+    ck_assert_int_eq(s.status, DB_OK);
+    set_dm(&mk, room, "alice", "ghost", 0);
+    run1(&mk);
+    ck_assert_int_eq(mk.status, DB_NOT_FOUND);
+    /* With no_guest_dms too: not found is what it is. */
+    set_dm(&self_known, room2, "alice", "nobody", 1);
+    run1(&self_known);
+    ck_assert_int_eq(self_known.status, DB_NOT_FOUND);
+    sqlite3 *c;
+    ck_assert_int_eq(sqlite3_open(path, &c), SQLITE_OK);
+    ck_assert_int_eq(query_int(c, "SELECT count(*) FROM dm_rooms"), 0);
+    sqlite3_close(c);
+    /* The refusal cost the worker nothing: later writes go on. */
+    static struct db_req after;
+    set_send(&after, "lobby", "alice", "c2", "still here");
+    run1(&after);
+    ck_assert_int_eq(after.status, DB_OK);
+    ck_assert_int_eq(after.id, s.id + 1);
+    free_done_rows();
+}
+END_TEST
+
+START_TEST(test_dm_guest_peer)
+{
+    static struct db_req ug, ut, ua, off, on, tok, guest_asks;
+    static char r1[PROTO_DM_ROOM_LEN + 1], r2[PROTO_DM_ROOM_LEN + 1],
+        r3[PROTO_DM_ROOM_LEN + 1], r4[PROTO_DM_ROOM_LEN + 1];
+    open_db(100, 100, 1000);
+    set_user(&ug, "g_guest", "Guest", 1);
+    set_user(&ut, "tara", "Tara", 0);
+    set_user(&ua, "alice", "Alice", 0);
+    run1(&ug);
+    run1(&ut);
+    run1(&ua);
+    /* --no-guest-dms: a guest peer is refused, and no room is made. */
+    set_dm(&off, r1, "alice", "g_guest", 1);
+    run1(&off);
+    ck_assert_int_eq(off.status, DB_FORBIDDEN);
+    sqlite3 *c;
+    ck_assert_int_eq(sqlite3_open(path, &c), SQLITE_OK);
+    ck_assert_int_eq(query_int(c, "SELECT count(*) FROM dm_rooms"), 0);
+    /* A token user peer is fine with the option. */
+    set_dm(&tok, r2, "alice", "tara", 1);
+    run1(&tok);
+    ck_assert_int_eq(tok.status, DB_OK);
+    /* Whether the requester is a guest is the session's check, not this. */
+    set_dm(&guest_asks, r3, "g_guest", "tara", 1);
+    run1(&guest_asks);
+    ck_assert_int_eq(guest_asks.status, DB_OK);
+    ck_assert_int_eq(query_int(c, "SELECT count(*) FROM dm_rooms"), 2);
+    /* Without the option, guests DM like anyone. */
+    set_dm(&on, r4, "alice", "g_guest", 0);
+    ck_assert_str_eq(r4, r1);
+    run1(&on);
+    ck_assert_int_eq(on.status, DB_OK);
+    ck_assert_int_eq(count_where(c, "SELECT count(*) FROM dm_rooms WHERE room='%s'", r1),
+                     1);
+    sqlite3_close(c);
+    free_done_rows();
+}
+END_TEST
+
+START_TEST(test_dm_send)
+{
+    static struct db_req sa, sb, sc, snone, slobby, ba, bc, bb;
+    static char room[PROTO_DM_ROOM_LEN + 1], other[PROTO_DM_ROOM_LEN + 1];
+    open_db(100, 100, 1000);
+    user1("alice", "Alice", 0);
+    user1("bob", "Bob", 0);
+    user1("carol", "Carol", 0);
+    dm1(room, "bob", "alice");
+    /* Either of the pair: stored, with the pair sorted for delivery. */
+    set_send(&sa, room, "alice", "c1", "hi bob");
+    run1(&sa);
+    ck_assert_int_eq(sa.status, DB_OK);
+    ck_assert_int_gt(sa.id, 0);
+    EXPECT_PAIR(&sa, "alice\0bob\0");
+    ck_assert_uint_eq(sa.pair->refs, 1);
+    set_send(&sb, room, "bob", "c1", "hi alice");
+    run1(&sb);
+    ck_assert_int_eq(sb.status, DB_OK);
+    ck_assert_int_eq(sb.id, sa.id + 1);
+    EXPECT_PAIR(&sb, "alice\0bob\0");
+    /* A third user: forbidden, nothing stored, no pair, no id. */
+    set_send(&sc, room, "carol", "c1", "let me in");
+    run1(&sc);
+    ck_assert_int_eq(sc.status, DB_FORBIDDEN);
+    ck_assert_ptr_null(sc.pair);
+    ck_assert_int_eq(sc.id, 0);
+    ck_assert_int_eq(sc.duplicate, 0);
+    /* A dm- name no pair owns: forbidden for anyone. */
+    dm_room_name("alice", "carol", other); /* never made */
+    set_send(&snone, other, "alice", "c2", "hello?");
+    run1(&snone);
+    ck_assert_int_eq(snone.status, DB_FORBIDDEN);
+    ck_assert_ptr_null(snone.pair);
+    /* An ordinary room: no pair check, no pair. */
+    set_send(&slobby, "lobby", "carol", "c3", "lobby");
+    run1(&slobby);
+    ck_assert_int_eq(slobby.status, DB_OK);
+    ck_assert_ptr_null(slobby.pair);
+    ck_assert_int_eq(slobby.id, sb.id + 1);
+    /* In one batch, the refused send in the middle costs the others
+     * nothing: they commit with consecutive ids. */
+    hold_worker();
+    set_send(&ba, room, "alice", "b1", "one");
+    set_send(&bc, room, "carol", "b2", "two");
+    set_send(&bb, room, "bob", "b3", "three");
+    ck_assert_int_eq(db_submit(db, &ba), 0);
+    ck_assert_int_eq(db_submit(db, &bc), 0);
+    ck_assert_int_eq(db_submit(db, &bb), 0);
+    int before = ndone;
+    release_worker();
+    wait_done(before + 4);
+    ck_assert_int_eq(ba.status, DB_OK);
+    ck_assert_int_eq(bc.status, DB_FORBIDDEN);
+    ck_assert_int_eq(bb.status, DB_OK);
+    ck_assert_int_eq(ba.id, slobby.id + 1);
+    ck_assert_int_eq(bb.id, ba.id + 1);
+    EXPECT_PAIR(&bb, "alice\0bob\0");
+    ck_assert_ptr_null(bc.pair);
+
+    sqlite3 *c;
+    ck_assert_int_eq(sqlite3_open(path, &c), SQLITE_OK);
+    ck_assert_int_eq(
+        count_where(c, "SELECT count(*) FROM messages WHERE room='%s'", room), 4);
+    ck_assert_int_eq(
+        count_where(c, "SELECT count(*) FROM messages WHERE user_id='%s'", "carol"), 1);
+    ck_assert_int_eq(
+        count_where(c, "SELECT count(*) FROM messages WHERE room='%s'", other), 0);
+    sqlite3_close(c);
+    struct db_stats st;
+    db_stats(db, &st);
+    ck_assert_uint_eq(st.stored, 5); /* sa, sb, slobby, ba, bb */
+    free_done_rows();
+}
+END_TEST
+
+START_TEST(test_dm_edit_delete)
+{
+    static struct db_req e_third, e_third_none, d_third, d_third_any, d_third_none,
+        e_peer, e_peer_none, d_peer, e_author, d_author, rd;
+    static char room[PROTO_DM_ROOM_LEN + 1];
+    open_db(100, 100, 1000);
+    user1("alice", "Alice", 0);
+    user1("bob", "Bob", 0);
+    user1("carol", "Carol", 0);
+    dm1(room, "alice", "bob");
+    int64_t m1 = send1(room, "alice", "c1", "original");
+    /* A third user: forbidden, whether the message exists or not (not
+     * not_found: that would tell an outsider what the room holds), and
+     * with no pair (edit.c tells this refusal from "not the author" by it). */
+    set_change(&e_third, DB_EDIT, room, "carol", m1, "hijacked");
+    set_change(&e_third_none, DB_EDIT, room, "carol", 999999, "x");
+    set_change(&d_third, DB_DELETE, room, "carol", m1, NULL);
+    set_change(&d_third_any, DB_DELETE, room, "carol", m1, NULL);
+    /* any_author (a moderator's delete) does not reach into a DM either: a
+     * room moderator has no power there. (The spec lets an admin delete in
+     * any DM; db.h cannot tell an admin from a moderator yet, so this case
+     * must change when moderation lands.) */
+    d_third_any.any_author = 1;
+    set_change(&d_third_none, DB_DELETE, room, "carol", 999999, NULL);
+    struct db_req *third[] = {&e_third, &e_third_none, &d_third, &d_third_any,
+                              &d_third_none};
+    for (size_t i = 0; i < sizeof third / sizeof third[0]; i++) {
+        run1(third[i]);
+        ck_assert_msg(third[i]->status == DB_FORBIDDEN, "request %zu: status %d", i,
+                      third[i]->status);
+        ck_assert_ptr_null(third[i]->pair);
+        ck_assert_int_eq(third[i]->id, 0);
+    }
+    /* The peer, not the author: forbidden as for any room, but one of the
+     * pair (the pair is filled); a missing id is not_found for the pair. */
+    set_change(&e_peer, DB_EDIT, room, "bob", m1, "bob's words");
+    run1(&e_peer);
+    ck_assert_int_eq(e_peer.status, DB_FORBIDDEN);
+    EXPECT_PAIR(&e_peer, "alice\0bob\0");
+    set_change(&d_peer, DB_DELETE, room, "bob", m1, NULL);
+    run1(&d_peer);
+    ck_assert_int_eq(d_peer.status, DB_FORBIDDEN);
+    set_change(&e_peer_none, DB_EDIT, room, "bob", 999999, "x");
+    run1(&e_peer_none);
+    ck_assert_int_eq(e_peer_none.status, DB_NOT_FOUND);
+    /* The author: the edit and the delete take the next ids. */
+    set_change(&e_author, DB_EDIT, room, "alice", m1, "edited");
+    run1(&e_author);
+    ck_assert_int_eq(e_author.status, DB_OK);
+    ck_assert_int_eq(e_author.id, m1 + 1);
+    EXPECT_PAIR(&e_author, "alice\0bob\0");
+    set_change(&d_author, DB_DELETE, room, "alice", m1, NULL);
+    run1(&d_author);
+    ck_assert_int_eq(d_author.status, DB_OK);
+    ck_assert_int_eq(d_author.id, m1 + 2);
+    EXPECT_PAIR(&d_author, "alice\0bob\0");
+
+    sqlite3 *c;
+    ck_assert_int_eq(sqlite3_open(path, &c), SQLITE_OK);
+    ck_assert_int_eq(query_int(c, "SELECT count(*) FROM edits"), 2);
+    ck_assert_int_eq(query_int(c, "SELECT count(*) FROM edits WHERE by_user<>'alice'"),
+                     0);
+    ck_assert_int_eq(query_int(c, "SELECT count(*) FROM messages"), 1);
+    sqlite3_close(c);
+    set_read_by(&rd, room, "bob");
+    run1(&rd);
+    ck_assert_int_eq(rd.status, DB_OK);
+    ck_assert_int_eq(rd.nrows, 1);
+    ck_assert_int_eq(rd.last_id, m1 + 2);
+    ck_assert_ptr_nonnull(
+        memmem(BUF_PAYLOAD(rd.rows), rd.rows->len, "\"deleted\":true", 14));
+    free_done_rows();
+}
+END_TEST
+
+START_TEST(test_dm_read)
+{
+    static struct db_req ra, rb, rc, rs, rsc, rafter, rcheck_a, rcheck_c, rnone,
+        rnone_check, rlobby;
+    static char room[PROTO_DM_ROOM_LEN + 1], other[PROTO_DM_ROOM_LEN + 1];
+    open_db(100, 100, 1000);
+    user1("alice", "Alice", 0);
+    user1("bob", "Bob", 0);
+    user1("carol", "Carol", 0);
+    dm1(room, "alice", "bob");
+    int64_t m1 = send1(room, "alice", "c1", "one");
+    int64_t m2 = send1(room, "bob", "c1", "two");
+    send1("lobby", "carol", "c1", "elsewhere");
+    user1("bob", "Bobby \"B\"", 0); /* a later hello: the latest name */
+
+    /* A member: the rows, and the other user as USER JSON. */
+    set_read_by(&ra, room, "alice");
+    run1(&ra);
+    int64_t ids[4];
+    ck_assert_int_eq(row_ids(&ra, ids, 4), 2);
+    ck_assert_int_eq(ids[0], m1);
+    ck_assert_int_eq(ids[1], m2);
+    ck_assert_int_eq(ra.last_id, m2);
+    EXPECT_JSON(ra.peer, "{\"id\":\"bob\",\"name\":\"Bobby \\\"B\\\"\"}");
+    ck_assert_uint_eq(ra.peer->refs, 1);
+    ck_assert_ptr_null(ra.pair);
+    set_read_by(&rb, room, "bob");
+    run1(&rb);
+    ck_assert_int_eq(row_ids(&rb, ids, 4), 2);
+    EXPECT_JSON(rb.peer, "{\"id\":\"alice\",\"name\":\"Alice\"}");
+    /* A join with since, by a member: the same check, the same peer. */
+    set_read_by(&rs, room, "bob");
+    rs.since = m1;
+    rs.limit = 1000;
+    run1(&rs);
+    ck_assert_int_eq(row_ids(&rs, ids, 4), 1);
+    ck_assert_int_eq(ids[0], m2);
+    EXPECT_JSON(rs.peer, "{\"id\":\"alice\",\"name\":\"Alice\"}");
+    /* A third user: forbidden, no rows, no peer -- every kind of read. */
+    set_read_by(&rc, room, "carol");
+    set_read_by(&rsc, room, "carol");
+    rsc.since = 0;
+    rsc.limit = 1000;
+    set_read_by(&rafter, room, "carol");
+    rafter.after = 0;
+    struct db_req *third[] = {&rc, &rsc, &rafter};
+    for (size_t i = 0; i < sizeof third / sizeof third[0]; i++) {
+        run1(third[i]);
+        ck_assert_msg(third[i]->status == DB_FORBIDDEN, "read %zu: status %d", i,
+                      third[i]->status);
+        ck_assert_ptr_null(third[i]->rows);
+        ck_assert_ptr_null(third[i]->updates);
+        ck_assert_ptr_null(third[i]->peer);
+        ck_assert_int_eq(third[i]->nrows, 0);
+        ck_assert_int_eq(third[i]->more, 0);
+    }
+    /* check: only whether the user is one of the pair; nothing read. */
+    set_read_by(&rcheck_a, room, "alice");
+    rcheck_a.check = 1;
+    run1(&rcheck_a);
+    ck_assert_int_eq(rcheck_a.status, DB_OK);
+    ck_assert_ptr_null(rcheck_a.rows);
+    ck_assert_ptr_null(rcheck_a.peer);
+    ck_assert_int_eq(rcheck_a.nrows, 0);
+    set_read_by(&rcheck_c, room, "carol");
+    rcheck_c.check = 1;
+    run1(&rcheck_c);
+    ck_assert_int_eq(rcheck_c.status, DB_FORBIDDEN);
+    ck_assert_ptr_null(rcheck_c.rows);
+    ck_assert_ptr_null(rcheck_c.peer);
+    ck_assert_int_eq(rcheck_c.nrows, 0);
+    /* A dm- room no pair owns: forbidden, checked or read. */
+    dm_room_name("alice", "carol", other);
+    set_read_by(&rnone, other, "alice");
+    run1(&rnone);
+    ck_assert_int_eq(rnone.status, DB_FORBIDDEN);
+    ck_assert_ptr_null(rnone.rows);
+    set_read_by(&rnone_check, other, "alice");
+    rnone_check.check = 1;
+    run1(&rnone_check);
+    ck_assert_int_eq(rnone_check.status, DB_FORBIDDEN);
+    /* An ordinary room: anyone reads it, and there is no peer. */
+    set_read_by(&rlobby, "lobby", "alice");
+    run1(&rlobby);
+    ck_assert_int_eq(row_ids(&rlobby, ids, 4), 1);
+    ck_assert_ptr_null(rlobby.peer);
+    free_done_rows();
+}
+END_TEST
+
+START_TEST(test_dm_read_peer_without_users_row)
+{
+    /* The peer's USER falls back to its id for a name when it has no
+     * users row (its hello's DB_USER failed, say). */
+    static struct db_req rd;
+    static char room[PROTO_DM_ROOM_LEN + 1];
+    open_db(100, 100, 1000);
+    user1("bob", "Bob", 0); /* alice is never recorded */
+    dm1(room, "alice", "bob");
+    set_read_by(&rd, room, "bob");
+    run1(&rd);
+    ck_assert_int_eq(rd.status, DB_OK);
+    ck_assert_int_eq(rd.nrows, 0);
+    EXPECT_JSON(rd.peer, "{\"id\":\"alice\",\"name\":\"alice\"}");
+    free_done_rows();
+}
+END_TEST
+
+/* The `rooms` listing of user: checks its lines are exactly want (in order). */
+static struct db_req *list_of(const char *user, const char *want, int nwant)
+{
+    struct db_req *r = calloc(1, sizeof(*r));
+    set_dms(r, user);
+    r->owner = r;
+    run1(r);
+    ck_assert_int_eq(r->status, DB_OK);
+    ck_assert_int_eq(r->nrows, nwant);
+    if (nwant == 0)
+        ck_assert(r->rows == NULL || r->rows->len == 0);
+    else
+        EXPECT_JSON(r->rows, want);
+    ck_assert_ptr_null(r->peer);
+    ck_assert_ptr_null(r->pair);
+    return r;
+}
+
+START_TEST(test_dm_list)
+{
+    static char ab[PROTO_DM_ROOM_LEN + 1], ac[PROTO_DM_ROOM_LEN + 1],
+        de[PROTO_DM_ROOM_LEN + 1];
+    static struct db_req edit;
+    char want[1024];
+    open_db(100, 100, 1000);
+    user1("alice", "Alice", 0);
+    user1("bob", "Bob", 0);
+    user1("carol", "C\tx\ny", 0); /* JSON escapes the tab and newline */
+    user1("dave", "Dave", 1);
+    user1("erin", "Erin", 1);
+    user1("frank", "Frank", 0);
+    /* Nobody has a DM yet. */
+    list_of("alice", "", 0);
+    dm1(ab, "bob", "alice");
+    usleep(5000); /* the newest pairs first: created in distinct ms */
+    dm1(ac, "alice", "carol");
+    usleep(5000);
+    dm1(de, "erin", "dave");
+    int64_t m1 = send1(ab, "alice", "c1", "one");
+    int64_t m2 = send1(ab, "bob", "c1", "two");
+    int64_t m3 = send1(de, "dave", "c1", "three");
+    set_change(&edit, DB_EDIT, ab, "alice", m1, "one, edited");
+    run1(&edit);
+    ck_assert_int_eq(edit.status, DB_OK);
+    ck_assert_int_gt(edit.id, m3);
+    send1("lobby", "alice", "c9", "not a DM"); /* ordinary rooms are not listed */
+
+    /* alice: both of hers, newest first; ab's last_id is its edit's rev
+     * (above m2), ac has no message (0). Never dave and erin's. */
+    snprintf(want, sizeof want,
+             "%s\t0\t{\"id\":\"carol\",\"name\":\"C\\tx\\ny\"}\n"
+             "%s\t%lld\t{\"id\":\"bob\",\"name\":\"Bob\"}\n",
+             ac, ab, (long long)edit.id);
+    list_of("alice", want, 2);
+    snprintf(want, sizeof want, "%s\t%lld\t{\"id\":\"alice\",\"name\":\"Alice\"}\n", ab,
+             (long long)edit.id);
+    list_of("bob", want, 1);
+    snprintf(want, sizeof want, "%s\t0\t{\"id\":\"alice\",\"name\":\"Alice\"}\n", ac);
+    list_of("carol", want, 1);
+    snprintf(want, sizeof want, "%s\t%lld\t{\"id\":\"erin\",\"name\":\"Erin\"}\n", de,
+             (long long)m3);
+    list_of("dave", want, 1);
+    snprintf(want, sizeof want, "%s\t%lld\t{\"id\":\"dave\",\"name\":\"Dave\"}\n", de,
+             (long long)m3);
+    list_of("erin", want, 1);
+    list_of("frank", "", 0);  /* a user without DMs */
+    list_of("nobody", "", 0); /* nor an unknown one */
+    (void)m2;
+
+    /* The peer's latest name. */
+    user1("bob", "Robert", 0);
+    snprintf(want, sizeof want,
+             "%s\t0\t{\"id\":\"carol\",\"name\":\"C\\tx\\ny\"}\n"
+             "%s\t%lld\t{\"id\":\"bob\",\"name\":\"Robert\"}\n",
+             ac, ab, (long long)edit.id);
+    list_of("alice", want, 2);
+    free_done_rows();
+}
+END_TEST
+
+START_TEST(test_dm_list_bounded)
+{
+    /* A listing sees exactly the writes submitted before it, like any read
+     * (db.h): a send after it in the same batch is not in its last_id. */
+    static char ab[PROTO_DM_ROOM_LEN + 1];
+    static struct db_req before, list, after, list2;
+    char want[256];
+    open_db(100, 100, 1000);
+    user1("alice", "Alice", 0);
+    user1("bob", "Bob", 0);
+    dm1(ab, "alice", "bob");
+    int64_t m1 = send1(ab, "alice", "c1", "one");
+    hold_worker();
+    set_send(&before, ab, "bob", "c2", "two");
+    set_dms(&list, "alice");
+    set_send(&after, ab, "bob", "c3", "three");
+    set_dms(&list2, "bob");
+    ck_assert_int_eq(db_submit(db, &before), 0);
+    ck_assert_int_eq(db_submit(db, &list), 0);
+    ck_assert_int_eq(db_submit(db, &after), 0);
+    ck_assert_int_eq(db_submit(db, &list2), 0);
+    int n = ndone;
+    release_worker();
+    wait_done(n + 5);
+    ck_assert_int_eq(before.status, DB_OK);
+    ck_assert_int_eq(after.status, DB_OK);
+    ck_assert_int_eq(before.id, m1 + 1);
+    ck_assert_int_eq(after.id, m1 + 2);
+    snprintf(want, sizeof want, "%s\t%lld\t{\"id\":\"bob\",\"name\":\"Bob\"}\n", ab,
+             (long long)before.id);
+    ck_assert_int_eq(list.status, DB_OK);
+    ck_assert_int_eq(list.nrows, 1);
+    EXPECT_JSON(list.rows, want);
+    snprintf(want, sizeof want, "%s\t%lld\t{\"id\":\"alice\",\"name\":\"Alice\"}\n", ab,
+             (long long)after.id);
+    ck_assert_int_eq(list2.nrows, 1);
+    EXPECT_JSON(list2.rows, want);
+    free_done_rows();
+}
+END_TEST
+
 static Suite *db_suite(void)
 {
     Suite *s = suite_create("db");
@@ -1574,6 +2240,19 @@ static Suite *db_suite(void)
     tcase_add_test(tc, test_queue_bound_and_busy);
     tcase_add_test(tc, test_refused_submit_leaves_request_untouched);
     suite_add_tcase(s, tc);
+    TCase *td = tcase_create("dm");
+    tcase_set_timeout(td, 60);
+    tcase_add_checked_fixture(td, setup, teardown);
+    tcase_add_test(td, test_dm_make);
+    tcase_add_test(td, test_dm_unknown_peer);
+    tcase_add_test(td, test_dm_guest_peer);
+    tcase_add_test(td, test_dm_send);
+    tcase_add_test(td, test_dm_edit_delete);
+    tcase_add_test(td, test_dm_read);
+    tcase_add_test(td, test_dm_read_peer_without_users_row);
+    tcase_add_test(td, test_dm_list);
+    tcase_add_test(td, test_dm_list_bounded);
+    suite_add_tcase(s, td);
     return s;
 }
 

@@ -768,6 +768,173 @@ START_TEST(test_ref_end)
 }
 END_TEST
 
+/* ---- dm (1.1) and DM room names ---- */
+
+START_TEST(test_parse_dm)
+{
+    struct proto_req r;
+    const char *msg;
+#define P(s) proto_parse(s, strlen(s), &lim, &r, &msg)
+    ck_assert_int_eq(P("{\"type\":\"dm\",\"user\":\"bob\",\"ref\":\"d1\"}"), PROTO_OK);
+    ck_assert_int_eq(r.type, REQ_DM);
+    ck_assert_str_eq(r.user, "bob");
+    ck_assert_str_eq(r.ref, "d1");
+    ck_assert_ptr_null(r.room); /* the server names the room, not the client */
+    proto_req_free(&r);
+    /* An id is bytes, any of them but NUL: spaces, escapes, non-ASCII. */
+    ck_assert_int_eq(P("{\"type\":\"dm\",\"user\":\" g_\\u00e9\\\"x \"}"), PROTO_OK);
+    ck_assert_str_eq(r.user, " g_\xc3\xa9\"x ");
+    ck_assert_ptr_null(r.ref);
+    proto_req_free(&r);
+    /* Missing, not a string, empty: bad_request, the ref kept. */
+    const char *bad[] = {
+        "{\"type\":\"dm\",\"ref\":\"x\"}",
+        "{\"type\":\"dm\",\"ref\":\"x\",\"user\":null}",
+        "{\"type\":\"dm\",\"ref\":\"x\",\"user\":7}",
+        "{\"type\":\"dm\",\"ref\":\"x\",\"user\":true}",
+        "{\"type\":\"dm\",\"ref\":\"x\",\"user\":[\"bob\"]}",
+        "{\"type\":\"dm\",\"ref\":\"x\",\"user\":{\"id\":\"bob\"}}",
+        "{\"type\":\"dm\",\"ref\":\"x\",\"user\":\"\"}",
+        "{\"type\":\"dm\",\"ref\":\"x\",\"user\":\"b\\u0000b\"}",
+        "{\"type\":\"dm\",\"ref\":\"x\",\"User\":\"bob\"}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        msg = NULL;
+        if (P(bad[i]) != E_BAD_REQUEST) ck_abort_msg("%s: not bad_request", bad[i]);
+        ck_assert_ptr_nonnull(msg);
+        ck_assert_ptr_nonnull(r.ref);
+        ck_assert_str_eq(r.ref, "x");
+        proto_req_free(&r);
+    }
+#undef P
+}
+END_TEST
+
+/* A dm frame for `user`, parsed: returns the error, and checks r.user on OK. */
+static enum proto_err dm_user(const char *user)
+{
+    char *f = frame("{\"type\":\"dm\",\"user\":\"%s\",\"ref\":\"q\"}", user);
+    struct proto_req r;
+    const char *msg;
+    enum proto_err e = proto_parse(f, strlen(f), &lim, &r, &msg);
+    if (e == PROTO_OK) ck_assert_str_eq(r.user, user);
+    ck_assert_ptr_nonnull(r.ref);
+    ck_assert_str_eq(r.ref, "q");
+    proto_req_free(&r);
+    free(f);
+    return e;
+}
+
+START_TEST(test_parse_dm_length)
+{
+    /* 1 to 128 bytes (PROTO_MAX_USER), counted in bytes, not characters. */
+    char *u1 = rep("u", 1), *u128 = rep("u", 128), *u129 = rep("u", 129);
+    char *e64 = rep("\xc3\xa9", 64);        /* 64 characters, 128 bytes */
+    char *euro43 = rep("\xe2\x82\xac", 43); /* 43 characters, 129 bytes */
+    ck_assert_int_eq(dm_user(u1), PROTO_OK);
+    ck_assert_int_eq(dm_user(u128), PROTO_OK);
+    ck_assert_int_eq(dm_user(u129), E_BAD_REQUEST);
+    ck_assert_int_eq(dm_user(e64), PROTO_OK);
+    ck_assert_int_eq(dm_user(euro43), E_BAD_REQUEST);
+    free(u1);
+    free(u128);
+    free(u129);
+    free(e64);
+    free(euro43);
+}
+END_TEST
+
+#define HEX32 "0123456789abcdef0123456789abcdef"
+
+START_TEST(test_room_is_dm)
+{
+    ck_assert_int_eq(PROTO_DM_ROOM_LEN, 35);
+    ck_assert_int_eq(proto_room_is_dm("dm-" HEX32), 1);
+    ck_assert_int_eq(proto_room_is_dm("dm-00000000000000000000000000000000"), 1);
+    ck_assert_int_eq(proto_room_is_dm("dm-ffffffffffffffffffffffffffffffff"), 1);
+    ck_assert_int_eq(proto_room_is_dm("dm-59b271ae1bbcb1d31d41929817f4b16f"), 1);
+    /* Uppercase hex, one digit too few or too many, non-hex digits. */
+    ck_assert_int_eq(proto_room_is_dm("dm-0123456789ABCDEF0123456789ABCDEF"), 0);
+    ck_assert_int_eq(proto_room_is_dm("dm-0123456789abcdef0123456789abcdeF"), 0);
+    ck_assert_int_eq(proto_room_is_dm("dm-0123456789abcdef0123456789abcde"), 0);
+    ck_assert_int_eq(proto_room_is_dm("dm-" HEX32 "0"), 0);
+    ck_assert_int_eq(proto_room_is_dm("dm-0123456789abcdef0123456789abcdeg"), 0);
+    ck_assert_int_eq(proto_room_is_dm("dm-g123456789abcdef0123456789abcdef"), 0);
+    ck_assert_int_eq(proto_room_is_dm("dm-0123456789abcdef-123456789abcdef"), 0);
+    ck_assert_int_eq(proto_room_is_dm("dm-0123456789abcdef_123456789abcdef"), 0);
+    /* The prefix exactly: "dm-", lowercase, at the start. */
+    ck_assert_int_eq(proto_room_is_dm("dm_" HEX32), 0);
+    ck_assert_int_eq(proto_room_is_dm("Dm-" HEX32), 0);
+    ck_assert_int_eq(proto_room_is_dm("dx-" HEX32), 0);
+    ck_assert_int_eq(proto_room_is_dm("xdm-" HEX32), 0);
+    ck_assert_int_eq(proto_room_is_dm("dm" HEX32 "0"), 0);
+    ck_assert_int_eq(proto_room_is_dm("dm-"), 0);
+    ck_assert_int_eq(proto_room_is_dm("dm"), 0);
+    ck_assert_int_eq(proto_room_is_dm(""), 0);
+    ck_assert_int_eq(proto_room_is_dm("lobby"), 0);
+}
+END_TEST
+
+/* Every request that takes a room, with room `room` and whatever else it
+ * needs valid. */
+static const char *const room_frames[] = {
+    "{\"type\":\"join\",\"room\":\"%s\",\"ref\":\"k\"}",
+    "{\"type\":\"join\",\"room\":\"%s\",\"since\":3,\"ref\":\"k\"}",
+    "{\"type\":\"leave\",\"room\":\"%s\",\"ref\":\"k\"}",
+    "{\"type\":\"send\",\"room\":\"%s\",\"text\":\"hi\",\"client_id\":\"c\",\"ref\":"
+    "\"k\"}",
+    "{\"type\":\"history\",\"room\":\"%s\",\"ref\":\"k\"}",
+    "{\"type\":\"typing\",\"room\":\"%s\",\"ref\":\"k\"}",
+    "{\"type\":\"edit\",\"room\":\"%s\",\"id\":1,\"text\":\"x\",\"ref\":\"k\"}",
+    "{\"type\":\"delete\",\"room\":\"%s\",\"id\":1,\"ref\":\"k\"}",
+};
+
+static void expect_room(const char *room, enum proto_err want)
+{
+    for (size_t i = 0; i < sizeof room_frames / sizeof room_frames[0]; i++) {
+        char *f = frame(room_frames[i], room);
+        struct proto_req r;
+        const char *msg = NULL;
+        enum proto_err e = proto_parse(f, strlen(f), &lim, &r, &msg);
+        if (e != want)
+            ck_abort_msg("%s: got %s, want %s (%s)", f, proto_err_code(e),
+                         proto_err_code(want), msg ? msg : "");
+        ck_assert_ptr_nonnull(r.ref);
+        ck_assert_str_eq(r.ref, "k");
+        if (e == PROTO_OK)
+            ck_assert_str_eq(r.room, room);
+        else
+            ck_assert_ptr_nonnull(msg);
+        proto_req_free(&r);
+        free(f);
+    }
+}
+
+START_TEST(test_dm_room_names_in_requests)
+{
+    /* Names starting with dm- are DM rooms' only: anything else is bad_room. */
+    expect_room("dm-x", E_BAD_ROOM);
+    expect_room("dm-", E_BAD_ROOM);
+    expect_room("dm-lobby", E_BAD_ROOM);
+    expect_room("dm-0123456789ABCDEF0123456789ABCDEF", E_BAD_ROOM);
+    expect_room("dm-0123456789abcdef0123456789abcde", E_BAD_ROOM);
+    expect_room("dm-" HEX32 "0", E_BAD_ROOM);
+    expect_room("dm-0123456789abcdef0123456789abcdeg", E_BAD_ROOM);
+    expect_room("dm-" HEX32 "-x", E_BAD_ROOM);
+    /* A proper DM room name parses (who may use it is the database's call). */
+    expect_room("dm-" HEX32, PROTO_OK);
+    expect_room("dm-59b271ae1bbcb1d31d41929817f4b16f", PROTO_OK);
+    /* Only the exact prefix is reserved. */
+    expect_room("dmx", PROTO_OK);
+    expect_room("dm", PROTO_OK);
+    expect_room("adm-x", PROTO_OK);
+    expect_room("dm_x", PROTO_OK);
+    expect_room("dmdm-x", PROTO_OK);
+    expect_room("d-m-x", PROTO_OK);
+    expect_room("dm" HEX32, PROTO_OK);
+}
+END_TEST
+
 static Suite *protocol_suite(void)
 {
     Suite *s = suite_create("protocol");
@@ -807,6 +974,12 @@ static Suite *protocol_suite(void)
     tcase_add_test(tw, test_parse_edit_delete);
     tcase_add_test(tw, test_ref_end);
     suite_add_tcase(s, tw);
+    TCase *td = tcase_create("dm");
+    tcase_add_test(td, test_parse_dm);
+    tcase_add_test(td, test_parse_dm_length);
+    tcase_add_test(td, test_room_is_dm);
+    tcase_add_test(td, test_dm_room_names_in_requests);
+    suite_add_tcase(s, td);
     return s;
 }
 
