@@ -222,11 +222,17 @@ static int queue_empty(struct db *db)
     return empty;
 }
 
-/* Runs `st` (already bound) in its own short transaction; returns rows
- * deleted, or -1. */
-static int prune_step(struct db *db, sqlite3_stmt *st)
+/* Binds `st` and runs it in its own short transaction, all under the
+ * connection lock (binding touches the connection too): with a room name,
+ * (room, v = rows to keep, PRUNE_STEP); without, (v = cutoff, PRUNE_STEP).
+ * Returns rows deleted, or -1. */
+static int prune_step(struct db *db, sqlite3_stmt *st, const char *room, int64_t v)
 {
     pthread_mutex_lock(&db->conn_lock);
+    int k = room ? 2 : 1;
+    if (room) sqlite3_bind_text(st, 1, room, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, k, v);
+    sqlite3_bind_int(st, k + 1, PRUNE_STEP);
     int rc = sqlite3_exec(db->conn, "BEGIN IMMEDIATE", NULL, NULL, NULL);
     if (rc == SQLITE_OK) rc = db__step_done(st);
     int n = rc == SQLITE_OK ? sqlite3_changes(db->conn) : -1;
@@ -266,18 +272,15 @@ static uint64_t prune(struct db *db)
     int n = 1, more = 0;
     db->next_prune_ms = db__now_ms() + db->opt.prune_interval_ms;
     while (db->opt.retention_ms > 0 && n > 0 && !(more = !queue_empty(db))) {
-        sqlite3_bind_int64(age, 1, db__now_ms() - db->opt.retention_ms);
-        sqlite3_bind_int(age, 2, PRUNE_STEP);
-        pruned += (uint64_t)((n = prune_step(db, age)) > 0 ? n : 0);
+        n = prune_step(db, age, NULL, db__now_ms() - db->opt.retention_ms);
+        pruned += (uint64_t)(n > 0 ? n : 0);
     }
     char name[PROTO_MAX_ROOM + 1];
     while (db->opt.max_per_room > 0 && !more && next_room(db, rooms, name)) {
         n = 1;
         while (n > 0 && !(more = !queue_empty(db))) {
-            sqlite3_bind_text(room, 1, name, -1, SQLITE_TRANSIENT);
-            sqlite3_bind_int64(room, 2, db->opt.max_per_room);
-            sqlite3_bind_int(room, 3, PRUNE_STEP);
-            pruned += (uint64_t)((n = prune_step(db, room)) > 0 ? n : 0);
+            n = prune_step(db, room, name, db->opt.max_per_room);
+            pruned += (uint64_t)(n > 0 ? n : 0);
         }
     }
     pthread_mutex_lock(&db->conn_lock);

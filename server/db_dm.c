@@ -4,6 +4,17 @@
 #include <string.h>
 
 #include "db_impl.h" /* db_status_of */
+#include "log.h"
+
+/* Sets r's status for a failed statement and logs SQLite's own words, as
+ * the worker does for every failure. Returns rc. */
+static int failed(sqlite3_stmt *st, struct db_req *r, const char *what, int rc)
+{
+    r->status = db_status_of(rc);
+    plog(LOG_WARN, "db-failed", "op=%s rc=%d reason=\"%s\"", what, rc,
+         rc == SQLITE_NOMEM ? "out of memory" : sqlite3_errmsg(sqlite3_db_handle(st)));
+    return rc;
+}
 
 static const char *const sql_pair = "SELECT user_a, user_b FROM dm_rooms WHERE room=?1";
 static const char *const sql_make =
@@ -63,7 +74,7 @@ static struct buf *user_json(struct db_dm *d, const char *id, int *rc)
     return b;
 }
 
-/* Fills r->pair with "a\0b\0". */
+/* Returns a new buf holding "a\0b\0", or NULL out of memory. */
 static struct buf *pair_buf(const char *a, const char *b)
 {
     size_t na = strlen(a) + 1, nb = strlen(b) + 1;
@@ -83,9 +94,7 @@ static int fill(struct db_dm *d, struct db_req *r, const char *a, const char *b)
         r->pair = pair_buf(a, b);
     if (rc != SQLITE_OK) buf_unref(r->peer), r->peer = NULL;
     if (r->peer || r->pair) return SQLITE_OK;
-    if (rc == SQLITE_OK) rc = SQLITE_NOMEM;
-    r->status = db_status_of(rc);
-    return rc;
+    return failed(d->pair, r, "dm-peer", rc == SQLITE_OK ? SQLITE_NOMEM : rc);
 }
 
 int db_dm_check(struct db_dm *d, struct db_req *r, int want)
@@ -100,7 +109,7 @@ int db_dm_check(struct db_dm *d, struct db_req *r, int want)
     } else if (rc == SQLITE_DONE) {
         r->status = DB_FORBIDDEN, rc = SQLITE_OK;
     } else
-        r->status = db_status_of(rc);
+        failed(d->pair, r, "dm-check", rc);
     sqlite3_reset(d->pair);
     return rc;
 }
@@ -114,7 +123,7 @@ int db_dm_make(struct db_dm *d, struct db_req *r, int64_t now_ms)
     else if (rc == SQLITE_ROW && r->no_guest_dms && sqlite3_column_int(d->user, 1))
         r->status = DB_FORBIDDEN;
     else if (rc != SQLITE_ROW)
-        r->status = db_status_of(rc);
+        failed(d->user, r, "dm-user", rc);
     sqlite3_reset(d->user);
     if (r->status != DB_OK) return rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
     int lo = strcmp(r->user_id, r->peer_id) < 0;
@@ -124,9 +133,7 @@ int db_dm_make(struct db_dm *d, struct db_req *r, int64_t now_ms)
     sqlite3_bind_int64(d->make, 4, now_ms);
     rc = sqlite3_step(d->make);
     sqlite3_reset(d->make);
-    if (rc == SQLITE_DONE) return SQLITE_OK;
-    r->status = db_status_of(rc);
-    return rc;
+    return rc == SQLITE_DONE ? SQLITE_OK : failed(d->make, r, "dm-make", rc);
 }
 
 int db_dm_list(struct db_dm *d, struct db_req *r, int64_t hi)

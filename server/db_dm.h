@@ -1,9 +1,11 @@
 /* db_dm.h -- the database worker's direct-message queries: which pair owns
  * a DM room, making a pair's room, and a user's DM rooms (schema/004).
  *
- * db_write.c and db_read.c call these inside their own transactions (the
- * write batch, or a read); they never begin or end one. Worker thread
- * only, like every statement on the connection.
+ * db_write.c and db_read.c call these; they never begin or end a
+ * transaction. Writes run them inside the batch's; a read's pair check runs
+ * just before the read's own, which is the same answer: a dm_rooms row is
+ * never changed or removed. Worker thread only, like every statement on
+ * the connection.
  */
 #ifndef PARLEY_DB_DM_H
 #define PARLEY_DB_DM_H

@@ -51,10 +51,12 @@ static inline uint32_t member_stamp(int64_t now_us)
 }
 
 /* Whether stamp t (0: never) is less than `ms` milliseconds before now_us.
- * The difference wraps with the stamps, so it holds across 49 days too. */
+ * The difference wraps with the stamps, so it holds across 49 days too; it
+ * is signed because a stamp made this millisecond may be one ahead of it
+ * (the odd bit), which is recent, not 49 days old. */
 static inline int member_recent(uint32_t t, int64_t now_us, uint32_t ms)
 {
-    return t && (uint32_t)((uint32_t)(now_us / 1000) - t) < ms;
+    return t && (int32_t)((uint32_t)(now_us / 1000) - t) < (int32_t)ms;
 }
 
 /* Returns s's entry for room `name`, joined or remembered, or NULL. */
