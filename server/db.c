@@ -8,6 +8,7 @@
  * except the entry points of db.h, which say their thread.
  */
 #include "db_impl.h"
+#include "db_search.h"
 
 #include <assert.h>
 #include <pthread.h>
@@ -328,6 +329,11 @@ struct db *db_open(const struct db_options *opt, char *err, size_t errlen)
     pthread_cond_init(&db->cond, NULL);
     pthread_mutex_init(&db->conn_lock, NULL);
     if (db__setup(db, err, errlen)) goto err;
+    /* After the migrations: its read-only connection needs the schema. */
+    if (opt->search_done &&
+        !(db->search = db_search_open(opt->path, opt->vfs, opt->queue_max,
+                                      opt->search_done, opt->search_arg, err, errlen)))
+        goto err;
     if (pthread_create(&db->thread, NULL, db_worker, db)) {
         snprintf(err, errlen, "cannot start the database thread");
         goto err;
@@ -341,6 +347,11 @@ err:
 
 int db_submit(struct db *db, struct db_req *r)
 {
+    if (r->op == DB_SEARCH) {
+        r->frame = NULL;
+        r->pair = r->peer = NULL;
+        return db->search ? db_search_submit(db->search, r) : -1;
+    }
     int rc = -1;
     pthread_mutex_lock(&db->lock);
     if (!db->stopping && db->q_len < db->opt.queue_max) {
@@ -352,6 +363,7 @@ int db_submit(struct db *db, struct db_req *r)
         r->frame = NULL;
         r->dest = NULL;
         r->pair = r->peer = NULL;
+        r->read_id = 0;
         if (db->q_tail)
             db->q_tail->next = r;
         else
@@ -397,6 +409,8 @@ char *db_setting(struct db *db, const char *key, const char *fresh)
 
 void db_stop(struct db *db)
 {
+    db_search_close(db->search); /* its queued searches complete as DB_BUSY */
+    db->search = NULL;
     pthread_mutex_lock(&db->lock);
     db->stopping = 1;
     pthread_cond_broadcast(&db->cond);
@@ -422,6 +436,7 @@ void db_close(struct db *db)
     for (int i = 0; i < ST_COUNT; i++)
         sqlite3_finalize(db->st[i]);
     db_dm_finalize(&db->dm);
+    db_mark_finalize(&db->mark);
     if (db->conn) {
         sqlite3_exec(db->conn, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
         sqlite3_close(db->conn);

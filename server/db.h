@@ -11,7 +11,9 @@
  * hub_route) so the loop collects it with db_take_done(). So a long read
  * delays neither the commit of its batch nor the acks submitted before it.
  *
- * Ordering contract: requests complete in submission order, and a read sees
+ * Ordering contract: requests complete in submission order (DB_SEARCH
+ * excepted: it runs on its own thread and completes whenever it is done,
+ * seeing what was committed when it began), and a read sees
  * exactly the writes submitted before it and none after: it runs after the
  * batch's commit, but only over ids up to the highest one assigned before
  * it in submission order (rows, `more` and `last_id` alike). The loop
@@ -49,6 +51,7 @@
 
 #include "buf.h"
 
+struct db_search_scope;
 struct room;
 
 /* A read's rows (MESSAGE objects as JSON) stop before passing this many
@@ -66,6 +69,10 @@ enum db_op {
     DB_DELETE, /* a message made a tombstone, by its author or a moderator */
     DB_USER,   /* a welcomed user recorded (users table); nobody waits for it */
     DB_DM,     /* a pair's DM room made (dm_rooms), unless it exists */
+    DB_MARK,   /* a user's read marker in a room moved forward (read_markers) */
+    /* A full-text search: run by the search thread (db_search.h), beside
+     * the worker and in no order with its requests. */
+    DB_SEARCH,
     DB_POST,
     DB_ROOM_FREE
 };
@@ -100,6 +107,12 @@ struct db_req {
     size_t text_len;
     int64_t msg_id; /* DB_EDIT, DB_DELETE: the message changed */
     const char *peer_id; /* DB_DM: the other user */
+    /* DB_SEARCH: what to match and where (db_search.h), the submitter's. */
+    const struct db_search_scope *scope;
+    /* DB_READ with dms: the rooms the loop lists (names), whose markers and
+     * unread counts are wanted too. The submitter's, like every input. */
+    const char *const *rooms_in;
+    int nrooms_in;
     /* DB_READ: -1, or a join's `since`: the changes after it, in rev order,
      * split into rows (messages with id > since, oldest first) and updates
      * (the current state of older ones). before/after are ignored then. */
@@ -114,6 +127,7 @@ struct db_req {
     /* DB_READ: instead of messages, r->user_id's DM rooms (db_dm_list), or
      * only the check that it is one of the DM room's users. */
     unsigned dms : 1, check : 1;
+    unsigned mark : 1; /* DB_READ (a join): also the user's read marker */
 
     /* Outputs. */
     enum db_status status;
@@ -124,6 +138,7 @@ struct db_req {
     int nrows;
     int more;        /* DB_READ: more rows exist in the direction read */
     int64_t last_id; /* DB_READ: the room's newest id or rev the read may see, or 0 */
+    int64_t read_id; /* DB_READ with mark: the user's read marker (0: none) */
     /* In a DM room (names "dm-…"; every request checks r->user_id is one of
      * its pair, reads and writes alike, and carries user_id): a write's
      * pair, "a\0b\0", for delivery to both users' connections; a read's
@@ -145,6 +160,10 @@ struct db_options {
     size_t read_max_bytes; /* rows of one DB_READ at most; 0: DB_READ_MAX_BYTES */
     const char *vfs; /* SQLite VFS name for sqlite3_open_v2; NULL: the default (tests
                         register a fault-injecting one) */
+    /* Called by the search thread with each finished DB_SEARCH (in the
+     * server: hub_complete). NULL: no search thread, DB_SEARCH refused. */
+    void (*search_done)(void *arg, struct db_req *r);
+    void *search_arg;
 };
 
 struct db_stats {

@@ -21,16 +21,12 @@ static const char *const sql_make =
     "INSERT INTO dm_rooms(room,user_a,user_b,created) VALUES(?1,?2,?3,?4) "
     "ON CONFLICT(room) DO NOTHING";
 static const char *const sql_user = "SELECT name, guest FROM users WHERE id=?1";
-/* The peer's latest name, and the room's newest id or rev the read may
- * see (the (room, rev) index's last entry below ?2). */
+/* The user's DM rooms, newest pair first, with the peer's latest name. */
 static const char *const sql_list =
-    "SELECT d.room, p.peer, coalesce(u.name, p.peer),"
-    " (SELECT coalesce(max(rev),0) FROM messages WHERE room=d.room AND rev<=?2)"
-    " FROM dm_rooms d"
-    " JOIN (SELECT room, user_b AS peer FROM dm_rooms WHERE user_a=?1"
-    "       UNION ALL SELECT room, user_a FROM dm_rooms WHERE user_b=?1) p"
-    " ON p.room = d.room LEFT JOIN users u ON u.id = p.peer"
-    " ORDER BY d.created DESC LIMIT ?3";
+    "SELECT p.room, p.peer, coalesce(u.name, p.peer) FROM"
+    " (SELECT room, user_b AS peer, created FROM dm_rooms WHERE user_a=?1"
+    "  UNION ALL SELECT room, user_a, created FROM dm_rooms WHERE user_b=?1) p"
+    " LEFT JOIN users u ON u.id = p.peer ORDER BY p.created DESC LIMIT ?2";
 
 int db_dm_prepare(struct db_dm *d, sqlite3 *conn)
 {
@@ -136,33 +132,27 @@ int db_dm_make(struct db_dm *d, struct db_req *r, int64_t now_ms)
     return rc == SQLITE_DONE ? SQLITE_OK : failed(d->make, r, "dm-make", rc);
 }
 
-int db_dm_list(struct db_dm *d, struct db_req *r, int64_t hi)
+int db_dm_each(struct db_dm *d, struct db_req *r, int limit,
+               int (*fn)(void *arg, const char *room, const char *peer_json), void *arg)
 {
-    struct buf *b = buf_new(1024);
     sqlite3_stmt *st = d->list;
     int rc;
     sqlite3_bind_text(st, 1, r->user_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, hi);
-    sqlite3_bind_int(st, 3, DB_DM_LIST_MAX);
+    sqlite3_bind_int(st, 2, limit);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        buf_puts(&b, (const char *)sqlite3_column_text(st, 0));
-        buf_put(&b, "\t", 1);
-        buf_put_i64(&b, sqlite3_column_int64(st, 3));
-        buf_puts(&b, "\t{\"id\":");
-        buf_put_jstrz(&b, (const char *)sqlite3_column_text(st, 1));
-        buf_puts(&b, ",\"name\":");
-        buf_put_jstrz(&b, (const char *)sqlite3_column_text(st, 2));
-        buf_puts(&b, "}\n");
-        r->nrows++;
+        struct buf *peer = buf_new(96);
+        buf_puts(&peer, "{\"id\":");
+        buf_put_jstrz(&peer, (const char *)sqlite3_column_text(st, 1));
+        buf_puts(&peer, ",\"name\":");
+        buf_put_jstrz(&peer, (const char *)sqlite3_column_text(st, 2));
+        buf_put(&peer, "}", 2); /* the NUL too: fn gets a C string */
+        int frc = peer && !peer->oom ? fn(arg, (const char *)sqlite3_column_text(st, 0),
+                                          (const char *)BUF_PAYLOAD(peer))
+                                     : SQLITE_NOMEM;
+        buf_unref(peer);
+        if (frc != SQLITE_OK) return sqlite3_reset(st), frc;
     }
+    if (rc != SQLITE_DONE) failed(st, r, "dm-list", rc);
     sqlite3_reset(st);
-    if (rc == SQLITE_DONE && b && !b->oom) {
-        r->rows = b;
-        return SQLITE_OK;
-    }
-    buf_unref(b);
-    r->nrows = 0;
-    if (rc == SQLITE_DONE) rc = SQLITE_NOMEM;
-    r->status = db_status_of(rc);
-    return rc;
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }

@@ -15,8 +15,6 @@
 
 #include "db.h"
 
-/* A user's DM rooms listed at most (`rooms`), the newest pairs first. */
-#define DB_DM_LIST_MAX 1000
 
 struct db_dm {
     sqlite3_stmt *pair, *make, *user, *list;
@@ -41,9 +39,11 @@ int db_dm_check(struct db_dm *d, struct db_req *r, int want);
  * SQLITE_OK (refusals included) or the failing statement's error. */
 int db_dm_make(struct db_dm *d, struct db_req *r, int64_t now_ms);
 
-/* DB_READ with r->dms: r->rows gets one line per DM room of r->user_id,
- * "ROOM\tLAST_ID\tPEER_USER_JSON\n" (JSON escapes every tab and newline),
- * LAST_ID bounded by hi. Returns SQLITE_OK or the error (r->rows NULL). */
-int db_dm_list(struct db_dm *d, struct db_req *r, int64_t hi);
+/* Calls fn(arg, room, peer) for each DM room of r->user_id, newest pair
+ * first, at most `limit`; peer is the other user as USER JSON (its latest
+ * name). fn's non-zero return stops the walk and is returned. Returns
+ * SQLITE_OK, or the error (r->status set). */
+int db_dm_each(struct db_dm *d, struct db_req *r, int limit,
+               int (*fn)(void *arg, const char *room, const char *peer_json), void *arg);
 
 #endif

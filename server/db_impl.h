@@ -16,6 +16,7 @@
 
 #include "db.h"
 #include "db_dm.h"
+#include "db_mark.h"
 
 /* The prepared statements; their SQL is db_schema.c's table. */
 enum {
@@ -42,6 +43,8 @@ struct db {
     sqlite3 *conn;              /* under conn_lock once the worker runs */
     sqlite3_stmt *st[ST_COUNT]; /* worker thread only */
     struct db_dm dm;            /* worker thread only: the DM statements */
+    struct db_mark mark;        /* worker thread only: read markers, the listing */
+    struct db_search *search;   /* the search thread; NULL without one */
     pthread_t thread;
     int started;
 

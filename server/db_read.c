@@ -170,13 +170,9 @@ static int read_since(struct db *db, struct db_req *r, int64_t hi)
  * that fit, those nearest the bound: they are read newest first, each row's
  * offset noted, and copied out oldest first once. Returns SQLITE_OK or the
  * error that failed the read. */
-int db__run_read(struct db *db, struct db_req *r, int64_t hi)
+static int run_messages(struct db *db, struct db_req *r, int64_t hi)
 {
-    if (r->dms) return db_dm_list(&db->dm, r, hi);
-    int rc = db__dm_checked(db, r, !r->check);
-    if (rc != SQLITE_OK || r->status != DB_OK || r->check) return rc;
-    if (r->since >= 0) return read_since(db, r, hi);
-    int asc = r->after >= 0;
+    int rc, asc = r->after >= 0;
     sqlite3_stmt *st = db->st[asc ? ST_AFTER : ST_BEFORE];
     size_t cap = db->opt.read_max_bytes;
     int64_t bound = asc                                 ? r->after
@@ -237,4 +233,15 @@ err:
     r->nrows = r->more = 0;
     r->last_id = 0;
     return rc == SQLITE_OK || rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_ERROR : rc;
+}
+
+int db__run_read(struct db *db, struct db_req *r, int64_t hi)
+{
+    if (r->dms) return db_mark_rooms(&db->mark, &db->dm, r, hi);
+    int rc = db__dm_checked(db, r, !r->check);
+    if (rc != SQLITE_OK || r->status != DB_OK || r->check) return rc;
+    rc = r->since >= 0 ? read_since(db, r, hi) : run_messages(db, r, hi);
+    /* A join's marker: read after the rows, as the same worker moves it. */
+    if (rc == SQLITE_OK && r->mark) rc = db_mark_get(&db->mark, r);
+    return rc;
 }

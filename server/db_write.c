@@ -152,6 +152,14 @@ static int run_user(struct db *db, struct db_req *r)
     return rc;
 }
 
+/* Moves a user's read marker: in a DM room only its two users may. */
+static int run_mark(struct db *db, struct db_req *r, int64_t max_id)
+{
+    int rc = db__dm_checked(db, r, 0);
+    if (rc != SQLITE_OK || r->status != DB_OK) return rc;
+    return db_mark_set(&db->mark, r, max_id, db__now_ms());
+}
+
 /* Runs one write request of a batch. */
 int db__run_write(struct db *db, struct db_req *r, int64_t *max_id)
 {
@@ -165,6 +173,8 @@ int db__run_write(struct db *db, struct db_req *r, int64_t *max_id)
         return run_user(db, r);
     case DB_DM:
         return db_dm_make(&db->dm, r, db__now_ms());
+    case DB_MARK:
+        return run_mark(db, r, *max_id);
     default:
         assert(!"not a write");
         return SQLITE_MISUSE;

@@ -269,6 +269,27 @@ static void route_release(struct route *rt)
     if (rt->held != rt->held_stack) free(rt->held);
 }
 
+/* A read marker that moved: the user's other connections, on every loop,
+ * get it (`pair` names the user twice: dm_push delivers to one user). */
+static void route_mark(struct route *rt, struct db_req *r)
+{
+    assert(!r->pair); /* the worker only checks a DM room's pair for a mark */
+    size_t n = strlen(r->user_id) + 1;
+    struct buf *p = buf_new(2 * n);
+    buf_put(&p, r->user_id, n);
+    buf_put(&p, r->user_id, n);
+    if (p && p->oom) buf_unref(p), p = NULL;
+    if (!p || !(r->frame = proto_read(r->room, r->id, NULL))) {
+        buf_unref(p);
+        return; /* stored and answered; the others see it on their next rooms */
+    }
+    r->pair = p;
+    for (int i = 0; i < rt->h->nloops; i++) {
+        struct db_req *post = i == r->loop ? NULL : post_new(NULL, p, r->frame, i);
+        if (post) chain_add(&rt->c[i], post);
+    }
+}
+
 static void route_one(struct db_req *r, void *arg)
 {
     struct route *rt = arg;
@@ -287,6 +308,7 @@ static void route_one(struct db_req *r, void *arg)
                 if (p) chain_add(&rt->c[i], p);
             }
     }
+    if (r->op == DB_MARK && r->status == DB_OK && !r->duplicate) route_mark(rt, r);
     chain_add(&rt->c[r->loop], r);
 }
 
@@ -316,6 +338,11 @@ void hub_complete(struct hub *h, struct db_req *r)
     route_one(r, &rt);
     deliver(h, rt.c);
     route_release(&rt);
+}
+
+void hub_search_done(void *hub, struct db_req *r)
+{
+    hub_complete(hub, r);
 }
 
 void hub_post(struct hub *h, int from, struct room *room, struct buf *frame)

@@ -91,9 +91,13 @@ void hub_set_awake(struct hub *h, int i, int awake);
  * wakes them. Database worker thread. */
 void hub_route(void *hub);
 
-/* Routes one finished request as hub_route() does each of a batch. For a
- * stand-in database (the session fuzzer). Any one thread at a time. */
+/* Routes one finished request as hub_route() does each of a batch: for
+ * requests finished out of the worker's order (the search thread's) and
+ * for stand-in databases (the session fuzzer). Any thread, also while
+ * another routes: each route is its own, and the inboxes are locked. */
 void hub_complete(struct hub *h, struct db_req *r);
+/* hub_complete for db_options.search_done (arg: the hub). */
+void hub_search_done(void *hub, struct db_req *r);
 
 /* Appends `frame` for `room` (a reference is taken per loop) to every
  * loop's inbox except `from`'s, and wakes them. No-op with one loop. Event

@@ -140,6 +140,8 @@ int main(int argc, char **argv)
         .busy_ms = 2000,
         .wake = hub_route, /* completions go to the loops from the worker */
         .wake_arg = &hub,
+        .search_done = hub_search_done, /* searches go back from their thread */
+        .search_arg = &hub,
         .retention_ms = (int64_t)cfg.retention_days * 86400000,
         .max_per_room = cfg.max_messages_per_room,
         .prune_interval_ms = cfg.prune_interval * 1000,

@@ -38,7 +38,8 @@ static const struct {
     {"hello", REQ_HELLO},   {"join", REQ_JOIN},       {"leave", REQ_LEAVE},
     {"send", REQ_SEND},     {"history", REQ_HISTORY}, {"typing", REQ_TYPING},
     {"rooms", REQ_ROOMS},   {"ping", REQ_PING},       {"edit", REQ_EDIT},
-    {"delete", REQ_DELETE}, {"dm", REQ_DM},
+    {"delete", REQ_DELETE}, {"dm", REQ_DM},           {"read", REQ_READ},
+    {"search", REQ_SEARCH},
 };
 
 /* cJSON answers NULL both for bad JSON and for its own allocation failure;
@@ -161,6 +162,42 @@ static enum proto_err need_room(struct proto_req *r, const char **msg)
         *msg = "room names starting with dm- are direct messages' (use dm)";
         return E_BAD_ROOM;
     }
+    return PROTO_OK;
+}
+
+/* read: a room and the id read up to (0 and above). */
+static enum proto_err parse_read(struct proto_req *r, const char **msg)
+{
+    enum proto_err e = need_room(r, msg);
+    if (e) return e;
+    if (get_int(r->json, "id", 0, MAX_ID, &r->id) || r->id < 0) {
+        *msg = "id must be a message id (0 or more)";
+        return E_BAD_REQUEST;
+    }
+    return PROTO_OK;
+}
+
+/* search: q of 1 to 256 code points; optional room, before and limit. */
+static enum proto_err parse_search(struct proto_req *r, const char **msg)
+{
+    int64_t limit;
+    if (get_str(r->json, "q", PROTO_MAX_QUERY, &r->q) || !r->q || !r->q[0]) {
+        *msg = "q must be a string of 1 to 256 characters";
+        return E_BAD_REQUEST;
+    }
+    if (cJSON_GetObjectItemCaseSensitive(r->json, "room")) {
+        enum proto_err e = need_room(r, msg);
+        if (e) return e;
+    }
+    if (get_int(r->json, "before", 0, MAX_ID, &r->before)) {
+        *msg = "before must be a message id";
+        return E_BAD_REQUEST;
+    }
+    if (get_int(r->json, "limit", 1, PROTO_SEARCH_MAX, &limit)) {
+        *msg = "limit must be an integer from 1 to 50";
+        return E_BAD_REQUEST;
+    }
+    r->limit = limit < 0 ? PROTO_SEARCH_DEFAULT : (int)limit;
     return PROTO_OK;
 }
 
@@ -331,6 +368,10 @@ enum proto_err proto_parse(const char *data, size_t len, const struct proto_limi
         return parse_change(r, lim, msg);
     case REQ_DM:
         return parse_dm(r, msg);
+    case REQ_READ:
+        return parse_read(r, msg);
+    case REQ_SEARCH:
+        return parse_search(r, msg);
     case REQ_ROOMS:
     case REQ_PING:
         return PROTO_OK;
@@ -436,6 +477,14 @@ struct buf *proto_edited(const char *room, int64_t id, int64_t rev, const char *
     buf_put_jstr(&b, text, text_len);
     buf_puts(&b, ",\"edited_ts\":");
     buf_put_i64(&b, edited_ts);
+    return proto_msg_end(b, ref);
+}
+
+struct buf *proto_read(const char *room, int64_t id, const char *ref)
+{
+    struct buf *b = proto_msg_start("read", room, 96);
+    buf_puts(&b, ",\"id\":");
+    buf_put_i64(&b, id);
     return proto_msg_end(b, ref);
 }
 

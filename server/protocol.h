@@ -22,6 +22,9 @@
 #define PROTO_HISTORY_MAX 200
 #define PROTO_SINCE_MAX 1000 /* messages a join with `since` returns at most */
 #define PROTO_MAX_USER 128   /* bytes of a user id (a token's sub at most) */
+#define PROTO_SEARCH_DEFAULT 20
+#define PROTO_SEARCH_MAX 50
+#define PROTO_MAX_QUERY 256 /* code points of a search's q */
 /* A DM room's name: "dm-" and 32 lowercase hex digits (server/dm.c). */
 #define PROTO_DM_PREFIX "dm-"
 #define PROTO_DM_ROOM_LEN 35
@@ -38,6 +41,8 @@ enum proto_type {
     REQ_EDIT,   /* 1.1 */
     REQ_DELETE, /* 1.1 */
     REQ_DM,     /* 1.1 */
+    REQ_READ,   /* 1.1 */
+    REQ_SEARCH, /* 1.1 */
 };
 
 enum proto_err {
@@ -69,10 +74,11 @@ struct proto_req {
     const char *name, *token, *client, *resume; /* hello */
     const char *text;                           /* send, edit */
     size_t text_len;
-    int64_t id; /* edit, delete: the message */
+    int64_t id; /* edit, delete: the message; read: the marker */
     const char *client_id;
     const char *user;             /* dm: the peer's id */
-    int64_t since, before, after; /* join, history */
+    const char *q;                /* search: the query (room optional) */
+    int64_t since, before, after; /* join, history; search: before */
 };
 
 struct proto_limits {
@@ -133,6 +139,8 @@ void proto_put_message(struct buf **bp, const struct proto_msg *m);
  * (NULL for everyone else's). NULL when memory ran out. */
 struct buf *proto_edited(const char *room, int64_t id, int64_t rev, const char *text,
                          size_t text_len, int64_t edited_ts, const char *ref);
+/* `read`: the user's marker in room, as stored (1.1). */
+struct buf *proto_read(const char *room, int64_t id, const char *ref);
 /* `deleted`: a message made a tombstone by user (by_id, by_name) (1.1). */
 struct buf *proto_deleted(const char *room, int64_t id, int64_t rev, const char *by_id,
                           const char *by_name, const char *ref);

@@ -1,6 +1,7 @@
 /* roomlist.c -- the `rooms` listing (roomlist.h). Rooms are shared by
- * every loop: the listing is copied under the rooms lock and written
- * outside it. */
+ * every loop: their names are copied under the rooms lock when the
+ * listing is asked for, their member counts looked up again under it when
+ * it is answered, and the JSON is written outside it. */
 #include "roomlist.h"
 
 #include <stdlib.h>
@@ -8,93 +9,110 @@
 
 #include "access.h"
 #include "hub.h"
-#include "roomreq.h"
 #include "session_impl.h"
 #include "wire.h"
 
-/* One line of the listing, copied out under the rooms lock. */
-struct room_row {
-    char name[PROTO_MAX_ROOM + 1];
-    uint32_t members;
-    int64_t last_id;
-};
-
-struct rooms_copy {
-    struct room_row *rows;
+/* The names the loop lists, handed to the database as r->rooms_in: the
+ * pointer array first, the names after it, one allocation. */
+struct names {
     size_t n, cap;
+    const char **ptr;
+    char (*name)[PROTO_MAX_ROOM + 1];
 };
 
-static void copy_row(struct rooms_copy *c, const struct room *r)
+static void add_name(struct names *c, const struct room *r)
 {
     if (c->n == c->cap || proto_room_is_dm(r->name)) return; /* DMs: from the db */
-    struct room_row *w = &c->rows[c->n++];
-    memcpy(w->name, r->name, sizeof w->name);
-    w->members = r->nmembers;
-    w->last_id = r->last_id;
+    memcpy(c->name[c->n], r->name, sizeof c->name[0]);
+    c->ptr[c->n] = c->name[c->n];
+    c->n++;
 }
 
-static void copy_if_online(struct room *r, void *arg)
+static void add_if_online(struct room *r, void *arg)
 {
-    if (r->nmembers) copy_row(arg, r);
+    if (r->nmembers) add_name(arg, r);
 }
 
-/* Copies the rooms with members online and s's remembered rooms without
- * any, DM rooms left out. Returns 0, or -1 out of memory. */
-static int copy_rooms(struct session *s, struct rooms_copy *c)
+/* Copies the names of the rooms with members online and of s's remembered
+ * rooms without any, DM rooms left out, and never a room s may not read.
+ * Returns the block (r->rooms_in), or NULL out of memory. */
+static const char **copy_names(struct session *s, int *n)
 {
     struct hub *h = s->srv->hub;
+    struct names c = {0};
+    void *block = NULL;
     hub_lock_rooms(h);
-    c->cap = h->rooms.count + s->nmem;
-    c->n = 0;
-    c->rows = malloc((c->cap ? c->cap : 1) * sizeof(*c->rows));
-    if (c->rows) {
-        rooms_each(&h->rooms, copy_if_online, c);
+    c.cap = h->rooms.count + s->nmem;
+    block = malloc((c.cap ? c.cap : 1) * (sizeof(*c.ptr) + sizeof(*c.name)));
+    if (block) {
+        c.ptr = block;
+        c.name = (void *)(c.ptr + c.cap);
+        rooms_each(&h->rooms, add_if_online, &c);
         for (uint32_t i = 0; i < s->nmem; i++)
-            if (!s->mem[i].room->nmembers) copy_row(c, s->mem[i].room);
+            if (!s->mem[i].room->nmembers) add_name(&c, s->mem[i].room);
     }
     hub_unlock_rooms(h);
-    return c->rows ? 0 : -1;
+    size_t k = 0;
+    for (size_t i = 0; i < c.n; i++) /* outside the lock: never listed */
+        if (access_room_allowed(s, c.ptr[i], NULL)) c.ptr[k++] = c.ptr[i];
+    *n = (int)k;
+    return block;
 }
 
-static void put_entry(struct buf **b, int *n, const char *name, size_t len,
-                      uint32_t members, int64_t last_id)
+enum roomreq_kind roomlist_prepare(struct session *s)
 {
-    buf_puts(b, (*n)++ ? ",{\"name\":\"" : "{\"name\":\"");
-    buf_put(b, name, len);
-    buf_puts(b, "\",\"members\":");
-    buf_put_i64(b, members);
-    buf_puts(b, ",\"last_id\":");
-    buf_put_i64(b, last_id);
+    int n;
+    if (!roomreq_read_budget(s)) return ROOMREQ_ANSWERED;
+    const char **names = copy_names(s, &n);
+    if (!names) return wire_error(s, E_INTERNAL, "out of memory"), ROOMREQ_ANSWERED;
+    roomreq_reset_dbr(s);
+    s->dbr.op = DB_READ;
+    s->dbr.dms = 1;
+    s->dbr.rooms_in = names;
+    s->dbr.nrooms_in = n;
+    return ROOMREQ_READ;
 }
 
-/* A DM room's line from db_dm_list: "ROOM\tLAST_ID\tPEER\n". */
-struct dm_line {
+void roomlist_abandon(struct session *s)
+{
+    if (!s->dbr.dms) return;
+    free((void *)s->dbr.rooms_in);
+    s->dbr.rooms_in = NULL;
+    s->dbr.nrooms_in = 0;
+}
+
+/* One line of db_mark_rooms: "ROOM\tLAST_ID\tREAD\tUNREAD\tPEER\n". */
+struct line {
     const char *room, *peer;
     size_t peer_len;
-    int64_t last_id;
+    int64_t last_id, read, unread;
     uint32_t members;
 };
 
-/* Splits the database's lines into an array (malloc'd; *n lines), and
- * fills each room's members and newest id from memory under one lock.
- * Returns NULL with *n 0 when there are none or memory ran out (*oom). */
-static struct dm_line *dm_lines(struct session *s, int *n, int *oom)
+/* Splits the database's lines (the rows are this read's alone: the tabs
+ * after names become NULs), then fills each room's members and newest id
+ * from memory under one lock. Returns the array (malloc'd), or NULL with
+ * *n 0 when there are no lines or memory ran out (*oom). */
+static struct line *parse_lines(struct session *s, int *n, int *oom)
 {
     struct buf *rows = s->dbr.rows;
     *n = 0, *oom = 0;
-    if (!s->dbr.nrows) return NULL;
-    struct dm_line *l = calloc((size_t)s->dbr.nrows, sizeof(*l));
+    if (!s->dbr.nrows || !rows) return NULL;
+    struct line *l = calloc((size_t)s->dbr.nrows, sizeof(*l));
     if (!l) return *oom = 1, NULL;
     char *p = (char *)BUF_PAYLOAD(rows), *end = p + rows->len;
     while (p < end && *n < s->dbr.nrows) {
-        struct dm_line *d = &l[(*n)++];
-        char *tab = memchr(p, '\t', (size_t)(end - p)), *nl;
+        char *nl = memchr(p, '\n', (size_t)(end - p)),
+             *tab = memchr(p, '\t', (size_t)(end - p));
+        if (!nl || !tab || tab > nl) break; /* not db_mark_rooms' format: no more */
+        struct line *d = &l[(*n)++];
         d->room = p;
-        *tab = 0; /* the rows are this read's alone */
+        *tab = 0;
         d->last_id = strtoll(tab + 1, &p, 10);
-        p++; /* the second tab */
-        nl = memchr(p, '\n', (size_t)(end - p));
-        d->peer = p, d->peer_len = (size_t)(nl - p);
+        d->read = *p == '\t' ? strtoll(p + 1, &p, 10) : 0;
+        d->unread = *p == '\t' ? strtoll(p + 1, &p, 10) : 0;
+        if (*p == '\t') p++; /* the tab before the peer */
+        d->peer = p, d->peer_len = p < nl ? (size_t)(nl - p) : 0;
         p = nl + 1;
     }
     hub_lock_rooms(s->srv->hub);
@@ -108,33 +126,37 @@ static struct dm_line *dm_lines(struct session *s, int *n, int *oom)
     return l;
 }
 
-/* Never lists a room s may not use. Its cost counts against the read
- * budget: with thousands of rooms online the listing is large. */
+static void put_line(struct buf **b, const struct line *l, int first)
+{
+    buf_puts(b, first ? "{\"name\":\"" : ",{\"name\":\"");
+    buf_puts(b, l->room);
+    buf_puts(b, "\",\"members\":");
+    buf_put_i64(b, l->members);
+    buf_puts(b, ",\"last_id\":");
+    buf_put_i64(b, l->last_id);
+    buf_puts(b, ",\"read\":");
+    buf_put_i64(b, l->read);
+    buf_puts(b, ",\"unread\":");
+    buf_put_i64(b, l->unread);
+    if (l->peer_len) {
+        buf_puts(b, ",\"peer\":");
+        buf_put(b, l->peer, l->peer_len);
+    }
+    buf_put(b, "}", 1);
+}
+
+/* Its cost counts against the read budget: with thousands of rooms online
+ * the listing is large. */
 void roomlist_answer(struct session *s)
 {
-    struct rooms_copy c;
-    int ndm, oom, n = 0;
-    struct dm_line *dm = dm_lines(s, &ndm, &oom);
-    if (oom || copy_rooms(s, &c)) {
-        free(dm);
-        return wire_error(s, E_INTERNAL, "out of memory");
-    }
-    struct buf *b = buf_new(64 + c.n * 48 + (s->dbr.rows ? s->dbr.rows->len * 2 : 0));
+    int n, oom, k = 0;
+    struct line *l = parse_lines(s, &n, &oom);
+    if (oom) return wire_error(s, E_INTERNAL, "out of memory");
+    struct buf *b = buf_new(64 + (s->dbr.rows ? s->dbr.rows->len * 2 : 0));
     buf_puts(&b, "{\"type\":\"rooms\",\"rooms\":[");
-    for (size_t i = 0; i < c.n; i++) {
-        if (!access_room_allowed(s, c.rows[i].name, NULL)) continue; /* never listed */
-        put_entry(&b, &n, c.rows[i].name, strlen(c.rows[i].name), c.rows[i].members,
-                  c.rows[i].last_id);
-        buf_put(&b, "}", 1);
-    }
-    for (int i = 0; i < ndm; i++) {
-        put_entry(&b, &n, dm[i].room, strlen(dm[i].room), dm[i].members, dm[i].last_id);
-        buf_puts(&b, ",\"peer\":");
-        buf_put(&b, dm[i].peer, dm[i].peer_len);
-        buf_put(&b, "}", 1);
-    }
-    free(c.rows);
-    free(dm);
+    for (int i = 0; i < n; i++) /* a marker's room the token no longer allows */
+        if (access_room_allowed(s, l[i].room, NULL)) put_line(&b, &l[i], !k++);
+    free(l);
     buf_put(&b, "]", 1);
     if (b) roomreq_read_spent(s, b->len);
     wire_reply(s, proto_msg_end(b, s->req.ref));

@@ -15,6 +15,7 @@
 #include "member.h"
 #include "room.h"
 #include "roomlist.h"
+#include "search.h"
 #include "session_impl.h"
 #include "wire.h"
 
@@ -96,6 +97,8 @@ void roomreq_reset_dbr(struct session *s)
     buf_unref(r->rows);
     buf_unref(r->updates);
     buf_unref(r->peer);
+    search_abandon(s);
+    roomlist_abandon(s);
     memset(r, 0, sizeof(*r));
     r->owner = s;
     r->loop = s->srv->index;
@@ -116,6 +119,7 @@ static void prepare_read(struct session *s)
     r->limit = q->type == REQ_HISTORY ? q->limit
                : q->since >= 0        ? PROTO_SINCE_MAX
                                       : PROTO_HISTORY_DEFAULT;
+    r->mark = q->type != REQ_HISTORY; /* a join (or dm) answers with `read` */
 }
 
 int roomreq_join_ok(struct session *s)
@@ -146,25 +150,16 @@ static enum roomreq_kind unjoined_dm(struct session *s)
     return ROOMREQ_READ;
 }
 
-/* Prepares s->dbr for the `rooms` listing: this user's DM rooms. */
-static enum roomreq_kind rooms_read(struct session *s)
-{
-    if (!roomreq_read_budget(s)) return ROOMREQ_ANSWERED;
-    roomreq_reset_dbr(s);
-    s->dbr.op = DB_READ;
-    s->dbr.dms = 1;
-    return ROOMREQ_READ;
-}
-
 /* Limits are checked before anything is made: a refused join creates no
  * room. A join holds its room (s->req_room) until roomreq_finish, so the
  * room stays in memory, and receives every message, while it is read. */
 enum roomreq_kind roomreq_prepare(struct session *s)
 {
     struct proto_req *q = &s->req;
-    int change = q->type == REQ_EDIT || q->type == REQ_DELETE;
+    int change = q->type == REQ_EDIT || q->type == REQ_DELETE || q->type == REQ_READ;
     if (q->type == REQ_DM) return dm_prepare(s);
-    if (q->type == REQ_ROOMS) return rooms_read(s);
+    if (q->type == REQ_ROOMS) return roomlist_prepare(s);
+    if (q->type == REQ_SEARCH) return search_prepare(s);
     if (q->type == REQ_TYPING) {
         struct membership *m = member_find(s, q->room);
         int dm = proto_room_is_dm(q->room) && !(m && m->joined);
@@ -173,7 +168,8 @@ enum roomreq_kind roomreq_prepare(struct session *s)
     if (q->type != REQ_JOIN && q->type != REQ_SEND && q->type != REQ_HISTORY && !change)
         return ROOMREQ_LOCAL;
     if (!allowed_room(s, q->room)) return ROOMREQ_ANSWERED;
-    if (change) return ROOMREQ_SEND; /* the database judges author and message */
+    /* The database judges author and message, and a DM room's pair. */
+    if (change) return ROOMREQ_SEND;
     struct membership *m = member_find(s, q->room);
     int joined = m && m->joined;
     if (q->type == REQ_SEND && !joined && proto_room_is_dm(q->room))
@@ -213,6 +209,8 @@ static void finish_join(struct session *s)
     }
     buf_puts(&b, s->req.since >= 0 && q->more ? "],\"complete\":false"
                                               : "],\"complete\":true");
+    buf_puts(&b, ",\"read\":");
+    buf_put_i64(&b, q->read_id);
     if (b) roomreq_read_spent(s, b->len); /* the whole reply: the members list too */
     wire_reply(s, proto_msg_end(b, s->req.ref));
 }
@@ -242,6 +240,8 @@ void roomreq_finish(struct session *s)
         wire_error(s, E_NOT_MEMBER, "join the room first");
     else if (q->dms)
         roomlist_answer(s);
+    else if (s->req.type == REQ_SEARCH)
+        search_finish(s);
     else if (s->req.type == REQ_HISTORY)
         finish_history(s);
     else
@@ -255,6 +255,8 @@ void roomreq_abandon(struct session *s)
     buf_unref(s->dbr.updates);
     buf_unref(s->dbr.peer);
     s->dbr.rows = s->dbr.updates = s->dbr.peer = NULL;
+    search_abandon(s);
+    roomlist_abandon(s);
     if (s->req_room) hub_room_release(s->srv->hub, s->req_room);
     s->req_room = NULL;
 }

@@ -11,6 +11,7 @@
 #include "edit.h"
 #include "fanout.h"
 #include "log.h"
+#include "readmark.h"
 #include "session_impl.h"
 #include "wire.h"
 
@@ -105,7 +106,10 @@ void send_submit(struct session *s)
     r->client_id = q->client_id;
     r->text = q->text;
     r->text_len = q->text_len;
-    if (q->type != REQ_SEND) edit_prepare(s, r);
+    if (q->type == REQ_READ)
+        readmark_prepare(s, r);
+    else if (q->type != REQ_SEND)
+        edit_prepare(s, r);
     if (db_submit(s->srv->db, r)) {
         wire_error(s, E_OVERLOADED, "the server is busy; retry later");
         return slot_put(s->srv, sl);
@@ -121,7 +125,9 @@ void send_on_done(struct server *srv, struct db_req *r)
 {
     struct send_slot *sl = (struct send_slot *)r; /* r is its first member */
     struct session *s = r->owner;
-    if (r->op != DB_SEND)
+    if (r->op == DB_MARK)
+        readmark_on_done(srv, s, r, sl->ref);
+    else if (r->op != DB_SEND)
         edit_on_done(srv, s, r, sl->ref);
     else {
         fanout_stored(srv, r, NULL);

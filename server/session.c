@@ -393,7 +393,8 @@ void session_on_db_done(struct db_req *r, void *arg)
         hub_room_pass(r);
         return;
     }
-    if (r->op == DB_SEND || r->op == DB_EDIT || r->op == DB_DELETE) { /* send.h */
+    if (r->op == DB_SEND || r->op == DB_EDIT || r->op == DB_DELETE ||
+        r->op == DB_MARK) { /* the send window's writes: send.h */
         send_on_done(arg, r);
     } else {
         assert(s->db_busy && r == &s->dbr);

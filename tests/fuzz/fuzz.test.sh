@@ -42,7 +42,7 @@ mkdir -p "$out/obj" "$out/logs" "$out/crashes" "$out/work"
 flags=(-g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined
        -fno-sanitize-recover=undefined -DPARLEY_VERSION=\"fuzz\"
        -I server -I "$fz" $(pkg-config --cflags libcjson libwebsockets))
-libs=($(pkg-config --libs libcjson) -lmbedcrypto -lm -lpthread)
+libs=($(pkg-config --libs libcjson) -lmbedcrypto -lsqlite3 -lm -lpthread)
 
 # The generated assets (http.c serves them); the same script CMake runs.
 cmake -DWEB_DIR="$root/web" -DSCHEMA_DIR="$root/schema" -DOUT="$out/assets_gen.c" \
@@ -51,7 +51,7 @@ cmake -DWEB_DIR="$root/web" -DSCHEMA_DIR="$root/schema" -DOUT="$out/assets_gen.c
 echo "== building the fuzzers with $cc ($($cc --version | head -1))"
 t0=$(date +%s)
 objs=()
-for src in server/{access,assets,buf,config,crypto,dm,edit,expiry,fanout,hello,http,hub,json,jwt,log,member,metrics,online,outq,protocol,ratelimit,room,roomlist,roomreq,send,session,utf8,wire}.c \
+for src in server/{access,assets,buf,config,crypto,dm,edit,expiry,fanout,hello,http,hub,json,jwt,log,member,metrics,online,outq,protocol,ratelimit,readmark,room,roomlist,roomreq,search,searchq,send,session,utf8,wire}.c \
            "$out/assets_gen.c" "$fz/fake_lws.c"; do
     o="$out/obj/$(basename "${src%.c}").o"
     "$cc" "${flags[@]}" -fsanitize=fuzzer-no-link -c "$src" -o "$o" || {
@@ -66,10 +66,11 @@ declare -A deps=(
     [utf8]="utf8"
     [b64]="crypto"
     [config]="config"
+    [searchq]="searchq utf8"
     [http]="http metrics hub room protocol json config buf log assets assets_gen fake_lws utf8"
-    [session]="session hello access dm edit expiry member fanout online roomlist roomreq send wire hub room outq buf protocol json jwt crypto utf8 ratelimit log config fake_lws"
+    [session]="session hello access dm edit expiry member fanout online readmark roomlist roomreq search searchq send wire hub room outq buf protocol json jwt crypto utf8 ratelimit log config fake_lws"
 )
-all=(protocol jwt utf8 b64 config http session)
+all=(protocol jwt utf8 b64 config http session searchq)
 only=(${FUZZ_ONLY:-${all[@]}})
 for h in "${only[@]}"; do
     [[ -n "${deps[$h]:-}" ]] || { echo "FAIL: unknown harness $h" >&2; exit 1; }

@@ -25,6 +25,7 @@
 #include "config.h"
 #include "crypto.h"
 #include "db.h"
+#include "db_search.h"
 #include "fake_lws.h"
 #include "log.h"
 #include "protocol.h"
@@ -65,8 +66,16 @@ static void check_req(const struct db_req *r)
         return;
     }
     assert(r->owner);
-    if (r->dms) { /* the rooms listing's DM rooms: a user, no room */
-        assert(r->op == DB_READ && r->user_id && !r->room);
+    if (r->dms) { /* the rooms listing: a user, the loop's names, no room */
+        assert(r->op == DB_READ && r->user_id && !r->room && r->nrooms_in >= 0);
+        for (int i = 0; i < r->nrooms_in; i++)
+            assert(proto_room_valid(r->rooms_in[i]) && !proto_room_is_dm(r->rooms_in[i]));
+        return;
+    }
+    if (r->op == DB_SEARCH) { /* a room or none, a built expression */
+        assert(r->user_id && r->scope && r->scope->match && r->scope->match[0]);
+        assert(!r->room || proto_room_valid(r->room));
+        assert(r->limit >= 1 && r->limit <= PROTO_SEARCH_MAX);
         return;
     }
     assert(r->room && proto_room_valid(r->room));
@@ -86,6 +95,8 @@ static void check_req(const struct db_req *r)
     } else if (r->op == DB_DM) {
         assert(r->user_id && r->peer_id && strcmp(r->user_id, r->peer_id));
         assert(proto_room_is_dm(r->room));
+    } else if (r->op == DB_MARK) {
+        assert(r->user_id && r->msg_id >= 0);
     } else {
         assert(r->op == DB_READ);
         assert(r->limit >= 1 && r->limit <= PROTO_SINCE_MAX);
@@ -139,10 +150,13 @@ static void dm_answer(struct db_req *r, unsigned how)
     if (r->op == DB_READ) {
         buf_puts(&b, "{\"id\":\"u1\",\"name\":\"N\\\"\"}");
         r->peer = b;
-    } else {
+    } else if (r->op != DB_SEARCH && r->op != DB_MARK) { /* a mark: check only */
         buf_put(&b, "u1", 3);
         buf_put(&b, r->user_id, strlen(r->user_id) + 1);
         r->pair = b;
+    } else {
+        buf_unref(b);
+        return;
     }
     assert(!b->oom);
 }
@@ -158,6 +172,9 @@ static void db_complete_one(unsigned how)
     r->status = st < 6 ? DB_OK : st == 6 ? DB_BUSY : DB_FAILED;
     if (r->op == DB_USER) {
         r->status = DB_OK;
+    } else if (r->op == DB_MARK) {
+        r->duplicate = (how >> 3) & 1; /* unmoved: no echo */
+        if (r->status == DB_OK) r->id = r->msg_id;
     } else if (r->op == DB_EDIT || r->op == DB_DELETE) {
         /* Refusals too: not found, not the author. */
         unsigned k = (how >> 3) & 3;
@@ -174,9 +191,9 @@ static void db_complete_one(unsigned how)
         r->rows = buf_new(256);
         int n = (int)((how >> 3) & 3);
         for (int i = 0; i < n; i++) {
-            buf_puts(&r->rows, i & 1 ? "dm-0123456789abcdef0123456789abcdef\t7\t"
-                                     : "dm-fedcba9876543210fedcba9876543210\t0\t");
-            buf_puts(&r->rows, "{\"id\":\"u\\\"1\",\"name\":\"N\"}\n");
+            buf_puts(&r->rows, i & 1 ? "dm-0123456789abcdef0123456789abcdef\t7\t3\t1000\t"
+                                     : "lobby\t0\t0\t0\t");
+            buf_puts(&r->rows, i & 1 ? "{\"id\":\"u\\\"1\",\"name\":\"N\"}\n" : "\n");
             r->nrows++;
         }
         assert(!r->rows->oom);
@@ -185,7 +202,8 @@ static void db_complete_one(unsigned how)
         int n = (int)((how >> 3) & 3);
         if (n > r->limit) n = r->limit;
         for (int i = 0; i < n; i++) {
-            struct proto_msg m = {.room = r->room,
+            struct proto_msg m = {.room =
+                                      r->room ? r->room : "z-9", /* a search: its own */
                                   .id = ++next_id,
                                   .ts = now_us / 1000,
                                   .user_id = "u1",
@@ -376,10 +394,10 @@ static char *signed_token(struct in *in)
 static char *request(struct in *in)
 {
     cJSON *o = cJSON_CreateObject();
-    static const char *const types[] = {"hello",   "join",   "leave",  "send",
-                                        "history", "typing", "rooms",  "ping",
-                                        "bogus",   "edit",   "delete", "dm"};
-    unsigned t = u8(in) % 12;
+    static const char *const types[] = {"hello",  "join",  "leave", "send",  "history",
+                                        "typing", "rooms", "ping",  "bogus", "edit",
+                                        "delete", "dm",    "read",  "search"};
+    unsigned t = u8(in) % 14;
     cJSON_AddStringToObject(o, "type", types[t]);
     add_maybe_ref(o, in);
     char *s;
@@ -443,6 +461,27 @@ static char *request(struct in *in)
             free(s);
         }
         break;
+    case 12: /* read (1.1) */
+        add_room(o, in);
+        cJSON_AddNumberToObject(o, "id", number(in));
+        break;
+    case 13: { /* search (1.1): words, phrases, prefixes, FTS5 syntax, junk */
+        static const char *const qs[] = {
+            "deploy", "\"a phrase\" x*", "NEAR(a b)", "col:x ^y", "\"",
+            "*",      "AND OR",          ""};
+        unsigned k = u8(in) % 9;
+        if (k < 8)
+            cJSON_AddStringToObject(o, "q", qs[k]);
+        else {
+            s = str(in, 300);
+            cJSON_AddStringToObject(o, "q", s);
+            free(s);
+        }
+        if (u8(in) & 1) add_room(o, in);
+        if (u8(in) & 1) cJSON_AddNumberToObject(o, "before", number(in));
+        if (u8(in) & 1) cJSON_AddNumberToObject(o, "limit", number(in));
+        break;
+    }
     case 11: { /* dm (1.1): a seen-looking id, the sender's own, or junk */
         unsigned k = u8(in) % 4;
         if (k == 0) cJSON_AddStringToObject(o, "user", "u1");

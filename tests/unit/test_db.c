@@ -2134,23 +2134,24 @@ START_TEST(test_dm_list)
     ck_assert_int_gt(edit.id, m3);
     send1("lobby", "alice", "c9", "not a DM"); /* ordinary rooms are not listed */
 
-    /* alice: both of hers, newest first; ab's last_id is its edit's rev
-     * (above m2), ac has no message (0). Never dave and erin's. */
+    /* alice: both of hers, newest first, as db_mark_rooms writes them (room,
+     * last_id, read, unread, peer); ab's last_id is its edit's rev (above
+     * m2), its unread bob's one message; ac has none. Never dave and erin's. */
     snprintf(want, sizeof want,
-             "%s\t0\t{\"id\":\"carol\",\"name\":\"C\\tx\\ny\"}\n"
-             "%s\t%lld\t{\"id\":\"bob\",\"name\":\"Bob\"}\n",
+             "%s\t0\t0\t0\t{\"id\":\"carol\",\"name\":\"C\\tx\\ny\"}\n"
+             "%s\t%lld\t0\t1\t{\"id\":\"bob\",\"name\":\"Bob\"}\n",
              ac, ab, (long long)edit.id);
     list_of("alice", want, 2);
-    snprintf(want, sizeof want, "%s\t%lld\t{\"id\":\"alice\",\"name\":\"Alice\"}\n", ab,
-             (long long)edit.id);
+    snprintf(want, sizeof want, "%s\t%lld\t0\t1\t{\"id\":\"alice\",\"name\":\"Alice\"}\n",
+             ab, (long long)edit.id);
     list_of("bob", want, 1);
-    snprintf(want, sizeof want, "%s\t0\t{\"id\":\"alice\",\"name\":\"Alice\"}\n", ac);
+    snprintf(want, sizeof want, "%s\t0\t0\t0\t{\"id\":\"alice\",\"name\":\"Alice\"}\n", ac);
     list_of("carol", want, 1);
-    snprintf(want, sizeof want, "%s\t%lld\t{\"id\":\"erin\",\"name\":\"Erin\"}\n", de,
-             (long long)m3);
+    snprintf(want, sizeof want, "%s\t%lld\t0\t0\t{\"id\":\"erin\",\"name\":\"Erin\"}\n",
+             de, (long long)m3);
     list_of("dave", want, 1);
-    snprintf(want, sizeof want, "%s\t%lld\t{\"id\":\"dave\",\"name\":\"Dave\"}\n", de,
-             (long long)m3);
+    snprintf(want, sizeof want, "%s\t%lld\t0\t1\t{\"id\":\"dave\",\"name\":\"Dave\"}\n",
+             de, (long long)m3);
     list_of("erin", want, 1);
     list_of("frank", "", 0);  /* a user without DMs */
     list_of("nobody", "", 0); /* nor an unknown one */
@@ -2159,8 +2160,8 @@ START_TEST(test_dm_list)
     /* The peer's latest name. */
     user1("bob", "Robert", 0);
     snprintf(want, sizeof want,
-             "%s\t0\t{\"id\":\"carol\",\"name\":\"C\\tx\\ny\"}\n"
-             "%s\t%lld\t{\"id\":\"bob\",\"name\":\"Robert\"}\n",
+             "%s\t0\t0\t0\t{\"id\":\"carol\",\"name\":\"C\\tx\\ny\"}\n"
+             "%s\t%lld\t0\t1\t{\"id\":\"bob\",\"name\":\"Robert\"}\n",
              ac, ab, (long long)edit.id);
     list_of("alice", want, 2);
     free_done_rows();
@@ -2195,13 +2196,13 @@ START_TEST(test_dm_list_bounded)
     ck_assert_int_eq(after.status, DB_OK);
     ck_assert_int_eq(before.id, m1 + 1);
     ck_assert_int_eq(after.id, m1 + 2);
-    snprintf(want, sizeof want, "%s\t%lld\t{\"id\":\"bob\",\"name\":\"Bob\"}\n", ab,
-             (long long)before.id);
+    snprintf(want, sizeof want, "%s\t%lld\t0\t1\t{\"id\":\"bob\",\"name\":\"Bob\"}\n",
+             ab, (long long)before.id);
     ck_assert_int_eq(list.status, DB_OK);
     ck_assert_int_eq(list.nrows, 1);
     EXPECT_JSON(list.rows, want);
-    snprintf(want, sizeof want, "%s\t%lld\t{\"id\":\"alice\",\"name\":\"Alice\"}\n", ab,
-             (long long)after.id);
+    snprintf(want, sizeof want, "%s\t%lld\t0\t1\t{\"id\":\"alice\",\"name\":\"Alice\"}\n",
+             ab, (long long)after.id);
     ck_assert_int_eq(list2.nrows, 1);
     EXPECT_JSON(list2.rows, want);
     free_done_rows();

@@ -488,7 +488,7 @@ static void dm_answer(struct db_req *r)
     if (r->op == DB_READ && !r->check) {
         buf_puts(&b, "{\"id\":\"bob\",\"name\":\"Bob\"}");
         r->peer = b;
-    } else if (r->op != DB_READ) {
+    } else if (r->op != DB_READ && r->op != DB_SEARCH && r->op != DB_MARK) {
         buf_put(&b, "bob", 4);
         buf_put(&b, conns[A].s->user_id, strlen(conns[A].s->user_id) + 1);
         r->pair = b;
@@ -506,24 +506,26 @@ static void complete(int rows, int dup)
         memmove(pending, pending + 1, (size_t)(--npending) * sizeof(*pending));
         if (r->op == DB_USER) {
             /* recorded */
+        } else if (r->op == DB_MARK) {
+            r->id = r->msg_id; /* stored as asked */
         } else if (r->op == DB_SEND || r->op == DB_EDIT || r->op == DB_DELETE) {
             r->duplicate = r->op == DB_SEND && dup && next_id;
             r->id = r->duplicate ? next_id : ++next_id;
             r->ts = now_us / 1000;
         } else if (r->op == DB_DM) {
             /* the pair's room made */
-        } else if (r->dms) { /* the user's DM rooms, as db_dm_list writes them */
+        } else if (r->dms) { /* the user's rooms, as db_mark_rooms writes them */
             pause_alloc(1);
             r->rows = buf_new(128);
-            buf_puts(&r->rows, "dm-0123456789abcdef0123456789abcdef\t3\t"
-                               "{\"id\":\"bob\",\"name\":\"Bob\"}\n");
-            r->nrows = 1;
+            buf_puts(&r->rows, "dm-0123456789abcdef0123456789abcdef\t3\t1\t2\t"
+                               "{\"id\":\"bob\",\"name\":\"Bob\"}\nlobby\t9\t4\t5\t\n");
+            r->nrows = 2;
             pause_alloc(0);
         } else {
             pause_alloc(1);
             r->rows = buf_new(256);
             for (int i = 0; i < rows && i < r->limit; i++) {
-                struct proto_msg m = {.room = r->room,
+                struct proto_msg m = {.room = r->room ? r->room : "lobby",
                                       .id = ++next_id,
                                       .ts = now_us / 1000,
                                       .user_id = "u1",

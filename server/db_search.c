@@ -1,0 +1,251 @@
+/* db_search.c -- the search thread (db_search.h). */
+#include "db_search.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sqlite3.h>
+
+#include "buf.h"
+#include "db.h"
+#include "log.h"
+#include "protocol.h"
+
+/* Rows a search reads at most before it answers with what it found: a
+ * query whose matches are nearly all in rooms the user may not read must
+ * not scan the whole index. `has_more` is then true. */
+#define SEARCH_SCAN_MAX 20000
+
+struct db_search {
+    sqlite3 *conn; /* the search thread's only, once started */
+    pthread_t thread;
+    int started, queue_max;
+    void (*done)(void *arg, struct db_req *r);
+    void *done_arg;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    struct db_req *head, *tail; /* guarded by lock */
+    int len, stopping;          /* guarded by lock */
+};
+
+static const char *const sql_pair =
+    "SELECT 1 FROM dm_rooms WHERE room=?1 AND (user_a=?2 OR user_b=?2)";
+
+/* The query for a scope: matches newest first, below `before`, in the rooms
+ * the user may read. Parameters: ?1 the match, ?2 before, ?3 the room or
+ * the user (for the DM rooms), then the names and prefixes from ?4 on.
+ * Returns a malloc'd text or NULL. */
+static char *query_text(const struct db_req *r)
+{
+    const struct db_search_scope *sc = r->scope;
+    size_t cap = 1024 + 16 * (size_t)(sc->nnames + sc->nprefixes);
+    char *q = malloc(cap);
+    if (!q) return NULL;
+    int n = snprintf(q, cap,
+                     "SELECT m.id,m.ts,m.user_id,m.user_name,m.text,m.client_id,m.rev,"
+                     "m.edited_ts,m.deleted,m.room FROM messages_fts f JOIN messages m "
+                     "ON m.id=f.rowid WHERE messages_fts MATCH ?1 AND f.rowid<?2 "
+                     "AND m.deleted=0 AND ");
+    if (r->room)
+        n += snprintf(q + n, cap - (size_t)n, "m.room=?3");
+    else {
+        n += snprintf(q + n, cap - (size_t)n,
+                      "(m.room IN (SELECT room FROM dm_rooms WHERE user_a=?3 UNION ALL "
+                      "SELECT room FROM dm_rooms WHERE user_b=?3) OR (m.room NOT GLOB "
+                      "'dm-*' AND (%s",
+                      sc->all_rooms ? "1" : "0");
+        for (int i = 0; i < sc->nnames; i++)
+            n += snprintf(q + n, cap - (size_t)n, " OR m.room=?%d", 4 + i);
+        for (int i = 0; i < sc->nprefixes; i++)
+            n += snprintf(q + n, cap - (size_t)n, " OR m.room GLOB ?%d",
+                          4 + sc->nnames + i);
+        n += snprintf(q + n, cap - (size_t)n, ")))");
+    }
+    snprintf(q + n, cap - (size_t)n, " ORDER BY f.rowid DESC");
+    return q;
+}
+
+/* Binds the scope's parameters (prefixes as GLOB patterns "p*"). */
+static int bind_scope(sqlite3_stmt *st, const struct db_req *r, int64_t before)
+{
+    const struct db_search_scope *sc = r->scope;
+    sqlite3_bind_text(st, 1, sc->match, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, before);
+    sqlite3_bind_text(st, 3, r->room ? r->room : r->user_id, -1, SQLITE_STATIC);
+    for (int i = 0; i < sc->nnames; i++)
+        sqlite3_bind_text(st, 4 + i, sc->names[i], -1, SQLITE_STATIC);
+    for (int i = 0; i < sc->nprefixes; i++) {
+        char *g = sqlite3_mprintf("%s*", sc->prefixes[i]);
+        if (!g) return SQLITE_NOMEM;
+        sqlite3_bind_text(st, 4 + sc->nnames + i, g, -1, sqlite3_free);
+    }
+    return SQLITE_OK;
+}
+
+static void put_match(struct buf **b, sqlite3_stmt *st)
+{
+    struct proto_msg m = {
+        .room = (const char *)sqlite3_column_text(st, 9),
+        .id = sqlite3_column_int64(st, 0),
+        .ts = sqlite3_column_int64(st, 1),
+        .user_id = (const char *)sqlite3_column_text(st, 2),
+        .user_name = (const char *)sqlite3_column_text(st, 3),
+        .text = (const char *)sqlite3_column_text(st, 4),
+        .text_len = (size_t)sqlite3_column_bytes(st, 4),
+        .client_id = (const char *)sqlite3_column_text(st, 5),
+        .rev = sqlite3_column_int64(st, 6),
+        .edited_ts = sqlite3_column_int64(st, 7),
+        .deleted = sqlite3_column_int(st, 8),
+    };
+    proto_put_message(b, &m);
+}
+
+/* In a DM room, whether r's user is one of its pair. Returns SQLITE_OK
+ * with r->status DB_FORBIDDEN when not, or the statement's error. */
+static int dm_allowed(struct db_search *s, struct db_req *r)
+{
+    sqlite3_stmt *st;
+    if (!r->room || !proto_room_is_dm(r->room)) return SQLITE_OK;
+    int rc = sqlite3_prepare_v2(s->conn, sql_pair, -1, &st, NULL);
+    if (rc != SQLITE_OK) return rc;
+    sqlite3_bind_text(st, 1, r->room, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, r->user_id, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE) r->status = DB_FORBIDDEN;
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/* Runs one search into r->rows (newest first, commas between), r->nrows
+ * and r->more. Returns SQLITE_OK or the error (then r->status is set). */
+static int run_search(struct db_search *s, struct db_req *r)
+{
+    sqlite3_stmt *st = NULL;
+    struct buf *rows = buf_new(4096);
+    char *sql = query_text(r);
+    int rc = SQLITE_NOMEM, scanned = 0;
+    if (!rows || !sql) goto out;
+    if ((rc = dm_allowed(s, r)) != SQLITE_OK || r->status != DB_OK) goto out;
+    if ((rc = sqlite3_prepare_v2(s->conn, sql, -1, &st, NULL)) != SQLITE_OK) goto out;
+    if ((rc = bind_scope(st, r, r->before >= 0 ? r->before : INT64_MAX)) != SQLITE_OK)
+        goto out;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (r->nrows == r->limit || ++scanned > SEARCH_SCAN_MAX) {
+            r->more = 1;
+            break;
+        }
+        if (r->nrows) buf_put(&rows, ",", 1);
+        put_match(&rows, st);
+        r->nrows++;
+    }
+    if (rc == SQLITE_ROW || rc == SQLITE_DONE) rc = rows->oom ? SQLITE_NOMEM : SQLITE_OK;
+out:
+    sqlite3_finalize(st);
+    free(sql);
+    if (rc == SQLITE_OK && r->status == DB_OK) {
+        r->rows = rows;
+        return SQLITE_OK;
+    }
+    buf_unref(rows);
+    r->nrows = r->more = 0;
+    if (rc != SQLITE_OK) {
+        plog(LOG_WARN, "db-failed", "op=search rc=%d reason=\"%s\"", rc,
+             sqlite3_errmsg(s->conn));
+        r->status = (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED
+                        ? DB_BUSY
+                        : DB_FAILED;
+    }
+    return rc;
+}
+
+static void *search_main(void *arg)
+{
+    struct db_search *s = arg;
+    for (;;) {
+        pthread_mutex_lock(&s->lock);
+        while (!s->head && !s->stopping)
+            pthread_cond_wait(&s->cond, &s->lock);
+        struct db_req *r = s->head;
+        if (r) {
+            s->head = r->next;
+            if (!s->head) s->tail = NULL;
+            s->len--;
+        }
+        int stopping = s->stopping;
+        pthread_mutex_unlock(&s->lock);
+        if (!r) break; /* stopping, nothing left */
+        r->next = NULL;
+        if (stopping)
+            r->status = DB_BUSY;
+        else
+            run_search(s, r);
+        s->done(s->done_arg, r); /* r is the submitter's again */
+    }
+    return NULL;
+}
+
+struct db_search *db_search_open(const char *path, const char *vfs, int queue_max,
+                                 void (*done)(void *arg, struct db_req *r), void *arg,
+                                 char *err, size_t errlen)
+{
+    struct db_search *s = calloc(1, sizeof(*s));
+    if (!s) return snprintf(err, errlen, "out of memory"), NULL;
+    s->queue_max = queue_max;
+    s->done = done;
+    s->done_arg = arg;
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_cond_init(&s->cond, NULL);
+    int flags = SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX;
+    if (sqlite3_open_v2(path, &s->conn, flags, vfs) != SQLITE_OK) {
+        snprintf(err, errlen, "%s: search: %s", path,
+                 s->conn ? sqlite3_errmsg(s->conn) : "cannot open");
+        goto err;
+    }
+    sqlite3_busy_timeout(s->conn, 1000);
+    if (pthread_create(&s->thread, NULL, search_main, s)) {
+        snprintf(err, errlen, "cannot start the search thread");
+        goto err;
+    }
+    s->started = 1;
+    return s;
+err:
+    db_search_close(s);
+    return NULL;
+}
+
+int db_search_submit(struct db_search *s, struct db_req *r)
+{
+    int rc = -1;
+    pthread_mutex_lock(&s->lock);
+    if (!s->stopping && s->len < s->queue_max) {
+        r->next = NULL;
+        r->status = DB_OK;
+        r->rows = NULL;
+        r->nrows = r->more = 0;
+        if (s->tail)
+            s->tail->next = r;
+        else
+            s->head = r;
+        s->tail = r;
+        s->len++;
+        rc = 0;
+        pthread_cond_signal(&s->cond);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+void db_search_close(struct db_search *s)
+{
+    if (!s) return;
+    pthread_mutex_lock(&s->lock);
+    s->stopping = 1;
+    pthread_cond_broadcast(&s->cond);
+    pthread_mutex_unlock(&s->lock);
+    if (s->started) pthread_join(s->thread, NULL);
+    sqlite3_close(s->conn);
+    pthread_mutex_destroy(&s->lock);
+    pthread_cond_destroy(&s->cond);
+    free(s);
+}

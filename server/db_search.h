@@ -1,0 +1,49 @@
+/* db_search.h -- full-text search on its own thread and its own read-only
+ * connection to the database file.
+ *
+ * A search can take tens of milliseconds on a large history. Run on the
+ * database worker, it would hold every commit (and so every ack) behind
+ * it; here it runs beside the worker: SQLite's WAL lets one connection
+ * read while another writes, so writes keep flowing. A search sees what
+ * was committed when it began, and completes on its own, in no order
+ * with the worker's requests (nothing depends on that order: a search
+ * changes nothing and is answered by itself).
+ *
+ * Ownership as for db.h: the request (DB_SEARCH) and its inputs belong to
+ * the submitter from db_search_submit() until the done hook hands it back;
+ * the hook runs on the search thread and must only pass it on (the server
+ * puts it on the submitter loop's inbox, hub_deliver_one).
+ */
+#ifndef PARLEY_DB_SEARCH_H
+#define PARLEY_DB_SEARCH_H
+
+#include <stddef.h>
+
+struct db_req;
+struct db_search;
+
+/* What a search may look at, made by the submitter and kept alive with
+ * the request. Without a room: every room the user may read (all rooms,
+ * or only the listed names and name prefixes) and the user's DM rooms. */
+struct db_search_scope {
+    const char *match;        /* the FTS5 expression (searchq.h) */
+    int all_rooms;            /* every room that is not a DM room */
+    int nnames, nprefixes;    /* else only these, by name or by prefix */
+    const char *const *names; /* [nnames] */
+    const char *const *prefixes;
+};
+
+/* Opens `path` read-only and starts the thread. queue_max bounds the
+ * searches waiting. done(arg, r) is called on the search thread for each
+ * finished request. Returns NULL with a reason in err. Main thread. */
+struct db_search *db_search_open(const char *path, const char *vfs, int queue_max,
+                                 void (*done)(void *arg, struct db_req *r), void *arg,
+                                 char *err, size_t errlen);
+/* Queues r (op DB_SEARCH). Returns 0, or -1 when the queue is full or the
+ * thread is stopping (r untouched). Any thread. */
+int db_search_submit(struct db_search *s, struct db_req *r);
+/* Stops the thread: searches still queued complete through done with
+ * DB_BUSY, the running one finishes. Then frees everything. Main thread. */
+void db_search_close(struct db_search *s);
+
+#endif
