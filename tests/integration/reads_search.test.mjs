@@ -219,11 +219,19 @@ test('security: a token with rooms:["a"] never finds, marks or lists room b; sea
   await refused(two, { type: 'search', q: 'bravo', room: 'b' }, 'forbidden');
   await refused(two, { type: 'read', room: 'b', id: 1 }, 'forbidden');
   assert.deepEqual(await found(n, { q: 'zebra', room: 'a' }), [ma.id]);
+  // The claim does not narrow the user's own DMs: a DM message is found, with or without room.
+  const nw = (await dm(n, 'writer')).room;
+  const md = await send(w, nw, 'zebra by direct message');
+  assert.deepEqual(await found(n, { q: 'zebra' }), [md.id, ma.id]);
+  assert.deepEqual(await found(n, { q: 'zebra', room: nw }), [md.id]);
+  assert.deepEqual(await found(two, { q: 'zebra' }), [mc.id, ma.id], 'another narrow token: not their DM');
+  assert.deepEqual(await found(wide, { q: 'direct' }), []);
+  await refused(wide, { type: 'search', q: 'zebra', room: nw }, 'forbidden');
   assert.deepEqual(await found(wide, { q: 'zebra', room: 'b' }), [mb.id]);
   // rooms never lists b or c for the narrow token, though the writer is in them.
-  assert.deepEqual(await names(n), ['a'], 'narrow: only a, though the writer is in b and c');
+  assert.deepEqual(await names(n), [nw, 'a'].sort(), 'narrow: a and its DM, though the writer is in b and c');
   await mark(n, 'a', ma.id);
-  assert.deepEqual(await names(n), ['a']);
+  assert.deepEqual(await names(n), [nw, 'a'].sort());
   assert.deepEqual(await names(two), ['a', 'c']);
   assert.deepEqual(await names(wide), ['a', 'b', 'c']);
   // The forbidden reads stored nothing: a later token allowing b has no marker there.
@@ -448,6 +456,19 @@ test('read: bad ids and rooms are refused (bad_request, bad_room) and store noth
   assert.equal((await a.join('r')).read, 0);
 });
 
+test('read: any non-negative integer id is taken, however large (stored as the highest)', async (t) => {
+  const { s, clients } = await serverForTest(t, { args: RATE });
+  const a = await tok(s, clients, 'alice', 'Alice');
+  await a.join('big-ids');
+  const m = await send(a, 'big-ids', 'one');
+  const got = [];
+  for (const id of [2 ** 53 - 1, 2 ** 53, 2 ** 63, 1e20, 1e300]) {
+    const r = await a.request({ type: 'read', room: 'big-ids', id }, 'read');
+    got.push([id, r.type === 'read' ? r.id : r.code]);
+  }
+  assert.deepEqual(got, [[2 ** 53 - 1, m.id], [2 ** 53, m.id], [2 ** 63, m.id], [1e20, m.id], [1e300, m.id]]);
+});
+
 test('read takes from the general request limit, not the send bucket', async (t) => {
   const { s, clients } = await serverForTest(t, { args: ['--rate', '0.001', '--burst', '2'] });
   const a = await tok(s, clients, 'alice', 'Alice');
@@ -625,6 +646,11 @@ test('markers and rooms survive a restart (token users and guests with resume); 
   assert.deepEqual((await entry(g2, 'pub1')).read, p1[1].id);
   assert.equal((await g2.join('pub2')).read, p2[0].id);
   assert.equal(await mark(g2, 'pub1', p1[0].id), p1[1].id, 'still forward only after the restart');
+  // The search index survived too.
+  assert.deepEqual(await found(g2, { q: 'p1' }), [p1[2].id, p1[1].id, p1[0].id]);
+  assert.deepEqual(await found(g2, { q: 'dm again' }), [x2.id]);
+  assert.deepEqual(await found(a2, { q: 'priv' }), [q1.id]);
+  assert.deepEqual(await found(g2, { q: 'priv' }), [], 'a guest: not priv');
   // Another guest has none of that.
   const k = await gst(s, h.clients, 'Gert');
   const kl = await rooms(k);
@@ -784,6 +810,29 @@ test('search: AND, OR, NOT, NEAR are plain words; FTS syntax is text, never inte
   for (const [q, want] of cases) assert.deepEqual(await found(a, { q }), desc(want), `q ${JSON.stringify(q)}`);
   // Still all there: nothing was dropped.
   assert.deepEqual(await found(a, { q: 'cats', limit: 50 }), desc(cats));
+});
+
+test('search: 400 generated queries of FTS syntax, words and symbols: each answered search (or bad_request when wordless), never internal', async (t) => {
+  const { s, clients } = await serverForTest(t, { args: RATE });
+  const a = await tok(s, clients, 'alice', 'Alice');
+  await a.join('fz');
+  await send(a, 'fz', 'alpha beta gamma near and or not delta');
+  const parts = ['"', '*', '(', ')', ':', '^', '-', '+', ',', '{', '}', 'NEAR', 'NEAR(', 'AND', 'OR', 'NOT', 'alpha',
+    'beta', 'text:', 'rowid', '\\', "'", '،', 'é', '😀', ' ', ' ', '0', '́', 'x*', '"a', 'MATCH', '[', ']', ';'];
+  let seed = 12345;
+  const rnd = (n) => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) % n);
+  const bad = [];
+  for (let i = 0; i < 400; i++) {
+    let q = '';
+    for (let k = 1 + rnd(8); k > 0; k--) q += parts[rnd(parts.length)];
+    const r = await a.request({ type: 'search', q }, 'search');
+    const words = /[\p{L}\p{N}]/u.test(q.normalize('NFD').replace(/\p{M}/gu, ''));
+    if (r.type === 'error' && (r.code !== 'bad_request' || words)) bad.push([q, r.code]);
+    if (r.type === 'search' && r.q !== q) bad.push([q, `q echoed as ${JSON.stringify(r.q)}`]);
+    if (i % 50 === 49) await sleep(600); // under 100 requests a second
+  }
+  assert.deepEqual(bad, [], 'queries answered other than search (or bad_request when wordless)');
+  assert.ok(!/op=search/.test(s.stderr), `a search failed in the database:\n${s.stderr.slice(-2000)}`);
 });
 
 test('search: q of 1 to 256 code points; q with no words, bad types, bad limit or before are bad_request', async (t) => {
