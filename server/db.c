@@ -347,11 +347,8 @@ err:
 int db_submit(struct db *db, struct db_req *r)
 {
     /* Reads that need no place in the commit order go beside the worker. */
-    if (r->op == DB_SEARCH || (r->op == DB_READ && r->dms && db->search)) {
-        r->frame = NULL;
-        r->pair = r->peer = NULL;
+    if (r->op == DB_SEARCH || (r->op == DB_READ && r->dms && db->search))
         return db->search ? db_search_submit(db->search, r) : -1;
-    }
     int rc = -1;
     pthread_mutex_lock(&db->lock);
     if (!db->stopping && db->q_len < db->opt.queue_max) {

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sqlite3.h>
 
 #include "buf.h"
@@ -14,12 +15,13 @@
 #include "log.h"
 #include "protocol.h"
 
-/* Rows a search reads at most before it answers with what it found: a
- * query whose matches are nearly all in rooms the user may not read must
- * not scan the whole index. `has_more` is then true. */
-#define SEARCH_SCAN_MAX 20000
+/* How long one search may run: a query matching most of a large history,
+ * in rooms the user may not read, scans all of it. Past this it is
+ * interrupted and answered overloaded (narrow it, or page with before). */
+#define SEARCH_MAX_MS 2000
 
 struct db_search {
+    int64_t deadline_us; /* the running search's (search thread only) */
     sqlite3 *conn;       /* the search thread's only, once started */
     struct db_mark mark; /* the listing's statements, on conn */
     struct db_dm dm;
@@ -39,35 +41,33 @@ static const char *const sql_pair =
 /* The query for a scope: matches newest first, below `before`, in the rooms
  * the user may read. Parameters: ?1 the match, ?2 before, ?3 the room or
  * the user (for the DM rooms), then the names and prefixes from ?4 on.
- * Returns a malloc'd text or NULL. */
+ * Returns an sqlite3_malloc'd text (sqlite3_free it) or NULL. */
 static char *query_text(const struct db_req *r)
 {
     const struct db_search_scope *sc = r->scope;
-    size_t cap = 1024 + 16 * (size_t)(sc->nnames + sc->nprefixes);
-    char *q = malloc(cap);
-    if (!q) return NULL;
-    int n = snprintf(q, cap,
-                     "SELECT m.id,m.ts,m.user_id,m.user_name,m.text,m.client_id,m.rev,"
-                     "m.edited_ts,m.deleted,m.room FROM messages_fts f JOIN messages m "
-                     "ON m.id=f.rowid WHERE messages_fts MATCH ?1 AND f.rowid<?2 "
-                     "AND m.deleted=0 AND ");
+    sqlite3_str *q = sqlite3_str_new(NULL);
+    sqlite3_str_appendall(q,
+                          "SELECT m.id,m.ts,m.user_id,m.user_name,m.text,m.client_id,"
+                          "m.rev,m.edited_ts,m.deleted,m.room FROM messages_fts f "
+                          "JOIN messages m ON m.id=f.rowid WHERE messages_fts MATCH ?1 "
+                          "AND f.rowid<?2 AND m.deleted=0 AND ");
     if (r->room)
-        n += snprintf(q + n, cap - (size_t)n, "m.room=?3");
+        sqlite3_str_appendall(q, "m.room=?3");
     else {
-        n += snprintf(q + n, cap - (size_t)n,
-                      "(m.room IN (SELECT room FROM dm_rooms WHERE user_a=?3 UNION ALL "
-                      "SELECT room FROM dm_rooms WHERE user_b=?3) OR (m.room NOT GLOB "
-                      "'dm-*' AND (%s",
-                      sc->all_rooms ? "1" : "0");
+        sqlite3_str_appendf(
+            q,
+            "(m.room IN (SELECT room FROM dm_rooms WHERE user_a=?3 UNION "
+            "ALL SELECT room FROM dm_rooms WHERE user_b=?3) OR (m.room NOT "
+            "GLOB 'dm-*' AND (%d",
+            sc->all_rooms);
         for (int i = 0; i < sc->nnames; i++)
-            n += snprintf(q + n, cap - (size_t)n, " OR m.room=?%d", 4 + i);
+            sqlite3_str_appendf(q, " OR m.room=?%d", 4 + i);
         for (int i = 0; i < sc->nprefixes; i++)
-            n += snprintf(q + n, cap - (size_t)n, " OR m.room GLOB ?%d",
-                          4 + sc->nnames + i);
-        n += snprintf(q + n, cap - (size_t)n, ")))");
+            sqlite3_str_appendf(q, " OR m.room GLOB ?%d", 4 + sc->nnames + i);
+        sqlite3_str_appendall(q, ")))");
     }
-    snprintf(q + n, cap - (size_t)n, " ORDER BY f.rowid DESC");
-    return q;
+    sqlite3_str_appendall(q, " ORDER BY f.rowid DESC");
+    return sqlite3_str_finish(q); /* NULL when memory ran out */
 }
 
 /* Binds the scope's parameters (prefixes as GLOB patterns "p*"). */
@@ -123,19 +123,34 @@ static int dm_allowed(struct db_search *s, struct db_req *r)
 
 /* Runs one search into r->rows (newest first, commas between), r->nrows
  * and r->more. Returns SQLITE_OK or the error (then r->status is set). */
+static int64_t mono_us(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000000 + t.tv_nsec / 1000;
+}
+
+/* SQLite's progress handler: non-zero interrupts the running statement. */
+static int past_deadline(void *arg)
+{
+    const struct db_search *s = arg;
+    return mono_us() > s->deadline_us;
+}
+
 static int run_search(struct db_search *s, struct db_req *r)
 {
+    s->deadline_us = mono_us() + SEARCH_MAX_MS * 1000;
     sqlite3_stmt *st = NULL;
     struct buf *rows = buf_new(4096);
     char *sql = query_text(r);
-    int rc = SQLITE_NOMEM, scanned = 0;
+    int rc = SQLITE_NOMEM;
     if (!rows || !sql) goto out;
     if ((rc = dm_allowed(s, r)) != SQLITE_OK || r->status != DB_OK) goto out;
     if ((rc = sqlite3_prepare_v2(s->conn, sql, -1, &st, NULL)) != SQLITE_OK) goto out;
     if ((rc = bind_scope(st, r, r->before >= 0 ? r->before : INT64_MAX)) != SQLITE_OK)
         goto out;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (r->nrows == r->limit || ++scanned > SEARCH_SCAN_MAX) {
+        if (r->nrows == r->limit) {
             r->more = 1;
             break;
         }
@@ -146,7 +161,7 @@ static int run_search(struct db_search *s, struct db_req *r)
     if (rc == SQLITE_ROW || rc == SQLITE_DONE) rc = rows->oom ? SQLITE_NOMEM : SQLITE_OK;
 out:
     sqlite3_finalize(st);
-    free(sql);
+    sqlite3_free(sql);
     if (rc == SQLITE_OK && r->status == DB_OK) {
         r->rows = rows;
         return SQLITE_OK;
@@ -182,9 +197,10 @@ static void *search_main(void *arg)
         r->next = NULL;
         if (stopping)
             r->status = DB_BUSY;
-        else if (r->op == DB_READ) /* dms: it sees everything committed */
+        else if (r->op == DB_READ) { /* dms: it sees everything committed */
+            s->deadline_us = INT64_MAX;
             db_mark_rooms(&s->mark, &s->dm, r, INT64_MAX);
-        else
+        } else
             run_search(s, r);
         s->done(s->done_arg, r); /* r is the submitter's again */
     }
@@ -211,6 +227,8 @@ struct db_search *db_search_open(const struct db_options *opt, char *err, size_t
         goto err;
     }
     sqlite3_busy_timeout(s->conn, 1000);
+    s->deadline_us = INT64_MAX; /* listings run without one */
+    sqlite3_progress_handler(s->conn, 10000, past_deadline, s);
     if (pthread_create(&s->thread, NULL, search_main, s)) {
         snprintf(err, errlen, "cannot start the search thread");
         goto err;
@@ -229,7 +247,7 @@ int db_search_submit(struct db_search *s, struct db_req *r)
     if (!s->stopping && s->len < s->queue_max) {
         r->next = NULL;
         r->status = DB_OK;
-        r->rows = NULL;
+        r->rows = r->updates = r->frame = r->pair = r->peer = NULL;
         r->nrows = r->more = 0;
         if (s->tail)
             s->tail->next = r;

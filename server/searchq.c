@@ -1,5 +1,6 @@
 /* searchq.c -- search text to an FTS5 expression (searchq.h). */
 #include "searchq.h"
+#include "searchq_tab.h"
 
 #include <stdint.h>
 #include <string.h>
@@ -15,26 +16,39 @@ static uint32_t next_cp(const unsigned char *q, size_t len, size_t *i)
     return c;
 }
 
-/* Whether code point c is part of a word: ASCII letters and digits, and
- * beyond ASCII everything but the blocks of spaces, punctuation and
- * symbols. A symbol taken for a letter is harmless: inside an FTS5 string
- * the tokenizer splits it off again, so the word becomes a phrase. */
+/* Whether c lies in one of the n sorted ranges of t. */
+static int in_ranges(uint32_t c, const uint32_t (*t)[2], size_t n)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (c < t[mid][0])
+            hi = mid;
+        else if (c > t[mid][1])
+            lo = mid + 1;
+        else
+            return 1;
+    }
+    return 0;
+}
+
+/* Whether code point c is part of a word: a letter, a number, a mark (an
+ * accent: the index drops them) or private use, as the index's tokenizer
+ * sees it. */
 static int word_cp(uint32_t c)
 {
     if (c < 0x80)
         return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-    if (c < 0xc0) /* Latin-1 punctuation, but for its letters and digits */
-        return c == 0xaa || c == 0xb2 || c == 0xb3 || c == 0xb5 || c == 0xb9 ||
-               c == 0xba || (c >= 0xbc && c <= 0xbe);
-    if (c == 0xd7 || c == 0xf7) return 0;     /* × ÷ */
-    if (c >= 0x2000 && c <= 0x2bff) return 0; /* punctuation, symbols, arrows */
-    if (c >= 0x3000 && c <= 0x303f) return c >= 0x3005 && c <= 0x3007;
-    if (c >= 0xfe00 && c <= 0xfe0f) return 0; /* variation selectors */
-    if (c >= 0xff00 && c <= 0xff65)           /* fullwidth forms: keep letters, digits */
-        return (c >= 0xff10 && c <= 0xff19) || (c >= 0xff21 && c <= 0xff3a) ||
-               (c >= 0xff41 && c <= 0xff5a);
-    if (c >= 0x1f000 && c <= 0x1faff) return 0; /* emoji and pictographs */
-    return 1;
+    return !in_ranges(c, searchq_sep, sizeof searchq_sep / sizeof searchq_sep[0]);
+}
+
+/* Whether c may start a word: a mark only continues one (an emoji's
+ * variation selector after a separator is no word). */
+static int word_start(uint32_t c)
+{
+    return word_cp(c) &&
+           (c < 0x80 ||
+            !in_ranges(c, searchq_mark, sizeof searchq_mark / sizeof searchq_mark[0]));
 }
 
 struct out {
@@ -71,7 +85,7 @@ int searchq_build(const char *q, size_t len, char *out, size_t cap)
                 size_t w = i;
                 c = next_cp(u, len, &i);
                 if (c == '"') break;
-                if (!word_cp(c)) continue;
+                if (!word_start(c)) continue;
                 if (words++ && o.n > start) put(&o, " ", 1);
                 put(&o, q + w, i - w);
                 while (i < len) { /* the rest of the word */
@@ -87,7 +101,7 @@ int searchq_build(const char *q, size_t len, char *out, size_t cap)
             }
             put(&o, "\"", 1);
             o.terms++;
-        } else if (word_cp(c)) {
+        } else if (word_start(c)) {
             term_open(&o);
             put(&o, q + at, i - at);
             while (i < len) {

@@ -19,7 +19,9 @@
 
 #include <stddef.h>
 
-#define SEARCHQ_MAX_TERMS 16 /* words and phrases used; the rest are ignored */
+/* Words and phrases at most: every one a q of SEARCHQ_MAX_LEN code points
+ * can hold (one letter and one separator each). */
+#define SEARCHQ_MAX_TERMS 128
 #define SEARCHQ_MAX_LEN 256  /* code points of q */
 /* Bytes an expression for q of `len` bytes needs at most, NUL included. */
 #define SEARCHQ_OUT_MAX(len) (2 * (len) + 6 * SEARCHQ_MAX_TERMS + 1)
@@ -28,7 +30,7 @@
  * holds cap >= SEARCHQ_OUT_MAX(len) bytes, NUL-terminated. Returns the
  * number of terms written (1..SEARCHQ_MAX_TERMS), 0 when q has no word at
  * all (nothing to search: the caller answers bad_request), or -1 when cap
- * is too small (out is then empty). */
+ * is too small (out is then empty). Every word of q is used. */
 int searchq_build(const char *q, size_t len, char *out, size_t cap);
 
 #endif

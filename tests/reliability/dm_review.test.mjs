@@ -113,13 +113,21 @@ test('a token user whose sub equals a guest id does not get the guest\'s DMs', {
   clients.push(g, tom);
   const d = await g.request({ type: 'dm', user: 'tom' }, 'joined');
   await g.say(d.room, 'a private word to tom');
-  const imp = await tokenConn(s, g.user.id, 'Impostor');
+  // The fix: a token whose sub has a guest id's shape never gets a session
+  // (unauthorized, closed 1008), so it can neither read nor list the room.
+  const imp = await connect(s.url);
   clients.push(imp);
-  const h = await imp.request({ type: 'history', room: d.room }, 'history');
-  const r = await imp.request({ type: 'rooms' }, 'rooms');
-  t.diagnostic(`history: ${h.type} ${h.code ?? ''}; rooms: ${JSON.stringify(r.rooms)}`);
-  assert.notEqual(h.type, 'history', 'the impostor read the guest\'s DM history');
-  assert.ok(!r.rooms.some((x) => x.name === d.room), 'the guest\'s DM room is listed for the impostor');
+  imp.send({ type: 'hello', token: mintToken({ sub: g.user.id, name: 'Impostor' }) });
+  const w = await imp.next((m) => m.type === 'welcome' || m.type === 'error');
+  assert.deepEqual([w.type, w.code], ['error', 'unauthorized'], JSON.stringify(w));
+  // A sub that only looks close (another length, upper-case hex) is an ordinary user.
+  for (const sub of [g.user.id.toUpperCase(), `${g.user.id}0`, 'g_abc']) {
+    const ok = await tokenConn(s, sub, 'Near');
+    clients.push(ok);
+    assert.equal(ok.user.id, sub);
+    const h = await ok.request({ type: 'history', room: d.room }, 'history');
+    assert.deepEqual([h.type, h.code], ['error', 'forbidden']);
+  }
 });
 
 // Defect 4. The DM part of `rooms` (db_dm.c:sql_list) reads every DM room

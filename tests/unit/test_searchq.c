@@ -202,7 +202,7 @@ START_TEST(test_only_separators)
 {
     const char *qs[] = {"", " ", "\t\n\r", ",.;:!?", "-+^()[]{}", "'\\/|&%$#@~`", "_=<>"};
     for (size_t i = 0; i < sizeof qs / sizeof qs[0]; i++) {
-        char out[256];
+        char out[SEARCHQ_OUT_MAX(16)];
         memset(out, 'X', sizeof out);
         ck_assert_int_eq(searchq_build(qs[i], strlen(qs[i]), out, sizeof out), 0);
         ck_assert_str_eq(out, "");
@@ -286,36 +286,32 @@ END_TEST
 
 START_TEST(test_term_cap)
 {
-    /* 20 words: the first SEARCHQ_MAX_TERMS are used, the rest ignored. */
-    char q[256] = "", want[512] = "";
-    for (int i = 1; i <= 20; i++) {
+    /* Every word is used: a q of SEARCHQ_MAX_LEN code points holds at most
+     * SEARCHQ_MAX_TERMS words (a letter and a separator each), and a
+     * message must have all of them (a 17th word once was dropped). */
+    ck_assert_int_eq(SEARCHQ_MAX_TERMS, SEARCHQ_MAX_LEN / 2);
+    char q[SEARCHQ_MAX_LEN + 1] = "", want[1024] = "";
+    for (int i = 0; i < SEARCHQ_MAX_TERMS; i++) {
         char w[16];
-        snprintf(w, sizeof w, "%sw%d", i > 1 ? " " : "", i);
+        snprintf(w, sizeof w, "%s%c", i ? " " : "", 'a' + i % 26);
         strcat(q, w);
-        if (i <= SEARCHQ_MAX_TERMS) {
-            snprintf(w, sizeof w, "%s\"w%d\"", i > 1 ? " " : "", i);
-            strcat(want, w);
-        }
+        snprintf(w, sizeof w, "%s\"%c\"", i ? " " : "", 'a' + i % 26);
+        strcat(want, w);
     }
-    ck_assert_int_eq(SEARCHQ_MAX_TERMS, 16);
+    ck_assert_int_le(strlen(q), SEARCHQ_MAX_LEN);
     EXPECT_Q(q, SEARCHQ_MAX_TERMS, want, 0);
-    /* Phrases and prefixes count as one term each. */
+    /* Phrases and prefixes count as one term each, and all are kept. */
     char q2[512] = "", want2[1024] = "";
     for (int i = 1; i <= 18; i++) {
         char w[32];
         snprintf(w, sizeof w, i % 2 ? "\"p%d q\" " : "x%d* ", i);
         strcat(q2, w);
-        if (i <= SEARCHQ_MAX_TERMS) {
-            snprintf(w, sizeof w, i % 2 ? "%s\"p%d q\"" : "%s\"x%d\" *", i > 1 ? " " : "",
-                     i);
-            strcat(want2, w);
-        }
+        snprintf(w, sizeof w, i % 2 ? "%s\"p%d q\"" : "%s\"x%d\" *", i > 1 ? " " : "", i);
+        strcat(want2, w);
     }
-    EXPECT_Q(q2, SEARCHQ_MAX_TERMS, want2, 0);
-    /* Empty phrases are no terms: 16 words after them still fit. */
-    char q3[256] = "\"\" \"!\" ";
-    strcat(q3, q);
-    EXPECT_Q(q3, SEARCHQ_MAX_TERMS, want, 0);
+    EXPECT_Q(q2, 18, want2, 0);
+    /* Empty phrases are no terms. */
+    EXPECT_Q("\"\" \"!\" w1 w2", 2, "\"w1\" \"w2\"", 0);
 }
 END_TEST
 
