@@ -643,6 +643,7 @@ function toLatest() {
 
 function showRoom(name) {
   room = client.setRoom(name);
+  visited.add(name);
   for (const t of typers.values()) clearTimeout(t.timer);
   typers.clear();
   renderTyping();
@@ -799,12 +800,15 @@ function scrollToDivider() {
 
 // ---- unread counts (the server's), badges ---------------------------------------------
 
-// What a room's badge says: the server's count, for DMs and for rooms the
-// user has read before (a marker); none for the room on screen while it
-// is being read.
+// What a room's badge says: the server's count, for DMs, for rooms the
+// user has read before (a marker) and rooms opened in this page (the
+// widget's room always); none for the room on screen while it is being
+// read. A room merely listed (someone is in it) has no badge: its whole
+// past would count.
+const visited = new Set();
 function badgeCount(name) {
   if (room && name === room.name && canRead()) return 0;
-  if (!isDmRoom(name) && client.marker(name) === 0) return 0;
+  if (!isDmRoom(name) && client.marker(name) === 0 && !visited.has(name) && !(mode === 'embed' && name === homeRoom)) return 0;
   return client.unreadOf(name);
 }
 
@@ -830,6 +834,11 @@ function renderCounts() {
 client.addEventListener('unread', () => {
   markVisible();
   renderCounts();
+  // "N new messages" below the screen: fewer as they are read.
+  if (unseen && room) {
+    const n = client.unreadOf(room.name);
+    if (n < unseen) setUnseen(n);
+  }
 });
 
 client.addEventListener('read', (e) => {
