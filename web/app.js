@@ -1845,7 +1845,8 @@ function runSearch(more = false) {
     return;
   }
   Object.assign(srch, { q, room: where, ref, terms });
-  ui.searchMore.hidden = true;
+  // "Show older results" stays where it is (with the focus) while they load.
+  ui.searchMore.setAttribute('aria-disabled', String(more));
   setSearchStatus(more ? 'Loading older results…' : 'Searching…', true);
 }
 
@@ -1864,14 +1865,16 @@ client.addEventListener('search', (e) => {
   // A DM's other person, as far as a result shows it.
   for (const m of fresh) if (isDmRoom(m.room) && !peerOf(m.room) && m.user && !isOwn(m.user)) setPeer(m.room, { id: m.user.id, name: m.user.name });
   const first = ui.searchResults.childElementCount;
+  const onMore = document.activeElement === ui.searchMore;
   ui.searchResults.append(...fresh.map(resultNode));
+  ui.searchMore.removeAttribute('aria-disabled');
   ui.searchMore.hidden = !srch.hasMore;
   const n = srch.results.length;
   const q = `“${srch.q}”`;
   if (!n) setSearchStatus(`No messages match ${q}${whereLabel()}.`);
   else setSearchStatus(`${srch.hasMore ? `The newest ${n}` : n} result${n === 1 ? '' : 's'} for ${q}${whereLabel()}${srch.hasMore ? '. Older ones below.' : '.'}`);
-  // "Show older results" keeps focus in the list: on the first new one.
-  if (more && fresh.length && document.activeElement === ui.searchMore || (more && document.activeElement === document.body)) {
+  // "Show older results" moves the focus to the first of them.
+  if (more && fresh.length && (onMore || document.activeElement === document.body)) {
     ui.searchResults.children[first]?.querySelector('a')?.focus();
   }
 });
@@ -1886,6 +1889,7 @@ const SEARCH_ERRORS = {
 
 function searchFailed(code, message) {
   srch.ref = null;
+  ui.searchMore.removeAttribute('aria-disabled');
   setSearchStatus(SEARCH_ERRORS[code] || message || code);
   ui.searchMore.hidden = !srch.hasMore;
 }
@@ -1998,7 +2002,9 @@ ui.searchForm.addEventListener('submit', (e) => {
 ui.searchScope.addEventListener('change', () => {
   if (ui.searchInput.value.trim()) runSearch(false);
 });
-ui.searchMore.addEventListener('click', () => runSearch(true));
+ui.searchMore.addEventListener('click', () => {
+  if (!srch.ref) runSearch(true);
+});
 
 // Typing pauses: search without waiting for Enter (complete quotes only).
 let searchTimer = 0;

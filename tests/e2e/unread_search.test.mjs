@@ -407,6 +407,10 @@ test('search: results with the words marked, room, author and time; a result ope
   await page.getByRole('button', { name: 'Show older results' }).click();
   await page.locator('#search-status', { hasText: 'The newest 40 results' }).waitFor();
   assert.equal(await results.count(), 40);
+  assert.equal(await page.evaluate(() => [...document.querySelectorAll('#search-results a.result')].indexOf(document.activeElement)), 20,
+    'focus on the first of the older results');
+  await page.keyboard.press('Home');
+  assert.equal(await page.evaluate(() => [...document.querySelectorAll('#search-results a.result')].indexOf(document.activeElement)), 0);
   await page.keyboard.press('Escape');
   await page.locator('#search').waitFor({ state: 'hidden' });
   assert.equal(await page.evaluate(() => document.activeElement.id), 'search-open', 'focus back on the search button');
