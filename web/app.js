@@ -755,6 +755,9 @@ window.addEventListener('focus', () => {
 });
 window.addEventListener('blur', () => {
   ownFocus = false;
+  // In the widget: the host page may have lost the focus with us (the
+  // whole window did); widget.js checks and says.
+  toParent({ type: 'parley:blur' });
   readStateChanged();
 });
 window.addEventListener('pagehide', () => client.flushReads());

@@ -206,6 +206,10 @@
         case 'parley:close':
           close();
           break;
+        case 'parley:blur':
+          // The chat lost the focus: to this page, or with it.
+          setTimeout(tellFocus, 0);
+          break;
         case 'parley:signed-in':
           emit('parley:signed-in', { user: d.user, room: room });
           break;
