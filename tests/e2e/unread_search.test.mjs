@@ -193,6 +193,50 @@ test('messages below the screen stay unread until scrolled to; the view starts a
   await context.close();
 });
 
+test('read while the connection is down: the marker is sent when it is back', async () => {
+  const gus = await WsClient.connect(env.server.wsUrl, { name: 'Gus' });
+  await gus.join('offline');
+  const { context, page } = await newPage(env.browser);
+  let blocked = false;
+  const open = [];
+  await page.routeWebSocket(/\/ws$/, (ws) => {
+    if (blocked) {
+      ws.close({ code: 1013, reason: 'try again later' });
+      return;
+    }
+    const srv = ws.connectToServer();
+    open.push({ ws, srv });
+    ws.onMessage((d) => srv.send(d));
+    srv.onMessage((d) => ws.send(d));
+  });
+  const reads = [];
+  page.on('websocket', (w) => w.on('framesent', (f) => { if (String(f.payload).includes('"type":"read"')) reads.push(JSON.parse(String(f.payload))); }));
+  await openChat(page, env.server, { name: 'Hil', room: 'offline' });
+  const hil = await identity(page);
+  await blur(page);
+  const [, last] = await gus.sendAll('offline', ['while you were away', 'and one more']);
+  await msg(page, 'and one more').waitFor();
+  await badge(roomLink(page, 'offline')).filter({ hasText: '2' }).waitFor();
+  blocked = true;
+  for (const { ws, srv } of open.splice(0)) {
+    ws.close({ code: 1013, reason: 'slow consumer' });
+    srv.close();
+  }
+  await page.locator('#conn:not([data-state="online"])').waitFor();
+  // Read now, with nobody to tell: the page counts it read at once.
+  await focus(page);
+  await badge(roomLink(page, 'offline')).waitFor({ state: 'detached' });
+  assert.equal((await serverRooms(hil)).offline.unread, 2, 'the server does not know yet');
+  blocked = false;
+  await page.locator('#conn-retry').click({ timeout: 30000 * T });
+  await waitOnline(page, 40000 * T);
+  await until(async () => (await serverRooms(hil)).offline?.read === last.id, 'the marker after the reconnect');
+  assert.equal(reads.filter((r) => r.room === 'offline' && r.id === last.id).length, 1, 'sent once');
+  gus.close();
+  assert.deepEqual(page.errors, []);
+  await context.close();
+});
+
 test('DM badges come from the server: after a reload, and gone once read', async () => {
   const { context, page } = await newPage(env.browser, PHONE);
   await openChat(page, env.server, { name: 'Eve', room: 'lobby' });
