@@ -469,7 +469,7 @@ function decorate(li) {
     sep.firstChild.textContent = formatDay(li._ts);
   } else if (sep) sep.remove();
   const cont = !!(prev && sameDay && prev._user === li._user && li._ts - prev._ts < GROUP_MS &&
-    !prev.classList.contains('failed') && !li.classList.contains('failed'));
+    !prev.classList.contains('failed') && !li.classList.contains('failed') && !li.querySelector(':scope > .unread-divider'));
   li.classList.toggle('cont', cont);
 }
 
@@ -776,7 +776,11 @@ function placeDivider() {
     }
   }
   if (old && old.parentNode === target) return;
-  if (old) old.remove();
+  if (old) {
+    const was = old.parentNode;
+    old.remove();
+    decorate(was); // its author shows again only when the line was why
+  }
   if (!target) return;
   const d = el('div', 'unread-divider');
   d.setAttribute('role', 'separator');
@@ -785,6 +789,7 @@ function placeDivider() {
   const day = target.firstElementChild && target.firstElementChild.classList.contains('day') ? target.firstElementChild : null;
   if (day) day.after(d);
   else target.prepend(d);
+  decorate(target); // a new group starts below the line, with its author
 }
 
 // After a room's first messages are drawn: with a "New messages" line
