@@ -331,8 +331,7 @@ struct db *db_open(const struct db_options *opt, char *err, size_t errlen)
     if (db__setup(db, err, errlen)) goto err;
     /* After the migrations: its read-only connection needs the schema. */
     if (opt->search_done &&
-        !(db->search = db_search_open(opt->path, opt->vfs, opt->queue_max,
-                                      opt->search_done, opt->search_arg, err, errlen)))
+        !(db->search = db_search_open(opt, err, errlen)))
         goto err;
     if (pthread_create(&db->thread, NULL, db_worker, db)) {
         snprintf(err, errlen, "cannot start the database thread");
@@ -347,7 +346,8 @@ err:
 
 int db_submit(struct db *db, struct db_req *r)
 {
-    if (r->op == DB_SEARCH) {
+    /* Reads that need no place in the commit order go beside the worker. */
+    if (r->op == DB_SEARCH || (r->op == DB_READ && r->dms && db->search)) {
         r->frame = NULL;
         r->pair = r->peer = NULL;
         return db->search ? db_search_submit(db->search, r) : -1;

@@ -122,10 +122,12 @@ struct db_req {
      * `limit` rows would pass db_options.read_max_bytes (one row at least). */
     int limit;
     unsigned any_author : 1; /* DB_DELETE: may delete anyone's (a moderator) */
-    unsigned guest : 1;      /* DB_USER */
+    unsigned guest : 1;      /* DB_USER; DB_READ with dms: the user is a guest */
     unsigned no_guest_dms : 1; /* DB_DM: refuse a guest peer */
-    /* DB_READ: instead of messages, r->user_id's DM rooms (db_dm_list), or
-     * only the check that it is one of the DM room's users. */
+    /* DB_READ: instead of messages, r->user_id's part of the rooms listing
+     * (db_mark_rooms; run by the search thread when there is one, so in no
+     * order with writes), or only the check that it is one of the DM
+     * room's users. */
     unsigned dms : 1, check : 1;
     unsigned mark : 1; /* DB_READ (a join): also the user's read marker */
 
@@ -164,6 +166,7 @@ struct db_options {
      * server: hub_complete). NULL: no search thread, DB_SEARCH refused. */
     void (*search_done)(void *arg, struct db_req *r);
     void *search_arg;
+    int no_guest_dms; /* --no-guest-dms: DM rooms with a guest are closed */
 };
 
 struct db_stats {

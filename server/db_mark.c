@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "db_dm.h"
 #include "db_impl.h" /* db_status_of */
 #include "log.h"
 #include "protocol.h"
@@ -143,13 +144,11 @@ struct dm_walk {
     int rc;
 };
 
-static int dm_line(void *arg, const char *room, const char *peer_json)
+static int dm_line(void *arg, const struct db_dm_row *row)
 {
     struct dm_walk *w = arg;
-    int64_t read;
-    int rc = marker(w->m, w->r->user_id, room, &read);
-    if (rc != SQLITE_OK) return w->rc = failed(w->m->get, w->r, "rooms-read", rc);
-    return w->rc = put_line(w->m, w->r, w->b, room, read, peer_json, w->hi);
+    return w->rc =
+               put_line(w->m, w->r, w->b, row->room, row->read, row->peer_json, w->hi);
 }
 
 /* The rooms with a marker that are not listed yet (not in `sorted`, the

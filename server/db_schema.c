@@ -166,6 +166,7 @@ int db__setup(struct db *db, char *err, size_t errlen)
             snprintf(err, errlen, "%s: %s", db->opt.path, sqlite3_errmsg(db->conn));
             return -1;
         }
+    db->dm.no_guests = db->opt.no_guest_dms;
     if (db_dm_prepare(&db->dm, db->conn) != SQLITE_OK ||
         db_mark_prepare(&db->mark, db->conn) != SQLITE_OK) {
         snprintf(err, errlen, "%s: %s", db->opt.path, sqlite3_errmsg(db->conn));

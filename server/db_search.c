@@ -9,6 +9,8 @@
 
 #include "buf.h"
 #include "db.h"
+#include "db_dm.h"
+#include "db_mark.h"
 #include "log.h"
 #include "protocol.h"
 
@@ -18,7 +20,9 @@
 #define SEARCH_SCAN_MAX 20000
 
 struct db_search {
-    sqlite3 *conn; /* the search thread's only, once started */
+    sqlite3 *conn;       /* the search thread's only, once started */
+    struct db_mark mark; /* the listing's statements, on conn */
+    struct db_dm dm;
     pthread_t thread;
     int started, queue_max;
     void (*done)(void *arg, struct db_req *r);
@@ -178,6 +182,8 @@ static void *search_main(void *arg)
         r->next = NULL;
         if (stopping)
             r->status = DB_BUSY;
+        else if (r->op == DB_READ) /* dms: it sees everything committed */
+            db_mark_rooms(&s->mark, &s->dm, r, INT64_MAX);
         else
             run_search(s, r);
         s->done(s->done_arg, r); /* r is the submitter's again */
@@ -185,19 +191,21 @@ static void *search_main(void *arg)
     return NULL;
 }
 
-struct db_search *db_search_open(const char *path, const char *vfs, int queue_max,
-                                 void (*done)(void *arg, struct db_req *r), void *arg,
-                                 char *err, size_t errlen)
+struct db_search *db_search_open(const struct db_options *opt, char *err, size_t errlen)
 {
+    const char *path = opt->path;
     struct db_search *s = calloc(1, sizeof(*s));
     if (!s) return snprintf(err, errlen, "out of memory"), NULL;
-    s->queue_max = queue_max;
-    s->done = done;
-    s->done_arg = arg;
+    s->queue_max = opt->queue_max;
+    s->done = opt->search_done;
+    s->done_arg = opt->search_arg;
+    s->dm.no_guests = opt->no_guest_dms;
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->cond, NULL);
     int flags = SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX;
-    if (sqlite3_open_v2(path, &s->conn, flags, vfs) != SQLITE_OK) {
+    if (sqlite3_open_v2(path, &s->conn, flags, opt->vfs) != SQLITE_OK ||
+        db_mark_prepare(&s->mark, s->conn) != SQLITE_OK ||
+        db_dm_prepare(&s->dm, s->conn) != SQLITE_OK) {
         snprintf(err, errlen, "%s: search: %s", path,
                  s->conn ? sqlite3_errmsg(s->conn) : "cannot open");
         goto err;
@@ -244,6 +252,8 @@ void db_search_close(struct db_search *s)
     pthread_cond_broadcast(&s->cond);
     pthread_mutex_unlock(&s->lock);
     if (s->started) pthread_join(s->thread, NULL);
+    db_mark_finalize(&s->mark);
+    db_dm_finalize(&s->dm);
     sqlite3_close(s->conn);
     pthread_mutex_destroy(&s->lock);
     pthread_cond_destroy(&s->cond);

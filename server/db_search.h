@@ -1,5 +1,6 @@
-/* db_search.h -- full-text search on its own thread and its own read-only
- * connection to the database file.
+/* db_search.h -- full-text search, and the other reads that need no place
+ * in the commit order (the `rooms` listing's database part), on their own
+ * thread and their own read-only connection to the database file.
  *
  * A search can take tens of milliseconds on a large history. Run on the
  * database worker, it would hold every commit (and so every ack) behind
@@ -19,6 +20,7 @@
 
 #include <stddef.h>
 
+struct db_options;
 struct db_req;
 struct db_search;
 
@@ -33,13 +35,12 @@ struct db_search_scope {
     const char *const *prefixes;
 };
 
-/* Opens `path` read-only and starts the thread. queue_max bounds the
- * searches waiting. done(arg, r) is called on the search thread for each
- * finished request. Returns NULL with a reason in err. Main thread. */
-struct db_search *db_search_open(const char *path, const char *vfs, int queue_max,
-                                 void (*done)(void *arg, struct db_req *r), void *arg,
-                                 char *err, size_t errlen);
-/* Queues r (op DB_SEARCH). Returns 0, or -1 when the queue is full or the
+/* Opens opt->path read-only and starts the thread. opt->queue_max bounds
+ * the requests waiting; opt->search_done(opt->search_arg, r) is called on
+ * the thread for each finished one. Returns NULL with a reason in err.
+ * Main thread, after the database is migrated. */
+struct db_search *db_search_open(const struct db_options *opt, char *err, size_t errlen);
+/* Queues r (DB_SEARCH, or DB_READ with dms: db_mark_rooms). Returns 0, or -1 when the queue is full or the
  * thread is stopping (r untouched). Any thread. */
 int db_search_submit(struct db_search *s, struct db_req *r);
 /* Stops the thread: searches still queued complete through done with

@@ -47,7 +47,7 @@ static int run_send(struct db *db, struct db_req *r, int64_t *max_id)
     if (sqlite3_changes(db->conn) == 1) {
         r->id = ++*max_id;
         r->ts = ts;
-        return SQLITE_OK;
+        return proto_room_is_dm(r->room) ? db_dm_touch(&db->dm, r, r->id) : SQLITE_OK;
     }
     sqlite3_bind_text(find, 1, r->room, -1, SQLITE_STATIC);
     sqlite3_bind_text(find, 2, r->user_id, -1, SQLITE_STATIC);
@@ -133,7 +133,7 @@ static int run_change(struct db *db, struct db_req *r, int64_t *max_id)
     }
     r->id = *max_id = id;
     r->ts = ts;
-    return SQLITE_OK;
+    return proto_room_is_dm(r->room) ? db_dm_touch(&db->dm, r, id) : SQLITE_OK;
 }
 
 /* Records a welcomed user (first seen, latest name, last seen). */

@@ -142,6 +142,7 @@ int main(int argc, char **argv)
         .wake_arg = &hub,
         .search_done = hub_search_done, /* searches go back from their thread */
         .search_arg = &hub,
+        .no_guest_dms = cfg.no_guest_dms,
         .retention_ms = (int64_t)cfg.retention_days * 86400000,
         .max_per_room = cfg.max_messages_per_room,
         .prune_interval_ms = cfg.prune_interval * 1000,

@@ -68,6 +68,7 @@ enum roomreq_kind roomlist_prepare(struct session *s)
     roomreq_reset_dbr(s);
     s->dbr.op = DB_READ;
     s->dbr.dms = 1;
+    s->dbr.guest = s->guest;
     s->dbr.rooms_in = names;
     s->dbr.nrooms_in = n;
     return ROOMREQ_READ;

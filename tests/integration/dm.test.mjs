@@ -288,12 +288,15 @@ test('users seen, DM rooms and their messages survive a restart', async (t) => {
   h.clients.push(g2);
   await g2.hello({ name: 'Gus', resume });
   assert.equal(g2.user.id, gid);
-  const gl = (await rooms(g2)).filter((r) => r.name === ja.room);
-  assert.equal(gl.length, 1, JSON.stringify(await rooms(g2)));
-  assert.deepEqual(usr(gl[0].peer), { id: a.user.id, name: 'Ann' });
+  // An empty DM room someone else started is not listed (nobody can fill
+  // another user's list with empty rooms), until it has a message.
+  assert.deepEqual((await rooms(g2)).filter((r) => r.name === ja.room), [], 'empty, not Gus\'s own');
   const ack = await send(g2, ja.room, 'back again');
   const got = await a.next(inRoom(ja.room, 'message'));
   assert.deepEqual([got.id, got.text, got.user.id], [ack.id, 'back again', gid]);
+  const gl = (await rooms(g2)).filter((r) => r.name === ja.room);
+  assert.equal(gl.length, 1, JSON.stringify(await rooms(g2)));
+  assert.deepEqual(usr(gl[0].peer), { id: a.user.id, name: 'Ann' });
 });
 
 // ---------------------------------------------------------------------------
@@ -578,8 +581,10 @@ test('rooms lists the user\'s DM rooms with peer, members and last_id, online or
   const d = await tok(s, h.clients, 'dan', 'Dan');
   const ab = (await dm(a1, 'bob')).room;
   const cd = (await dm(c, 'dan')).room; // another pair, online and joined
+  await send(c, cd, 'hi dan');
   await d.join(cd);
   const ac = (await dm(a1, 'carol')).room; // alice's second DM, with carol
+  await send(a1, ac, 'hello carol'); // listed to carol once it has a message
   const m1 = await send(a1, ab, 'first');
   const entry = async (x, room) => {
     const list = await rooms(x);

@@ -887,6 +887,8 @@ static const char *const room_frames[] = {
     "{\"type\":\"typing\",\"room\":\"%s\",\"ref\":\"k\"}",
     "{\"type\":\"edit\",\"room\":\"%s\",\"id\":1,\"text\":\"x\",\"ref\":\"k\"}",
     "{\"type\":\"delete\",\"room\":\"%s\",\"id\":1,\"ref\":\"k\"}",
+    "{\"type\":\"read\",\"room\":\"%s\",\"id\":0,\"ref\":\"k\"}",
+    "{\"type\":\"search\",\"room\":\"%s\",\"q\":\"x\",\"ref\":\"k\"}",
 };
 
 static void expect_room(const char *room, enum proto_err want)
@@ -935,6 +937,231 @@ START_TEST(test_dm_room_names_in_requests)
 }
 END_TEST
 
+/* ---- read and search (1.1) ---- */
+
+START_TEST(test_parse_read)
+{
+    struct proto_req r;
+    const char *msg;
+#define P(s) proto_parse(s, strlen(s), &lim, &r, &msg)
+    ck_assert_int_eq(P("{\"type\":\"read\",\"room\":\"lobby\",\"id\":130,\"ref\":\"r\"}"),
+                     PROTO_OK);
+    ck_assert_int_eq(r.type, REQ_READ);
+    ck_assert_str_eq(r.room, "lobby");
+    ck_assert_int_eq(r.id, 130);
+    ck_assert_str_eq(r.ref, "r");
+    proto_req_free(&r);
+    /* 0 (nothing read yet) and the largest exact JSON integer are fine. */
+    ck_assert_int_eq(P("{\"type\":\"read\",\"room\":\"lobby\",\"id\":0}"), PROTO_OK);
+    ck_assert_int_eq(r.id, 0);
+    ck_assert_ptr_null(r.ref);
+    proto_req_free(&r);
+    ck_assert_int_eq(P("{\"type\":\"read\",\"room\":\"lobby\",\"id\":9007199254740991}"),
+                     PROTO_OK);
+    ck_assert_int_eq(r.id, 9007199254740991LL);
+    proto_req_free(&r);
+    ck_assert_int_eq(P("{\"type\":\"read\",\"room\":\"lobby\",\"id\":1e2}"), PROTO_OK);
+    ck_assert_int_eq(r.id, 100);
+    proto_req_free(&r);
+    /* id: missing, negative, fractional, a string, null, 2^53: bad_request. */
+    const char *bad[] = {
+        "{\"type\":\"read\",\"ref\":\"x\",\"room\":\"lobby\"}",
+        "{\"type\":\"read\",\"ref\":\"x\",\"room\":\"lobby\",\"id\":-1}",
+        "{\"type\":\"read\",\"ref\":\"x\",\"room\":\"lobby\",\"id\":-0.5}",
+        "{\"type\":\"read\",\"ref\":\"x\",\"room\":\"lobby\",\"id\":1.5}",
+        "{\"type\":\"read\",\"ref\":\"x\",\"room\":\"lobby\",\"id\":\"7\"}",
+        "{\"type\":\"read\",\"ref\":\"x\",\"room\":\"lobby\",\"id\":null}",
+        "{\"type\":\"read\",\"ref\":\"x\",\"room\":\"lobby\",\"id\":true}",
+        "{\"type\":\"read\",\"ref\":\"x\",\"room\":\"lobby\",\"id\":[1]}",
+        "{\"type\":\"read\",\"ref\":\"x\",\"room\":\"lobby\",\"id\":9007199254740992}",
+        "{\"type\":\"read\",\"ref\":\"x\",\"room\":\"lobby\",\"id\":1e300}",
+        "{\"type\":\"read\",\"ref\":\"x\",\"room\":\"lobby\",\"Id\":1}",
+        /* room: missing or not a string */
+        "{\"type\":\"read\",\"ref\":\"x\",\"id\":1}",
+        "{\"type\":\"read\",\"ref\":\"x\",\"room\":7,\"id\":1}",
+        "{\"type\":\"read\",\"ref\":\"x\",\"room\":null,\"id\":1}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        msg = NULL;
+        enum proto_err e = P(bad[i]);
+        if (e != E_BAD_REQUEST)
+            ck_abort_msg("%s: got %s, want bad_request", bad[i], proto_err_code(e));
+        ck_assert_ptr_nonnull(msg);
+        ck_assert_str_eq(r.ref, "x");
+        proto_req_free(&r);
+    }
+    /* The room rules of every room request: bad names, the dm- prefix. */
+    const char *bad_room[] = {
+        "{\"type\":\"read\",\"room\":\"Lobby\",\"id\":1}",
+        "{\"type\":\"read\",\"room\":\"\",\"id\":1}",
+        "{\"type\":\"read\",\"room\":\"-x\",\"id\":1}",
+        "{\"type\":\"read\",\"room\":\"dm-lobby\",\"id\":1}",
+        "{\"type\":\"read\",\"room\":\"dm-" HEX32 "0\",\"id\":1}",
+    };
+    for (size_t i = 0; i < sizeof bad_room / sizeof bad_room[0]; i++) {
+        if (P(bad_room[i]) != E_BAD_ROOM) ck_abort_msg("%s: not bad_room", bad_room[i]);
+        proto_req_free(&r);
+    }
+    ck_assert_int_eq(P("{\"type\":\"read\",\"room\":\"dm-" HEX32 "\",\"id\":5}"),
+                     PROTO_OK);
+    ck_assert_str_eq(r.room, "dm-" HEX32);
+    ck_assert_int_eq(r.id, 5);
+    proto_req_free(&r);
+#undef P
+}
+END_TEST
+
+/* A search frame with q = the string `q` (already JSON-escaped) and `rest`
+ * (",…" or ""), parsed: returns the error, frees. */
+static enum proto_err search_q(const char *q, const char *rest)
+{
+    size_t n = strlen(q) + strlen(rest) + 64;
+    char *f = malloc(n);
+    ck_assert_ptr_nonnull(f);
+    snprintf(f, n, "{\"type\":\"search\",\"ref\":\"s\",\"q\":\"%s\"%s}", q, rest);
+    struct proto_req r;
+    const char *msg = NULL;
+    enum proto_err e = proto_parse(f, strlen(f), &lim, &r, &msg);
+    if (e == PROTO_OK) ck_assert_int_eq(r.type, REQ_SEARCH);
+    if (e != PROTO_OK) ck_assert_ptr_nonnull(msg);
+    ck_assert_ptr_nonnull(r.ref);
+    ck_assert_str_eq(r.ref, "s");
+    proto_req_free(&r);
+    free(f);
+    return e;
+}
+
+START_TEST(test_parse_search)
+{
+    struct proto_req r;
+    const char *msg;
+#define P(s) proto_parse(s, strlen(s), &lim, &r, &msg)
+    ck_assert_int_eq(P("{\"type\":\"search\",\"q\":\"deploy friday\",\"ref\":\"s1\"}"),
+                     PROTO_OK);
+    ck_assert_int_eq(r.type, REQ_SEARCH);
+    ck_assert_str_eq(r.q, "deploy friday");
+    ck_assert_ptr_null(r.room); /* every room the user may read */
+    ck_assert_int_eq(r.before, -1);
+    ck_assert_int_eq(r.limit, 20);
+    ck_assert_int_eq(r.limit, PROTO_SEARCH_DEFAULT);
+    ck_assert_str_eq(r.ref, "s1");
+    proto_req_free(&r);
+    ck_assert_int_eq(P("{\"type\":\"search\",\"q\":\"\\\"a b\\\" c* \\u00e9\",\"room\":"
+                       "\"lobby\",\"before\":99,\"limit\":50}"),
+                     PROTO_OK);
+    ck_assert_str_eq(r.q, "\"a b\" c* \xc3\xa9");
+    ck_assert_str_eq(r.room, "lobby");
+    ck_assert_int_eq(r.before, 99);
+    ck_assert_int_eq(r.limit, 50);
+    proto_req_free(&r);
+    ck_assert_int_eq(P("{\"type\":\"search\",\"q\":\"x\",\"limit\":1,\"before\":0}"),
+                     PROTO_OK);
+    ck_assert_int_eq(r.limit, 1);
+    ck_assert_int_eq(r.before, 0);
+    proto_req_free(&r);
+    /* A DM room by its name: the parser takes it (who may is the db's call). */
+    ck_assert_int_eq(P("{\"type\":\"search\",\"q\":\"x\",\"room\":\"dm-" HEX32 "\"}"),
+                     PROTO_OK);
+    ck_assert_str_eq(r.room, "dm-" HEX32);
+    proto_req_free(&r);
+    /* q: missing, not a string, empty: bad_request. A q of only separators
+     * parses (search.c answers it: no words to search for). */
+    const char *bad[] = {
+        "{\"type\":\"search\",\"ref\":\"s\"}",
+        "{\"type\":\"search\",\"ref\":\"s\",\"q\":\"\"}",
+        "{\"type\":\"search\",\"ref\":\"s\",\"q\":null}",
+        "{\"type\":\"search\",\"ref\":\"s\",\"q\":7}",
+        "{\"type\":\"search\",\"ref\":\"s\",\"q\":true}",
+        "{\"type\":\"search\",\"ref\":\"s\",\"q\":[\"a\"]}",
+        "{\"type\":\"search\",\"ref\":\"s\",\"q\":{\"a\":1}}",
+        "{\"type\":\"search\",\"ref\":\"s\",\"Q\":\"a\"}",
+        /* room present: validated */
+        "{\"type\":\"search\",\"ref\":\"s\",\"q\":\"a\",\"room\":null}",
+        "{\"type\":\"search\",\"ref\":\"s\",\"q\":\"a\",\"room\":5}",
+        "{\"type\":\"search\",\"ref\":\"s\",\"q\":\"a\",\"room\":[\"lobby\"]}",
+        /* before: a message id */
+        "{\"type\":\"search\",\"ref\":\"s\",\"q\":\"a\",\"before\":-1}",
+        "{\"type\":\"search\",\"ref\":\"s\",\"q\":\"a\",\"before\":1.5}",
+        "{\"type\":\"search\",\"ref\":\"s\",\"q\":\"a\",\"before\":\"9\"}",
+        "{\"type\":\"search\",\"ref\":\"s\",\"q\":\"a\",\"before\":9007199254740992}",
+        /* limit: 1 to 50 */
+        "{\"type\":\"search\",\"ref\":\"s\",\"q\":\"a\",\"limit\":0}",
+        "{\"type\":\"search\",\"ref\":\"s\",\"q\":\"a\",\"limit\":51}",
+        "{\"type\":\"search\",\"ref\":\"s\",\"q\":\"a\",\"limit\":-1}",
+        "{\"type\":\"search\",\"ref\":\"s\",\"q\":\"a\",\"limit\":2.5}",
+        "{\"type\":\"search\",\"ref\":\"s\",\"q\":\"a\",\"limit\":\"5\"}",
+        "{\"type\":\"search\",\"ref\":\"s\",\"q\":\"a\",\"limit\":null}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        msg = NULL;
+        enum proto_err e = P(bad[i]);
+        if (e != E_BAD_REQUEST)
+            ck_abort_msg("%s: got %s, want bad_request", bad[i], proto_err_code(e));
+        ck_assert_ptr_nonnull(msg);
+        ck_assert_str_eq(r.ref, "s");
+        proto_req_free(&r);
+    }
+    const char *bad_room[] = {
+        "{\"type\":\"search\",\"q\":\"a\",\"room\":\"\"}",
+        "{\"type\":\"search\",\"q\":\"a\",\"room\":\"Lobby\"}",
+        "{\"type\":\"search\",\"q\":\"a\",\"room\":\"dm-x\"}",
+        "{\"type\":\"search\",\"q\":\"a\",\"room\":\"dm-" HEX32 "0\"}",
+    };
+    for (size_t i = 0; i < sizeof bad_room / sizeof bad_room[0]; i++) {
+        if (P(bad_room[i]) != E_BAD_ROOM) ck_abort_msg("%s: not bad_room", bad_room[i]);
+        proto_req_free(&r);
+    }
+    ck_assert_int_eq(search_q("!?", ""), PROTO_OK);
+    ck_assert_int_eq(search_q("*", ""), PROTO_OK);
+#undef P
+}
+END_TEST
+
+START_TEST(test_parse_search_length)
+{
+    /* 1 to 256 code points, counted in code points, not bytes. */
+    char *a256 = rep("a", 256), *a257 = rep("a", 257);
+    char *e256 = rep("\xc3\xa9", 256), *e257 = rep("\xc3\xa9", 257);
+    char *r256 = rep("\xf0\x9f\x9a\x80", 256), *r257 = rep("\xf0\x9f\x9a\x80", 257);
+    char *u256 = rep("\\u00e9", 256), *u257 = rep("\\u00e9", 257);
+    ck_assert_int_eq(search_q("a", ""), PROTO_OK);
+    ck_assert_int_eq(search_q(a256, ""), PROTO_OK);
+    ck_assert_int_eq(search_q(a257, ""), E_BAD_REQUEST);
+    ck_assert_int_eq(search_q(e256, ""), PROTO_OK);
+    ck_assert_int_eq(search_q(e257, ""), E_BAD_REQUEST);
+    ck_assert_int_eq(search_q(r256, ""), PROTO_OK);
+    ck_assert_int_eq(search_q(r257, ""), E_BAD_REQUEST);
+    ck_assert_int_eq(search_q(u256, ""), PROTO_OK); /* escapes count once decoded */
+    ck_assert_int_eq(search_q(u257, ""), E_BAD_REQUEST);
+    ck_assert_int_eq(search_q(a256, ",\"room\":\"lobby\",\"limit\":50"), PROTO_OK);
+    free(a256);
+    free(a257);
+    free(e256);
+    free(e257);
+    free(r256);
+    free(r257);
+    free(u256);
+    free(u257);
+}
+END_TEST
+
+START_TEST(test_read_writer)
+{
+    struct buf *b = proto_read("lobby", 130, NULL);
+    ck_buf_eq(b, "{\"type\":\"read\",\"room\":\"lobby\",\"id\":130}");
+    buf_unref(b);
+    b = proto_read("lobby", 130, "r\"1");
+    ck_buf_eq(b, "{\"type\":\"read\",\"room\":\"lobby\",\"id\":130,\"ref\":\"r\\\"1\"}");
+    buf_unref(b);
+    b = proto_read("dm-" HEX32, 0, "x");
+    ck_buf_eq(b, "{\"type\":\"read\",\"room\":\"dm-" HEX32 "\",\"id\":0,\"ref\":\"x\"}");
+    buf_unref(b);
+    b = proto_read("a", 9007199254740991LL, NULL);
+    ck_buf_eq(b, "{\"type\":\"read\",\"room\":\"a\",\"id\":9007199254740991}");
+    buf_unref(b);
+}
+END_TEST
+
 static Suite *protocol_suite(void)
 {
     Suite *s = suite_create("protocol");
@@ -980,6 +1207,12 @@ static Suite *protocol_suite(void)
     tcase_add_test(td, test_room_is_dm);
     tcase_add_test(td, test_dm_room_names_in_requests);
     suite_add_tcase(s, td);
+    TCase *trs = tcase_create("read_search");
+    tcase_add_test(trs, test_parse_read);
+    tcase_add_test(trs, test_parse_search);
+    tcase_add_test(trs, test_parse_search_length);
+    tcase_add_test(trs, test_read_writer);
+    suite_add_tcase(s, trs);
     return s;
 }
 
