@@ -28,7 +28,6 @@ const ui = {
   typing: $('typing'), composer: $('composer'), text: $('text'), textLabel: $('text-label'), send: $('send'),
   counter: $('counter'), live: $('live'),
   dms: $('dms'), dmsEmpty: $('dms-empty'), roomHash: document.querySelector('#room-title .hash'),
-  timeline: document.querySelector('.timeline'),
   searchOpen: $('search-open'), search: $('search'), searchForm: $('search-form'), searchInput: $('search-input'),
   searchScope: $('search-scope'), searchClose: $('search-close'), searchStatus: $('search-status'),
   searchResults: $('search-results'), searchMore: $('search-more'),
