@@ -4,6 +4,7 @@
 // nodes (text.js), never HTML.
 
 import { Client, ROOM_RE, NAME_MAX, codePoints, store, wsUrl, isDmRoom } from './client.js';
+import { queryTerms, highlight } from './search.js';
 import { renderText, formatTime, formatFull, formatDay, dayKey, hueOf, initials } from './text.js';
 
 const $ = (id) => document.getElementById(id);
@@ -27,6 +28,9 @@ const ui = {
   typing: $('typing'), composer: $('composer'), text: $('text'), textLabel: $('text-label'), send: $('send'),
   counter: $('counter'), live: $('live'),
   dms: $('dms'), dmsEmpty: $('dms-empty'), roomHash: document.querySelector('#room-title .hash'),
+  searchOpen: $('search-open'), search: $('search'), searchForm: $('search-form'), searchInput: $('search-input'),
+  searchScope: $('search-scope'), searchClose: $('search-close'), searchStatus: $('search-status'),
+  searchResults: $('search-results'), searchMore: $('search-more'),
   confirm: $('confirm-dialog'), confirmQuote: $('confirm-quote'), confirmCancel: $('confirm-cancel'),
   dialog: $('name-dialog'), nameForm: $('name-form'), nameInput: $('name-input'), nameError: $('name-error'),
   nameCancel: $('name-cancel'), nameTitle: $('name-title'), nameDesc: $('name-desc'), nameSubmit: $('name-submit'),
@@ -47,6 +51,9 @@ const client = new Client({
   url: wsUrl(),
   auth,
   clientName: `parley-web/1 (${mode})`,
+  // The widget: a room's first visit starts with nothing unread, so a new
+  // visitor's button does not count the room's whole past.
+  baseline: mode === 'embed',
   persist: {
     load() {
       try { return JSON.parse(session.get(KEY_OUTBOX) || '[]'); } catch { return []; }
@@ -92,11 +99,14 @@ const nodes = new Map();    // message id -> li
 const pendingNodes = new Map(); // client_id -> li
 let stick = true;           // keep the view pinned to the bottom
 let unseen = 0;             // messages arrived while scrolled up
-let unread = 0;             // messages arrived while the chat was not visible
+let unread = 0;             // unread messages in every room counted (the title, the widget's button)
 let panelOpen = mode === 'page';
+let dividerAt = null;       // the "New messages" line goes above the first message from others after this id
+let hitId = null;           // the message opened from a search result, highlighted
+let pendingJump = null;     // {room, id}: a search result to open once its room is joined
 const typers = new Map();   // user id -> {name, timer}
 const knownRooms = new Map(); // name -> {name, members, last_id}
-const dms = new Map();      // DM room name -> {name, peer, unread, lastId}
+const dms = new Map();      // DM room name -> {name, peer, lastId}
 const homeRoom = roomFromUrlQuiet();
 let editing = null;         // {id, li, input, returnTo} while a message is edited in place
 const saving = new Map();   // message id -> text of an edit sent but not yet confirmed
@@ -128,6 +138,7 @@ function messageNode(m, { pending = null } = {}) {
   } else {
     li.dataset.id = m.id;
     li._id = m.id;
+    if (m.id === hitId) markHit(li);
   }
 
   const row = el('div', 'row');
@@ -395,12 +406,15 @@ function rerender(id) {
   if (editing && editing.id === id) return old;
   if (openMenu && old.contains(openMenu.btn)) closeMenu(false);
   const hadFocus = old.contains(document.activeElement);
+  const wasFocused = document.activeElement === old;
   const li = messageNode(m);
   old.replaceWith(li);
-  nodes.set(id, li);
+  setNode(id, li);
   decorate(li);
   decorate(li.nextElementSibling);
-  if (hadFocus) (li.querySelector('.msg-menu-btn') || ui.text).focus();
+  placeDivider();
+  if (wasFocused) li.focus({ preventScroll: true });
+  else if (hadFocus) (li.querySelector('.msg-menu-btn') || ui.text).focus();
   if (stick) scrollToBottom();
   return li;
 }
@@ -454,7 +468,7 @@ function decorate(li) {
     sep.firstChild.textContent = formatDay(li._ts);
   } else if (sep) sep.remove();
   const cont = !!(prev && sameDay && prev._user === li._user && li._ts - prev._ts < GROUP_MS &&
-    !prev.classList.contains('failed') && !li.classList.contains('failed'));
+    !prev.classList.contains('failed') && !li.classList.contains('failed') && !li.querySelector(':scope > .unread-divider'));
   li.classList.toggle('cont', cont);
 }
 
@@ -539,29 +553,40 @@ function atBottom() {
 
 function scrollToBottom() {
   ui.scroller.scrollTop = ui.scroller.scrollHeight;
-  stick = true;
+  stick = !(room && room.detached);
   setUnseen(0);
 }
 
+// The button over the bottom of the timeline: "3 new messages" while
+// scrolled up, or "Jump to the latest messages" while a search result's
+// surroundings are shown.
 function setUnseen(n) {
   unseen = n;
-  ui.newMarker.hidden = n === 0;
-  if (n) {
-    ui.newMarker.replaceChildren(el('span', null, n === 1 ? '1 new message' : `${n} new messages`));
+  const detached = !!(room && room.detached);
+  ui.newMarker.hidden = n === 0 && !detached;
+  if (n || detached) {
+    ui.newMarker.replaceChildren(el('span', null, detached ? 'Jump to the latest messages' : n === 1 ? '1 new message' : `${n} new messages`));
     const arrow = el('span', 'arrow', '↓');
     arrow.setAttribute('aria-hidden', 'true');
     ui.newMarker.append(arrow);
   }
 }
 
+// (Not while the search hides the timeline: it has no size then.)
 function requestOlder() {
-  if (room && client.loadOlder(room.name)) renderHistoryStatus();
+  if (room && !searchIsOpen() && client.loadOlder(room.name)) renderHistoryStatus();
+}
+
+function requestNewer() {
+  if (room && room.detached && !searchIsOpen()) client.loadNewer(room.name);
 }
 
 function fillIfShort() {
   // Fewer messages than fit on screen: there is nothing to scroll, so ask
-  // for the older ones now.
-  if (room && room.hasOlder && ui.scroller.scrollHeight <= ui.scroller.clientHeight + 400) requestOlder();
+  // for the older ones now (and the newer ones, below a search result).
+  if (!room || ui.scroller.scrollHeight > ui.scroller.clientHeight + 400) return;
+  if (room.hasOlder) requestOlder();
+  requestNewer();
 }
 
 function renderHistoryStatus() {
@@ -587,32 +612,66 @@ function renderHistoryStatus() {
 }
 
 ui.scroller.addEventListener('scroll', () => {
-  stick = atBottom();
+  const s = ui.scroller;
+  stick = atBottom() && !(room && room.detached);
   if (stick && unseen) setUnseen(0);
-  if (ui.scroller.scrollTop < 600) requestOlder();
+  if (s.scrollTop < 600) requestOlder();
+  if (s.scrollHeight - s.scrollTop - s.clientHeight < 600) requestNewer();
 }, { passive: true });
 
 new ResizeObserver(() => { if (stick) ui.scroller.scrollTop = ui.scroller.scrollHeight; }).observe(ui.scroller);
 
 ui.newMarker.addEventListener('click', () => {
-  scrollToBottom();
+  if (room && room.detached) toLatest();
+  else scrollToBottom();
   ui.text.focus();
 });
+
+// From a search result's surroundings back to the newest messages.
+function toLatest() {
+  if (!room || !room.detached) return;
+  clearHit();
+  client.returnToLatest(room.name);
+  startAtDivider = true;
+  renderList();
+  renderHistoryStatus();
+  scrollToBottom();
+}
 
 // ---- rendering a room -----------------------------------------------------------
 
 function showRoom(name) {
   room = client.setRoom(name);
-  nodes.clear();
-  pendingNodes.clear();
+  visited.add(name);
   for (const t of typers.values()) clearTimeout(t.timer);
   typers.clear();
   renderTyping();
+  if (pendingJump && pendingJump.room !== name) pendingJump = null;
+  hitId = null;
+  // The line goes where the marker is now; until the room is joined, at
+  // the marker we know (none: the messages we hold are not new).
+  dividerAt = client.marker(name) || (room.synced ? room.lastId : null);
+  startAtDivider = true;
+  renderList();
+  if (isDmRoom(name)) dmEntry(name);
+  roomTexts();
+  renderHistoryStatus();
+  renderMembers();
+  renderCounts();
+  scrollToBottom();
+}
+
+// Draws the room's messages (and unsent ones) from scratch.
+function renderList() {
+  nodes.clear();
+  pendingNodes.clear();
+  seen.clear();
+  io.disconnect();
   ui.list.replaceChildren();
   const frag = document.createDocumentFragment();
   for (const id of [...room.msgs.keys()].sort((a, b) => a - b)) {
     const li = messageNode(room.msgs.get(id));
-    nodes.set(id, li);
+    setNode(id, li);
     frag.append(li);
   }
   for (const item of room.outbox) {
@@ -622,17 +681,182 @@ function showRoom(name) {
   }
   ui.list.append(frag);
   for (const li of ui.list.children) decorate(li);
-  if (isDmRoom(name)) {
-    const d = dmEntry(name);
-    d.unread = 0;
+  placeDivider();
+  setUnseen(0);
+}
+
+// ---- read markers: what is on screen in a focused window is read --------------------
+
+// Message nodes at least half on screen (or filling half of it).
+const seen = new Set();
+const io = new IntersectionObserver((entries) => {
+  for (const en of entries) {
+    const id = en.target._id;
+    if (typeof id !== 'number') continue;
+    const root = en.rootBounds ? en.rootBounds.height : ui.scroller.clientHeight;
+    const shown = en.isIntersecting && en.intersectionRect.height >= Math.min(en.boundingClientRect.height, root) * 0.5;
+    if (shown) seen.add(id);
+    else seen.delete(id);
   }
-  roomTexts();
-  renderHistoryStatus();
-  renderMembers();
+  markVisible();
+}, { root: ui.scroller, threshold: [0, 0.25, 0.5, 0.75, 1] });
+
+function setNode(id, li) {
+  const old = nodes.get(id);
+  if (old && old !== li) io.unobserve(old);
+  nodes.set(id, li);
+  io.observe(li);
+}
+
+// Whether this window is focused: its own focus, or (in the widget) the
+// host page's, which widget.js tells us.
+let ownFocus = document.hasFocus();
+let parentFocus = null;
+function windowFocused() {
+  return ownFocus || parentFocus === true;
+}
+
+// Messages count as read only when the chat is on screen in a focused
+// window and they are in view: not when merely loaded.
+function canRead() {
+  return chatVisible() && windowFocused() && !searchIsOpen();
+}
+
+function markVisible() {
+  if (!room || !room.synced || !canRead()) return;
+  let top = 0;
+  for (const id of seen) if (id > top && room.msgs.has(id)) top = id;
+  if (!top || top <= client.marker(room.name)) return;
+  // Read as they come in: no line for messages seen at once.
+  const shown = !!ui.list.querySelector('.unread-divider');
+  client.markRead(room.name, top);
+  if (!shown) dividerAt = Math.max(dividerAt || 0, top);
+}
+
+function readStateChanged() {
+  markVisible();
+  renderCounts();
+}
+
+// The counts of rooms not joined here come from `rooms`: asked for again
+// when the user comes back to the window (at most every 5 s).
+let roomsAskedAt = 0;
+function refreshRooms() {
+  if (client.state !== 'online' || Date.now() - roomsAskedAt < 5000) return;
+  roomsAskedAt = Date.now();
+  client.requestRooms();
+}
+
+window.addEventListener('focus', () => {
+  ownFocus = true;
+  readStateChanged();
+  refreshRooms();
+});
+window.addEventListener('blur', () => {
+  ownFocus = false;
+  // In the widget: the host page may have lost the focus with us (the
+  // whole window did); widget.js checks and says.
+  toParent({ type: 'parley:blur' });
+  readStateChanged();
+});
+window.addEventListener('pagehide', () => client.flushReads());
+
+// The "New messages" line: above the first message from someone else
+// after `dividerAt`, inside that message's node (after its day line).
+function placeDivider() {
+  const old = ui.list.querySelector('.unread-divider');
+  let target = null;
+  if (room && dividerAt !== null) {
+    for (const li of ui.list.children) {
+      if (li._id > dividerAt && !li.classList.contains('own') && !li.classList.contains('unsent') && !li.classList.contains('deleted')) {
+        target = li;
+        break;
+      }
+    }
+  }
+  if (old && old.parentNode === target) return;
+  if (old) {
+    const was = old.parentNode;
+    old.remove();
+    decorate(was); // its author shows again only when the line was why
+  }
+  if (!target) return;
+  const d = el('div', 'unread-divider');
+  d.setAttribute('role', 'separator');
+  d.setAttribute('aria-label', 'New messages');
+  d.append(el('span', null, 'New messages'));
+  const day = target.firstElementChild && target.firstElementChild.classList.contains('day') ? target.firstElementChild : null;
+  if (day) day.after(d);
+  else target.prepend(d);
+  decorate(target); // a new group starts below the line, with its author
+}
+
+// After a room's first messages are drawn: with a "New messages" line
+// above the screen, start at the line rather than at the bottom.
+let startAtDivider = false;
+function scrollToDivider() {
+  const d = ui.list.querySelector('.unread-divider');
+  if (!d) return;
+  const s = ui.scroller;
+  const top = d.getBoundingClientRect().top - s.getBoundingClientRect().top + s.scrollTop;
+  if (top >= s.scrollTop) return; // already on screen
+  s.scrollTop = Math.max(0, top - 12);
+  stick = atBottom();
+  if (!stick) setUnseen(client.unreadOf(room.name));
+}
+
+// ---- unread counts (the server's), badges ---------------------------------------------
+
+// What a room's badge says: the server's count, for DMs, for rooms the
+// user has read before (a marker) and rooms opened in this page (the
+// widget's room always); none for the room on screen while it is being
+// read. A room merely listed (someone is in it) has no badge: its whole
+// past would count.
+const visited = new Set();
+function badgeCount(name) {
+  if (room && name === room.name && canRead()) return 0;
+  if (!isDmRoom(name) && client.marker(name) === 0 && !visited.has(name) && !(mode === 'embed' && name === homeRoom)) return 0;
+  return client.unreadOf(name);
+}
+
+function countLabel(n) {
+  return n > 99 ? '99+' : String(n);
+}
+
+function renderCounts() {
   renderRooms();
   renderDms();
-  scrollToBottom();
+  let total = 0;
+  if (mode === 'embed') {
+    // The widget's button: its room and the visitor's DMs.
+    total += badgeCount(homeRoom);
+    for (const name of dms.keys()) if (name !== homeRoom) total += badgeCount(name);
+  } else {
+    for (const name of knownRooms.keys()) if (!isDmRoom(name)) total += badgeCount(name);
+    for (const name of dms.keys()) total += badgeCount(name);
+  }
+  setUnread(total);
 }
+
+client.addEventListener('unread', () => {
+  markVisible();
+  renderCounts();
+  // "N new messages" below the screen: fewer as they are read.
+  if (unseen && room) {
+    const n = client.unreadOf(room.name);
+    if (n < unseen) setUnseen(n);
+  }
+});
+
+client.addEventListener('read', (e) => {
+  const { room: name, id, mine } = e.detail;
+  // Read in another tab or device while this window is not being read:
+  // the line here moves along, so it does not point at what was read.
+  if (!mine && room && room.name === name && !canRead() && dividerAt !== null && id > dividerAt) {
+    dividerAt = id;
+    placeDivider();
+  }
+});
 
 // The other person of a DM room, when known.
 function peerOf(name) {
@@ -664,7 +888,7 @@ function roomTexts() {
 }
 
 function titleFor() {
-  const n = mode === 'page' && document.hidden && unread ? `(${unread}) ` : '';
+  const n = mode === 'page' && unread ? `(${unread > 999 ? '999+' : unread}) ` : '';
   const label = room && isDmRoom(room.name) ? roomLabel(room.name) : customTitle || '#' + (room ? room.name : 'lobby');
   return `${n}${label} · Parley`;
 }
@@ -675,7 +899,7 @@ function addMessages(list, live) {
   for (const m of list) {
     if (nodes.has(m.id)) continue;
     const li = messageNode(m);
-    nodes.set(m.id, li);
+    setNode(m.id, li);
     insertConfirmed(li);
     if (live && !isOwn(m.user)) {
       others.push(m);
@@ -687,10 +911,29 @@ function addMessages(list, live) {
   // reconnect) is summed up rather than read out in full.
   if (fromOthers > 3) announce(`${fromOthers} new messages in #${room.name}`);
   else for (const m of others) announce(`${m.user.name}: ${m.text}`);
+  // Messages that come in while they are being read get no line; those
+  // that wait for the reader (away, or scrolled up) do.
+  if (live && wasStuck && canRead() && !ui.list.querySelector('.unread-divider')) {
+    for (const m of list) if (m.id > (dividerAt || 0)) dividerAt = m.id;
+  }
+  placeDivider();
   if (!live || wasStuck) scrollToBottom();
   else if (fromOthers) setUnseen(unseen + fromOthers);
-  if (live && fromOthers && !chatVisible()) setUnread(unread + fromOthers);
   renderHistoryStatus();
+}
+
+// Messages below a search result's surroundings, paged in as the view
+// scrolls down: added at the bottom, the view stays where it is.
+function addNewer(list) {
+  for (const m of list) {
+    if (nodes.has(m.id)) continue;
+    const li = messageNode(m);
+    setNode(m.id, li);
+    insertConfirmed(li);
+  }
+  placeDivider();
+  renderHistoryStatus();
+  requestAnimationFrame(fillIfShort);
 }
 
 function addOlder(list) {
@@ -703,7 +946,7 @@ function addOlder(list) {
   for (const m of list) {
     if (nodes.has(m.id)) continue;
     const li = messageNode(m);
-    nodes.set(m.id, li);
+    setNode(m.id, li);
     if (!first || first._id === undefined || m.id < first._id) {
       frag.append(li);
       added.push(li);
@@ -712,6 +955,7 @@ function addOlder(list) {
   ui.list.insertBefore(frag, first);
   for (const li of added) decorate(li);
   decorate(first);
+  placeDivider();
   renderHistoryStatus();
   if (stick) s.scrollTop = s.scrollHeight;
   else s.scrollTop = oldTop + (s.scrollHeight - oldHeight);
@@ -758,7 +1002,7 @@ function renderRooms() {
   const names = mode === 'embed' ? [homeRoom] : [...knownRooms.keys()].filter((n) => !isDmRoom(n))
     .sort((a, b) => (a === 'lobby' ? -1 : b === 'lobby' ? 1 : a.localeCompare(b)));
   if (mode === 'embed' && !knownRooms.has(homeRoom)) knownRooms.set(homeRoom, { name: homeRoom, members: 0 });
-  ui.rooms.replaceChildren(...names.map((name) => {
+  keepFocus(ui.rooms, () => ui.rooms.replaceChildren(...names.map((name) => {
     const r = knownRooms.get(name);
     const li = el('li');
     const a = el('a', 'room-link');
@@ -768,7 +1012,16 @@ function renderRooms() {
     hash.setAttribute('aria-hidden', 'true');
     a.append(hash, el('span', 'room-link-name', mode === 'embed' && customTitle ? customTitle : name));
     if (room && name === room.name) a.setAttribute('aria-current', 'page');
-    if (r.members > 0) {
+    const n = badgeCount(name);
+    if (n > 0) {
+      // Unread messages, instead of the number of people online.
+      a.classList.add('has-unread');
+      const c = el('span', 'count unread', countLabel(n));
+      c.setAttribute('aria-hidden', 'true');
+      c.title = `${n >= 1000 ? '1000 or more' : n} unread`;
+      a.append(c, el('span', 'sr-only', `, ${n >= 1000 ? '1000 or more' : n} unread`));
+      if (r.members > 0) a.append(el('span', 'sr-only', `, ${r.members} online`));
+    } else if (r.members > 0) {
       const c = el('span', 'count', String(r.members));
       c.setAttribute('aria-hidden', 'true');
       c.title = `${r.members} online`;
@@ -776,7 +1029,15 @@ function renderRooms() {
     }
     li.append(a);
     return li;
-  }));
+  })));
+}
+
+// Runs `fn`, which redraws `box`; a link in it that had focus keeps it.
+function keepFocus(box, fn) {
+  const a = document.activeElement;
+  const href = a && box.contains(a) ? a.getAttribute('href') : null;
+  fn();
+  if (href) box.querySelector(`a[href="${CSS.escape(href)}"]`)?.focus();
 }
 
 // ---- direct messages ---------------------------------------------------------------
@@ -784,7 +1045,7 @@ function renderRooms() {
 function dmEntry(name) {
   let d = dms.get(name);
   if (!d) {
-    d = { name, peer: client.peers.get(name) || null, unread: 0, lastId: 0 };
+    d = { name, peer: client.peers.get(name) || null, lastId: 0 };
     dms.set(name, d);
   }
   return d;
@@ -793,7 +1054,7 @@ function dmEntry(name) {
 function renderDms() {
   const names = [...dms.keys()].sort((a, b) => roomLabel(a).localeCompare(roomLabel(b)));
   ui.dmsEmpty.hidden = names.length > 0;
-  ui.dms.replaceChildren(...names.map((name) => {
+  keepFocus(ui.dms, () => ui.dms.replaceChildren(...names.map((name) => {
     const d = dms.get(name);
     const li = el('li');
     const a = el('a', 'room-link dm-link');
@@ -806,15 +1067,16 @@ function renderDms() {
     av.style.setProperty('--hue', hueOf(d.peer ? d.peer.id : name));
     a.append(av, el('span', 'room-link-name', label));
     if (room && name === room.name) a.setAttribute('aria-current', 'page');
-    if (d.unread > 0) {
-      const n = d.unread > 99 ? '99+' : String(d.unread);
-      const c = el('span', 'count unread', n);
+    const n = badgeCount(name);
+    if (n > 0) {
+      a.classList.add('has-unread');
+      const c = el('span', 'count unread', countLabel(n));
       c.setAttribute('aria-hidden', 'true');
-      a.append(c, el('span', 'sr-only', `, ${d.unread} unread`));
+      a.append(c, el('span', 'sr-only', `, ${n >= 1000 ? '1000 or more' : n} unread`));
     }
     li.append(a);
     return li;
-  }));
+  })));
 }
 
 // Opens the DM with `user`: the server answers `dm` with the room (the
@@ -947,16 +1209,29 @@ function chatVisible() {
   return panelOpen && document.visibilityState === 'visible';
 }
 
+// The total of the badges: in the page's title, and to the widget's
+// button (told once the counts settle, so that a message read as it
+// arrives is not counted for a moment).
+let unreadTimer = 0;
+let toldUnread = 0;
 function setUnread(n) {
-  if (n === unread) return;
   unread = n;
-  if (mode === 'page') document.title = titleFor();
-  else toParent({ type: 'parley:unread', count: n, room: room ? room.name : null });
+  if (mode === 'page') {
+    document.title = titleFor();
+    return;
+  }
+  clearTimeout(unreadTimer);
+  unreadTimer = setTimeout(() => {
+    if (unread === toldUnread) return;
+    toldUnread = unread;
+    toParent({ type: 'parley:unread', count: unread, room: room ? room.name : null });
+  }, 250);
 }
 
 document.addEventListener('visibilitychange', () => {
-  if (chatVisible()) setUnread(0);
-  document.title = titleFor();
+  if (document.visibilityState === 'hidden') client.flushReads();
+  readStateChanged();
+  if (chatVisible()) refreshRooms();
 });
 
 // ---- client events ----------------------------------------------------------------
@@ -991,7 +1266,44 @@ client.addEventListener('auth', (e) => {
 
 client.addEventListener('joined', (e) => {
   if (!room || e.detail.room !== room.name) return;
+  const { first, newest } = e.detail;
+  // The line sits at the marker the room had when it was opened; a room
+  // never read before has no line for what it shows now.
+  if (first || dividerAt === null) dividerAt = client.marker(room.name) || newest;
   renderHistoryStatus();
+  // Once the answer's messages are drawn (the client adds them next).
+  queueMicrotask(() => {
+    if (!room || room.name !== e.detail.room) return;
+    placeDivider();
+    if (startAtDivider) {
+      startAtDivider = false;
+      scrollToDivider();
+      const n = client.unreadOf(room.name);
+      if (first && n > 0 && ui.list.querySelector('.unread-divider')) announce(`${n >= 1000 ? '1000 or more' : n} new message${n === 1 ? '' : 's'} in ${roomLabel(room.name)}`);
+    }
+    if (pendingJump && pendingJump.room === room.name) doJump();
+    markVisible();
+  });
+});
+
+client.addEventListener('newer', (e) => {
+  if (!room || e.detail.room !== room.name) return;
+  addNewer(e.detail.messages);
+});
+
+client.addEventListener('attached', (e) => {
+  if (!room || e.detail.room !== room.name) return;
+  setUnseen(0);
+  stick = atBottom();
+  renderHistoryStatus();
+});
+
+client.addEventListener('jumped', (e) => {
+  if (!room || e.detail.room !== room.name) return;
+  renderList();
+  renderHistoryStatus();
+  showHit(e.detail.id, e.detail.found);
+  requestAnimationFrame(fillIfShort);
 });
 
 client.addEventListener('messages', (e) => {
@@ -1037,9 +1349,9 @@ client.addEventListener('outbox', (e) => {
       li.remove();
       decorate(next);
     }
-    if (m && !nodes.has(m.id)) {
+    if (m && !nodes.has(m.id) && !room.detached) {
       const fresh = messageNode(m);
-      nodes.set(m.id, fresh);
+      setNode(m.id, fresh);
       insertConfirmed(fresh);
       if (stick) scrollToBottom();
     }
@@ -1076,8 +1388,7 @@ client.addEventListener('rooms', (e) => {
       if (typeof r.last_id === 'number' && !d.lastId) d.lastId = r.last_id;
     } else knownRooms.set(r.name, r);
   }
-  renderRooms();
-  renderDms();
+  renderCounts();
   if (room && isDmRoom(room.name)) roomTexts();
 });
 
@@ -1102,6 +1413,18 @@ const ACTION_ERRORS = {
 
 client.addEventListener('notice', (e) => {
   const { code, message, kind, room: name, id } = e.detail;
+  if (kind === 'search') {
+    if (e.detail.ref && e.detail.ref === srch.ref) searchFailed(code, message);
+    return;
+  }
+  if (kind === 'around' || kind === 'newer') {
+    // The messages around a search result could not be loaded.
+    if (room && room.name === name && room.detached) {
+      notify(code === 'forbidden' ? `You do not have access to ${roomLabel(name)}.` : 'The messages around that result could not be loaded.');
+      toLatest();
+    }
+    return;
+  }
   if (kind === 'edit' || kind === 'delete' || kind === 'dm') {
     // An edit that did not go through: show the message as it is.
     if (kind === 'edit' && id != null && saving.delete(id) && room && room.name === name) rerender(id);
@@ -1134,7 +1457,7 @@ client.addEventListener('update', (e) => {
 });
 
 // Every live message, joined room or not: DMs show up in the sidebar at
-// once, with an unread count when they are not the one open.
+// once (their unread counts are the client's, see 'unread').
 client.addEventListener('live', (e) => {
   const { room: name, message: m } = e.detail;
   if (!isDmRoom(name) || !m.user) return;
@@ -1149,11 +1472,7 @@ client.addEventListener('live', (e) => {
   if (m.id <= d.lastId) return;
   d.lastId = m.id;
   const open = room && room.name === name;
-  if (!own && !open) {
-    d.unread++;
-    announce(`New direct message from ${m.user.name}: ${m.text}`);
-    if (!chatVisible()) setUnread(unread + 1);
-  }
+  if (!own && !open) announce(`New direct message from ${m.user.name}: ${m.text}`);
   renderDms();
 });
 
@@ -1239,6 +1558,8 @@ ui.composer.addEventListener('submit', (e) => {
     announce(ui.counter.textContent);
     return;
   }
+  // Writing from a search result's surroundings: back to the newest first.
+  if (room.detached) toLatest();
   client.send(text, room.name);
   ui.text.value = '';
   autosize();
@@ -1306,6 +1627,7 @@ function go(name) {
   if (room && name === room.name) return;
   if (editing) cancelEdit(false);
   closeMenu(false);
+  closeSearch(false);
   showRoom(name);
   announce(isDmRoom(name) ? `Conversation with ${roomLabel(name)}` : `Joined #${name}`);
 }
@@ -1409,15 +1731,328 @@ if (mode === 'embed') {
       else client.auth = auth;
     } else if (d.type === 'parley:visibility') {
       panelOpen = !!d.open;
+      if (typeof d.focused === 'boolean') parentFocus = d.focused;
       if (chatVisible()) {
-        setUnread(0);
         if (stick) scrollToBottom();
         if (!auth && !embedWantsToken) openNameDialog({});
         else ui.text.focus();
       }
+      readStateChanged();
+    } else if (d.type === 'parley:focus') {
+      // The host page gained or lost focus (widget.js): messages on
+      // screen in the open panel are read while it has it.
+      parentFocus = !!d.focused;
+      readStateChanged();
     }
   });
 }
+
+// ---- search (1.1) -------------------------------------------------------------------
+//
+// A search view in place of the timeline: a box, where to search (every
+// room, or this one; the widget searches its conversation), and results
+// newest first, each with the room, the author, the time and the words
+// found marked. A result opens its message in its room, with the messages
+// around it, highlighted and focused.
+
+const srch = { open: false, q: '', room: null, ref: null, results: [], hasMore: false, returnTo: null, terms: [], scroll: 0, stick: true };
+const SEARCH_LIMIT = 20;
+
+function searchIsOpen() {
+  return srch.open;
+}
+
+if (mode === 'embed') ui.searchInput.placeholder = 'Search this conversation';
+
+function openSearch(from = document.activeElement) {
+  if (editing) cancelEdit(false);
+  closeMenu(false);
+  closeDrawer();
+  if (!srch.open) {
+    srch.open = true;
+    srch.scroll = ui.scroller.scrollTop;
+    srch.stick = stick;
+    srch.returnTo = from && from !== document.body ? from : null;
+    ui.search.hidden = false;
+    document.body.classList.add('searching');
+    ui.searchOpen.setAttribute('aria-expanded', 'true');
+    updateScopeLabel();
+  }
+  ui.searchInput.focus();
+  ui.searchInput.select();
+}
+
+// Closes the view; `refocus`: back to where it was opened from.
+function closeSearch(refocus = true) {
+  if (!srch.open) return;
+  srch.open = false;
+  ui.search.hidden = true;
+  document.body.classList.remove('searching');
+  ui.searchOpen.setAttribute('aria-expanded', 'false');
+  // The timeline was out of the layout: back where it was.
+  if (srch.stick) scrollToBottom();
+  else {
+    ui.scroller.scrollTop = srch.scroll;
+    stick = false;
+  }
+  if (refocus) {
+    const to = srch.returnTo && srch.returnTo.isConnected && !srch.returnTo.closest('#search') ? srch.returnTo : ui.searchOpen;
+    to.focus();
+  }
+  srch.returnTo = null;
+  readStateChanged();
+}
+
+function updateScopeLabel() {
+  const opt = ui.searchScope.querySelector('option[value="room"]');
+  if (opt && room && mode === 'page') opt.textContent = isDmRoom(room.name) ? `With ${roomLabel(room.name)}` : `In #${room.name}`;
+}
+
+function setSearchStatus(text, busy = false) {
+  ui.searchStatus.replaceChildren();
+  if (busy) {
+    const sp = el('span', 'spinner');
+    sp.setAttribute('aria-hidden', 'true');
+    ui.searchStatus.append(sp);
+  }
+  ui.searchStatus.append(el('span', null, text));
+}
+
+function runSearch(more = false) {
+  const q = ui.searchInput.value.trim();
+  if (!more) {
+    srch.results = [];
+    srch.hasMore = false;
+    ui.searchResults.replaceChildren();
+    ui.searchMore.hidden = true;
+  }
+  if (!q) {
+    srch.ref = null;
+    setSearchStatus('');
+    return;
+  }
+  if (codePoints(q) > 256) {
+    srch.ref = null;
+    setSearchStatus('That search is too long: use at most 256 characters.');
+    return;
+  }
+  const terms = queryTerms(q);
+  if (!terms.length) {
+    srch.ref = null;
+    setSearchStatus('Type a word to search for (letters or digits).');
+    return;
+  }
+  const scoped = mode === 'embed' || ui.searchScope.value === 'room';
+  const where = scoped && room ? room.name : null;
+  const before = more && srch.results.length ? srch.results[srch.results.length - 1].id : null;
+  const ref = client.search(q, { room: where, before, limit: SEARCH_LIMIT });
+  if (!ref) {
+    srch.ref = null;
+    setSearchStatus('Not connected right now. Search again when the connection is back.');
+    return;
+  }
+  Object.assign(srch, { q, room: where, ref, terms });
+  // "Show older results" stays where it is (with the focus) while they load.
+  ui.searchMore.setAttribute('aria-disabled', String(more));
+  setSearchStatus(more ? 'Loading older results…' : 'Searching…', true);
+}
+
+function whereLabel() {
+  return srch.room ? ` ${isDmRoom(srch.room) ? 'with ' + roomLabel(srch.room) : 'in #' + srch.room}` : '';
+}
+
+client.addEventListener('search', (e) => {
+  const { ref, messages, hasMore } = e.detail;
+  if (!ref || ref !== srch.ref) return; // an older search's answer
+  srch.ref = null;
+  const more = srch.results.length > 0;
+  const fresh = messages.filter((m) => !srch.results.some((x) => x.id === m.id));
+  srch.results.push(...fresh);
+  srch.hasMore = hasMore && messages.length > 0;
+  // A DM's other person, as far as a result shows it.
+  for (const m of fresh) if (isDmRoom(m.room) && !peerOf(m.room) && m.user && !isOwn(m.user)) setPeer(m.room, { id: m.user.id, name: m.user.name });
+  const first = ui.searchResults.childElementCount;
+  const onMore = document.activeElement === ui.searchMore;
+  ui.searchResults.append(...fresh.map(resultNode));
+  ui.searchMore.removeAttribute('aria-disabled');
+  ui.searchMore.hidden = !srch.hasMore;
+  const n = srch.results.length;
+  const q = `“${srch.q}”`;
+  if (!n) setSearchStatus(`No messages match ${q}${whereLabel()}.`);
+  else setSearchStatus(`${srch.hasMore ? `The newest ${n}` : n} result${n === 1 ? '' : 's'} for ${q}${whereLabel()}${srch.hasMore ? '. Older ones below.' : '.'}`);
+  // "Show older results" moves the focus to the first of them.
+  if (more && fresh.length && (onMore || document.activeElement === document.body)) {
+    ui.searchResults.children[first]?.querySelector('a')?.focus();
+  }
+});
+
+const SEARCH_ERRORS = {
+  bad_request: 'That search could not be understood. Use words, "a phrase" in quotes, or word* for a prefix.',
+  forbidden: 'You cannot search there.',
+  rate_limited: 'Too many searches at once. Wait a moment and try again.',
+  overloaded: 'The server is busy right now. Try again in a moment.',
+  internal: 'The server had a problem with that search. Try again.',
+};
+
+function searchFailed(code, message) {
+  srch.ref = null;
+  ui.searchMore.removeAttribute('aria-disabled');
+  setSearchStatus(SEARCH_ERRORS[code] || message || code);
+  ui.searchMore.hidden = !srch.hasMore;
+}
+
+function timeLabel(ts) {
+  return `${formatDay(ts)}, ${formatTime(ts)}`;
+}
+
+function resultNode(m) {
+  const li = el('li', 'result-item');
+  const a = el('a', 'result');
+  a.href = `#${m.room}`;
+  a.dataset.room = m.room;
+  a.dataset.id = m.id;
+  const head = el('span', 'result-head');
+  const own = isOwn(m.user);
+  const author = el('span', 'result-author', own ? 'You' : (m.user && m.user.name) || 'Someone');
+  author.style.setProperty('--hue', hueOf((m.user && m.user.id) || ''));
+  const where = el('span', 'result-room', isDmRoom(m.room) ? `@${roomLabel(m.room)}` : `#${m.room}`);
+  const time = el('time', 'result-time', timeLabel(m.ts));
+  time.dateTime = new Date(m.ts).toISOString();
+  time.title = formatFull(m.ts);
+  head.append(author, el('span', 'sr-only', isDmRoom(m.room) ? ', in your conversation with ' : ', in '), where,
+    el('span', 'sr-only', ', '), time, el('span', 'sr-only', ': '));
+  const text = el('span', 'result-text');
+  highlight(text, m.text || '', srch.terms);
+  a.append(head, text);
+  a.addEventListener('click', (e) => {
+    e.preventDefault();
+    openResult(m);
+  });
+  li.append(a);
+  return li;
+}
+
+// A result opens in its room: joined first (when it is another room),
+// then the history around it is loaded and the message highlighted.
+function openResult(m) {
+  closeSearch(false);
+  pendingJump = { room: m.room, id: m.id };
+  if (room && room.name === m.room) doJump();
+  else openRoom(m.room);
+}
+
+function doJump() {
+  const j = pendingJump;
+  if (!j || !room || room.name !== j.room || !room.joined) return;
+  pendingJump = null;
+  if (nodes.has(j.id) && !room.detached) {
+    showHit(j.id, true);
+    return;
+  }
+  clearHit();
+  hitId = j.id;
+  if (!client.jumpTo(room.name, j.id)) return;
+  renderList();
+  renderHistoryStatus();
+  setUnseen(0);
+}
+
+function markHit(li) {
+  li.classList.add('hit');
+  li.tabIndex = -1;
+}
+
+function clearHit() {
+  if (hitId === null) return;
+  const li = nodes.get(hitId);
+  if (li) {
+    li.classList.remove('hit');
+    li.removeAttribute('tabindex');
+  }
+  hitId = null;
+}
+
+// Scrolls message `id` to the middle of the view, highlights it and gives
+// it focus (a screen reader reads it).
+function showHit(id, found = true) {
+  if (hitId !== null && hitId !== id) clearHit();
+  hitId = id;
+  const li = nodes.get(id);
+  if (!found || !li) {
+    notify('That message is no longer there.');
+    ui.text.focus();
+    return;
+  }
+  markHit(li);
+  li.scrollIntoView({ block: 'center' });
+  stick = atBottom() && !room.detached;
+  setUnseen(0);
+  li.focus({ preventScroll: true });
+  const m = room.msgs.get(id);
+  if (m) announce(`Message from ${isOwn(m.user) ? 'you' : m.user.name} in ${roomLabel(room.name)}, ${timeLabel(m.ts)}`);
+}
+
+// The highlight goes once the user moves on (a click elsewhere in the
+// timeline, or writing).
+ui.list.addEventListener('focusout', (e) => {
+  if (hitId !== null && e.target === nodes.get(hitId) && !nodes.get(hitId).contains(e.relatedTarget)) {
+    nodes.get(hitId).removeAttribute('tabindex');
+  }
+});
+
+ui.searchOpen.addEventListener('click', () => (srch.open ? closeSearch(true) : openSearch(ui.searchOpen)));
+ui.searchClose.addEventListener('click', () => closeSearch(true));
+ui.searchForm.addEventListener('submit', (e) => {
+  e.preventDefault();
+  runSearch(false);
+});
+ui.searchScope.addEventListener('change', () => {
+  if (ui.searchInput.value.trim()) runSearch(false);
+});
+ui.searchMore.addEventListener('click', () => {
+  if (!srch.ref) runSearch(true);
+});
+
+// Typing pauses: search without waiting for Enter (complete quotes only).
+let searchTimer = 0;
+ui.searchInput.addEventListener('input', () => {
+  clearTimeout(searchTimer);
+  const q = ui.searchInput.value.trim();
+  if ((q.split('"').length - 1) % 2) return;
+  searchTimer = setTimeout(() => {
+    if (srch.open && ui.searchInput.value.trim() === q && q !== srch.q) runSearch(false);
+  }, 450);
+});
+
+// Keys: Down from the box to the results, Up/Down/Home/End among them,
+// Escape closes the search.
+ui.search.addEventListener('keydown', (e) => {
+  const links = [...ui.searchResults.querySelectorAll('a.result')];
+  const i = links.indexOf(document.activeElement);
+  if (e.key === 'Escape') {
+    e.preventDefault();
+    e.stopPropagation();
+    closeSearch(true);
+  } else if (e.key === 'ArrowDown' && (i >= 0 || e.target === ui.searchInput) && links.length) {
+    e.preventDefault();
+    links[Math.min(i + 1, links.length - 1)].focus();
+  } else if (e.key === 'ArrowUp' && i >= 0) {
+    e.preventDefault();
+    if (i === 0) ui.searchInput.focus();
+    else links[i - 1].focus();
+  } else if ((e.key === 'Home' || e.key === 'End') && i >= 0) {
+    e.preventDefault();
+    links[e.key === 'Home' ? 0 : links.length - 1].focus();
+  }
+});
+
+// Ctrl+K (Cmd+K) opens the search from anywhere.
+document.addEventListener('keydown', (e) => {
+  if ((e.ctrlKey || e.metaKey) && !e.altKey && !e.shiftKey && e.key.toLowerCase() === 'k' && !ui.dialog.open && !ui.confirm.open) {
+    e.preventDefault();
+    openSearch(document.activeElement);
+  }
+});
 
 // ---- start -----------------------------------------------------------------------
 

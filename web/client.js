@@ -20,8 +20,16 @@
 //   members   {room}
 //   typing    {room, user}
 //   rooms     {rooms}
-//   notice    {code, message, kind, room, id}  an error not tied to a send
-//                                        (kind: join | older | edit | delete | dm …)
+//   notice    {code, message, kind, room, id, ref}  an error not tied to a send
+//                                        (kind: join | older | edit | delete | dm | search …)
+//   unread    {rooms}                    unread counts or read markers changed (1.1);
+//                                        read them with unreadOf(name) and marker(name)
+//   read      {room, id, mine}           a `read` answer or echo: the marker as stored
+//   search    {ref, q, room, messages, hasMore}  a `search` answer (newest first)
+//   jumped    {room, id, found}          jumpTo() loaded the history around `id`
+//   newer     {room, messages}           newer messages added at the bottom of a
+//                                        detached view (after a jump)
+//   attached  {room}                     a detached view reached the newest message
 
 export const ROOM_RE = /^[a-z0-9][a-z0-9_-]{0,63}$/;
 export const isDmRoom = (name) => typeof name === 'string' && name.startsWith('dm-');
@@ -80,6 +88,9 @@ const PING_EVERY = 25000;     // ms of silence before we ping
 const PONG_WAIT = 10000;      // ms without any frame after a ping: the link is dead
 const HELLO_WAIT = 10000;     // ms for a welcome after the socket opened
 const HISTORY_PAGE = 50;
+const AROUND = 25;            // messages each side of a search result opened in its room
+const READ_EVERY = 1000;      // ms: at most one `read` per room per second
+const UNREAD_CAP = 1000;      // the server counts up to this many
 
 export class Room {
   constructor(name) {
@@ -97,6 +108,16 @@ export class Room {
     this.joined = false;     // joined on the current connection
     this.members = new Map(); // user id -> {user, n} (n: connections)
     this.outbox = [];        // {client_id, text, room, status, error, created}
+    // 1.1: a view opened around an older message (a search result). While
+    // `detached`, msgs hold a window [oldestId, newestId] that does not reach
+    // the newest message; live messages wait in `buffer` until the window
+    // is paged down to them (loadNewer) or the view goes back to the latest.
+    this.detached = false;
+    this.newestId = 0;
+    this.hasNewer = false;
+    this.loadingNewer = false;
+    this.buffer = null;      // id -> MESSAGE, live while detached
+    this.jump = null;        // {id, seq, parts, done}
   }
 
   memberList() {
@@ -107,7 +128,7 @@ export class Room {
 
 export class Client extends EventTarget {
   // auth: {name, resume} for a guest, or {token}; null: wait for setAuth().
-  constructor({ url = wsUrl(), auth = null, clientName = 'parley-web', persist = null } = {}) {
+  constructor({ url = wsUrl(), auth = null, clientName = 'parley-web', persist = null, baseline = false } = {}) {
     super();
     this.url = url;
     this.auth = auth;
@@ -133,6 +154,12 @@ export class Client extends EventTarget {
     this.tokensAt = 0;
     this.flushTimer = 0;
     this.stopped = false;
+    // 1.1: read markers and unread counts, per room (joined or not).
+    this.counts = new Map();    // name -> {read, local, base, live, sent, sentAt, timer}
+    this.baseline = !!baseline; // a regular room's first join marks what it shows as read
+    this.changed = new Set();   // rooms whose counts changed, for one 'unread' event
+    this.syncTimer = 0;
+    this.jumpSeq = 0;
     for (const item of this.persist?.load() ?? []) {
       if (!item || !ROOM_RE.test(item.room) || typeof item.text !== 'string') continue;
       const r = this.room(item.room);
@@ -243,7 +270,14 @@ export class Client extends EventTarget {
     for (const r of this.rooms.values()) {
       r.joined = false;
       r.loadingOlder = false;
+      r.loadingNewer = false;
       for (const it of r.outbox) if (it.status === 'sending') it.status = 'queued';
+    }
+    clearTimeout(this.syncTimer);
+    for (const e of this.counts.values()) {
+      clearTimeout(e.timer);
+      e.timer = 0;
+      e.sent = 0; // a marker not yet answered is sent again after the welcome
     }
     if (ws) {
       ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
@@ -340,6 +374,200 @@ export class Client extends EventTarget {
 
   requestRooms() {
     this.raw({ type: 'rooms' });
+  }
+
+  // ---- 1.1: read markers and unread counts -----------------------------------
+  //
+  // The server keeps one marker per user and room (`read`), and counts the
+  // unread messages in `rooms` (from others, not deleted, id > marker). Here:
+  // `read` is the marker as the server last said, `local` the one this page
+  // has asked for (ahead of `read` until the answer comes), `base` the
+  // last `rooms` entry {read, unread, last} and `live` the ids of messages
+  // from others that arrived after it. The room on screen is counted exactly
+  // from its messages whenever they reach down to the marker.
+
+  count(name) {
+    let e = this.counts.get(name);
+    if (!e) {
+      e = { read: 0, local: 0, base: null, live: new Set(), sent: 0, sentAt: 0, timer: 0 };
+      this.counts.set(name, e);
+    }
+    return e;
+  }
+
+  // The marker: what the server stored, or what we asked for since.
+  marker(name) {
+    const e = this.counts.get(name);
+    return e ? Math.max(e.read, e.local) : 0;
+  }
+
+  isMine(m) {
+    return !!(this.user && m && m.user && m.user.id === this.user.id);
+  }
+
+  unreadOf(name) {
+    const e = this.counts.get(name);
+    if (!e) return 0;
+    const mark = Math.max(e.read, e.local);
+    const r = this.rooms.get(name);
+    if (r && r.synced && !r.detached && (!r.hasOlder || mark >= r.oldestId)) {
+      let n = 0;
+      for (const m of r.msgs.values()) if (m.id > mark && !m.deleted && !this.isMine(m)) n++;
+      return Math.min(n, UNREAD_CAP);
+    }
+    let top = e.base ? e.base.last : 0;
+    for (const id of e.live) if (id > top) top = id;
+    if (r && r.lastId > top) top = r.lastId;
+    if (mark >= top) return 0;
+    let n = e.base ? e.base.unread : 0;
+    if (e.base && r) {
+      for (const m of r.msgs.values())
+        if (m.id > e.base.read && m.id <= mark && m.id <= e.base.last && !m.deleted && !this.isMine(m)) n--;
+    }
+    for (const id of e.live) if (id > mark) n++;
+    return Math.max(0, Math.min(n, UNREAD_CAP));
+  }
+
+  // One 'unread' event for everything changed in this task.
+  countsChanged(name) {
+    if (!this.changed.size) {
+      queueMicrotask(() => {
+        const rooms = [...this.changed];
+        this.changed.clear();
+        this.emit('unread', { rooms });
+      });
+    }
+    this.changed.add(name);
+  }
+
+  // Asks for `rooms` again soon (the counts of rooms we cannot count here).
+  syncSoon() {
+    clearTimeout(this.syncTimer);
+    this.syncTimer = setTimeout(() => { if (this.state === 'online') this.requestRooms(); }, 1500);
+  }
+
+  // The user has seen `name` up to message `id`. Sent at most once a second
+  // per room, and only when it moves the marker forward.
+  markRead(name, id) {
+    if (typeof id !== 'number' || !(id > this.marker(name))) return false;
+    const e = this.count(name);
+    e.local = id;
+    this.countsChanged(name);
+    this.scheduleRead(name);
+    return true;
+  }
+
+  scheduleRead(name) {
+    const e = this.count(name);
+    if (e.timer) return;
+    const wait = e.sentAt + READ_EVERY - Date.now();
+    if (wait <= 0) this.sendRead(name);
+    else e.timer = setTimeout(() => { e.timer = 0; this.sendRead(name); }, wait);
+  }
+
+  sendRead(name) {
+    const e = this.counts.get(name);
+    if (!e || this.state !== 'online' || e.local <= Math.max(e.read, e.sent)) return;
+    e.sentAt = Date.now();
+    e.sent = e.local;
+    this.raw({ type: 'read', room: name, id: e.local, ref: this.ref('read', name, { id: e.local }) });
+  }
+
+  // Sends every marker not yet sent, now (the page is going away, or the
+  // connection is back).
+  flushReads() {
+    for (const [name, e] of this.counts) {
+      if (e.local <= Math.max(e.read, e.sent)) continue;
+      clearTimeout(e.timer);
+      e.timer = 0;
+      this.sendRead(name);
+    }
+  }
+
+  // ---- 1.1: search ------------------------------------------------------------
+
+  // Answered by a 'search' event with the returned ref (or a 'notice' with
+  // kind 'search'); null when not connected.
+  search(q, { room = null, before = null, limit = 20 } = {}) {
+    if (this.state !== 'online') return null;
+    const ref = this.ref('search', room, { q });
+    const s = { type: 'search', q, limit, ref };
+    if (room) s.room = room;
+    if (before) s.before = before;
+    this.raw(s);
+    return ref;
+  }
+
+  // Shows room `name` around message `id`: the 25 messages up to it and
+  // the 25 after it, in place of what the room holds (the view is
+  // detached from the newest messages until it is paged down to them).
+  jumpTo(name, id) {
+    const r = this.rooms.get(name);
+    if (!r || !r.joined || typeof id !== 'number') return false;
+    r.detached = true;
+    r.buffer = r.buffer || new Map();
+    r.msgs.clear();
+    r.oldestId = 0;
+    r.newestId = 0;
+    r.hasOlder = false;
+    r.hasNewer = true;
+    r.loadingOlder = true;
+    r.loadingNewer = true;
+    r.jump = { id, seq: ++this.jumpSeq, parts: 0, done: false };
+    this.requestAround(r);
+    this.countsChanged(name);
+    return true;
+  }
+
+  requestAround(r) {
+    const { id, seq } = r.jump;
+    r.jump.parts = 0;
+    r.loadingOlder = r.loadingNewer = true;
+    this.raw({ type: 'history', room: r.name, before: id + 1, limit: AROUND, ref: this.ref('around', r.name, { part: 'before', seq }) });
+    this.raw({ type: 'history', room: r.name, after: id, limit: AROUND, ref: this.ref('around', r.name, { part: 'after', seq }) });
+  }
+
+  // The next page below a detached view.
+  loadNewer(name = this.current) {
+    const r = this.rooms.get(name);
+    if (!r || !r.joined || !r.detached || !r.hasNewer || r.loadingNewer) return false;
+    r.loadingNewer = true;
+    this.raw({ type: 'history', room: r.name, after: r.newestId, limit: HISTORY_PAGE, ref: this.ref('newer', r.name) });
+    return true;
+  }
+
+  // Leaves a detached view for the newest messages: the room starts over
+  // with a plain join (the latest 50).
+  returnToLatest(name = this.current) {
+    const r = this.rooms.get(name);
+    if (!r || !r.detached) return false;
+    r.detached = false;
+    r.buffer = null;
+    r.jump = null;
+    r.hasNewer = false;
+    r.loadingNewer = false;
+    r.loadingOlder = false;
+    r.msgs.clear();
+    r.oldestId = 0;
+    r.newestId = 0;
+    r.hasOlder = true;
+    r.synced = false;
+    if (this.state === 'online') this.join(r);
+    this.countsChanged(name);
+    return true;
+  }
+
+  // A detached view that reached the newest message: the live messages
+  // kept meanwhile join it, and it is a normal view again.
+  attach(r) {
+    const rest = r.buffer ? [...r.buffer.values()].filter((m) => m.id > r.newestId).sort((a, b) => a.id - b.id) : [];
+    r.detached = false;
+    r.buffer = null;
+    r.hasNewer = false;
+    r.jump = null;
+    this.addMessages(r, rest, true);
+    this.emit('attached', { room: r.name });
+    this.countsChanged(r.name);
   }
 
   // ---- 1.1: direct messages, edits, deletes --------------------------------
@@ -488,6 +716,14 @@ export class Client extends EventTarget {
       if (!m || typeof m.id !== 'number') continue;
       const rev = revOf(m);
       if (rev > r.lastId) r.lastId = rev;
+      if (r.detached && !r.msgs.has(m.id)) {
+        // Beyond the window shown: kept until the view reaches it.
+        const prev = r.buffer.get(m.id);
+        if (!prev || rev > revOf(prev)) r.buffer.set(m.id, m);
+        const item = m.client_id ? this.resolve(r, m.client_id, m.id, m.ts) : null;
+        if (item) this.emit('outbox', { room: r.name, item, op: 'confirm', message: null });
+        continue;
+      }
       const old = r.msgs.get(m.id);
       if (old) {
         // Known already: a newer state of it replaces it in place.
@@ -505,6 +741,7 @@ export class Client extends EventTarget {
     }
     if (!r.catchingUp) r.syncId = r.lastId;
     if (fresh.length) this.emit('messages', { room: r.name, messages: fresh, live });
+    this.countsChanged(r.name);
     return fresh;
   }
 
@@ -518,10 +755,34 @@ export class Client extends EventTarget {
       case 'joined': return this.onJoined(m, info);
       case 'message': {
         const r = this.rooms.get(m.room);
+        if (typeof m.id === 'number' && typeof m.room === 'string' && !this.isMine(m)) {
+          // Counted as unread until a `rooms` answer includes it.
+          const e = this.count(m.room);
+          if (m.id > (e.base ? e.base.last : 0)) e.live.add(m.id);
+          this.countsChanged(m.room);
+        }
         if (r && r.joined) this.addMessages(r, [m], true);
         if (typeof m.id === 'number') this.emit('live', { room: m.room, message: m });
         return;
       }
+      case 'read': {
+        if (typeof m.room !== 'string' || typeof m.id !== 'number') return;
+        const e = this.count(m.room);
+        if (m.id > e.read) e.read = m.id;
+        const r = this.rooms.get(m.room);
+        // Rooms not counted here exactly get their count from the server.
+        if (!(r && r.synced && !r.detached) && this.unreadOf(m.room) > 0) this.syncSoon();
+        this.countsChanged(m.room);
+        this.emit('read', { room: m.room, id: e.read, mine: !!info });
+        return;
+      }
+      case 'search':
+        this.emit('search', {
+          ref: m.ref || null, q: m.q, room: m.room || null,
+          messages: Array.isArray(m.messages) ? m.messages.filter((x) => x && typeof x.id === 'number' && typeof x.room === 'string') : [],
+          hasMore: !!m.has_more,
+        });
+        return;
       case 'edited':
       case 'deleted':
         return this.onChange(m, info);
@@ -531,6 +792,13 @@ export class Client extends EventTarget {
         const item = this.resolve(r, m.client_id, m.id, m.ts);
         if (!item) return;
         const msg = { type: 'message', room: m.room, id: m.id, ts: m.ts, user: { id: this.user.id, name: this.user.name }, text: item.text, client_id: m.client_id };
+        if (r.detached) {
+          if (!r.buffer.has(m.id)) r.buffer.set(m.id, msg);
+          if (m.id > r.lastId) r.lastId = m.id;
+          this.emit('outbox', { room: m.room, item, op: 'confirm', message: null });
+          this.maybeLeave(r);
+          return;
+        }
         if (!r.msgs.has(m.id)) {
           r.msgs.set(m.id, msg);
           if (m.id > r.lastId) r.lastId = m.id;
@@ -560,6 +828,17 @@ export class Client extends EventTarget {
       case 'rooms': {
         const list = Array.isArray(m.rooms) ? m.rooms : [];
         for (const x of list) if (x && isDmRoom(x.name) && x.peer) this.setPeer(x.name, x.peer);
+        for (const x of list) {
+          if (!x || typeof x.name !== 'string') continue;
+          const e = this.count(x.name);
+          if (typeof x.read === 'number' && x.read > e.read) e.read = x.read;
+          if (typeof x.unread === 'number') {
+            const last = typeof x.last_id === 'number' ? x.last_id : 0;
+            e.base = { read: typeof x.read === 'number' ? x.read : e.read, unread: x.unread, last };
+            for (const id of e.live) if (id <= last) e.live.delete(id);
+          }
+          this.countsChanged(x.name);
+        }
         this.emit('rooms', { rooms: list });
         return;
       }
@@ -586,6 +865,7 @@ export class Client extends EventTarget {
       if (r.name === this.current || r.outbox.some((i) => i.status !== 'failed')) this.join(r);
     }
     this.requestRooms();
+    this.flushReads();
   }
 
   onJoined(m, info) {
@@ -611,7 +891,18 @@ export class Client extends EventTarget {
     let top = 0;
     for (const x of [...msgs, ...allUpdates]) if (x && typeof x.id === 'number') top = Math.max(top, revOf(x));
     if (first) r.hasOlder = msgs.length > 0;
-    this.emit('joined', { room: r.name, first, peer: r.peer });
+    // 1.1: the user's read marker in this room.
+    const e = this.count(r.name);
+    const read = typeof m.read === 'number' ? m.read : null;
+    if (read !== null && read > e.read) e.read = read;
+    let newest = 0;
+    for (const x of msgs) if (x && typeof x.id === 'number' && x.id > newest) newest = x.id;
+    this.emit('joined', { room: r.name, first, peer: r.peer, read, newest });
+    // A room never read before (no marker) starts read up to what it shows,
+    // when asked to (the widget: a first visit has nothing unread).
+    if (this.baseline && first && read === 0 && !isDmRoom(r.name) && newest > 0 && this.marker(r.name) === 0) this.markRead(r.name, newest);
+    // A jump that the connection lost is asked for again.
+    if (r.detached && r.jump && !r.jump.done) this.requestAround(r);
     // More than 1000 changes missed: these are the oldest of them. Join
     // again with `since` = the highest id/rev received; until an answer
     // is complete, a reconnect's `since` stays there.
@@ -629,6 +920,14 @@ export class Client extends EventTarget {
 
   // A live edit or delete (1.1), applied to the message when we hold it.
   onChange(m, info) {
+    if (m.type === 'deleted' && typeof m.id === 'number' && typeof m.room === 'string') {
+      // A deleted message is no longer unread: one counted here live is
+      // taken off; one the server counted, asked for again.
+      const e = this.counts.get(m.room);
+      const held = this.rooms.get(m.room)?.msgs.has(m.id);
+      if (e && e.live.delete(m.id)) this.countsChanged(m.room);
+      else if (e && !held && m.id > this.marker(m.room) && e.base && m.id <= e.base.last) this.syncSoon();
+    }
     const r = this.rooms.get(m.room);
     if (!r || typeof m.id !== 'number') return;
     const rev = typeof m.rev === 'number' ? m.rev : 0;
@@ -648,12 +947,15 @@ export class Client extends EventTarget {
     }
     r.msgs.set(m.id, next);
     this.emit('update', { room: r.name, message: next, live: true, by: m.by || null, kind: m.type, mine: !!info });
+    this.countsChanged(r.name);
   }
 
   onHistory(m, info) {
     const r = this.rooms.get(m.room);
     if (!r) return;
     const msgs = Array.isArray(m.messages) ? m.messages : [];
+    if (info && info.kind === 'around') return this.onAround(r, m, msgs, info);
+    if (info && info.kind === 'newer') return this.onNewer(r, m, msgs);
     // older page (also a reply without a ref we sent: treat as older)
     r.loadingOlder = false;
     r.hasOlder = !!m.has_more;
@@ -666,6 +968,54 @@ export class Client extends EventTarget {
       fresh.push(x);
     }
     this.emit('older', { room: r.name, messages: fresh, hasOlder: r.hasOlder });
+  }
+
+  // Adds history rows to a detached window; returns the ones not held.
+  addWindow(r, msgs) {
+    const fresh = [];
+    for (const x of msgs) {
+      if (!x || typeof x.id !== 'number') continue;
+      const rev = revOf(x);
+      if (rev > r.lastId) r.lastId = rev;
+      r.buffer?.delete(x.id);
+      const old = r.msgs.get(x.id);
+      if (old && revOf(old) >= rev) continue;
+      r.msgs.set(x.id, x);
+      if (!r.oldestId || x.id < r.oldestId) r.oldestId = x.id;
+      if (x.id > r.newestId) r.newestId = x.id;
+      if (!old) fresh.push(x);
+    }
+    return fresh;
+  }
+
+  // One half of a jump: the messages up to the target (older side) or
+  // after it (newer side).
+  onAround(r, m, msgs, info) {
+    const j = r.jump;
+    if (!r.detached || !j || j.seq !== info.seq || j.done) return;
+    this.addWindow(r, msgs);
+    if (info.part === 'before') {
+      r.hasOlder = !!m.has_more;
+      r.loadingOlder = false;
+    } else {
+      r.hasNewer = !!m.has_more;
+      r.loadingNewer = false;
+    }
+    if (++j.parts < 2) return;
+    j.done = true;
+    this.emit('jumped', { room: r.name, id: j.id, found: r.msgs.has(j.id) });
+    if (!r.hasNewer) this.attach(r);
+    this.countsChanged(r.name);
+  }
+
+  onNewer(r, m, msgs) {
+    r.loadingNewer = false;
+    if (!r.detached) return;
+    const fresh = this.addWindow(r, msgs).sort((a, b) => a.id - b.id);
+    r.hasNewer = !!m.has_more && msgs.length > 0;
+    this.emit('newer', { room: r.name, messages: fresh });
+    if (!r.hasNewer) this.attach(r);
+    this.countsChanged(r.name);
   }
 
   onError(m, info) {
@@ -714,7 +1064,35 @@ export class Client extends EventTarget {
         if (code === 'rate_limited') setTimeout(() => this.emit('older', { room: r.name, messages: [], hasOlder: r.hasOlder, retry: true }), 1000);
       }
       if (info.kind === 'join' && r && code === 'rate_limited') setTimeout(() => this.state === 'online' && this.join(r), 1000);
-      this.emit('notice', { code, message, room: info.room, kind: info.kind, id: info.id ?? null, user: info.user ?? null });
+      if (info.kind === 'read') {
+        // Too many requests: try again in a moment. Refused (a room this
+        // user may not read): not sent again.
+        const e = this.counts.get(info.room);
+        if (e && code === 'rate_limited') {
+          e.sent = 0;
+          e.sentAt = Date.now();
+          this.scheduleRead(info.room);
+        }
+        return;
+      }
+      if ((info.kind === 'around' || info.kind === 'newer') && r) {
+        if (info.kind === 'newer') r.loadingNewer = false;
+        if (code === 'rate_limited') {
+          const j = r.jump;
+          if (info.kind === 'around' && (!j || j.retry === info.seq)) return; // the other half's retry covers it
+          if (info.kind === 'around') j.retry = info.seq;
+          setTimeout(() => {
+            if (this.state !== 'online' || !r.detached) return;
+            if (info.kind === 'newer') this.loadNewer(r.name);
+            else if (r.jump && r.jump.seq === info.seq && !r.jump.done) {
+              r.jump.retry = 0;
+              this.requestAround(r);
+            }
+          }, 1000);
+          return;
+        }
+      }
+      this.emit('notice', { code, message, room: info.room, kind: info.kind, id: info.id ?? null, user: info.user ?? null, ref: m.ref, part: info.part ?? null });
       return;
     }
     this.emit('notice', { code, message });

@@ -159,6 +159,20 @@
     emit('parley:close', { room: room });
   }
 
+  // Whether this page (or the chat inside it) has the focus: the chat
+  // marks messages read only while they are on screen in a focused window.
+  var toldFocus = null;
+  function tellFocus() {
+    var f = document.hasFocus();
+    if (f === toldFocus) return;
+    toldFocus = f;
+    toChat({ type: 'parley:focus', focused: f });
+  }
+  window.addEventListener('focus', tellFocus);
+  // Focus moving into the chat's iframe blurs this window but leaves the
+  // page focused: ask once the move is over.
+  window.addEventListener('blur', function () { setTimeout(tellFocus, 0); });
+
   function toggle() {
     if (isOpen) close();
     else open();
@@ -180,7 +194,8 @@
         case 'parley:ready':
           ready = true;
           if (token) toChat({ type: 'parley:token', token: token });
-          toChat({ type: 'parley:visibility', open: isOpen });
+          toldFocus = document.hasFocus();
+          toChat({ type: 'parley:visibility', open: isOpen, focused: toldFocus });
           emit('parley:ready', { room: room });
           break;
         case 'parley:unread':
@@ -190,6 +205,10 @@
           break;
         case 'parley:close':
           close();
+          break;
+        case 'parley:blur':
+          // The chat lost the focus: to this page, or with it.
+          setTimeout(tellFocus, 0);
           break;
         case 'parley:signed-in':
           emit('parley:signed-in', { user: d.user, room: room });

@@ -99,6 +99,26 @@ test('a message with HTML is shown as text', async () => {
   assert.equal(await b.page.locator('#dms b, #dms img, #room-title b, #live b, #live img, .toasts b').count(), 0);
   assert.equal(await b.page.getByRole('textbox', { name: 'Message <b onmouseover=alert(2)>Eve</b>' }).count(), 1);
   await noMarkup(b.page);
+  // 1.1: search results (the text, with the words found marked, the
+  // author's name, a DM's peer) and a query that is markup are text too.
+  await b.page.keyboard.press('Control+k');
+  const search = b.page.getByRole('searchbox', { name: 'Search messages' });
+  await search.fill('img onerror');
+  await search.press('Enter');
+  await b.page.locator('#search-status', { hasText: /results? for “img onerror”/ }).waitFor();
+  const results = b.page.locator('#search-results a.result');
+  assert.ok(await results.count() >= 2);
+  assert.ok((await b.page.locator('#search-results mark').allTextContents()).every((t) => /^(img|onerror)$/i.test(t)));
+  await b.page.locator('#search-results .result-text', { hasText: '<img src=x onerror=alert(10)> private' }).waitFor();
+  await b.page.locator('#search-results .result-author', { hasText: '<b onmouseover=alert(2)>Eve</b>' }).first().waitFor();
+  await b.page.locator('#search-results .result-room', { hasText: '@<b onmouseover=alert(2)>Eve</b>' }).waitFor();
+  assert.equal(await b.page.locator('#search-results img, #search-results script, #search-results b, #search-results svg, #search-results iframe').count(), 0);
+  await search.fill('<b>bold</b> <img src=x onerror=alert(11)>');
+  await search.press('Enter');
+  await b.page.locator('#search-status', { hasText: '“<b>bold</b> <img src=x onerror=alert(11)>”' }).waitFor();
+  assert.equal(await b.page.locator('#search img, #search b').count(), 0);
+  await b.page.keyboard.press('Escape');
+  await noMarkup(b.page);
   evil.close();
   await a.context.close();
   await b.context.close();
