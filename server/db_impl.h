@@ -118,6 +118,12 @@ int db__run_write(struct db *db, struct db_req *r, int64_t *max_id);
 
 /* ---- db_read.c (worker thread, each read in its own transaction) ---- */
 
+/* Appends the current row of st, whose first columns are MSG_COLS's
+ * (db_schema.c: id, ts, user_id, user_name, text, client_id, rev,
+ * edited_ts, deleted), as a MESSAGE of `room`. Any thread with its own
+ * statement (the search thread's too). */
+void db__put_row(struct buf **b, sqlite3_stmt *st, const char *room);
+
 /* Runs one read into r, seeing ids up to hi only. Returns SQLITE_OK, or the
  * error with r->status set and no rows. */
 int db__run_read(struct db *db, struct db_req *r, int64_t hi);

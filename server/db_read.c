@@ -23,8 +23,7 @@ static int64_t scalar(struct db *db, int which, const char *room, int64_t v)
     return out;
 }
 
-/* Appends the current row of a history statement as a MESSAGE object. */
-static void put_row(struct buf **b, sqlite3_stmt *st, const char *room)
+void db__put_row(struct buf **b, sqlite3_stmt *st, const char *room)
 {
     struct proto_msg m = {
         .room = room,
@@ -121,7 +120,7 @@ static int run_since(struct db *db, struct db_req *r, int64_t hi)
     sqlite3_bind_int64(st, 4, hi);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW && n < r->limit) {
         size_t at = scratch->len;
-        put_row(&scratch, st, r->room);
+        db__put_row(&scratch, st, r->room);
         if (n && scratch->len + (size_t)n > cap) { /* commas included */
             scratch->len = (uint32_t)at;
             break;
@@ -194,7 +193,7 @@ static int run_messages(struct db *db, struct db_req *r, int64_t hi)
         size_t mark = rows->len;
         if (asc && r->nrows) buf_put(&rows, ",", 1);
         if (!asc) at[r->nrows] = rows->len;
-        put_row(&rows, st, r->room);
+        db__put_row(&rows, st, r->room);
         /* Descending rows get their commas (one per row before) when copied. */
         if (r->nrows && rows->len + (asc ? 0 : (size_t)r->nrows) > cap) {
             rows->len = (uint32_t)mark;

@@ -11,6 +11,7 @@
 #include "buf.h"
 #include "db.h"
 #include "db_dm.h"
+#include "db_impl.h" /* db__put_row */
 #include "db_mark.h"
 #include "log.h"
 #include "protocol.h"
@@ -87,23 +88,6 @@ static int bind_scope(sqlite3_stmt *st, const struct db_req *r, int64_t before)
     return SQLITE_OK;
 }
 
-static void put_match(struct buf **b, sqlite3_stmt *st)
-{
-    struct proto_msg m = {
-        .room = (const char *)sqlite3_column_text(st, 9),
-        .id = sqlite3_column_int64(st, 0),
-        .ts = sqlite3_column_int64(st, 1),
-        .user_id = (const char *)sqlite3_column_text(st, 2),
-        .user_name = (const char *)sqlite3_column_text(st, 3),
-        .text = (const char *)sqlite3_column_text(st, 4),
-        .text_len = (size_t)sqlite3_column_bytes(st, 4),
-        .client_id = (const char *)sqlite3_column_text(st, 5),
-        .rev = sqlite3_column_int64(st, 6),
-        .edited_ts = sqlite3_column_int64(st, 7),
-        .deleted = sqlite3_column_int(st, 8),
-    };
-    proto_put_message(b, &m);
-}
 
 /* In a DM room, whether r's user is one of its pair. Returns SQLITE_OK
  * with r->status DB_FORBIDDEN when not, or the statement's error. */
@@ -155,7 +139,7 @@ static int run_search(struct db_search *s, struct db_req *r)
             break;
         }
         if (r->nrows) buf_put(&rows, ",", 1);
-        put_match(&rows, st);
+        db__put_row(&rows, st, (const char *)sqlite3_column_text(st, 9));
         r->nrows++;
     }
     if (rc == SQLITE_ROW || rc == SQLITE_DONE) rc = rows->oom ? SQLITE_NOMEM : SQLITE_OK;

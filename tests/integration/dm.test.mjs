@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import {
-  connect, guest, tokenUser, mintToken, serverForTest, startServer, httpGet, sleep, T,
+  connect, guest, tokenUser, mintToken, serverForTest, startServer, httpGet, sleep, T, everyOnce, quiet,
 } from './harness.mjs';
 
 const RATE = ['--rate', '1000', '--burst', '1000'];
@@ -95,34 +95,6 @@ async function typingOk(c, room) {
   assert.deepEqual(errs, [], `typing in ${room} was refused`);
 }
 
-/** Every client in cs gets exactly one message matching pred (resolved in cs order). */
-async function everyOnce(cs, pred, what) {
-  const got = [];
-  for (const [i, c] of cs.entries()) {
-    try {
-      got.push(await c.next(pred, T(5000)));
-    } catch (e) {
-      throw new Error(`connection ${i} (${c.user?.id}): no ${what}: ${e.message}`);
-    }
-  }
-  await sleep(T(200));
-  for (const [i, c] of cs.entries()) {
-    await c.barrier();
-    const more = c.drain(pred);
-    assert.equal(more.length, 0, `connection ${i} (${c.user?.id}) got ${what} ${1 + more.length} times`);
-  }
-  return got;
-}
-
-/** None of cs receives anything matching pred within a short wait. */
-async function quiet(cs, pred, what) {
-  await sleep(T(300));
-  for (const [i, c] of cs.entries()) {
-    await c.barrier();
-    const got = c.drain(pred);
-    assert.deepEqual(got, [], `connection ${i} (${c.user?.id}) must not get ${what}`);
-  }
-}
 
 const inRoom = (room, type) => (m) => m.room === room && (!type || m.type === type);
 

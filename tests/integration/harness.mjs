@@ -701,3 +701,32 @@ export function sharedServer(opts, onStart) {
   });
   return clients;
 }
+
+/** Every client in cs gets exactly one message matching pred (resolved in cs order). */
+export async function everyOnce(cs, pred, what) {
+  const got = [];
+  for (const [i, c] of cs.entries()) {
+    try {
+      got.push(await c.next(pred, T(5000)));
+    } catch (e) {
+      throw new Error(`connection ${i} (${c.user?.id}): no ${what}: ${e.message}`);
+    }
+  }
+  await sleep(T(200));
+  for (const [i, c] of cs.entries()) {
+    await c.barrier();
+    const more = c.drain(pred);
+    assert.equal(more.length, 0, `connection ${i} (${c.user?.id}) got ${what} ${1 + more.length} times`);
+  }
+  return got;
+}
+
+/** None of cs receives anything matching pred within a short wait. */
+export async function quiet(cs, pred, what) {
+  await sleep(T(300));
+  for (const [i, c] of cs.entries()) {
+    await c.barrier();
+    const got = c.drain(pred);
+    assert.deepEqual(got, [], `connection ${i} (${c.user?.id}) must not get ${what}`);
+  }
+}

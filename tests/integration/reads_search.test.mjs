@@ -18,7 +18,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import {
-  connect, guest, tokenUser, mintToken, serverForTest, startServer, httpGet, sendMany, waitFor, sleep, T,
+  connect, guest, tokenUser, mintToken, serverForTest, startServer, httpGet, sendMany, waitFor, sleep, T, everyOnce, quiet,
 } from './harness.mjs';
 
 const RATE = ['--rate', '100000', '--burst', '100000'];
@@ -124,34 +124,6 @@ async function search(c, fields) {
 const found = async (c, fields) => (await search(c, fields)).messages.map((m) => m.id);
 const desc = (...ids) => ids.flat().sort((x, y) => y - x);
 
-/** Every client in cs gets exactly one message matching pred. */
-async function everyOnce(cs, pred, what) {
-  const got = [];
-  for (const [i, c] of cs.entries()) {
-    try {
-      got.push(await c.next(pred, T(5000)));
-    } catch (e) {
-      throw new Error(`connection ${i} (${c.user?.id}): no ${what}: ${e.message}`);
-    }
-  }
-  await sleep(T(200));
-  for (const [i, c] of cs.entries()) {
-    await c.barrier();
-    const more = c.drain(pred);
-    assert.equal(more.length, 0, `connection ${i} (${c.user?.id}) got ${what} ${1 + more.length} times`);
-  }
-  return got;
-}
-
-/** None of cs receives anything matching pred within a short wait. */
-async function quiet(cs, pred, what) {
-  await sleep(T(300));
-  for (const [i, c] of cs.entries()) {
-    await c.barrier();
-    const got = c.drain(pred);
-    assert.deepEqual(got, [], `connection ${i} (${c.user?.id}) must not get ${what}`);
-  }
-}
 
 const isRead = (m) => m.type === 'read';
 
