@@ -35,7 +35,8 @@ enum db_status db_status_of(int rc)
 {
     rc &= 0xff;
     return rc == SQLITE_BUSY || rc == SQLITE_LOCKED || rc == SQLITE_FULL ||
-                   rc == SQLITE_IOERR || rc == SQLITE_CANTOPEN
+                   rc == SQLITE_IOERR || rc == SQLITE_CANTOPEN ||
+                   rc == SQLITE_INTERRUPT /* a search or listing past its time */
                ? DB_BUSY
                : DB_FAILED;
 }
@@ -330,9 +331,7 @@ struct db *db_open(const struct db_options *opt, char *err, size_t errlen)
     pthread_mutex_init(&db->conn_lock, NULL);
     if (db__setup(db, err, errlen)) goto err;
     /* After the migrations: its read-only connection needs the schema. */
-    if (opt->search_done &&
-        !(db->search = db_search_open(opt, err, errlen)))
-        goto err;
+    if (opt->search_done && !(db->search = db_search_open(opt, err, errlen))) goto err;
     if (pthread_create(&db->thread, NULL, db_worker, db)) {
         snprintf(err, errlen, "cannot start the database thread");
         goto err;

@@ -111,12 +111,14 @@ static int put_line(struct db_mark *m, struct db_req *r, struct buf **b, const c
     int64_t last, unread;
     int rc = last_id(m, room, hi, &last);
     if (rc != SQLITE_OK) return failed(m->last, r, "rooms-last", rc);
+    unread = 0; /* nothing newer than the marker: no count to make */
     sqlite3_bind_text(m->unread, 1, room, -1, SQLITE_STATIC);
     sqlite3_bind_int64(m->unread, 2, read);
     sqlite3_bind_int64(m->unread, 3, hi);
     sqlite3_bind_text(m->unread, 4, r->user_id, -1, SQLITE_STATIC);
-    if ((rc = number(m->unread, &unread)) != SQLITE_OK)
+    if (last > read && (rc = number(m->unread, &unread)) != SQLITE_OK)
         return failed(m->unread, r, "rooms-unread", rc);
+    if (last <= read) sqlite3_reset(m->unread);
     buf_puts(b, room);
     buf_put(b, "\t", 1);
     buf_put_i64(b, last);

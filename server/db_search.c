@@ -20,6 +20,8 @@
  * in rooms the user may not read, scans all of it. Past this it is
  * interrupted and answered overloaded (narrow it, or page with before). */
 #define SEARCH_MAX_MS 2000
+/* The same for a `rooms` listing (a user with a thousand busy rooms). */
+#define LISTING_MAX_MS 1000
 
 struct db_search {
     int64_t deadline_us; /* the running search's (search thread only) */
@@ -36,14 +38,11 @@ struct db_search {
     int len, stopping;          /* guarded by lock */
 };
 
-static const char *const sql_pair =
-    "SELECT 1 FROM dm_rooms WHERE room=?1 AND (user_a=?2 OR user_b=?2)";
-
 /* The query for a scope: matches newest first, below `before`, in the rooms
  * the user may read. Parameters: ?1 the match, ?2 before, ?3 the room or
  * the user (for the DM rooms), then the names and prefixes from ?4 on.
  * Returns an sqlite3_malloc'd text (sqlite3_free it) or NULL. */
-static char *query_text(const struct db_req *r)
+static char *query_text(const struct db_req *r, int no_guests)
 {
     const struct db_search_scope *sc = r->scope;
     sqlite3_str *q = sqlite3_str_new(NULL);
@@ -55,12 +54,17 @@ static char *query_text(const struct db_req *r)
     if (r->room)
         sqlite3_str_appendall(q, "m.room=?3");
     else {
-        sqlite3_str_appendf(
-            q,
-            "(m.room IN (SELECT room FROM dm_rooms WHERE user_a=?3 UNION "
-            "ALL SELECT room FROM dm_rooms WHERE user_b=?3) OR (m.room NOT "
-            "GLOB 'dm-*' AND (%d",
-            sc->all_rooms);
+        /* The user's DM rooms; with --no-guest-dms, only those without a
+         * guest (as db_dm_check closes the others). */
+        sqlite3_str_appendall(q, no_guests
+                                     ? "(m.room IN (SELECT d.room FROM dm_rooms d "
+                                       "JOIN users ua ON ua.id=d.user_a JOIN users ub "
+                                       "ON ub.id=d.user_b WHERE ?3 IN (d.user_a,"
+                                       "d.user_b) AND ua.guest=0 AND ub.guest=0)"
+                                     : "(m.room IN (SELECT room FROM dm_rooms WHERE "
+                                       "user_a=?3 UNION ALL SELECT room FROM dm_rooms "
+                                       "WHERE user_b=?3)");
+        sqlite3_str_appendf(q, " OR (m.room NOT GLOB 'dm-*' AND (%d", sc->all_rooms);
         for (int i = 0; i < sc->nnames; i++)
             sqlite3_str_appendf(q, " OR m.room=?%d", 4 + i);
         for (int i = 0; i < sc->nprefixes; i++)
@@ -88,21 +92,13 @@ static int bind_scope(sqlite3_stmt *st, const struct db_req *r, int64_t before)
     return SQLITE_OK;
 }
 
-
-/* In a DM room, whether r's user is one of its pair. Returns SQLITE_OK
- * with r->status DB_FORBIDDEN when not, or the statement's error. */
+/* In a DM room, whether r's user is one of its pair, and (--no-guest-dms)
+ * no guest is: the worker's own check (db_dm_check), on this connection.
+ * Returns SQLITE_OK with r->status DB_FORBIDDEN when not, or the error. */
 static int dm_allowed(struct db_search *s, struct db_req *r)
 {
-    sqlite3_stmt *st;
     if (!r->room || !proto_room_is_dm(r->room)) return SQLITE_OK;
-    int rc = sqlite3_prepare_v2(s->conn, sql_pair, -1, &st, NULL);
-    if (rc != SQLITE_OK) return rc;
-    sqlite3_bind_text(st, 1, r->room, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, r->user_id, -1, SQLITE_STATIC);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_DONE) r->status = DB_FORBIDDEN;
-    sqlite3_finalize(st);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
+    return db_dm_check(&s->dm, r, 0);
 }
 
 /* Runs one search into r->rows (newest first, commas between), r->nrows
@@ -126,7 +122,7 @@ static int run_search(struct db_search *s, struct db_req *r)
     s->deadline_us = mono_us() + SEARCH_MAX_MS * 1000;
     sqlite3_stmt *st = NULL;
     struct buf *rows = buf_new(4096);
-    char *sql = query_text(r);
+    char *sql = query_text(r, s->dm.no_guests);
     int rc = SQLITE_NOMEM;
     if (!rows || !sql) goto out;
     if ((rc = dm_allowed(s, r)) != SQLITE_OK || r->status != DB_OK) goto out;
@@ -155,9 +151,9 @@ out:
     if (rc != SQLITE_OK) {
         plog(LOG_WARN, "db-failed", "op=search rc=%d reason=\"%s\"", rc,
              sqlite3_errmsg(s->conn));
-        r->status = (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED
-                        ? DB_BUSY
-                        : DB_FAILED;
+        int busy = (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED ||
+                   (rc & 0xff) == SQLITE_INTERRUPT; /* past SEARCH_MAX_MS */
+        r->status = busy ? DB_BUSY : DB_FAILED;
     }
     return rc;
 }
@@ -182,7 +178,7 @@ static void *search_main(void *arg)
         if (stopping)
             r->status = DB_BUSY;
         else if (r->op == DB_READ) { /* dms: it sees everything committed */
-            s->deadline_us = INT64_MAX;
+            s->deadline_us = mono_us() + LISTING_MAX_MS * 1000;
             db_mark_rooms(&s->mark, &s->dm, r, INT64_MAX);
         } else
             run_search(s, r);
@@ -233,11 +229,18 @@ int db_search_submit(struct db_search *s, struct db_req *r)
         r->status = DB_OK;
         r->rows = r->updates = r->frame = r->pair = r->peer = NULL;
         r->nrows = r->more = 0;
-        if (s->tail)
-            s->tail->next = r;
+        /* Listings go ahead of searches (after the listings already
+         * waiting): a page load's `rooms` never waits behind anyone's
+         * searches. */
+        struct db_req **at = &s->head;
+        if (r->op == DB_READ)
+            while (*at && (*at)->op == DB_READ)
+                at = &(*at)->next;
         else
-            s->head = r;
-        s->tail = r;
+            at = s->tail ? &s->tail->next : &s->head;
+        r->next = *at;
+        *at = r;
+        if (!r->next) s->tail = r;
         s->len++;
         rc = 0;
         pthread_cond_signal(&s->cond);

@@ -233,9 +233,8 @@ void roomreq_finish(struct session *s)
         wire_error(s, E_FORBIDDEN, "this direct message is between two other users");
     else if (q->status != DB_OK)
         wire_error(s, q->status == DB_BUSY ? E_OVERLOADED : E_INTERNAL,
-                   q->status == DB_BUSY
-                       ? "the server is busy; retry later"
-                       : "database error; retry with the same client_id");
+                   q->status == DB_BUSY ? "the server is busy; retry later"
+                                        : "database error; retry later");
     else if (q->check) /* one of the pair, not joined (unjoined_dm) */
         wire_error(s, E_NOT_MEMBER, "join the room first");
     else if (q->dms)
