@@ -1819,7 +1819,9 @@ function setSearchStatus(text, busy = false) {
 }
 
 function runSearch(more = false) {
-  const q = ui.searchInput.value.trim();
+  // Older results continue the search shown, whatever the box says now.
+  if (more && (!srch.q || !srch.results.length)) return;
+  const q = more ? srch.q : ui.searchInput.value.trim();
   if (!more) {
     srch.results = [];
     srch.hasMore = false;
@@ -1843,7 +1845,7 @@ function runSearch(more = false) {
     return;
   }
   const scoped = mode === 'embed' || ui.searchScope.value === 'room';
-  const where = scoped && room ? room.name : null;
+  const where = more ? srch.room : scoped && room ? room.name : null;
   const before = more && srch.results.length ? srch.results[srch.results.length - 1].id : null;
   const ref = client.search(q, { room: where, before, limit: SEARCH_LIMIT });
   if (!ref) {

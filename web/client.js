@@ -1065,10 +1065,10 @@ export class Client extends EventTarget {
       }
       if (info.kind === 'join' && r && code === 'rate_limited') setTimeout(() => this.state === 'online' && this.join(r), 1000);
       if (info.kind === 'read') {
-        // Too many requests: try again in a moment. Refused (a room this
-        // user may not read): not sent again.
+        // Too many requests, or the server busy or failing: try again in a
+        // moment. Refused (a room this user may not read): not sent again.
         const e = this.counts.get(info.room);
-        if (e && code === 'rate_limited') {
+        if (e && (code === 'rate_limited' || code === 'overloaded' || code === 'internal')) {
           e.sent = 0;
           e.sentAt = Date.now();
           this.scheduleRead(info.room);
