@@ -331,7 +331,11 @@ struct db *db_open(const struct db_options *opt, char *err, size_t errlen)
     pthread_mutex_init(&db->conn_lock, NULL);
     if (db__setup(db, err, errlen)) goto err;
     /* After the migrations: its read-only connection needs the schema. */
-    if (opt->search_done && !(db->search = db_search_open(opt, err, errlen))) goto err;
+    /* Two readers beside the worker: searches, and listings, so a page
+     * load's `rooms` never waits behind anyone's search. */
+    if (opt->search_done && (!(db->search = db_search_open(opt, err, errlen)) ||
+                             !(db->lists = db_search_open(opt, err, errlen))))
+        goto err;
     if (pthread_create(&db->thread, NULL, db_worker, db)) {
         snprintf(err, errlen, "cannot start the database thread");
         goto err;
@@ -346,8 +350,8 @@ err:
 int db_submit(struct db *db, struct db_req *r)
 {
     /* Reads that need no place in the commit order go beside the worker. */
-    if (r->op == DB_SEARCH || (r->op == DB_READ && r->dms && db->search))
-        return db->search ? db_search_submit(db->search, r) : -1;
+    if (r->op == DB_READ && r->dms && db->lists) return db_search_submit(db->lists, r);
+    if (r->op == DB_SEARCH) return db->search ? db_search_submit(db->search, r) : -1;
     int rc = -1;
     pthread_mutex_lock(&db->lock);
     if (!db->stopping && db->q_len < db->opt.queue_max) {
@@ -406,7 +410,8 @@ char *db_setting(struct db *db, const char *key, const char *fresh)
 void db_stop(struct db *db)
 {
     db_search_close(db->search); /* its queued searches complete as DB_BUSY */
-    db->search = NULL;
+    db_search_close(db->lists);
+    db->search = db->lists = NULL;
     pthread_mutex_lock(&db->lock);
     db->stopping = 1;
     pthread_cond_broadcast(&db->cond);
@@ -420,7 +425,9 @@ void db_stop(struct db *db)
 void db_close(struct db *db)
 {
     if (!db) return;
-    assert(!db->started); /* db_stop() first */
+    assert(!db->started);        /* db_stop() first */
+    db_search_close(db->search); /* a failed db_open's, else NULL already */
+    db_search_close(db->lists);
     for (struct db_req *r = db->d_head; r; r = r->next) {
         buf_unref(r->rows);
         buf_unref(r->updates);

@@ -45,6 +45,7 @@ struct db {
     struct db_dm dm;            /* worker thread only: the DM statements */
     struct db_mark mark;        /* worker thread only: read markers, the listing */
     struct db_search *search;   /* the search thread; NULL without one */
+    struct db_search *lists;    /* another, for the rooms listings */
     pthread_t thread;
     int started;
 

@@ -1,6 +1,7 @@
 /* db_search.h -- full-text search, and the other reads that need no place
- * in the commit order (the `rooms` listing's database part), on their own
- * thread and their own read-only connection to the database file.
+ * in the commit order (the `rooms` listing's database part), on a thread
+ * and a read-only connection of their own (the database opens two: one
+ * for searches, one for listings).
  *
  * A search can take tens of milliseconds on a large history. Run on the
  * database worker, it would hold every commit (and so every ack) behind
