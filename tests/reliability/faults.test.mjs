@@ -135,8 +135,11 @@ async function diskFullScenario(t, { dir, fill, unfill, label }) {
   assert.deepEqual([rows.n, rows.d], [acks.size, acks.size]);
 }
 
-test('disk full (a 4 MiB tmpfs): sends are refused, nothing acked is lost, recovery without a restart', async (t) => {
-  const m = mountTmpfs(4096);
+// 16 MiB: once the filler goes, the WAL (checkpointed at 1,000 pages, 4 MiB)
+// and the search index's segments (every commit writes one) must fit, or
+// the disk fills again while the refused sends are retried.
+test('disk full (a 16 MiB tmpfs): sends are refused, nothing acked is lost, recovery without a restart', async (t) => {
+  const m = mountTmpfs(16384);
   if (!m) return t.skip('cannot mount a tmpfs here (no privilege); the file-size-limit case below covers the fault');
   const filler = path.join(m.dir, 'filler');
   await diskFullScenario(t, {
