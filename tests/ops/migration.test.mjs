@@ -12,7 +12,7 @@ import { startServer, guest, sqlite, fullHistory, runParley, REPO } from '../int
 const schemaDir = path.join(REPO, 'schema');
 const versions = readdirSync(schemaDir).filter((f) => /^\d+_.*\.sql$/.test(f)).sort();
 
-test('a version-1 database is upgraded in place, its messages intact', async () => {
+test('a version-1 database is upgraded in place, its messages intact', async (t) => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'parley-mig-'));
   const db = path.join(dir, 'v1.db');
   const v1 = readFileSync(path.join(schemaDir, versions[0]), 'utf8');
@@ -23,6 +23,9 @@ ${v1};
       ('lobby','u2','Bo','still here',1700000000001,'c2');
     PRAGMA user_version=1;`);
   const srv = await startServer({ db });
+  let stopped = false;
+  // A failed assertion must not leave the server up (node would wait on it).
+  t.after(() => { if (!stopped) srv.stop('SIGKILL'); });
   assert.equal(sqlite(db, 'PRAGMA user_version')[0].user_version, versions.length);
   assert.ok(versions.length >= 2, 'there is a migration to apply');
   assert.equal(sqlite(db, "SELECT count(*) AS n FROM sqlite_master WHERE name='messages_ts'")[0].n, 1);
@@ -51,7 +54,7 @@ ${v1};
     sqlite(db, "SELECT name FROM sqlite_master WHERE tbl_name='dm_rooms' AND name NOT LIKE 'sqlite_%' ORDER BY name").map((r) => r.name),
     ['dm_rooms', 'dm_rooms_a', 'dm_rooms_b'],
   );
-  assert.deepEqual(sqlite(db, 'PRAGMA table_info(dm_rooms)').map((col) => col.name), ['room', 'user_a', 'user_b', 'created']);
+  assert.deepEqual(sqlite(db, 'PRAGMA table_info(dm_rooms)').map((col) => col.name), ['room', 'user_a', 'user_b', 'created', 'created_by', 'last_id']);
   const d = await guest(srv, 'Writer');
   const dm = await c.request({ type: 'dm', user: d.user.id }, 'joined');
   assert.equal(dm.type, 'joined', `dm answered ${JSON.stringify(dm)}`);
@@ -75,6 +78,7 @@ ${v1};
   assert.deepEqual([got.id, got.text, got.user.id], [5, 'psst', c.user.id]);
   d.close();
   c.close();
+  stopped = true;
   assert.equal((await srv.stop()).code, 0);
   rmSync(dir, { recursive: true, force: true });
 });
