@@ -90,6 +90,16 @@ struct line {
     uint32_t members;
 };
 
+/* Reads the decimal digits at *p (before end) and moves *p past them. Not
+ * strtoll: the rows are not NUL-terminated. */
+static int64_t number(char **p, const char *end)
+{
+    int64_t v = 0;
+    for (; *p < end && **p >= '0' && **p <= '9'; (*p)++)
+        v = v * 10 + (**p - '0');
+    return v;
+}
+
 /* Splits the database's lines (the rows are this read's alone: the tabs
  * after names become NULs), then fills each room's members and newest id
  * from memory under one lock. Returns the array (malloc'd), or NULL with
@@ -109,9 +119,10 @@ static struct line *parse_lines(struct session *s, int *n, int *oom)
         struct line *d = &l[(*n)++];
         d->room = p;
         *tab = 0;
-        d->last_id = strtoll(tab + 1, &p, 10);
-        d->read = *p == '\t' ? strtoll(p + 1, &p, 10) : 0;
-        d->unread = *p == '\t' ? strtoll(p + 1, &p, 10) : 0;
+        p = tab + 1;
+        d->last_id = number(&p, nl);
+        d->read = *p == '\t' ? (p++, number(&p, nl)) : 0;
+        d->unread = *p == '\t' ? (p++, number(&p, nl)) : 0;
         if (*p == '\t') p++; /* the tab before the peer */
         d->peer = p, d->peer_len = p < nl ? (size_t)(nl - p) : 0;
         p = nl + 1;
