@@ -90,6 +90,7 @@ static int run_writes(struct db *db, struct db_req *batch, int *lost)
     if (rc == SQLITE_OK) rc = sqlite3_exec(db->conn, "COMMIT", NULL, NULL, NULL);
     if (rc == SQLITE_OK) {
         db->max_id = max_id;
+        db__index_committed(db);
         return SQLITE_OK;
     }
     if (!*lost) db__log_failure(db, "transaction", rc);
@@ -185,12 +186,13 @@ static int prune_enabled(const struct db *db)
 }
 
 /* Takes up to batch_max requests off the queue, waiting while it is empty
- * (when pruning is on, at most until the next prune is due). Returns NULL
- * when stopping with nothing left, or when a prune is due. */
+ * (when pruning is on, at most until the next prune is due; not at all
+ * while the search index is behind). Returns NULL when stopping with
+ * nothing left, or when a prune or the index is due. */
 static struct db_req *take_batch(struct db *db, int *n, int *stopping)
 {
     pthread_mutex_lock(&db->lock);
-    while (!db->q_head && !db->stopping) {
+    while (!db->q_head && !db->stopping && !db__index_due(db, 1)) {
         if (!prune_enabled(db)) {
             pthread_cond_wait(&db->cond, &db->lock);
             continue;
@@ -300,10 +302,13 @@ static void *db_worker(void *arg)
     int n, stopping;
     for (;;) {
         batch = take_batch(db, &n, &stopping);
-        if (batch)
+        if (batch) {
             run_batch(db, batch, n);
-        else if (stopping)
-            break;
+            if (db__index_due(db, 0)) db__index_chunk(db);
+        } else if (stopping)
+            break; /* the index resumes from its watermark next time */
+        else if (db__index_due(db, 1))
+            db__index_chunk(db);
         else {
             uint64_t pruned = prune(db);
             pthread_mutex_lock(&db->lock);
@@ -315,6 +320,16 @@ static void *db_worker(void *arg)
 }
 
 /* ---- the loop's side ---- */
+
+/* The watermark's kick: a search waits for the index while the worker
+ * sleeps on an empty queue. Search thread. */
+static void kick_worker(void *arg)
+{
+    struct db *db = arg;
+    pthread_mutex_lock(&db->lock);
+    pthread_cond_signal(&db->cond);
+    pthread_mutex_unlock(&db->lock);
+}
 
 struct db *db_open(const struct db_options *opt, char *err, size_t errlen)
 {
@@ -329,12 +344,15 @@ struct db *db_open(const struct db_options *opt, char *err, size_t errlen)
     pthread_mutex_init(&db->lock, NULL);
     pthread_cond_init(&db->cond, NULL);
     pthread_mutex_init(&db->conn_lock, NULL);
+    db_watermark_init(&db->wm);
+    db->wm.kick = kick_worker;
+    db->wm.kick_arg = db;
     if (db__setup(db, err, errlen)) goto err;
     /* After the migrations: its read-only connection needs the schema. */
     /* Two readers beside the worker: searches, and listings, so a page
      * load's `rooms` never waits behind anyone's search. */
-    if (opt->search_done && (!(db->search = db_search_open(opt, err, errlen)) ||
-                             !(db->lists = db_search_open(opt, err, errlen))))
+    if (opt->search_done && (!(db->search = db_search_open(opt, &db->wm, err, errlen)) ||
+                             !(db->lists = db_search_open(opt, NULL, err, errlen))))
         goto err;
     if (pthread_create(&db->thread, NULL, db_worker, db)) {
         snprintf(err, errlen, "cannot start the database thread");
@@ -351,7 +369,10 @@ int db_submit(struct db *db, struct db_req *r)
 {
     /* Reads that need no place in the commit order go beside the worker. */
     if (r->op == DB_READ && r->dms && db->lists) return db_search_submit(db->lists, r);
-    if (r->op == DB_SEARCH) return db->search ? db_search_submit(db->search, r) : -1;
+    if (r->op == DB_SEARCH) { /* it must see what was acked before it */
+        r->last_id = db_watermark_committed(&db->wm);
+        return db->search ? db_search_submit(db->search, r) : -1;
+    }
     int rc = -1;
     pthread_mutex_lock(&db->lock);
     if (!db->stopping && db->q_len < db->opt.queue_max) {
@@ -447,5 +468,6 @@ void db_close(struct db *db)
     pthread_mutex_destroy(&db->lock);
     pthread_mutex_destroy(&db->conn_lock);
     pthread_cond_destroy(&db->cond);
+    db_watermark_destroy(&db->wm);
     free(db);
 }

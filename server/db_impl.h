@@ -16,6 +16,7 @@
 
 #include "db.h"
 #include "db_dm.h"
+#include "db_index.h"
 #include "db_mark.h"
 
 /* The prepared statements; their SQL is db_schema.c's table. */
@@ -35,6 +36,10 @@ enum {
     ST_PRUNE_AGE,
     ST_ROOMS,
     ST_PRUNE_ROOM,
+    ST_IDX_END,
+    ST_IDX_ADD,
+    ST_IDX_SET,
+    ST_IDX_GET,
     ST_COUNT
 };
 
@@ -62,7 +67,10 @@ struct db {
     int stopping;                   /* guarded by lock */
     struct db_stats stats;          /* guarded by lock */
     int64_t next_prune_ms;          /* worker thread only */
-    int64_t max_id; /* worker thread only: the highest message id assigned */
+    int64_t max_id;         /* worker thread only: the highest message id assigned */
+    int64_t indexed;        /* worker thread only: the search index's watermark */
+    int64_t idx_retry_ms;   /* worker thread only: after a failed chunk, not before */
+    struct db_watermark wm; /* indexed and committed, for the search thread */
 };
 
 /* The wall clock in milliseconds: messages' and changes' ts, retention. */
@@ -116,6 +124,22 @@ int db__dm_checked(struct db *db, struct db_req *r, int want);
  * statement that failed; the caller checks whether it cost the
  * transaction. */
 int db__run_write(struct db *db, struct db_req *r, int64_t *max_id);
+
+/* ---- db_index.c (worker thread) ---- */
+
+/* Reads the watermark (db__setup, main thread). Returns SQLITE_OK or the
+ * error. */
+int db__index_load(struct db *db);
+/* Whether to index a chunk now: the index is behind and either the worker
+ * is idle, or a search waits for it, or it is INDEX_LAG_MAX ids behind.
+ * Worker thread (under db->lock or not: it takes only wm.lock). */
+int db__index_due(struct db *db, int idle);
+/* Indexes the next chunk of committed rows above the watermark and moves
+ * it, in one transaction. On failure the index stays as it was (the
+ * watermark with it) and the next try waits a second. */
+void db__index_chunk(struct db *db);
+/* Publishes the highest committed id (after each commit). */
+void db__index_committed(struct db *db);
 
 /* ---- db_read.c (worker thread, each read in its own transaction) ---- */
 

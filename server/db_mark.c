@@ -86,6 +86,10 @@ int db_mark_set(struct db_mark *m, struct db_req *r, int64_t hi, int64_t now_ms)
     int64_t top;
     int rc = last_id(m, r->room, hi, &top);
     if (rc != SQLITE_OK) return failed(m->last, r, "read-last", rc);
+    r->duplicate = 1;
+    /* A room with nothing in it: the marker would be 0, as without one, and
+     * only make `rooms` list a name nobody uses. */
+    if (top == 0) goto answer;
     sqlite3_bind_text(m->set, 1, r->user_id, -1, SQLITE_STATIC);
     sqlite3_bind_text(m->set, 2, r->room, -1, SQLITE_STATIC);
     sqlite3_bind_int64(m->set, 3, r->msg_id < top ? r->msg_id : top);
@@ -93,6 +97,7 @@ int db_mark_set(struct db_mark *m, struct db_req *r, int64_t hi, int64_t now_ms)
     if ((rc = sqlite3_step(m->set)) != SQLITE_DONE) return failed(m->set, r, "read", rc);
     sqlite3_reset(m->set);
     r->duplicate = sqlite3_changes(sqlite3_db_handle(m->set)) == 0;
+answer:
     if ((rc = marker(m, r->user_id, r->room, &r->id)) != SQLITE_OK)
         return failed(m->get, r, "read-get", rc);
     return SQLITE_OK;

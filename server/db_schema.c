@@ -55,6 +55,14 @@ static const char *const sql_text[ST_COUNT] = {
     [ST_PRUNE_ROOM] = "DELETE FROM messages WHERE id IN (SELECT id FROM messages "
                       "WHERE room=?1 AND id <= (SELECT id FROM messages WHERE room=?1 "
                       "ORDER BY id DESC LIMIT 1 OFFSET ?2) ORDER BY id LIMIT ?3)",
+    /* The search index's next chunk above the watermark ?1, up to the
+     * committed ?2, at most ?3 rows: how many, and where it ends. */
+    [ST_IDX_END] = "SELECT count(*), max(id) FROM (SELECT id FROM messages "
+                   "WHERE id>?1 AND id<=?2 ORDER BY id LIMIT ?3)",
+    [ST_IDX_ADD] = "INSERT INTO messages_fts(rowid,text) SELECT id,text FROM messages "
+                   "WHERE id>?1 AND id<=?2",
+    [ST_IDX_SET] = "UPDATE search_index SET indexed=?1",
+    [ST_IDX_GET] = "SELECT indexed FROM search_index",
 };
 
 /* ---- opening and migrating (main thread) ---- */
@@ -172,7 +180,12 @@ int db__setup(struct db *db, char *err, size_t errlen)
         snprintf(err, errlen, "%s: %s", db->opt.path, sqlite3_errmsg(db->conn));
         return -1;
     }
-    return max_id(db, err, errlen);
+    if (max_id(db, err, errlen)) return -1;
+    if (db__index_load(db) != SQLITE_OK) {
+        snprintf(err, errlen, "%s: %s", db->opt.path, sqlite3_errmsg(db->conn));
+        return -1;
+    }
+    return 0;
 }
 
 /* ---- settings (any thread, under the connection lock) ---- */

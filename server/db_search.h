@@ -24,6 +24,7 @@
 struct db_options;
 struct db_req;
 struct db_search;
+struct db_watermark;
 
 /* What a search may look at, made by the submitter and kept alive with
  * the request. Without a room: every room the user may read (all rooms,
@@ -36,11 +37,15 @@ struct db_search_scope {
     const char *const *prefixes;
 };
 
-/* Opens opt->path read-only and starts the thread. opt->queue_max bounds
+/* Opens opt->path read-only and starts the thread. With wm, each search
+ * first waits (at most a second) until the search index covers r->last_id,
+ * the id committed when it was submitted (db_index.h); wm must outlive the
+ * thread. opt->queue_max bounds
  * the requests waiting; opt->search_done(opt->search_arg, r) is called on
  * the thread for each finished one. Returns NULL with a reason in err.
  * Main thread, after the database is migrated. */
-struct db_search *db_search_open(const struct db_options *opt, char *err, size_t errlen);
+struct db_search *db_search_open(const struct db_options *opt, struct db_watermark *wm,
+                                 char *err, size_t errlen);
 /* Queues r (DB_SEARCH, or DB_READ with dms: db_mark_rooms). Returns 0, or -1 when the queue is full or the
  * thread is stopping (r untouched). Any thread. */
 int db_search_submit(struct db_search *s, struct db_req *r);
