@@ -418,6 +418,9 @@ void db_stats(struct db *db, struct db_stats *out)
     *out = db->stats;
     out->queue_depth = db->q_len;
     pthread_mutex_unlock(&db->lock);
+    pthread_mutex_lock(&db->wm.lock);
+    out->index_lag = db->wm.committed - db->wm.indexed;
+    pthread_mutex_unlock(&db->wm.lock);
 }
 
 char *db_setting(struct db *db, const char *key, const char *fresh)

@@ -179,6 +179,7 @@ struct db_stats {
     double commit_sum_us;
     uint64_t batch_sum;
     int queue_depth;
+    int64_t index_lag; /* ids committed above the search index's watermark */
 };
 
 struct db;

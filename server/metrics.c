@@ -111,6 +111,8 @@ struct buf *metrics_render(struct server *srv)
     metric(&b, "upgrades_refused_total", "counter", "WebSocket upgrades refused.",
            (double)m->upgrades_refused);
     metric(&b, "db_queue_depth", "gauge", "Database requests waiting.", st.queue_depth);
+    metric(&b, "search_index_lag", "gauge",
+           "Ids committed but not yet in the search index.", (double)st.index_lag);
     metric(&b, "outq_depth", "gauge", "Frames queued to clients, all connections.",
            (double)queued);
     histogram(&b, "db_batch_size", "Requests per database transaction.", st.batch_hist,

@@ -938,6 +938,30 @@ test('search: an edit is re-indexed (the new text only), a delete is gone, also 
   assert.deepEqual(await found(a, { q: 'private' }), []);
 });
 
+test('search: each message is found as soon as it is acked (the index follows behind a watermark); /metrics shows its lag back at 0', async (t) => {
+  const { s, clients } = await serverForTest(t, { args: RATE });
+  const a = await tok(s, clients, 'alice', 'Alice');
+  await a.join('burst');
+  // 600 sends in flight at once: the database commits them in batches and
+  // indexes them afterwards, in chunks; every search right after an ack
+  // must still find that message (it waits for the watermark).
+  const acks = await Promise.all(Array.from({ length: 600 }, (_, i) => send(a, 'burst', `burstword${i} shared`)));
+  for (const i of [599, 0, 300]) assert.deepEqual(await found(a, { q: `burstword${i}` }), [acks[i].id], `burstword${i}`);
+  for (let i = 0; i < 20; i++) {
+    const m = await send(a, 'burst', `fresh${i} shared`);
+    assert.deepEqual(await found(a, { q: `fresh${i}`, room: 'burst' }), [m.id], `fresh${i} right after its ack`);
+  }
+  let lag = -1;
+  for (let i = 0; i < 100 && lag !== 0; i++) {
+    const r = await httpGet(`${s.http}/metrics`);
+    const m = /^parley_search_index_lag (\d+)$/m.exec(r.body);
+    assert.ok(m, 'parley_search_index_lag in /metrics');
+    lag = Number(m[1]);
+    if (lag) await sleep(50);
+  }
+  assert.equal(lag, 0, 'the index caught up');
+});
+
 test('search: retention (--max-messages-per-room) removes pruned messages from the results', async (t) => {
   const { s, clients } = await serverForTest(t, { args: [...RATE, '--max-messages-per-room', '3', '--prune-interval', '1'] });
   const a = await tok(s, clients, 'alice', 'Alice');
