@@ -304,7 +304,9 @@ static void *db_worker(void *arg)
         batch = take_batch(db, &n, &stopping);
         if (batch) {
             run_batch(db, batch, n);
-            if (db__index_due(db, 0)) db__index_chunk(db);
+            /* Until a waiting search is covered, or the lag is bounded. */
+            while (db__index_due(db, 0))
+                db__index_chunk(db);
         } else if (stopping)
             break; /* the index resumes from its watermark next time */
         else if (db__index_due(db, 1))
