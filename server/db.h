@@ -105,7 +105,7 @@ struct db_req {
     const char *room;
     const char *user_id, *user_name, *client_id, *text; /* DB_SEND; EDIT: text */
     size_t text_len;
-    int64_t msg_id; /* DB_EDIT, DB_DELETE: the message changed */
+    int64_t msg_id;      /* DB_EDIT, DB_DELETE: the message changed */
     const char *peer_id; /* DB_DM: the other user */
     /* DB_SEARCH: what to match and where (db_search.h), the submitter's. */
     const struct db_search_scope *scope;
@@ -121,8 +121,9 @@ struct db_req {
     /* DB_READ: rows at most. A read may return fewer, with more = 1, when
      * `limit` rows would pass db_options.read_max_bytes (one row at least). */
     int limit;
-    unsigned any_author : 1; /* DB_DELETE: may delete anyone's (a moderator) */
-    unsigned guest : 1;      /* DB_USER; DB_READ with dms: the user is a guest */
+    unsigned any_author : 1;   /* DB_DELETE: may delete anyone's (a moderator) */
+    unsigned admin : 1;        /* DB_DELETE: also in a DM room of others (an admin) */
+    unsigned guest : 1;        /* DB_USER; DB_READ with dms: the user is a guest */
     unsigned no_guest_dms : 1; /* DB_DM: refuse a guest peer */
     /* DB_READ: instead of messages, r->user_id's part of the rooms listing
      * (db_mark_rooms; run by the search thread when there is one, so in no

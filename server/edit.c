@@ -2,6 +2,7 @@
 #include "edit.h"
 
 #include "fanout.h"
+#include "jwt.h"
 #include "send.h"
 #include "session_impl.h"
 #include "wire.h"
@@ -12,9 +13,10 @@ void edit_prepare(struct session *s, struct db_req *r)
     r->op = q->type == REQ_EDIT ? DB_EDIT : DB_DELETE;
     r->msg_id = q->id;
     r->client_id = NULL;
-    /* The moderator role comes with moderation: then `any_author` is set
-     * for a moderator of this room (or an admin). */
-    r->any_author = 0;
+    /* A moderator of this room (not of a DM: there only an admin) deletes
+     * anyone's message; an admin also in a DM of others. */
+    r->any_author = q->type == REQ_DELETE && jwt_moderates(s->claims, q->room);
+    r->admin = r->any_author && s->claims->role == JWT_ROLE_ADMIN;
 }
 
 /* The error for a change the database refused or could not make. */

@@ -167,7 +167,12 @@ void hello_handle(struct session *s)
     }
     b = buf_new(320);
     buf_puts(&b, "{\"type\":\"welcome\",\"user\":");
-    buf_put(&b, BUF_PAYLOAD(u), u->len - 1);
+    buf_put(&b, BUF_PAYLOAD(u), u->len - 1); /* without its closing brace */
+    const char *role = s->claims ? jwt_role_name(s->claims->role) : NULL;
+    if (role) {
+        buf_puts(&b, ",\"role\":");
+        buf_put_jstrz(&b, role);
+    }
     buf_puts(&b, s->guest ? ",\"guest\":true}" : ",\"guest\":false}");
     char limits[200], tok[128];
     snprintf(limits, sizeof limits,

@@ -54,6 +54,14 @@ static int header_ok(const char *seg, size_t n, int *oom)
     return ok;
 }
 
+/* A role other than "mod" or "admin" (or not a string) counts as none. */
+static int read_role(const cJSON *role)
+{
+    if (!cJSON_IsString(role)) return JWT_ROLE_NONE;
+    if (!strcmp(role->valuestring, "mod")) return JWT_ROLE_MOD;
+    if (!strcmp(role->valuestring, "admin")) return JWT_ROLE_ADMIN;
+    return JWT_ROLE_NONE;
+}
 static int read_rooms(const cJSON *rooms, struct jwt_claims *c)
 {
     if (!rooms || (cJSON_IsString(rooms) && !strcmp(rooms->valuestring, "*"))) {
@@ -100,6 +108,7 @@ static int read_claims(const cJSON *p, int64_t now, struct jwt_claims *c,
     strcpy(c->sub, sub->valuestring);
     strcpy(c->name, name->valuestring); /* <= 32 code points fits */
     c->no_dm = cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(p, "dm"));
+    c->role = read_role(cJSON_GetObjectItemCaseSensitive(p, "role"));
     int rc = read_rooms(cJSON_GetObjectItemCaseSensitive(p, "rooms"), c);
     if (rc) {
         *why = rc == -2 ? "out of memory" : "token rooms claim invalid";
@@ -173,4 +182,16 @@ err:
     cJSON_Delete(rooms);
     cJSON_free(payload);
     return out;
+}
+
+int jwt_moderates(const struct jwt_claims *c, const char *room)
+{
+    if (!c || c->role == JWT_ROLE_NONE) return 0;
+    if (c->role == JWT_ROLE_ADMIN) return 1;
+    return !proto_room_is_dm(room) && jwt_allows_room(c, room);
+}
+
+const char *jwt_role_name(int role)
+{
+    return role == JWT_ROLE_ADMIN ? "admin" : role == JWT_ROLE_MOD ? "mod" : NULL;
 }

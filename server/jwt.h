@@ -11,12 +11,16 @@
 #define JWT_MAX_SUB 128 /* bytes */
 #define JWT_MAX_ROOMS 256
 
+/* A token's `role` claim. Guests have none: they have no token. */
+enum { JWT_ROLE_NONE, JWT_ROLE_MOD, JWT_ROLE_ADMIN };
+
 struct jwt_claims {
     char sub[JWT_MAX_SUB + 1];
     char name[32 * 4 + 1]; /* 32 code points of UTF-8 */
     int64_t exp;           /* Unix seconds */
     int all_rooms;         /* no `rooms` claim, or "*" */
     int no_dm;             /* "dm": false: this user may not start DMs */
+    int role;              /* JWT_ROLE_*: "role": "mod" or "admin"; else none */
     int nrooms;
     char **rooms; /* owned; freed by jwt_claims_free() */
 };
@@ -32,6 +36,12 @@ int jwt_verify(const char *token, const void *secret, size_t slen, int64_t now,
 void jwt_claims_free(struct jwt_claims *c);
 /* Returns 1 when the claims allow joining `room`. */
 int jwt_allows_room(const struct jwt_claims *c, const char *room);
+/* Returns 1 when c may moderate `room`: an admin anywhere, a moderator in
+ * the rooms the token allows except DM rooms (protocol 1.1). c may be NULL
+ * (a guest). */
+int jwt_moderates(const struct jwt_claims *c, const char *room);
+/* "mod", "admin", or NULL for none. */
+const char *jwt_role_name(int role);
 
 /* Signs a token. `rooms_json` is the JSON of the rooms claim ("\"*\"" or an
  * array), or NULL for none. Returns a malloc'd string, or NULL. */

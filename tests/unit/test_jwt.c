@@ -312,6 +312,59 @@ START_TEST(test_too_long_token)
 }
 END_TEST
 
+/* The role claim of a hand-built token with the given extra claims, and
+ * whether it moderates the rooms named. */
+static int role_of(const char *extra, struct jwt_claims *c)
+{
+    char payload[256];
+    snprintf(payload, sizeof payload,
+             "{\"sub\":\"u\",\"name\":\"N\",\"exp\":1763769600%s}", extra);
+    char *t = build(HS256, payload, SECRET, NULL);
+    const char *why = NULL;
+    ck_assert_int_eq(jwt_verify(t, SECRET, SLEN, NOW, c, &why), 0);
+    free(t);
+    return c->role;
+}
+
+START_TEST(test_role_claim)
+{
+    struct jwt_claims c;
+    static const char *const none[] = {"",
+                                       ",\"role\":\"owner\"",
+                                       ",\"role\":\"MOD\"",
+                                       ",\"role\":\"admin \"",
+                                       ",\"role\":[\"admin\"]",
+                                       ",\"role\":1",
+                                       ",\"role\":null",
+                                       ",\"role\":\"\""};
+    for (size_t i = 0; i < sizeof none / sizeof none[0]; i++) {
+        ck_assert_msg(role_of(none[i], &c) == JWT_ROLE_NONE, "%s", none[i]);
+        ck_assert_int_eq(jwt_moderates(&c, "lobby"), 0);
+        jwt_claims_free(&c);
+    }
+    /* A moderator: the rooms its token allows, never a DM room. */
+    ck_assert_int_eq(role_of(",\"role\":\"mod\",\"rooms\":[\"a\"]", &c), JWT_ROLE_MOD);
+    ck_assert_int_eq(jwt_moderates(&c, "a"), 1);
+    ck_assert_int_eq(jwt_moderates(&c, "b"), 0);
+    ck_assert_int_eq(jwt_moderates(&c, "dm-0123456789abcdef0123456789abcdef"), 0);
+    ck_assert_str_eq(jwt_role_name(c.role), "mod");
+    jwt_claims_free(&c);
+    ck_assert_int_eq(role_of(",\"role\":\"mod\"", &c), JWT_ROLE_MOD);
+    ck_assert_int_eq(jwt_moderates(&c, "anything"), 1);
+    ck_assert_int_eq(jwt_moderates(&c, "dm-0123456789abcdef0123456789abcdef"), 0);
+    jwt_claims_free(&c);
+    /* An admin: everywhere, whatever its rooms claim, DM rooms too. */
+    ck_assert_int_eq(role_of(",\"role\":\"admin\",\"rooms\":[\"a\"]", &c),
+                     JWT_ROLE_ADMIN);
+    ck_assert_int_eq(jwt_moderates(&c, "b"), 1);
+    ck_assert_int_eq(jwt_moderates(&c, "dm-0123456789abcdef0123456789abcdef"), 1);
+    ck_assert_str_eq(jwt_role_name(c.role), "admin");
+    jwt_claims_free(&c);
+    ck_assert_int_eq(jwt_moderates(NULL, "a"), 0); /* a guest */
+    ck_assert_ptr_null(jwt_role_name(JWT_ROLE_NONE));
+}
+END_TEST
+
 START_TEST(test_rooms_claim)
 {
     struct jwt_claims c;
@@ -612,6 +665,7 @@ static Suite *jwt_suite(void)
     tcase_add_test(tc, test_malformed);
     tcase_add_test(tc, test_too_long_token);
     tcase_add_test(tc, test_rooms_claim);
+    tcase_add_test(tc, test_role_claim);
     tcase_add_test(tc, test_rooms_claim_invalid);
     tcase_add_test(tc, test_rooms_claim_too_many);
     tcase_add_test(tc, test_name_claim);
