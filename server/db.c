@@ -466,6 +466,7 @@ void db_close(struct db *db)
         sqlite3_finalize(db->st[i]);
     db_dm_finalize(&db->dm);
     db_mark_finalize(&db->mark);
+    db_mod_finalize(&db->mod);
     if (db->conn) {
         sqlite3_exec(db->conn, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
         sqlite3_close(db->conn);

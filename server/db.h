@@ -59,9 +59,10 @@ struct room;
  * and a join with `since` may ask for 1,000 messages. */
 #define DB_READ_MAX_BYTES (256 * 1024)
 
-/* DB_POST and DB_ROOM_FREE are never submitted: they are items one thread
- * hands to an event loop's inbox (hub.c), in the same FIFO as that loop's
- * completions: a frame for a room, and a room's free marker. */
+/* DB_POST, DB_ROOM_FREE and DB_MOD_EFFECT are never submitted: they are
+ * items one thread hands to an event loop's inbox (hub.c), in the same
+ * FIFO as that loop's completions: a frame for a room, a room's free
+ * marker, and a moderation action's effect. */
 enum db_op {
     DB_SEND,
     DB_READ,
@@ -73,9 +74,22 @@ enum db_op {
     /* A full-text search: run by the search thread (db_search.h), beside
      * the worker and in no order with its requests. */
     DB_SEARCH,
+    /* A moderation action (kick, mute, ban, unmute, unban: mod_action)
+     * logged in mod_log, and the mute or ban stored or lifted (sanctions):
+     * room (NULL: server-wide), user_id/user_name the moderator, peer_id
+     * the target, text the reason or NULL, msg_id when it ends (Unix ms; 0:
+     * until lifted). */
+    DB_MOD,
     DB_POST,
-    DB_ROOM_FREE
+    DB_ROOM_FREE,
+    /* A moderation action's effect on a user's connections on another
+     * loop (moderate.h): pair holds "user\0room\0" (room "" for a
+     * server-wide ban), frame the `removed` frame or NULL, mod_action what
+     * was done. */
+    DB_MOD_EFFECT
 };
+
+enum db_mod_action { DB_MOD_KICK, DB_MOD_MUTE, DB_MOD_BAN, DB_MOD_UNMUTE, DB_MOD_UNBAN };
 
 enum db_status {
     DB_OK = 0,
@@ -130,7 +144,8 @@ struct db_req {
      * order with writes), or only the check that it is one of the DM
      * room's users. */
     unsigned dms : 1, check : 1;
-    unsigned mark : 1; /* DB_READ (a join): also the user's read marker */
+    unsigned mark : 1;       /* DB_READ (a join): also the user's read marker */
+    unsigned mod_action : 3; /* DB_MOD: enum db_mod_action */
 
     /* Outputs. */
     enum db_status status;
@@ -201,6 +216,13 @@ void db_stats(struct db *db, struct db_stats *out);
  * waits for the worker's current transaction (the worker may already be
  * pruning). Returns a malloc'd value or NULL. */
 char *db_setting(struct db *db, const char *key, const char *fresh);
+/* Calls fn for each mute and ban in force at now_ms, from the sanctions
+ * table (room "" is server-wide; until 0: until lifted). Main thread, at
+ * start (it takes the connection lock). Returns 0, or -1 on an error. */
+int db_sanctions_load(struct db *db, int64_t now_ms,
+                      void (*fn)(void *arg, const char *user, const char *room, int ban,
+                                 int64_t until),
+                      void *arg);
 /* Stops accepting, lets the worker commit everything queued, joins it. The
  * done list is left for a last db_take_done(). */
 void db_stop(struct db *db);

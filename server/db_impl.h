@@ -18,6 +18,7 @@
 #include "db_dm.h"
 #include "db_index.h"
 #include "db_mark.h"
+#include "db_mod.h"
 
 /* The prepared statements; their SQL is db_schema.c's table. */
 enum {
@@ -49,6 +50,7 @@ struct db {
     sqlite3_stmt *st[ST_COUNT]; /* worker thread only */
     struct db_dm dm;            /* worker thread only: the DM statements */
     struct db_mark mark;        /* worker thread only: read markers, the listing */
+    struct db_mod mod;          /* worker thread only: moderation log, sanctions */
     struct db_search *search;   /* the search thread; NULL without one */
     struct db_search *lists;    /* another, for the rooms listings */
     pthread_t thread;

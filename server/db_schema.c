@@ -176,7 +176,8 @@ int db__setup(struct db *db, char *err, size_t errlen)
         }
     db->dm.no_guests = db->opt.no_guest_dms;
     if (db_dm_prepare(&db->dm, db->conn) != SQLITE_OK ||
-        db_mark_prepare(&db->mark, db->conn) != SQLITE_OK) {
+        db_mark_prepare(&db->mark, db->conn) != SQLITE_OK ||
+        db_mod_prepare(&db->mod, db->conn) != SQLITE_OK) {
         snprintf(err, errlen, "%s: %s", db->opt.path, sqlite3_errmsg(db->conn));
         return -1;
     }

@@ -75,6 +75,9 @@ static char *query_text(const struct db_req *r, int no_guests)
         for (int i = 0; i < sc->nprefixes; i++)
             sqlite3_str_appendf(q, " OR m.room GLOB ?%d", 4 + sc->nnames + i);
         sqlite3_str_appendall(q, ")))");
+        for (int i = 0; i < sc->nexcluded; i++)
+            sqlite3_str_appendf(q, " AND m.room<>?%d",
+                                4 + sc->nnames + sc->nprefixes + i);
     }
     sqlite3_str_appendall(q, " ORDER BY f.rowid DESC");
     return sqlite3_str_finish(q); /* NULL when memory ran out */
@@ -112,6 +115,9 @@ static int bind_scope(sqlite3_stmt *st, const struct db_req *r, int64_t before)
         if (!g) return SQLITE_NOMEM;
         sqlite3_bind_text(st, 4 + sc->nnames + i, g, -1, sqlite3_free);
     }
+    for (int i = 0; i < sc->nexcluded; i++)
+        sqlite3_bind_text(st, 4 + sc->nnames + sc->nprefixes + i, sc->excluded[i], -1,
+                          SQLITE_STATIC);
     return SQLITE_OK;
 }
 

@@ -35,6 +35,8 @@ struct db_search_scope {
     int nnames, nprefixes;    /* else only these, by name or by prefix */
     const char *const *names; /* [nnames] */
     const char *const *prefixes;
+    int nexcluded;               /* rooms never searched: the user is banned there */
+    const char *const *excluded; /* [nexcluded] */
 };
 
 /* Opens opt->path read-only and starts the thread. With wm, each search
@@ -46,8 +48,8 @@ struct db_search_scope {
  * Main thread, after the database is migrated. */
 struct db_search *db_search_open(const struct db_options *opt, struct db_watermark *wm,
                                  char *err, size_t errlen);
-/* Queues r (DB_SEARCH, or DB_READ with dms: db_mark_rooms). Returns 0, or -1 when the queue is full or the
- * thread is stopping (r untouched). Any thread. */
+/* Queues r (DB_SEARCH, or DB_READ with dms: db_mark_rooms). Returns 0, or -1 when the
+ * queue is full or the thread is stopping (r untouched). Any thread. */
 int db_search_submit(struct db_search *s, struct db_req *r);
 /* Stops the thread: searches still queued complete through done with
  * DB_BUSY, the running one finishes. Then frees everything. Main thread. */

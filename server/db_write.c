@@ -7,6 +7,7 @@
  * batch's running max_id.
  */
 #include "db_impl.h"
+#include "db_mod.h"
 
 #include <assert.h>
 #include <stdlib.h>
@@ -70,18 +71,20 @@ static int run_send(struct db *db, struct db_req *r, int64_t *max_id)
  * change, and copies its text (the edits log keeps it) into *old, which
  * the caller frees. Returns SQLITE_OK, or an error with r->status set:
  * DB_NOT_FOUND, DB_FORBIDDEN, or the statement's failure. */
-static int change_allowed(struct db *db, struct db_req *r, char **old)
+static int change_allowed(struct db *db, struct db_req *r, char **old, char **other)
 {
     sqlite3_stmt *get = db->st[ST_MSG_GET];
     sqlite3_bind_int64(get, 1, r->msg_id);
     db__bind_text(get, 2, r->room, -1);
     int rc = sqlite3_step(get);
-    *old = NULL;
+    *old = *other = NULL;
     if (rc == SQLITE_ROW && !sqlite3_column_int(get, 1)) {
-        int mine = !strcmp((const char *)sqlite3_column_text(get, 0), r->user_id);
+        const char *author = (const char *)sqlite3_column_text(get, 0);
+        int mine = !strcmp(author, r->user_id);
         if (!mine && !(r->op == DB_DELETE && r->any_author))
             r->status = DB_FORBIDDEN;
-        else if (!(*old = strdup((const char *)sqlite3_column_text(get, 2))))
+        else if (!(*old = strdup((const char *)sqlite3_column_text(get, 2))) ||
+                 (!mine && !(*other = strdup(author))))
             r->status = DB_FAILED, rc = SQLITE_NOMEM;
     } else if (rc == SQLITE_ROW || rc == SQLITE_DONE)
         r->status = DB_NOT_FOUND;
@@ -99,10 +102,14 @@ static int change_allowed(struct db *db, struct db_req *r, char **old)
  * nothing. Returns the failing statement's error otherwise. */
 static int run_change(struct db *db, struct db_req *r, int64_t *max_id)
 {
-    char *old;
+    char *old, *other; /* other: the author, when a moderator deletes */
     int rc = db__dm_checked(db, r, 1);
     if (rc != SQLITE_OK || r->status != DB_OK) return rc;
-    if ((rc = change_allowed(db, r, &old)) != SQLITE_OK || r->status != DB_OK) return rc;
+    if ((rc = change_allowed(db, r, &old, &other)) != SQLITE_OK || r->status != DB_OK) {
+        free(old);
+        free(other);
+        return rc;
+    }
     int edit = r->op == DB_EDIT;
     int64_t id = *max_id + 1, ts = db__now_ms();
     sqlite3_stmt *log = db->st[ST_EDIT_LOG],
@@ -125,7 +132,9 @@ static int run_change(struct db *db, struct db_req *r, int64_t *max_id)
         sqlite3_bind_int64(apply, 2, r->msg_id);
     }
     if ((rc = db__step_done(log)) == SQLITE_OK) rc = db__step_done(apply);
+    if (rc == SQLITE_OK && other) rc = db_mod_log_delete(&db->mod, r, other, ts);
     free(old);
+    free(other);
     if (rc != SQLITE_OK) {
         db__log_failure(db, edit ? "edit" : "delete", rc);
         r->status = db_status_of(rc);
@@ -175,6 +184,8 @@ int db__run_write(struct db *db, struct db_req *r, int64_t *max_id)
         return db_dm_make(&db->dm, r, db__now_ms());
     case DB_MARK:
         return run_mark(db, r, *max_id);
+    case DB_MOD:
+        return db_mod_run(&db->mod, r, db__now_ms());
     default:
         assert(!"not a write");
         return SQLITE_MISUSE;

@@ -12,6 +12,7 @@
 #include "expiry.h"
 #include "jwt.h"
 #include "log.h"
+#include "moderate.h"
 #include "online.h"
 #include "session_impl.h"
 #include "wire.h"
@@ -155,6 +156,11 @@ void hello_handle(struct session *s)
 {
     if (s->req.type != REQ_HELLO) return wire_error(s, E_NEED_HELLO, "say hello first");
     if (hello_auth(s)) return;
+    int64_t until;
+    if (moderate_banned(s->srv, s->user_id, &until)) {
+        wire_error(s, E_UNAUTHORIZED, "banned from this server");
+        return wire_close(s, 1008, "banned", 0);
+    }
     struct buf *u = buf_new(96), *b;
     buf_puts(&u, "{\"id\":");
     buf_put_jstrz(&u, s->user_id);

@@ -8,6 +8,7 @@
 
 #include "log.h"
 #include "protocol.h"
+#include "sanction.h"
 #include "loop.h"
 
 int hub_init(struct hub *h, int nloops)
@@ -16,6 +17,7 @@ int hub_init(struct hub *h, int nloops)
     if (nloops < 1 || nloops > HUB_MAX_LOOPS) return -1;
     h->nloops = nloops;
     h->rooms.nloops = nloops;
+    if (!(h->sanctions = sanctions_new())) return -1;
     pthread_mutex_init(&h->rooms_lock, NULL);
     pthread_mutex_init(&h->inbox_lock, NULL);
     return 0;
@@ -27,7 +29,7 @@ void hub_free(struct hub *h)
         struct db_req *r = h->inbox[i].head, *next;
         for (; r; r = next) {
             next = r->next;
-            if (r->op == DB_POST)
+            if (r->op == DB_POST || r->op == DB_MOD_EFFECT)
                 hub_post_free(r);
             else if (r->op == DB_ROOM_FREE)
                 hub_room_pass(r); /* the rest are their owners' */
@@ -35,6 +37,8 @@ void hub_free(struct hub *h)
         h->inbox[i].head = h->inbox[i].tail = NULL;
     }
     rooms_free(&h->rooms);
+    sanctions_free(h->sanctions);
+    h->sanctions = NULL;
     for (struct room *r = h->zombies, *next; r; r = next) {
         next = r->next_in_bucket;
         room_free(r);
@@ -124,7 +128,7 @@ static struct db_req *post_new(struct room *room, struct buf *pair, struct buf *
     r->room = room ? room->name : NULL;
     r->dest = room;
     r->loop = loop;
-    r->frame = buf_ref(frame);
+    r->frame = frame ? buf_ref(frame) : NULL;
     r->pair = pair ? buf_ref(pair) : NULL;
     return r;
 }
@@ -177,7 +181,7 @@ void hub_room_pass(struct db_req *marker)
 
 void hub_post_free(struct db_req *r)
 {
-    assert(r->op == DB_POST);
+    assert(r->op == DB_POST || r->op == DB_MOD_EFFECT);
     buf_unref(r->frame);
     buf_unref(r->pair);
     free(r);
@@ -353,6 +357,22 @@ void hub_post(struct hub *h, int from, struct room *room, struct buf *frame)
     for (int i = 0; i < h->nloops; i++) {
         struct db_req *p = i == from ? NULL : post_new(room, NULL, frame, i);
         if (p) chain_add(&c[i], p);
+    }
+    deliver(h, c);
+}
+
+void hub_post_effect(struct hub *h, int from, int action, struct buf *who,
+                     struct buf *frame)
+{
+    if (h->nloops == 1) return;
+    struct chain c[HUB_MAX_LOOPS];
+    memset(c, 0, sizeof(c[0]) * (size_t)h->nloops);
+    for (int i = 0; i < h->nloops; i++) {
+        struct db_req *p = i == from ? NULL : post_new(NULL, who, frame, i);
+        if (!p) continue; /* out of memory: that loop's connections stay */
+        p->op = DB_MOD_EFFECT;
+        p->mod_action = (unsigned)action & 7;
+        chain_add(&c[i], p);
     }
     deliver(h, c);
 }

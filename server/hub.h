@@ -42,9 +42,10 @@ struct hub {
     struct room *zombies;       /* rooms kept until exit (no memory for markers) */
     pthread_mutex_t inbox_lock; /* guards inbox[] and awake[] */
     struct hub_inbox inbox[HUB_MAX_LOOPS];
-    int awake[HUB_MAX_LOOPS]; /* the loop's context may be woken */
-    int sessions;             /* open WebSockets, all loops; atomic */
-    int stop_requested;       /* set by the signal handler; atomic */
+    int awake[HUB_MAX_LOOPS];    /* the loop's context may be woken */
+    int sessions;                /* open WebSockets, all loops; atomic */
+    struct sanctions *sanctions; /* mutes and bans in force (its own lock) */
+    int stop_requested;          /* set by the signal handler; atomic */
 };
 
 /* Sets up an empty hub for `nloops` loops (1..HUB_MAX_LOOPS). Main thread.
@@ -103,6 +104,11 @@ void hub_search_done(void *hub, struct db_req *r);
  * loop's inbox except `from`'s, and wakes them. No-op with one loop. Event
  * loop `from`'s thread. */
 void hub_post(struct hub *h, int from, struct room *room, struct buf *frame);
+/* Appends a DB_MOD_EFFECT item (references to who and frame, which may be
+ * NULL) to every loop's inbox except `from`'s, and wakes them. No-op with
+ * one loop. Event loop `from`'s thread. */
+void hub_post_effect(struct hub *h, int from, int action, struct buf *who,
+                     struct buf *frame);
 
 /* Moves loop i's inbox out under the lock, then calls fn on each item in
  * order, outside it. fn owns DB_POST items (free them with hub_post_free);

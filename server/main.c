@@ -7,12 +7,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config.h"
 #include "crypto.h"
 #include "db.h"
 #include "hub.h"
+#include "sanction.h"
 #include "log.h"
 #include "protocol.h"
 #include "server.h"
@@ -116,6 +118,22 @@ static int run_loops(struct server *loops)
     return started == hub.nloops ? 0 : -1;
 }
 
+static int64_t wall_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* db_sanctions_load's callback: into the registry the loops check. */
+static void load_sanction(void *arg, const char *user, const char *room, int ban,
+                          int64_t until)
+{
+    if (sanctions_set(arg, user, room, ban ? SANCTION_BAN : SANCTION_MUTE, until))
+        plog(LOG_ERROR, "sanction-lost", "user=%s room=%s reason=\"out of memory\"", user,
+             room);
+}
+
 int main(int argc, char **argv)
 {
     struct config cfg;
@@ -131,7 +149,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "parley: no entropy for random ids\n");
         return 2;
     }
-    hub_init(&hub, loop_count(&cfg));
+    if (hub_init(&hub, loop_count(&cfg))) {
+        fprintf(stderr, "parley: out of memory\n");
+        return 2;
+    }
     struct db_options dbo = {
         .path = cfg.db,
         .queue_max = (int)cfg.db_queue,
@@ -156,6 +177,10 @@ int main(int argc, char **argv)
     rc = 2;
     if (load_guest_key(hub.db, key)) {
         fprintf(stderr, "parley: cannot read settings from %s\n", cfg.db);
+        goto out;
+    }
+    if (db_sanctions_load(hub.db, wall_ms(), load_sanction, hub.sanctions)) {
+        fprintf(stderr, "parley: cannot read the mutes and bans from %s\n", cfg.db);
         goto out;
     }
     if (!(loops = calloc((size_t)hub.nloops, sizeof(*loops)))) goto out;

@@ -75,6 +75,15 @@ void online_push(struct server *srv, const char *id, struct buf *b,
         if (s != except && !strcmp(s->user_id, id)) wire_push(s, b);
 }
 
+void online_each(struct server *srv, const char *id,
+                 void (*fn)(struct session *s, void *arg), void *arg)
+{
+    if (!srv->online_cap) return;
+    struct session *s = srv->online[hash_id(id) & (srv->online_cap - 1)];
+    for (; s; s = s->online_next)
+        if (!strcmp(s->user_id, id)) fn(s, arg);
+}
+
 void online_free(struct server *srv)
 {
     assert(srv->online_n == 0);

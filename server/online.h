@@ -23,6 +23,10 @@ void online_remove(struct session *s);
  * loop except `except` (may be NULL). */
 void online_push(struct server *srv, const char *id, struct buf *b,
                  struct session *except);
+/* Calls fn(s, arg) for every connection of user `id` on this loop. fn may
+ * close s (wire_close) but must not take it out of the index. */
+void online_each(struct server *srv, const char *id,
+                 void (*fn)(struct session *s, void *arg), void *arg);
 /* Frees the table (every session already removed). Loop teardown. */
 void online_free(struct server *srv);
 

@@ -39,7 +39,8 @@ static const struct {
     {"send", REQ_SEND},     {"history", REQ_HISTORY}, {"typing", REQ_TYPING},
     {"rooms", REQ_ROOMS},   {"ping", REQ_PING},       {"edit", REQ_EDIT},
     {"delete", REQ_DELETE}, {"dm", REQ_DM},           {"read", REQ_READ},
-    {"search", REQ_SEARCH},
+    {"search", REQ_SEARCH}, {"kick", REQ_KICK},       {"mute", REQ_MUTE},
+    {"ban", REQ_BAN},       {"unmute", REQ_UNMUTE},   {"unban", REQ_UNBAN},
 };
 
 /* cJSON answers NULL both for bad JSON and for its own allocation failure;
@@ -212,6 +213,37 @@ static enum proto_err parse_dm(struct proto_req *r, const char **msg)
     return PROTO_OK;
 }
 
+int proto_is_moderation(enum proto_type t)
+{
+    return t == REQ_KICK || t == REQ_MUTE || t == REQ_BAN || t == REQ_UNMUTE ||
+           t == REQ_UNBAN;
+}
+
+/* kick, mute, unmute: room and user; ban, unban: user, room optional
+ * (none: server-wide). mute and ban take minutes (1 to a year); all take
+ * an optional reason. */
+static enum proto_err parse_moderation(struct proto_req *r, const char **msg)
+{
+    int room_optional = r->type == REQ_BAN || r->type == REQ_UNBAN;
+    int timed = r->type == REQ_MUTE || r->type == REQ_BAN;
+    enum proto_err e = PROTO_OK;
+    if (!(room_optional && !cJSON_GetObjectItemCaseSensitive(r->json, "room")) &&
+        (e = need_room(r, msg)))
+        return e;
+    if ((e = parse_dm(r, msg))) return e;
+    if (get_int(r->json, "minutes", 1, PROTO_MAX_MINUTES, &r->minutes) ||
+        (!timed && r->minutes != -1)) {
+        *msg = timed ? "minutes must be a whole number from 1 to 525600"
+                     : "minutes is only for mute and ban";
+        return E_BAD_REQUEST;
+    }
+    if (get_str(r->json, "reason", PROTO_MAX_REASON, &r->reason)) {
+        *msg = "reason must be a string of at most 200 characters";
+        return E_BAD_REQUEST;
+    }
+    return PROTO_OK;
+}
+
 static enum proto_err parse_hello(struct proto_req *r, const char **msg)
 {
     if (get_str(r->json, "name", 0, &r->name) ||
@@ -372,6 +404,12 @@ enum proto_err proto_parse(const char *data, size_t len, const struct proto_limi
         return parse_read(r, msg);
     case REQ_SEARCH:
         return parse_search(r, msg);
+    case REQ_KICK:
+    case REQ_MUTE:
+    case REQ_BAN:
+    case REQ_UNMUTE:
+    case REQ_UNBAN:
+        return parse_moderation(r, msg);
     case REQ_ROOMS:
     case REQ_PING:
         return PROTO_OK;
@@ -497,5 +535,38 @@ struct buf *proto_deleted(const char *room, int64_t id, int64_t rev, const char 
     buf_puts(&b, ",\"name\":");
     buf_put_jstrz(&b, by_name);
     buf_put(&b, "}", 1);
+    return proto_msg_end(b, ref);
+}
+
+struct buf *proto_ok(const char *ref)
+{
+    struct buf *b = buf_new(64);
+    buf_puts(&b, "{\"type\":\"ok\"");
+    return proto_msg_end(b, ref);
+}
+
+struct buf *proto_removed(const char *room, const char *reason)
+{
+    struct buf *b = buf_new(96 + (reason ? strlen(reason) * 6 : 0));
+    buf_puts(&b, "{\"type\":\"removed\",\"room\":\"");
+    buf_puts(&b, room); /* validated: [a-z0-9_-] only */
+    buf_puts(&b, "\"");
+    if (reason) {
+        buf_puts(&b, ",\"reason\":");
+        buf_put_jstrz(&b, reason);
+    }
+    return proto_msg_end(b, NULL);
+}
+
+struct buf *proto_error_until(enum proto_err e, const char *msg, int64_t until,
+                              const char *ref)
+{
+    struct buf *b = buf_new(160);
+    buf_puts(&b, "{\"type\":\"error\",\"code\":\"");
+    buf_puts(&b, err_codes[e]);
+    buf_puts(&b, "\",\"message\":");
+    buf_put_jstrz(&b, msg);
+    buf_puts(&b, ",\"until\":");
+    buf_put_i64(&b, until);
     return proto_msg_end(b, ref);
 }

@@ -24,7 +24,9 @@
 #define PROTO_MAX_USER 128   /* bytes of a user id (a token's sub at most) */
 #define PROTO_SEARCH_DEFAULT 20
 #define PROTO_SEARCH_MAX 50
-#define PROTO_MAX_QUERY 256 /* code points of a search's q */
+#define PROTO_MAX_QUERY 256      /* code points of a search's q */
+#define PROTO_MAX_REASON 200     /* code points of a moderation reason */
+#define PROTO_MAX_MINUTES 525600 /* a year: a mute's or ban's longest */
 /* A DM room's name: "dm-" and 32 lowercase hex digits (server/dm.c). */
 #define PROTO_DM_PREFIX "dm-"
 #define PROTO_DM_ROOM_LEN 35
@@ -43,6 +45,11 @@ enum proto_type {
     REQ_DM,     /* 1.1 */
     REQ_READ,   /* 1.1 */
     REQ_SEARCH, /* 1.1 */
+    REQ_KICK,   /* 1.1 moderation */
+    REQ_MUTE,
+    REQ_BAN,
+    REQ_UNMUTE,
+    REQ_UNBAN,
 };
 
 enum proto_err {
@@ -78,6 +85,8 @@ struct proto_req {
     const char *client_id;
     const char *user;             /* dm: the peer's id */
     const char *q;                /* search: the query (room optional) */
+    const char *reason;           /* moderation: optional, shown to the target */
+    int64_t minutes;              /* mute, ban: how long (-1: until lifted) */
     int64_t since, before, after; /* join, history; search: before */
 };
 
@@ -141,6 +150,16 @@ struct buf *proto_edited(const char *room, int64_t id, int64_t rev, const char *
                          size_t text_len, int64_t edited_ts, const char *ref);
 /* `read`: the user's marker in room, as stored (1.1). */
 struct buf *proto_read(const char *room, int64_t id, const char *ref);
+/* {"type":"ok","ref":…}: a moderation action done. */
+struct buf *proto_ok(const char *ref);
+/* {"type":"removed","room":…,"reason":…}: kicked or banned from room
+ * (reason omitted when NULL). */
+struct buf *proto_removed(const char *room, const char *reason);
+/* An error whose refusal ends at a known time: "until" (Unix ms) added. */
+struct buf *proto_error_until(enum proto_err e, const char *msg, int64_t until,
+                              const char *ref);
+/* 1 for the moderation requests (kick, mute, ban, unmute, unban). */
+int proto_is_moderation(enum proto_type t);
 /* `deleted`: a message made a tombstone by user (by_id, by_name) (1.1). */
 struct buf *proto_deleted(const char *room, int64_t id, int64_t rev, const char *by_id,
                           const char *by_name, const char *ref);

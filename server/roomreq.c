@@ -13,6 +13,7 @@
 #include "hub.h"
 #include "jwt.h"
 #include "member.h"
+#include "moderate.h"
 #include "room.h"
 #include "roomlist.h"
 #include "search.h"
@@ -157,6 +158,8 @@ enum roomreq_kind roomreq_prepare(struct session *s)
 {
     struct proto_req *q = &s->req;
     int change = q->type == REQ_EDIT || q->type == REQ_DELETE || q->type == REQ_READ;
+    if (proto_is_moderation(q->type)) return moderate_prepare(s);
+    if (!moderate_allows(s, q->room)) return ROOMREQ_ANSWERED;
     if (q->type == REQ_DM) return dm_prepare(s);
     if (q->type == REQ_ROOMS) return roomlist_prepare(s);
     if (q->type == REQ_SEARCH) return search_prepare(s);
@@ -195,6 +198,7 @@ static void finish_join(struct session *s)
     hub_lock_rooms(s->srv->hub);
     if (q->last_id > r->last_id) r->last_id = q->last_id;
     hub_unlock_rooms(s->srv->hub);
+    if (!moderate_allows(s, r->name)) return; /* banned while it read */
     if (member_join(s, r)) return wire_error(s, E_INTERNAL, "out of memory");
     struct buf *b = proto_msg_start(
         "joined", r->name, 256 + q->rows->len + (q->updates ? q->updates->len : 0));

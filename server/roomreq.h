@@ -27,6 +27,9 @@ enum roomreq_kind {
     /* a dm: s->dbr makes the pair's room; submit, then dm_made, then (when
      * it returns 1) submit the join read it prepared and finish */
     ROOMREQ_DM = 3,
+    /* a moderation request: s->dbr (DB_MOD) stores it; submit, then
+     * moderate_finish */
+    ROOMREQ_MOD = 4,
 };
 
 /* Checks s's current request and says what it needs. */

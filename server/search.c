@@ -3,13 +3,27 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "access.h"
 #include "db_search.h"
+#include "hub.h"
 #include "jwt.h"
+#include "sanction.h"
 #include "searchq.h"
 #include "session_impl.h"
 #include "wire.h"
+
+/* Rooms a user is banned from that a search of all rooms leaves out, at
+ * most: past them, it is refused (forbidden; a search of one room works). */
+#define SEARCH_MAX_BANNED 64
+
+static int64_t wall_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
 
 /* The scope and its strings in one block, so the search thread never
  * reads the session's claims (an `auth` refresh may replace them while
@@ -40,17 +54,33 @@ static struct scope_block *make_scope(struct session *s, int *terms)
     int guest = s->guest, all = guest ? !c->guest_rooms : !cl || cl->all_rooms;
     int nstr = s->req.room || all ? 0 : guest ? c->nguest_rooms : cl->nrooms;
     char *const *src = nstr ? (guest ? c->guest_room : cl->rooms) : NULL;
+    /* A room where the user is banned is not searched (one named in the
+     * request was refused before). */
+    char banned[SEARCH_MAX_BANNED + 1][PROTO_MAX_ROOM + 1];
+    int nb = s->req.room
+                 ? 0
+                 : sanctions_banned_rooms(s->srv->hub->sanctions, s->user_id, wall_ms(),
+                                          banned, SEARCH_MAX_BANNED + 1);
+    if (nb > SEARCH_MAX_BANNED) return *terms = -2, NULL;
     size_t qlen = strlen(s->req.q), bytes = SEARCHQ_OUT_MAX(qlen);
     for (int i = 0; i < nstr; i++)
         bytes += strlen(src[i]) + 1;
-    struct scope_block *b = malloc(sizeof(*b) + (size_t)nstr * sizeof(char *) + bytes);
+    bytes += (size_t)nb * sizeof banned[0];
+    struct scope_block *b =
+        malloc(sizeof(*b) + (size_t)(nstr + nb) * sizeof(char *) + bytes);
     if (!b) return NULL;
-    char *match = (char *)(b->ptrs + nstr);
+    char *match = (char *)(b->ptrs + nstr + nb);
     *terms = searchq_build(s->req.q, qlen, match, SEARCHQ_OUT_MAX(qlen));
     memset(&b->sc, 0, sizeof b->sc);
     b->sc.match = match;
     b->sc.all_rooms = all;
     char *at = match + strlen(match) + 1;
+    for (int i = 0; i < nb; i++) {
+        b->ptrs[nstr + i] = memcpy(at, banned[i], sizeof banned[i]);
+        at += sizeof banned[i];
+    }
+    b->sc.nexcluded = nb;
+    b->sc.excluded = b->ptrs + nstr;
     if (!guest) { /* a token's rooms: names */
         copy_all(b->ptrs, at, src, nstr);
         b->sc.nnames = nstr;
@@ -76,6 +106,9 @@ enum roomreq_kind search_prepare(struct session *s)
         return wire_error(s, E_FORBIDDEN, why), ROOMREQ_ANSWERED;
     if (!roomreq_read_budget(s)) return ROOMREQ_ANSWERED;
     struct scope_block *b = make_scope(s, &terms);
+    if (!b && terms == -2)
+        return wire_error(s, E_FORBIDDEN, "banned from too many rooms: name a room"),
+               ROOMREQ_ANSWERED;
     if (!b) return wire_error(s, E_INTERNAL, "out of memory"), ROOMREQ_ANSWERED;
     if (terms <= 0) {
         free(b);

@@ -25,6 +25,7 @@
 #include "jwt.h"
 #include "log.h"
 #include "member.h"
+#include "moderate.h"
 #include "online.h"
 #include "roomreq.h"
 #include "send.h"
@@ -202,6 +203,9 @@ static int session_run(struct session *s)
                 CORO_CALL(&s->co, &s->sub, session_query(s));
                 roomreq_finish(s);
             }
+        } else if (q == ROOMREQ_MOD) {
+            CORO_CALL(&s->co, &s->sub, session_query(s));
+            moderate_finish(s);
         } else if (q == ROOMREQ_LOCAL)
             roomreq_dispatch(s);
         /* Answered: an idle connection keeps no parsed request (and no
@@ -382,6 +386,11 @@ void session_on_db_done(struct db_req *r, void *arg)
     struct session *s = r->owner;
     if (r->op == DB_POST) { /* a message or presence from another loop */
         fanout_stored(arg, r, NULL);
+        hub_post_free(r);
+        return;
+    }
+    if (r->op == DB_MOD_EFFECT) { /* a kick or ban from another loop */
+        moderate_apply(arg, r);
         hub_post_free(r);
         return;
     }

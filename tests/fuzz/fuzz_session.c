@@ -78,6 +78,13 @@ static void check_req(const struct db_req *r)
         assert(r->limit >= 1 && r->limit <= PROTO_SEARCH_MAX);
         return;
     }
+    if (r->op == DB_MOD) { /* a moderator's action; room none: server-wide ban */
+        assert(r->user_id && r->peer_id && r->peer_id[0] &&
+               r->mod_action <= DB_MOD_UNBAN);
+        assert(!r->room || (proto_room_valid(r->room) && !proto_room_is_dm(r->room)));
+        assert(r->room || r->mod_action == DB_MOD_BAN || r->mod_action == DB_MOD_UNBAN);
+        return;
+    }
     assert(r->room && proto_room_valid(r->room));
     if (r->op == DB_EDIT || r->op == DB_DELETE) {
         assert(r->msg_id >= 1 && r->user_id && r->user_name);
@@ -172,6 +179,8 @@ static void db_complete_one(unsigned how)
     r->status = st < 6 ? DB_OK : st == 6 ? DB_BUSY : DB_FAILED;
     if (r->op == DB_USER) {
         r->status = DB_OK;
+    } else if (r->op == DB_MOD) {
+        r->duplicate = (how >> 3) & 1; /* an unmute or unban of nothing */
     } else if (r->op == DB_MARK) {
         r->duplicate = (how >> 3) & 1; /* unmoved: no echo */
         if (r->status == DB_OK) r->id = r->msg_id;
@@ -368,6 +377,9 @@ static char *signed_token(struct in *in)
             cJSON_AddItemToArray(a, cJSON_CreateString("lobby"));
             cJSON_AddItemToArray(a, cJSON_CreateString("a"));
         }
+        static const char *const roles[] = {NULL, "mod", "admin", "owner"};
+        const char *role = roles[u8(in) % 4];
+        if (role) cJSON_AddStringToObject(p, "role", role);
         free(sub);
         free(name);
         payload = cJSON_PrintUnformatted(p);
@@ -394,10 +406,11 @@ static char *signed_token(struct in *in)
 static char *request(struct in *in)
 {
     cJSON *o = cJSON_CreateObject();
-    static const char *const types[] = {"hello",  "join",  "leave", "send",  "history",
-                                        "typing", "rooms", "ping",  "bogus", "edit",
-                                        "delete", "dm",    "read",  "search"};
-    unsigned t = u8(in) % 14;
+    static const char *const types[] = {"hello",  "join",  "leave",  "send",   "history",
+                                        "typing", "rooms", "ping",   "bogus",  "edit",
+                                        "delete", "dm",    "read",   "search", "kick",
+                                        "mute",   "ban",   "unmute", "unban"};
+    unsigned t = u8(in) % 19;
     cJSON_AddStringToObject(o, "type", types[t]);
     add_maybe_ref(o, in);
     char *s;
@@ -480,6 +493,25 @@ static char *request(struct in *in)
         if (u8(in) & 1) add_room(o, in);
         if (u8(in) & 1) cJSON_AddNumberToObject(o, "before", number(in));
         if (u8(in) & 1) cJSON_AddNumberToObject(o, "limit", number(in));
+        break;
+    }
+    case 14:
+    case 15:
+    case 16:
+    case 17:
+    case 18: { /* moderation (1.1): a room or none, a user, minutes, reason */
+        unsigned k = u8(in);
+        if (k & 1) add_room(o, in);
+        if (k & 2)
+            cJSON_AddStringToObject(o, "user", (k & 4) ? "u1" : "user");
+        else if (k & 4)
+            cJSON_AddNumberToObject(o, "user", number(in));
+        if (k & 8) cJSON_AddNumberToObject(o, "minutes", number(in));
+        if (k & 16) {
+            s = str(in, 240);
+            cJSON_AddStringToObject(o, "reason", s);
+            free(s);
+        }
         break;
     }
     case 11: { /* dm (1.1): a seen-looking id, the sender's own, or junk */

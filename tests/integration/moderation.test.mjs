@@ -128,3 +128,177 @@ test('an admin deletes anywhere, also in a DM of two others: both users get dele
   assert.deepEqual([s.type, s.code], ['error', 'forbidden']);
   await sleep(50);
 });
+
+// ---------------------------------------------------------------------------
+// kick, mute, ban, unmute, unban
+
+const mod = (c, obj) => c.request(obj, 'ok');
+
+async function ok(c, obj) {
+  const r = await mod(c, obj);
+  assert.deepEqual([r.type, r.ref !== undefined], ['ok', true], `${JSON.stringify(obj)} answered ${JSON.stringify(r)}`);
+  return r;
+}
+
+async function refusedMod(c, obj, code) {
+  const r = await mod(c, obj);
+  assert.deepEqual([r.type, r.code], ['error', code], `${JSON.stringify(obj)} answered ${JSON.stringify(r)}`);
+  return r;
+}
+
+test('security: moderation needs a role in that room; a server-wide ban needs an admin; a guest named admin has none', async () => {
+  const r = room('modsec'), other = room('modother');
+  const plain = await tok(`plain${n}`, 'Plain');
+  const m = await tok(`mod${n}`, 'Mod', { role: 'mod', rooms: [r] });
+  const g = await gst('admin');
+  const target = await tok(`target${n}`, 'Target');
+  await target.join(r);
+  for (const type of ['kick', 'mute', 'ban', 'unmute', 'unban']) {
+    await refusedMod(plain, { type, room: r, user: target.user.id }, 'forbidden');
+    await refusedMod(g, { type, room: r, user: target.user.id }, 'forbidden');
+    await refusedMod(m, { type, room: other, user: target.user.id }, 'forbidden');
+  }
+  await refusedMod(m, { type: 'ban', user: target.user.id }, 'forbidden'); // server-wide: admins only
+  await refusedMod(m, { type: 'unban', user: target.user.id }, 'forbidden');
+  // Nothing happened to the target.
+  const a = await target.say(r, 'still here');
+  assert.ok(a.id > 0);
+});
+
+test('bad moderation fields: bad_request (minutes, user, reason, unknown room shapes); DM rooms: bad_request', async () => {
+  const r = room('modbad');
+  const admin = await tok(`admin${n}`, 'Admin', { role: 'admin' });
+  const b = await tok(`bob${n}`, 'Bob');
+  const bad = [
+    { type: 'mute', room: r, user: 'x', minutes: 0 },
+    { type: 'mute', room: r, user: 'x', minutes: 525601 },
+    { type: 'mute', room: r, user: 'x', minutes: 1.5 },
+    { type: 'mute', room: r, user: 'x', minutes: '5' },
+    { type: 'ban', room: r, user: 'x', minutes: -1 },
+    { type: 'kick', room: r, user: 'x', minutes: 5 },
+    { type: 'unmute', room: r, user: 'x', minutes: 5 },
+    { type: 'kick', room: r },
+    { type: 'kick', room: r, user: '' },
+    { type: 'kick', room: r, user: 7 },
+    { type: 'kick', room: r, user: 'x'.repeat(129) },
+    { type: 'kick', room: r, user: 'x', reason: 'r'.repeat(201) },
+    { type: 'kick', room: r, user: 'x', reason: 5 },
+    { type: 'kick', user: 'x' },
+    { type: 'mute', user: 'x' },
+  ];
+  for (const obj of bad) await refusedMod(admin, obj, 'bad_request');
+  await refusedMod(admin, { type: 'kick', room: 'Bad Room', user: 'x' }, 'bad_room');
+  const d = await dmRoom(admin, b.user.id);
+  for (const type of ['kick', 'mute', 'ban', 'unmute', 'unban'])
+    await refusedMod(admin, { type, room: d, user: b.user.id }, 'bad_request');
+  // The limits themselves are taken.
+  await ok(admin, { type: 'mute', room: r, user: 'x', minutes: 525600, reason: 'r'.repeat(200) });
+  await ok(admin, { type: 'unmute', room: r, user: 'x' });
+});
+
+test('mute: send, edit and typing are forbidden with until; join, history and read still work; unmute lifts it', async () => {
+  const r = room('mute');
+  const m = await tok(`mod${n}`, 'Mod', { role: 'mod' });
+  const u = await tok(`user${n}`, 'User');
+  await u.join(r);
+  const before = await u.say(r, 'before the mute');
+  const t0 = Date.now();
+  await ok(m, { type: 'mute', room: r, user: u.user.id, minutes: 10, reason: 'calm down' });
+  const s = await u.request({ type: 'send', room: r, text: 'x', client_id: `mu${n}` }, 'ack');
+  assert.deepEqual([s.type, s.code], ['error', 'forbidden'], JSON.stringify(s));
+  assert.ok(s.until >= t0 + 10 * 60000 - 1000 && s.until <= Date.now() + 10 * 60000 + 1000, `until ${s.until}`);
+  const e = await u.request({ type: 'edit', room: r, id: before.id, text: 'y' }, 'edited');
+  assert.deepEqual([e.type, e.code, e.until], ['error', 'forbidden', s.until]);
+  const ty = await u.request({ type: 'typing', room: r }, 'error');
+  assert.deepEqual([ty.type, ty.code], ['error', 'forbidden'], 'a muted typing is answered, not dropped');
+  // Another room is not muted.
+  await u.join(`${r}-x`);
+  assert.ok((await u.say(`${r}-x`, 'elsewhere')).id > 0);
+  // Reading still works.
+  const h = await u.request({ type: 'history', room: r }, 'history');
+  assert.equal(h.type, 'history');
+  const rd = await u.request({ type: 'read', room: r, id: before.id }, 'read');
+  assert.equal(rd.type, 'read');
+  // A second connection of the same user is muted too.
+  const u2 = await tok(u.user.id, 'User');
+  await u2.join(r);
+  const s2 = await u2.request({ type: 'send', room: r, text: 'x', client_id: `mu2${n}` }, 'ack');
+  assert.equal(s2.code, 'forbidden');
+  await ok(m, { type: 'unmute', room: r, user: u.user.id });
+  assert.ok((await u.say(r, 'after the unmute')).id > 0);
+  // Unmuting again is still ok (nothing to lift).
+  await ok(m, { type: 'unmute', room: r, user: u.user.id });
+});
+
+test('kick: the target\'s connections get removed and leave; members see presence leave; it may join again', async () => {
+  const r = room('kick');
+  const m = await tok(`mod${n}`, 'Mod', { role: 'mod' });
+  const u = await tok(`user${n}`, 'User');
+  const u2 = await tok(u.user.id, 'User');
+  const w = await gst('Watcher');
+  for (const c of [m, u, u2, w]) await c.join(r);
+  await ok(m, { type: 'kick', room: r, user: u.user.id, reason: 'off topic' });
+  for (const c of [u, u2]) {
+    const got = await c.next((x) => x.type === 'removed');
+    assert.deepEqual(got, { type: 'removed', room: r, reason: 'off topic' });
+  }
+  await w.next((x) => x.type === 'presence' && x.room === r && x.event === 'leave' && x.user.id === u.user.id);
+  const s = await u.request({ type: 'send', room: r, text: 'x', client_id: `k${n}` }, 'ack');
+  assert.deepEqual([s.type, s.code], ['error', 'not_member']);
+  await u.join(r); // a kick is not a ban
+  assert.ok((await u.say(r, 'back')).id > 0);
+});
+
+test('room ban: removed, then join/send/history/read/search there are forbidden with until; other rooms fine; unban lifts it', async () => {
+  const r = room('ban');
+  const m = await tok(`mod${n}`, 'Mod', { role: 'mod' });
+  const u = await tok(`user${n}`, 'User');
+  await u.join(r);
+  const msg = await u.say(r, 'findable banword');
+  await m.join(r);
+  await ok(m, { type: 'ban', room: r, user: u.user.id, minutes: 60, reason: 'spam' });
+  const got = await u.next((x) => x.type === 'removed');
+  assert.deepEqual(got, { type: 'removed', room: r, reason: 'spam' });
+  for (const obj of [
+    { type: 'join', room: r }, { type: 'history', room: r }, { type: 'read', room: r, id: msg.id },
+    { type: 'send', room: r, text: 'x', client_id: `b${n}` }, { type: 'search', q: 'banword', room: r },
+  ]) {
+    const e = await u.request(obj, 'never');
+    assert.deepEqual([e.type, e.code], ['error', 'forbidden'], `${obj.type}: ${JSON.stringify(e)}`);
+    assert.ok(e.until > Date.now() + 50 * 60000, `${obj.type}: until ${e.until}`);
+  }
+  // A search of all rooms leaves the room out.
+  const all = await u.request({ type: 'search', q: 'banword' }, 'search');
+  assert.deepEqual(all.messages, [], JSON.stringify(all));
+  const seen = await m.request({ type: 'search', q: 'banword' }, 'search');
+  assert.deepEqual(seen.messages.map((x) => x.id), [msg.id]);
+  await u.join(`${r}-x`);
+  await ok(m, { type: 'unban', room: r, user: u.user.id });
+  await u.join(r);
+  assert.ok((await u.say(r, 'back')).id > 0);
+});
+
+test('a ban without minutes has no until; it holds for new connections of the user', async () => {
+  const r = room('banforever');
+  const m = await tok(`mod${n}`, 'Mod', { role: 'mod' });
+  const u = await tok(`user${n}`, 'User');
+  await ok(m, { type: 'ban', room: r, user: u.user.id });
+  const u2 = await tok(u.user.id, 'User');
+  const e = await u2.request({ type: 'join', room: r }, 'joined');
+  assert.deepEqual([e.type, e.code, 'until' in e], ['error', 'forbidden', false], JSON.stringify(e));
+});
+
+test('server-wide ban (admin): the user\'s connections close with 1008 banned; hello is refused; unban lets it back', async () => {
+  const admin = await tok(`admin${n}`, 'Admin', { role: 'admin' });
+  const u = await tok(`user${n}`, 'User');
+  const u2 = await tok(u.user.id, 'User');
+  await ok(admin, { type: 'ban', user: u.user.id, reason: 'abuse' });
+  for (const c of [u, u2]) {
+    const ci = await c.closed;
+    assert.deepEqual([ci.code, ci.reason], [1008, 'banned']);
+  }
+  await assert.rejects(tokenUser(srv, { sub: u.user.id, name: 'User' }), /unauthorized/);
+  await ok(admin, { type: 'unban', user: u.user.id });
+  const back = await tok(u.user.id, 'User');
+  assert.equal(back.user.id, u.user.id);
+});

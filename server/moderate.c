@@ -1,0 +1,167 @@
+/* moderate.c -- moderation over the WebSocket (moderate.h). */
+#include "moderate.h"
+
+#include <string.h>
+#include <time.h>
+
+#include "db.h"
+#include "hub.h"
+#include "jwt.h"
+#include "log.h"
+#include "member.h"
+#include "online.h"
+#include "sanction.h"
+#include "send.h"
+#include "session_impl.h"
+#include "wire.h"
+
+static int64_t wall_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+static const enum db_mod_action actions[] = {
+    [REQ_KICK] = DB_MOD_KICK,     [REQ_MUTE] = DB_MOD_MUTE,   [REQ_BAN] = DB_MOD_BAN,
+    [REQ_UNMUTE] = DB_MOD_UNMUTE, [REQ_UNBAN] = DB_MOD_UNBAN,
+};
+
+/* The refusal of a request by its role or room, or NULL when allowed. */
+static const char *refusal(const struct session *s, enum proto_err *e)
+{
+    const struct proto_req *q = &s->req;
+    *e = E_FORBIDDEN;
+    if (q->room && proto_room_is_dm(q->room)) {
+        *e = E_BAD_REQUEST;
+        return "kick, mute and room bans do not apply to direct messages";
+    }
+    if (!q->room)
+        return s->claims && s->claims->role == JWT_ROLE_ADMIN
+                   ? NULL
+                   : "only an admin bans server-wide";
+    return jwt_moderates(s->claims, q->room) ? NULL : "only a moderator of this room may";
+}
+
+enum roomreq_kind moderate_prepare(struct session *s)
+{
+    const struct proto_req *q = &s->req;
+    enum proto_err e;
+    const char *why = refusal(s, &e);
+    if (why) return wire_error(s, e, why), ROOMREQ_ANSWERED;
+    struct db_req *r = &s->dbr;
+    roomreq_reset_dbr(s);
+    r->op = DB_MOD;
+    r->mod_action = actions[q->type];
+    r->room = q->room; /* NULL: server-wide */
+    r->user_name = s->user_name;
+    r->peer_id = q->user;
+    r->text = q->reason;
+    r->msg_id = q->minutes > 0 ? wall_ms() + q->minutes * 60000 : 0;
+    return ROOMREQ_MOD;
+}
+
+/* The registry follows the committed change. */
+static void update_registry(struct sanctions *t, const struct db_req *r)
+{
+    const char *room = r->room ? r->room : "";
+    enum sanction_kind k = r->mod_action == DB_MOD_MUTE || r->mod_action == DB_MOD_UNMUTE
+                               ? SANCTION_MUTE
+                               : SANCTION_BAN;
+    if (r->mod_action == DB_MOD_MUTE || r->mod_action == DB_MOD_BAN) {
+        if (sanctions_set(t, r->peer_id, room, k, r->msg_id))
+            plog(LOG_ERROR, "sanction-lost", "user=%s room=%s reason=\"out of memory\"",
+                 r->peer_id, room); /* stored: it holds after a restart */
+    } else if (r->mod_action != DB_MOD_KICK)
+        sanctions_lift(t, r->peer_id, room, k);
+}
+
+struct effect {
+    const char *room; /* "": server-wide */
+    int action;
+    struct buf *frame;
+};
+
+static void affect(struct session *s, void *arg)
+{
+    const struct effect *e = arg;
+    if (!e->room[0]) {
+        wire_close(s, 1008, "banned", 0);
+        return;
+    }
+    struct membership *m = member_find(s, e->room);
+    if (!m || !m->joined) return;
+    wire_push(s, e->frame);
+    member_leave(s, m); /* the members get presence leave */
+}
+
+static void apply(struct server *srv, const char *user, const struct effect *e)
+{
+    if (e->action == DB_MOD_KICK || e->action == DB_MOD_BAN)
+        online_each(srv, user, affect, (void *)e);
+}
+
+void moderate_apply(struct server *srv, const struct db_req *r)
+{
+    const char *user = (const char *)BUF_PAYLOAD(r->pair);
+    struct effect e = {user + strlen(user) + 1, r->mod_action, r->frame};
+    apply(srv, user, &e);
+}
+
+/* "user\0room\0": who an effect is for, for the other loops. */
+static struct buf *effect_who(const char *user, const char *room)
+{
+    size_t nu = strlen(user) + 1, nr = strlen(room) + 1;
+    struct buf *b = buf_new(nu + nr);
+    buf_put(&b, user, nu);
+    buf_put(&b, room, nr);
+    if (b && b->oom) buf_unref(b), b = NULL;
+    return b;
+}
+
+void moderate_finish(struct session *s)
+{
+    struct db_req *r = &s->dbr;
+    if (r->status != DB_OK) return send_failed(s, r, s->req.ref);
+    struct server *srv = s->srv;
+    update_registry(srv->hub->sanctions, r);
+    int removes = r->mod_action == DB_MOD_KICK || r->mod_action == DB_MOD_BAN;
+    struct effect e = {r->room ? r->room : "", r->mod_action, NULL};
+    if (removes && r->room && !(e.frame = proto_removed(r->room, r->text)))
+        return wire_error(s, E_INTERNAL, "out of memory"); /* stored: it holds */
+    struct buf *w = removes ? effect_who(r->peer_id, e.room) : NULL;
+    if (removes && !w) plog(LOG_ERROR, "effect-lost", "reason=\"out of memory\"");
+    if (w) hub_post_effect(srv->hub, srv->index, r->mod_action, w, e.frame);
+    apply(srv, r->peer_id, &e);
+    buf_unref(w);
+    buf_unref(e.frame);
+    if (!s->close_code) wire_reply(s, proto_ok(s->req.ref));
+}
+
+static void refuse(struct session *s, const char *why, int64_t until)
+{
+    if (until)
+        wire_reply(s, proto_error_until(E_FORBIDDEN, why, until, s->req.ref));
+    else
+        wire_error(s, E_FORBIDDEN, why);
+}
+
+int moderate_allows(struct session *s, const char *room)
+{
+    struct sanctions *t = s->srv->hub->sanctions;
+    enum proto_type k = s->req.type;
+    int64_t until, now = wall_ms();
+    if (!room || k == REQ_LEAVE || proto_is_moderation(k)) return 1;
+    if (sanctions_active(t, s->user_id, room, SANCTION_BAN, now, &until))
+        return refuse(s, "you are banned from this room", until), 0;
+    int speaks = k == REQ_SEND || k == REQ_EDIT || k == REQ_TYPING;
+    if (speaks && sanctions_active(t, s->user_id, room, SANCTION_MUTE, now, &until))
+        return refuse(s, "you are muted in this room", until), 0;
+    return 1;
+}
+
+int moderate_banned(struct server *srv, const char *user_id, int64_t *until)
+{
+    return sanctions_active(srv->hub->sanctions, user_id, "", SANCTION_BAN, wall_ms(),
+                            until);
+}

@@ -1,0 +1,124 @@
+/* sanction.c -- the mutes and bans in force (sanction.h). */
+#include "sanction.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "protocol.h"
+
+#define NBUCKETS 1024 /* a power of two; entries chain per user */
+
+struct entry {
+    struct entry *next;
+    int64_t until; /* Unix ms; 0: until lifted */
+    enum sanction_kind kind;
+    char room[PROTO_MAX_ROOM + 1]; /* "": server-wide */
+    char user[];
+};
+
+struct sanctions {
+    pthread_mutex_t lock;
+    struct entry *bucket[NBUCKETS]; /* guarded by lock */
+};
+
+struct sanctions *sanctions_new(void)
+{
+    struct sanctions *t = calloc(1, sizeof(*t));
+    if (t) pthread_mutex_init(&t->lock, NULL);
+    return t;
+}
+
+void sanctions_free(struct sanctions *t)
+{
+    if (!t) return;
+    for (int i = 0; i < NBUCKETS; i++)
+        for (struct entry *e = t->bucket[i], *n; e; e = n) {
+            n = e->next;
+            free(e);
+        }
+    pthread_mutex_destroy(&t->lock);
+    free(t);
+}
+
+static struct entry **slot(struct sanctions *t, const char *user)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (const unsigned char *p = (const unsigned char *)user; *p; p++)
+        h = (h ^ *p) * 16777619u;
+    return &t->bucket[h & (NBUCKETS - 1)];
+}
+
+/* The link that points at (user, room, kind), or at the chain's end. */
+static struct entry **find(struct entry **at, const char *user, const char *room,
+                           enum sanction_kind kind)
+{
+    for (; *at; at = &(*at)->next)
+        if ((*at)->kind == kind && !strcmp((*at)->user, user) &&
+            !strcmp((*at)->room, room))
+            break;
+    return at;
+}
+
+int sanctions_set(struct sanctions *t, const char *user, const char *room,
+                  enum sanction_kind kind, int64_t until)
+{
+    size_t n = strlen(user) + 1;
+    if (strlen(room) > PROTO_MAX_ROOM) return -1;
+    pthread_mutex_lock(&t->lock);
+    struct entry **at = find(slot(t, user), user, room, kind), *e = *at;
+    if (!e && (e = calloc(1, sizeof(*e) + n))) {
+        memcpy(e->user, user, n);
+        strcpy(e->room, room);
+        e->kind = kind;
+        *at = e;
+    }
+    if (e) e->until = until;
+    pthread_mutex_unlock(&t->lock);
+    return e ? 0 : -1;
+}
+
+void sanctions_lift(struct sanctions *t, const char *user, const char *room,
+                    enum sanction_kind kind)
+{
+    pthread_mutex_lock(&t->lock);
+    struct entry **at = find(slot(t, user), user, room, kind), *e = *at;
+    if (e) *at = e->next;
+    pthread_mutex_unlock(&t->lock);
+    free(e);
+}
+
+static int in_force(const struct entry *e, int64_t now_ms)
+{
+    return e->until == 0 || e->until > now_ms;
+}
+
+int sanctions_active(struct sanctions *t, const char *user, const char *room,
+                     enum sanction_kind kind, int64_t now_ms, int64_t *until)
+{
+    int hit = 0;
+    *until = 0;
+    pthread_mutex_lock(&t->lock);
+    struct entry **chain = slot(t, user);
+    struct entry *e = *find(chain, user, room, kind);
+    if (e && in_force(e, now_ms)) hit = 1, *until = e->until;
+    if (!hit && kind == SANCTION_BAN && room[0]) {
+        e = *find(chain, user, "", kind);
+        if (e && in_force(e, now_ms)) hit = 1, *until = e->until;
+    }
+    pthread_mutex_unlock(&t->lock);
+    return hit;
+}
+
+int sanctions_banned_rooms(struct sanctions *t, const char *user, int64_t now_ms,
+                           char (*rooms)[PROTO_MAX_ROOM + 1], int max)
+{
+    int n = 0;
+    pthread_mutex_lock(&t->lock);
+    for (struct entry *e = *slot(t, user); e && n < max; e = e->next)
+        if (e->kind == SANCTION_BAN && e->room[0] && !strcmp(e->user, user) &&
+            in_force(e, now_ms))
+            strcpy(rooms[n++], e->room);
+    pthread_mutex_unlock(&t->lock);
+    return n;
+}
