@@ -164,6 +164,16 @@ test('the defaults: 100 connections and 60 new guests a minute per address', asy
   await sleep(T(10));
 });
 
+test('PARLEY_MAX_CONNS_PER_IP and PARLEY_TRUST_PROXY configure the same', async (t) => {
+  const { s, clients } = await serverForTest(t, {
+    ipLimits: 'server',
+    env: { PARLEY_MAX_CONNS_PER_IP: '1', PARLEY_TRUST_PROXY: '127.0.0.1' },
+  });
+  await open(s, clients, 1, xff('198.51.100.1'));
+  assert.equal(await upgradeStatus(s.url, xff('198.51.100.1')), 429);
+  assert.equal(await upgradeStatus(s.url, xff('198.51.100.2')), 101);
+});
+
 test('bad --trust-proxy values stop the server at start', async (t) => {
   const { runParley } = await import('./harness.mjs');
   for (const v of ['proxy.example', '10.0.0.1,,10.0.0.2', '10.0.0.0/8', ' ']) {
