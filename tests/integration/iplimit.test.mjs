@@ -20,13 +20,18 @@ async function metric(s, name) {
 
 const xff = (v) => ({ headers: { 'X-Forwarded-For': v } });
 
-/** Opens n WebSockets (no hello needed: a connection counts from the upgrade). */
+/** Opens n WebSockets (no hello needed: a connection counts from its
+ *  ESTABLISHED, which lws runs just after writing the 101; a first request
+ *  answered means it ran, so the next upgrade, maybe on another loop, sees it). */
 async function open(s, clients, n, opts = {}) {
   const out = [];
   for (let i = 0; i < n; i++) {
     const c = await connect(s.url, opts);
     clients.push(c);
     out.push(c);
+    c.send({ type: 'ping', ref: 'counted' });
+    const m = await c.next((x) => x.ref === 'counted');
+    assert.equal(m.code, 'need_hello');
   }
   return out;
 }
@@ -43,7 +48,7 @@ test('the N+1th upgrade from one address gets 429; HTTP still answers; a close f
   assert.equal(await metric(s, 'ip_keys'), 1);
   // Refused upgrades counted nothing: one close makes exactly one slot.
   await cs[0].close();
-  await waitFor(async () => (await upgradeStatus(s.url)) === 101, { what: 'a free slot' });
+  await waitFor(async () => (await metric(s, 'connections')) === 2, { what: 'the close' });
   const again = await open(s, clients, 1);
   assert.equal(await upgradeStatus(s.url), 429);
   // Everyone gone: the key is forgotten (no windows in use).
