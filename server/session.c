@@ -256,7 +256,7 @@ struct session *session_open(struct server *srv, struct lws *wsi)
      * (server_destroy's included). A refusal here is a race with another
      * loop for the key's last slot since http_confirm_upgrade (or no
      * memory): the client sees its connection closed instead of a 429. */
-    peer_client_key(srv, wsi, &s->ipkey);
+    if (srv->hub->iplimit) peer_client_key(srv, wsi, &s->ipkey); /* else unused */
     int counted = iplimit_conn_acquire(srv->hub->iplimit, &s->ipkey, now);
     if (counted < 0) {
         plog(LOG_INFO, "ip-conn-limit", "reason=\"at the limit when established\"");
