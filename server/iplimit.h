@@ -17,7 +17,9 @@
  * with neither is freed when its last connection closes, or when the
  * incremental sweep (a few buckets on every call) or a full table reaches
  * it. The table holds at most `max_keys` entries (main.c: --max-connections
- * + IPLIMIT_IDLE_KEYS), about 48 bytes each: 3.6 MiB with the defaults.
+ * + IPLIMIT_IDLE_KEYS + HUB_MAX_LOOPS), 40 bytes each (plus malloc's
+ * overhead), and a bucket pointer per 2 to 4 entries: about 4.5 MiB with the
+ * defaults, reached only when that many addresses are active at once.
  * When it is full, an entry without connections is evicted (the one whose
  * windows refill first), which forgets that key's windows: an attacker with
  * more than IPLIMIT_IDLE_KEYS addresses in a minute escapes the per-minute

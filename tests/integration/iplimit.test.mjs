@@ -115,6 +115,9 @@ test('with --trust-proxy 127.0.0.1 each forwarded client counts, IPv6 by its /64
   // changes nothing.
   assert.equal(await upgradeStatus(s.url, xff('203.0.113.9, 198.51.100.1')), 429);
   assert.equal(await upgradeStatus(s.url, xff('198.51.100.1, 127.0.0.1')), 429);
+  // Two X-Forwarded-For headers are one list, in order: the last one's counts.
+  assert.equal(await upgradeStatus(s.url, xff(['203.0.113.9', '198.51.100.1'])), 429);
+  assert.equal(await upgradeStatus(s.url, xff(['198.51.100.1', '203.0.113.9'])), 101);
   assert.equal(await upgradeStatus(s.url, xff('198.51.100.2')), 101);
   // A mapped address is its IPv4 address.
   assert.equal(await upgradeStatus(s.url, xff('::ffff:198.51.100.1')), 429);
