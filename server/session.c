@@ -259,7 +259,10 @@ struct session *session_open(struct server *srv, struct lws *wsi)
     if (srv->hub->iplimit) peer_client_key(srv, wsi, &s->ipkey); /* else unused */
     int counted = iplimit_conn_acquire(srv->hub->iplimit, &s->ipkey, now);
     if (counted < 0) {
-        plog(LOG_INFO, "ip-conn-limit", "reason=\"at the limit when established\"");
+        char ks[64];
+        iplimit_key_str(&s->ipkey, ks, sizeof ks);
+        plog(LOG_INFO, "ip-conn-limit",
+             "client=%s reason=\"at the limit when established\"", ks);
         free(s->url_token);
         free(s);
         return NULL;
