@@ -77,6 +77,14 @@ static const struct opt opts[] = {
      "seconds without a frame or pong before the connection is dropped (75)"},
     {"guest-rooms", K_STR, O(guest_rooms), 0, 0, 0,
      "comma list of rooms guests may use; name or prefix* (any)"},
+    {"max-conns-per-ip", K_LONG, O(max_conns_per_ip), 0, 1000000, 0,
+     "WebSocket connections per client address (IPv6: per /64) (100; 0: no limit)"},
+    {"guests-per-ip-minute", K_LONG, O(guests_per_ip_minute), 0, 1000000, 0,
+     "new guest sessions per client address and minute (60; 0: no limit)"},
+    {"api-auth-fails-per-ip", K_LONG, O(api_auth_fails_per_ip), 0, 1000000, 0,
+     "failed HTTP API authentications per client address and minute (10; 0: no limit)"},
+    {"trust-proxy", K_STR, O(trust_proxy), 0, 0, 0,
+     "comma list of proxy addresses whose X-Forwarded-For is believed (none)"},
 };
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
 
@@ -104,6 +112,9 @@ static void defaults(struct config *c)
     c->event_loop = "uv";
     c->ping_interval = 30;
     c->idle_timeout = 75;
+    c->max_conns_per_ip = 100;
+    c->guests_per_ip_minute = 60;
+    c->api_auth_fails_per_ip = 10;
 }
 
 static void usage(FILE *f)
@@ -307,6 +318,33 @@ static int split_guest_rooms(struct config *c)
     }
 }
 
+/* Splits `trust_proxy` into trusted[]: every entry must be an address (a
+ * name would need a lookup, and a typo must not silently trust nobody). */
+static int split_trust_proxy(struct config *c)
+{
+    if (!c->trust_proxy) return 0;
+    const char *p = c->trust_proxy;
+    for (;;) {
+        size_t n = strcspn(p, ",");
+        if (c->ntrusted == CONFIG_MAX_TRUSTED) {
+            fprintf(stderr, "parley: more than %d addresses in --trust-proxy\n",
+                    CONFIG_MAX_TRUSTED);
+            return -1;
+        }
+        if (iplimit_addr_parse(p, n, &c->trusted[c->ntrusted])) {
+            fprintf(stderr,
+                    "parley: invalid --trust-proxy entry '%.*s' (IP addresses, comma "
+                    "separated)\n",
+                    (int)n, p);
+            return -1;
+        }
+        c->ntrusted++;
+        p += n;
+        if (!*p) return 0;
+        p++;
+    }
+}
+
 int config_guest_room(const struct config *c, const char *room)
 {
     if (!c->guest_rooms) return 1;
@@ -337,7 +375,7 @@ int config_parse(struct config *c, int argc, char **argv)
         return CONFIG_ERROR;
     }
     /* An empty PARLEY_GUEST_ROOMS is refused too: K_STR takes no "". */
-    if (split_origins(c) || split_guest_rooms(c)) {
+    if (split_origins(c) || split_guest_rooms(c) || split_trust_proxy(c)) {
         config_free(c); /* a refused start leaves nothing allocated */
         return CONFIG_ERROR;
     }

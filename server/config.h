@@ -5,8 +5,11 @@
 
 #include <stddef.h>
 
+#include "iplimit.h"
+
 #define CONFIG_MAX_ORIGINS 32
 #define CONFIG_MAX_GUEST_ROOMS 64
+#define CONFIG_MAX_TRUSTED 32
 
 struct config {
     long port;
@@ -15,7 +18,7 @@ struct config {
     const char *web_root;
     const char *jwt_secret;
     int no_guests;
-    int no_guest_dms; /* DMs only between token users */
+    int no_guest_dms;    /* DMs only between token users */
     const char *origins; /* comma list; NULL: any origin */
     long max_connections;
     long max_text;
@@ -35,11 +38,15 @@ struct config {
     long max_messages_per_room;
     long prune_interval; /* seconds */
     long max_header_bytes;
-    const char *event_loop;  /* "uv" or "poll" */
-    long threads;            /* event loops; 0: one per online CPU */
-    long ping_interval;      /* seconds of silence before we ping */
-    long idle_timeout;       /* seconds of silence before we hang up */
-    const char *guest_rooms; /* comma list; NULL: guests may use any room */
+    const char *event_loop;     /* "uv" or "poll" */
+    long threads;               /* event loops; 0: one per online CPU */
+    long ping_interval;         /* seconds of silence before we ping */
+    long idle_timeout;          /* seconds of silence before we hang up */
+    const char *guest_rooms;    /* comma list; NULL: guests may use any room */
+    long max_conns_per_ip;      /* WebSockets per client key; 0: no limit */
+    long guests_per_ip_minute;  /* new guest sessions per key and minute; 0: none */
+    long api_auth_fails_per_ip; /* failed API authentications per key and minute */
+    const char *trust_proxy;    /* comma list of addresses; NULL: trust no XFF */
 
     int norigins; /* parsed from `origins` */
     char *origin_list[CONFIG_MAX_ORIGINS];
@@ -48,6 +55,9 @@ struct config {
     int nguest_rooms;
     char *guest_room[CONFIG_MAX_GUEST_ROOMS];
     unsigned char guest_prefix[CONFIG_MAX_GUEST_ROOMS];
+    /* Parsed from `trust_proxy`: the peers whose X-Forwarded-For counts. */
+    int ntrusted;
+    struct iplimit_addr trusted[CONFIG_MAX_TRUSTED];
 };
 
 enum { CONFIG_OK = 0, CONFIG_EXIT = 1, CONFIG_ERROR = 2 };

@@ -10,6 +10,8 @@
 #include "crypto.h"
 #include "db.h"
 #include "expiry.h"
+#include "hub.h"
+#include "iplimit.h"
 #include "jwt.h"
 #include "log.h"
 #include "moderate.h"
@@ -28,9 +30,9 @@ static void resume_token(struct session *s, const char *id, char *out)
     crypto_b64url_encode(mac, 16, out + n + 1); /* 128 bits are plenty */
 }
 
-/* Writes into id (>= 19 bytes) the guest id inside a valid resume token,
- * or a fresh one. Returns 0, or -1 when no random id could be made. */
-static int guest_id(struct session *s, const char *resume, char *id)
+/* Writes into id (>= 19 bytes) the guest id inside `resume` and returns 1
+ * when it is a valid resume token; returns 0 otherwise. */
+static int resumed_id(struct session *s, const char *resume, char *id)
 {
     char want[128];
     const char *dot = resume ? strchr(resume, '.') : NULL;
@@ -39,10 +41,40 @@ static int guest_id(struct session *s, const char *resume, char *id)
         id[18] = 0;
         resume_token(s, id, want);
         if (strlen(want) == strlen(resume) && crypto_equal(want, resume, strlen(want)))
-            return 0;
+            return 1;
     }
+    return 0;
+}
+
+/* A new guest identity from the client's address (--guests-per-ip-minute).
+ * Returns 0, or -1 after answering rate_limited (the connection stays
+ * open, as for every rate_limited: the hello may be sent again later,
+ * within the hello deadline). */
+static int guest_allowed(struct session *s)
+{
+    long retry_s = 1;
+    if (iplimit_guest_take(s->srv->hub->iplimit, &s->ipkey, server_now_us(), &retry_s))
+        return 0;
+    char msg[96], ks[64];
+    snprintf(msg, sizeof msg, "too many new guests from your address; retry in %ld s",
+             retry_s);
+    iplimit_key_str(&s->ipkey, ks, sizeof ks);
+    plog(LOG_INFO, "guest-rate-limited", "client=%s retry_s=%ld", ks, retry_s);
+    wire_error(s, E_RATE_LIMITED, msg);
+    return -1;
+}
+
+/* Writes into id (>= 19 bytes) the guest id inside a valid resume token,
+ * or a fresh one. A resume is not a new guest: it takes nothing from the
+ * per-address window. Returns 0, or -1 after answering an error. */
+static int guest_id(struct session *s, const char *resume, char *id)
+{
+    if (resumed_id(s, resume, id)) return 0;
+    if (guest_allowed(s)) return -1;
     strcpy(id, "g_");
-    return crypto_random_hex(id + 2, 8);
+    if (crypto_random_hex(id + 2, 8))
+        return wire_error(s, E_INTERNAL, "cannot make an id"), -1;
+    return 0;
 }
 
 /* Whether id has the shape of a guest id ("g_" and 16 hex digits): a
@@ -124,8 +156,7 @@ static int hello_auth(struct session *s)
     enum proto_err e = proto_check_name(s->req.name, &why);
     if (e) return wire_error(s, e, why), -1;
     char id[32];
-    if (guest_id(s, s->req.resume, id))
-        return wire_error(s, E_INTERNAL, "cannot make an id"), -1;
+    if (guest_id(s, s->req.resume, id)) return -1;
     if (set_user(s, id, s->req.name))
         return wire_error(s, E_INTERNAL, "out of memory"), -1;
     s->guest = 1;

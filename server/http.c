@@ -10,11 +10,14 @@
 #include "buf.h"
 #include "db.h"
 #include "hub.h"
+#include "iplimit.h"
 #include "log.h"
+#include "peer.h"
 #include "loop.h"
 #include "metrics.h"
 
 #define HTTP_CHUNK 16384
+#define HTTP_TOO_MANY_REQUESTS 429 /* lws 4.1 names no constant for it */
 
 static int refuse(struct server *srv, struct lws *wsi, unsigned code, const char *why)
 {
@@ -70,6 +73,19 @@ int http_confirm_upgrade(struct server *srv, struct lws *wsi)
         return refuse(srv, wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "connection limit");
     if (!origin_ok(srv, wsi))
         return refuse(srv, wsi, HTTP_STATUS_FORBIDDEN, "origin not allowed");
+    /* Checked here for the 429; counted at ESTABLISHED (session.c), where a
+     * race with another loop at the last slot is caught. */
+    struct iplimit_key k;
+    if (srv->hub->iplimit) {
+        peer_client_key(srv, wsi, &k);
+        if (iplimit_conn_full(srv->hub->iplimit, &k)) {
+            char ks[64];
+            iplimit_key_str(&k, ks, sizeof ks);
+            plog(LOG_INFO, "ip-conn-limit", "client=%s", ks);
+            return refuse(srv, wsi, HTTP_TOO_MANY_REQUESTS,
+                          "too many connections from your address");
+        }
+    }
     return 0;
 }
 

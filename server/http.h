@@ -17,7 +17,8 @@ struct http_body {
 };
 
 /* LWS_CALLBACK_HTTP_CONFIRM_UPGRADE: 0 lets the upgrade proceed; 1 means a
- * refusal (403 Origin, 404 path, 503 limit or shutting down) was sent. */
+ * refusal (403 Origin, 404 path, 503 limit or shutting down, 429 too many
+ * connections from the client's address) was sent. */
 int http_confirm_upgrade(struct server *srv, struct lws *wsi);
 /* LWS_CALLBACK_HTTP: starts a response. Returns 0, or -1 to close. */
 int http_request(struct server *srv, struct lws *wsi, struct http_body *hb);

@@ -28,6 +28,7 @@
 #define HUB_MAX_LOOPS 64
 
 struct server;
+struct iplimit;
 
 struct hub_inbox {
     struct db_req *head, *tail; /* guarded by hub.inbox_lock */
@@ -46,6 +47,9 @@ struct hub {
     int sessions;                /* open WebSockets, all loops; atomic */
     struct sanctions *sanctions; /* mutes and bans in force (its own lock) */
     int stop_requested;          /* set by the signal handler; atomic */
+    /* Per-client-address limits (iplimit.h, its own lock); NULL when every
+     * per-address limit is off. Set before any loop runs. */
+    struct iplimit *iplimit;
 };
 
 /* Sets up an empty hub for `nloops` loops (1..HUB_MAX_LOOPS). Main thread.

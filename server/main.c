@@ -134,6 +134,28 @@ static void load_sanction(void *arg, const char *user, const char *room, int ban
              room);
 }
 
+/* The per-address table, unless every per-address limit is off (then no
+ * lock is taken per connection). Main thread. Returns 0, or -1 (no memory). */
+static int make_iplimit(const struct config *cfg)
+{
+    if (!cfg->max_conns_per_ip && !cfg->guests_per_ip_minute &&
+        !cfg->api_auth_fails_per_ip)
+        return 0;
+    struct iplimit_config ic = {
+        .max_conns = cfg->max_conns_per_ip,
+        .guests_per_min = cfg->guests_per_ip_minute,
+        .auth_fails_per_min = cfg->api_auth_fails_per_ip,
+        /* Connected keys are at most the connections (a few more while loops
+         * race at the limit); the rest are keys kept for their windows. */
+        .max_keys = (size_t)cfg->max_connections + HUB_MAX_LOOPS + IPLIMIT_IDLE_KEYS,
+    };
+    if (!(hub.iplimit = iplimit_new(&ic))) {
+        fprintf(stderr, "parley: out of memory\n");
+        return -1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     struct config cfg;
@@ -183,6 +205,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "parley: cannot read the mutes and bans from %s\n", cfg.db);
         goto out;
     }
+    if (make_iplimit(&cfg)) goto out;
     if (!(loops = calloc((size_t)hub.nloops, sizeof(*loops)))) goto out;
     /* Before the first loop listens: a client may connect (and a test send
      * SIGTERM) while the other loops are still being set up. */
@@ -205,6 +228,7 @@ out:
         online_free(&loops[i]);
     }
     free(loops);
+    iplimit_free(hub.iplimit); /* every connection released its count by now */
     hub_free(&hub);
     config_free(&cfg);
     plog(LOG_INFO, "stopped", "code=%d", rc);

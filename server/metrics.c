@@ -8,6 +8,7 @@
 #include "buf.h"
 #include "db.h"
 #include "hub.h"
+#include "iplimit.h"
 #include "loop.h"
 
 size_t metrics_room_count(struct hub *h)
@@ -110,6 +111,22 @@ struct buf *metrics_render(struct server *srv)
            (double)m->slow_closes);
     metric(&b, "upgrades_refused_total", "counter", "WebSocket upgrades refused.",
            (double)m->upgrades_refused);
+    struct iplimit_stats ip;
+    iplimit_stats(srv->hub->iplimit, &ip);
+    metric(&b, "ip_conn_refused_total", "counter",
+           "WebSocket upgrades refused (429) or dropped: too many connections from one "
+           "client address.",
+           (double)ip.conn_refused);
+    metric(&b, "guest_rate_refused_total", "counter",
+           "Guest hellos refused as rate_limited: too many new guests from one client "
+           "address in a minute.",
+           (double)ip.guest_refused);
+    metric(&b, "api_auth_refused_total", "counter",
+           "HTTP API requests refused: too many failed authentications from one client "
+           "address.",
+           (double)ip.auth_refused);
+    metric(&b, "ip_keys", "gauge",
+           "Client address keys tracked for the per-address limits.", (double)ip.keys);
     metric(&b, "db_queue_depth", "gauge", "Database requests waiting.", st.queue_depth);
     metric(&b, "search_index_lag", "gauge",
            "Ids committed but not yet in the search index.", (double)st.index_lag);

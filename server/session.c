@@ -27,6 +27,7 @@
 #include "member.h"
 #include "moderate.h"
 #include "online.h"
+#include "peer.h"
 #include "roomreq.h"
 #include "send.h"
 #include "session_impl.h"
@@ -254,6 +255,23 @@ struct session *session_open(struct server *srv, struct lws *wsi)
         return NULL;
     }
     int64_t now = server_now_us();
+    /* The last step that can fail: from here on the count is released by
+     * session_on_closed, the one CLOSED every ESTABLISHED connection gets
+     * (server_destroy's included). A refusal here is a race with another
+     * loop for the key's last slot since http_confirm_upgrade (or no
+     * memory): the client sees its connection closed instead of a 429. */
+    if (srv->hub->iplimit) peer_client_key(srv, wsi, &s->ipkey); /* else unused */
+    int counted = iplimit_conn_acquire(srv->hub->iplimit, &s->ipkey, now);
+    if (counted < 0) {
+        char ks[64];
+        iplimit_key_str(&s->ipkey, ks, sizeof ks);
+        plog(LOG_INFO, "ip-conn-limit",
+             "client=%s reason=\"at the limit when established\"", ks);
+        free(s->url_token);
+        free(s);
+        return NULL;
+    }
+    s->ip_counted = counted == 1;
     tb_init(&s->send_tb, srv->cfg->burst, now);
     tb_init(&s->req_tb, GENERAL_RATE, now);
     tb_init(&s->read_tb, ROOMREQ_READ_BURST, now);
@@ -373,6 +391,9 @@ void session_on_closed(struct session *s)
     if (s->next) s->next->prev = s->prev;
     OWN_ADD(srv->nsessions, -1);
     __atomic_sub_fetch(&srv->hub->sessions, 1, __ATOMIC_RELAXED);
+    if (s->ip_counted) /* exactly once: CLOSED comes once, and the bit goes */
+        iplimit_conn_release(srv->hub->iplimit, &s->ipkey, server_now_us());
+    s->ip_counted = 0;
     inbox_clear(s);
     wire_drop(s);
     wire_forget(s);

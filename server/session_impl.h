@@ -13,6 +13,7 @@
 
 #include "coro.h"
 #include "db.h"
+#include "iplimit.h"
 #include "loop.h"
 #include "member.h"
 #include "outq.h"
@@ -56,6 +57,7 @@ struct session {
     unsigned alive_list : 2;      /* alive.c: which list it is on */
     unsigned ping_due : 1;        /* alive.c: a ping goes out on WRITEABLE */
     unsigned online : 1;          /* in online.c's index (welcomed, open) */
+    unsigned ip_counted : 1;      /* holds a connection of ipkey (iplimit.h) */
     int close_code;               /* set: closing once the queue is flushed */
     int in_count;                 /* frames on in_head */
     const char *close_reason;     /* a static string (wire_close) */
@@ -76,6 +78,8 @@ struct session {
     struct buf *user_json;     /* {"id":…,"name":…}, made at welcome */
     struct jwt_claims *claims; /* token users only: guests pay nothing for it */
     char *url_token;
+
+    struct iplimit_key ipkey; /* the client's address key, from the upgrade */
 
     struct outq out;
     struct tbucket send_tb, req_tb;

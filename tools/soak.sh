@@ -22,7 +22,8 @@ dir=$(mktemp -d /tmp/parley-soak.XXXXXX)
 port=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
 
 ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1} "$bin" --port "$port" --bind 127.0.0.1 --db "$dir/soak.db" \
-    --max-connections 20000 --rate 20 --burst 40 ${SOAK_SERVER_ARGS:-} 2>"$dir/server.log" &
+    --max-connections 20000 --max-conns-per-ip 0 --guests-per-ip-minute 0 \
+    --rate 20 --burst 40 ${SOAK_SERVER_ARGS:-} 2>"$dir/server.log" &
 pid=$!
 cleanup() {
     kill -KILL "$pid" 2>/dev/null

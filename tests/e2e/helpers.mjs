@@ -77,7 +77,9 @@ export class Server {
   async start() {
     if (!fs.existsSync(PARLEY_BIN)) throw new Error(`no server binary at ${PARLEY_BIN} (set PARLEY_BIN)`);
     if (!this.port) this.port = await freePort();
-    const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--db', this.db, ...this.args];
+    // Every browser page comes from 127.0.0.1: no per-address limits (iplimit.h).
+    const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--db', this.db,
+      '--max-conns-per-ip', '0', '--guests-per-ip-minute', '0', ...this.args];
     if (this.jwtSecret) args.push('--jwt-secret', this.jwtSecret);
     const out = fs.openSync(this.log, 'a');
     this.proc = spawn(PARLEY_BIN, args, { stdio: ['ignore', out, out] });

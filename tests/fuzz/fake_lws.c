@@ -184,6 +184,13 @@ int lws_is_final_fragment(struct lws *wsi)
 
 /* ---- HTTP side ---- */
 
+/* No socket: the peer's address is unknown (peer.c gives the "unknown"
+ * key), as for a socket whose getpeername() fails. */
+lws_sockfd_type lws_get_socket_fd(struct lws *wsi)
+{
+    return -1;
+}
+
 int lws_hdr_copy(struct lws *wsi, char *dst, int len, enum lws_token_indexes h)
 {
     const char *v = wsi->hdr[h];

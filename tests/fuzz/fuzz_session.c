@@ -13,7 +13,9 @@
  * object with "type" first (fake_lws.c); every database request carries a
  * valid room, text and client_id and stays readable until it completes; room
  * member lists hold only open sessions; everything is freed once every
- * connection is gone.
+ * connection is gone, and (with the first byte's bit 1: per-address limits
+ * of 2 connections and 2 new guests a minute) every counted connection was
+ * released exactly once.
  */
 #include <assert.h>
 #include <stdint.h>
@@ -31,6 +33,7 @@
 #include "protocol.h"
 #include "room.h"
 #include "hub.h"
+#include "iplimit.h"
 #include "online.h"
 #include "loop.h"
 #include "expiry.h"
@@ -678,7 +681,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     hub_init(&hub, 1);
     hub.loops[0] = &srv;
     srv.hub = &hub;
-    srv.cfg = u8(&in) & 1 ? &cfg_tokens : &cfg_guests;
+    unsigned mode = u8(&in);
+    srv.cfg = mode & 1 ? &cfg_tokens : &cfg_guests;
+    /* Bit 1: per-address limits, tight enough to be met (every fake
+     * connection has the "unknown" address, so all share one key). */
+    struct iplimit_config ic = {2, 2, 2, 16};
+    if (mode & 2) hub.iplimit = iplimit_new(&ic);
     srv.db = (struct db *)&srv; /* never dereferenced by the fakes */
     srv.outq_lim.max_msgs = (uint32_t)srv.cfg->outq_max_msgs;
     srv.outq_lim.max_bytes = (size_t)srv.cfg->outq_max_bytes;
@@ -713,6 +721,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     assert(srv.nsessions == 0 && srv.sessions == NULL);
     assert(srv.hello_head == NULL && srv.hello_tail == NULL); /* closed ones unlinked */
     assert(hub.sessions == 0);
+    /* Every counted connection was released exactly once. */
+    struct iplimit_stats ist;
+    iplimit_stats(hub.iplimit, &ist);
+    assert(ist.conns == 0 && iplimit_check(hub.iplimit) == 0);
+    iplimit_free(hub.iplimit);
     hub_free(&hub);
     send_pool_free(&srv);
     online_free(&srv);

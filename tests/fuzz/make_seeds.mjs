@@ -175,5 +175,24 @@ put('session', 'slow_consumer', (() => { const p = new Prog().open(0).open(1).he
   return p.w(1).w(0).done(); })());
 put('session', 'shutdown', new Prog().open(0).hello(0, 'A').join(0).u8(13, 0).db(0).w(0).w(0).done());
 put('session', 'token_hello', new Prog(1).open(0).req(0).u8(0, 0, 1, 0).str('user').str('Name').u8(1, 2).u8(0).join(0).db(0).join(0, 2).db(0).w(0).done());
+// Per-address limits on (bit 1): 2 connections, 2 new guests a minute.
+put('session', 'iplimit_conns_guests', new Prog(2).open(0).open(1).open(2).hello(0, 'A').hello(1, 'B')
+  .close(0).open(2).hello(2, 'C').w(2).clock(200).hello(2, 'C').w(2).done());
+put('session', 'iplimit_fanout', new Prog(2).open(0).open(1).hello(0, 'A').hello(1, 'B').join(0).join(1).db(0, 0).w(0).w(1)
+  .send(0, 'x', 'c1').send(1, 'y', 'c2').db(0).db(0).w(0).w(1).close(0).close(1).open(2).open(3).hello(3, 'D').done());
 put('session', 'queue_full', new Prog().open(0).hello(0, 'A').u8(12, 0, 0).join(0).w(0).done());
+// ---- xff: the --trust-proxy list, NUL, then the X-Forwarded-For value
+const xff = {
+  one: ['127.0.0.1', '198.51.100.4'],
+  chain: ['127.0.0.1,10.0.0.2', '203.0.113.9, 198.51.100.4, 10.0.0.2'],
+  all_trusted: ['127.0.0.1,10.0.0.2', '10.0.0.2,127.0.0.1'],
+  v6_ports: ['::1', '[2001:db8::1]:443, ::ffff:10.0.0.2:80, 2001:db8:1:2::9'],
+  mapped: ['::ffff:127.0.0.1', '::ffff:198.51.100.4,127.0.0.1'],
+  garbage_right: ['10.0.0.2', '198.51.100.4, unknown'],
+  garbage_left: ['10.0.0.2', '%%%,"x",198.51.100.4'],
+  empty_elems: ['10.0.0.2', ',, ,'],
+  untrusted: ['', '198.51.100.4'],
+};
+for (const [k, [t, v]] of Object.entries(xff)) put('xff', k, `${t}\0${v}`);
+
 console.log('seeds written to', root);

@@ -32,6 +32,10 @@ export function T(ms) {
   return SANITIZE ? ms * 4 : ms;
 }
 
+/** Arguments that turn off the per-address limits (iplimit.h) for a server whose
+ *  many clients all come from 127.0.0.1. */
+export const IP_UNLIMITED = ['--max-conns-per-ip', '0', '--guests-per-ip-minute', '0'];
+
 /** The HS256 secret every test server is started with. */
 export const SECRET = 'parley-integration-test-secret-0123456789';
 
@@ -148,6 +152,10 @@ process.on('exit', () => {
  *   portArg: false to not pass --port (e.g. to test PARLEY_PORT)
  *   secret: the JWT secret (default SECRET); null for none
  *   bin: the executable (default PARLEY_BIN; the harness's self-test uses a fake)
+ *   ipLimits: 'server' to keep the server's per-address limits; by default the
+ *     harness turns off --max-conns-per-ip and --guests-per-ip-minute, since every
+ *     test client comes from 127.0.0.1 where a real server sees many addresses
+ *     (args given by the test come later and win)
  * Resolves the server handle once GET /healthz answers 200.
  */
 export async function startServer(opts = {}) {
@@ -169,6 +177,7 @@ export async function startServer(opts = {}) {
     ...(portArg ? ['--port', String(port)] : []),
     '--bind', '127.0.0.1',
     '--db', dbPath,
+    ...(opts.ipLimits === 'server' ? [] : IP_UNLIMITED),
     ...sc.args,
     ...args,
   ];

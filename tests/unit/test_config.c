@@ -67,7 +67,44 @@ START_TEST(test_defaults)
     ck_assert_ptr_null(c.tls_key);
     ck_assert_int_eq(c.retention_days, 0);
     ck_assert_int_eq(c.max_messages_per_room, 0);
+    ck_assert_int_eq(c.max_conns_per_ip, 100);
+    ck_assert_int_eq(c.guests_per_ip_minute, 60);
+    ck_assert_int_eq(c.api_auth_fails_per_ip, 10);
+    ck_assert_ptr_null(c.trust_proxy);
+    ck_assert_int_eq(c.ntrusted, 0);
     config_free(&c);
+}
+END_TEST
+
+START_TEST(test_ip_limits)
+{
+    struct config c;
+    ck_assert_int_eq(PARSE(&c, "--max-conns-per-ip", "0", "--guests-per-ip-minute", "5",
+                           "--api-auth-fails-per-ip", "3", "--trust-proxy",
+                           "127.0.0.1, ::1,[2001:db8::5],::ffff:10.0.0.1"),
+                     CONFIG_OK);
+    ck_assert_int_eq(c.max_conns_per_ip, 0);
+    ck_assert_int_eq(c.guests_per_ip_minute, 5);
+    ck_assert_int_eq(c.api_auth_fails_per_ip, 3);
+    ck_assert_int_eq(c.ntrusted, 4);
+    ck_assert_int_eq(c.trusted[0].fam, 4);
+    ck_assert_int_eq(c.trusted[1].fam, 6);
+    ck_assert_int_eq(c.trusted[3].fam, 4); /* mapped: its IPv4 address */
+    config_free(&c);
+    setenv("PARLEY_MAX_CONNS_PER_IP", "7", 1);
+    setenv("PARLEY_TRUST_PROXY", "10.0.0.9", 1);
+    ck_assert_int_eq(PARSE(&c, "--port", "1"), CONFIG_OK);
+    ck_assert_int_eq(c.max_conns_per_ip, 7);
+    ck_assert_int_eq(c.ntrusted, 1);
+    config_free(&c);
+    clear_env();
+    static const char *bad[] = {"proxy.example", "10.0.0.0/8",       "1.2.3.4,",
+                                ",1.2.3.4",      "1.2.3.4,,5.6.7.8", "  "};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        ck_assert_msg(PARSE(&c, "--trust-proxy", (char *)bad[i]) == CONFIG_ERROR, "'%s'",
+                      bad[i]);
+    ck_assert_int_eq(PARSE(&c, "--max-conns-per-ip", "-1"), CONFIG_ERROR);
+    ck_assert_int_eq(PARSE(&c, "--guests-per-ip-minute", "x"), CONFIG_ERROR);
 }
 END_TEST
 
@@ -362,6 +399,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, test_no_origins);
     tcase_add_test(tc, test_origins_naming_none);
     tcase_add_test(tc, test_too_many_origins);
+    tcase_add_test(tc, test_ip_limits);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -79,7 +79,8 @@ function freePort() {
 }
 const PORT = WORKER ? WPORT : await freePort();
 const serverArgs = [BIN, '--port', String(PORT), '--bind', '127.0.0.1', '--db', path.join(tmp, 'b.db'),
-  '--rate', '100000', '--burst', '100000', '--threads', '1', '--max-connections', '20000', '--log-level', 'warn'];
+  '--rate', '100000', '--burst', '100000', '--threads', '1', '--max-connections', '20000', '--log-level', 'warn',
+  '--max-conns-per-ip', '0', '--guests-per-ip-minute', '0']; // every client is 127.0.0.1
 // like run.sh: core 0 for the server, nice -10 (absolute) when allowed
 const pin = os.cpus().length >= 2 ? ['taskset', '-c', '0'] : [];
 const setNice = (pid, n) => { try { os.setPriority(pid, n); return true; } catch { return false; } };

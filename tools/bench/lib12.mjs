@@ -44,7 +44,7 @@ export async function startServer(db, port, extra = []) {
   const bin = process.env.PARLEY_BIN || path.join(repo, 'build', 'parley');
   const args = [bin, '--port', String(port), '--bind', '127.0.0.1', '--db', db, '--threads', '1',
     '--jwt-secret', SECRET, '--rate', '100000', '--burst', '100000', '--max-connections', '20000',
-    '--log-level', 'warn', ...extra];
+    '--log-level', 'warn', '--max-conns-per-ip', '0', '--guests-per-ip-minute', '0', ...extra];
   const p = spawn('taskset', ['-c', '0', ...args], { stdio: ['ignore', 'ignore', 'inherit'] });
   for (let i = 0; i < 400; i++) {
     const ok = await new Promise((res) => {

@@ -115,7 +115,7 @@ start_server() {
     case $name in
     parley)
         local db=$WORK/parley-$PORT.db
-        SERVER_CMD="$PIN_SERVER $PARLEY_BIN --port $PORT --bind 127.0.0.1 --db $db --rate 100000 --burst 100000 --max-connections 20000 --log-level warn --threads ${PARLEY_THREADS:-1}"
+        SERVER_CMD="$PIN_SERVER $PARLEY_BIN --port $PORT --bind 127.0.0.1 --db $db --rate 100000 --burst 100000 --max-connections 20000 --max-conns-per-ip 0 --guests-per-ip-minute 0 --log-level warn --threads ${PARLEY_THREADS:-1}"
         ;;
     lws-broadcast) SERVER_CMD="$PIN_SERVER $LWS_BCAST --port $PORT" ;;
     ws-broadcast) SERVER_CMD="$PIN_SERVER node $ROOT/tools/bench/ws-broadcast.mjs --port $PORT" ;;
