@@ -7,6 +7,9 @@
 
 #define CONFIG_MAX_ORIGINS 32
 #define CONFIG_MAX_GUEST_ROOMS 64
+#define CONFIG_MAX_API_KEYS 16
+#define CONFIG_API_KEY_MIN 16 /* bytes: a shorter key is refused at start */
+#define CONFIG_API_KEY_MAX 256
 
 struct config {
     long port;
@@ -15,7 +18,7 @@ struct config {
     const char *web_root;
     const char *jwt_secret;
     int no_guests;
-    int no_guest_dms; /* DMs only between token users */
+    int no_guest_dms;    /* DMs only between token users */
     const char *origins; /* comma list; NULL: any origin */
     long max_connections;
     long max_text;
@@ -40,6 +43,7 @@ struct config {
     long ping_interval;      /* seconds of silence before we ping */
     long idle_timeout;       /* seconds of silence before we hang up */
     const char *guest_rooms; /* comma list; NULL: guests may use any room */
+    const char *api_key;     /* comma list; NULL: the HTTP API is off (404) */
 
     int norigins; /* parsed from `origins` */
     char *origin_list[CONFIG_MAX_ORIGINS];
@@ -48,6 +52,11 @@ struct config {
     int nguest_rooms;
     char *guest_room[CONFIG_MAX_GUEST_ROOMS];
     unsigned char guest_prefix[CONFIG_MAX_GUEST_ROOMS];
+    /* Parsed from `api_key`: each key and its length (api_parse.h compares
+     * a request's key against all of them in constant time). */
+    int napi_keys;
+    char *api_keys[CONFIG_MAX_API_KEYS];
+    size_t api_key_len[CONFIG_MAX_API_KEYS];
 };
 
 enum { CONFIG_OK = 0, CONFIG_EXIT = 1, CONFIG_ERROR = 2 };

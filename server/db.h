@@ -105,7 +105,7 @@ struct db_req {
     const char *room;
     const char *user_id, *user_name, *client_id, *text; /* DB_SEND; EDIT: text */
     size_t text_len;
-    int64_t msg_id; /* DB_EDIT, DB_DELETE: the message changed */
+    int64_t msg_id;      /* DB_EDIT, DB_DELETE: the message changed */
     const char *peer_id; /* DB_DM: the other user */
     /* DB_SEARCH: what to match and where (db_search.h), the submitter's. */
     const struct db_search_scope *scope;
@@ -121,8 +121,8 @@ struct db_req {
     /* DB_READ: rows at most. A read may return fewer, with more = 1, when
      * `limit` rows would pass db_options.read_max_bytes (one row at least). */
     int limit;
-    unsigned any_author : 1; /* DB_DELETE: may delete anyone's (a moderator) */
-    unsigned guest : 1;      /* DB_USER; DB_READ with dms: the user is a guest */
+    unsigned any_author : 1;   /* DB_DELETE: may delete anyone's (a moderator) */
+    unsigned guest : 1;        /* DB_USER; DB_READ with dms: the user is a guest */
     unsigned no_guest_dms : 1; /* DB_DM: refuse a guest peer */
     /* DB_READ: instead of messages, r->user_id's part of the rooms listing
      * (db_mark_rooms; run by the search thread when there is one, so in no
@@ -130,6 +130,16 @@ struct db_req {
      * room's users. */
     unsigned dms : 1, check : 1;
     unsigned mark : 1; /* DB_READ (a join): also the user's read marker */
+    /* Made by the HTTP API (api.c), whose key holder is trusted like an
+     * admin: its completion goes to api_on_done, not to a session; a DM
+     * room's pair check is skipped (the pair is still found, for delivery);
+     * a DB_SEND is a bot's message (messages.bot); and every write logs a
+     * mod_log row with actor 'api' in its transaction. */
+    unsigned api : 1;
+    /* DB_READ for the API's rooms listing: instead of messages, every room
+     * with a message, each a line "name last_id\n" in `rows` sorted by
+     * name (last_id: its highest id or rev the read may see). */
+    unsigned all_rooms : 1;
 
     /* Outputs. */
     enum db_status status;

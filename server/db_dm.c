@@ -117,7 +117,9 @@ int db_dm_check(struct db_dm *d, struct db_req *r, int want)
     if (rc == SQLITE_ROW) {
         const char *a = (const char *)sqlite3_column_text(d->pair, 0),
                    *b = (const char *)sqlite3_column_text(d->pair, 1);
-        if (strcmp(a, r->user_id) && strcmp(b, r->user_id)) r->status = DB_FORBIDDEN;
+        /* The API (db.h: api) may use any DM room, as an admin may. */
+        if (!r->api && strcmp(a, r->user_id) && strcmp(b, r->user_id))
+            r->status = DB_FORBIDDEN;
         if (d->no_guests && sqlite3_column_int(d->pair, 2)) r->status = DB_FORBIDDEN;
         rc = r->status == DB_OK && want ? fill(d, r, a, b) : SQLITE_OK;
     } else if (rc == SQLITE_DONE) {

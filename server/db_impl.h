@@ -35,6 +35,8 @@ enum {
     ST_PRUNE_AGE,
     ST_ROOMS,
     ST_PRUNE_ROOM,
+    ST_MODLOG,
+    ST_ALL_ROOMS,
     ST_COUNT
 };
 
@@ -121,7 +123,7 @@ int db__run_write(struct db *db, struct db_req *r, int64_t *max_id);
 
 /* Appends the current row of st, whose first columns are MSG_COLS's
  * (db_schema.c: id, ts, user_id, user_name, text, client_id, rev,
- * edited_ts, deleted), as a MESSAGE of `room`. Any thread with its own
+ * edited_ts, deleted, bot), as a MESSAGE of `room`. Any thread with its own
  * statement (the search thread's too). */
 void db__put_row(struct buf **b, sqlite3_stmt *st, const char *room);
 

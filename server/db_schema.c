@@ -13,14 +13,15 @@
 #include "assets.h"
 
 /* The columns put_row() (db_read.c) reads, in its order. */
-#define MSG_COLS "id,ts,user_id,user_name,text,client_id,rev,edited_ts,deleted"
+#define MSG_COLS "id,ts,user_id,user_name,text,client_id,rev,edited_ts,deleted,bot"
 
 static const char *const sql_text[ST_COUNT] = {
     /* Ids are assigned by the worker (db->max_id + 1), from the one
      * sequence that edits and deletes take theirs from too. */
     [ST_INSERT] =
-        "INSERT INTO messages(id,room,user_id,user_name,text,ts,client_id,rev) "
-        "VALUES(?7,?1,?2,?3,?4,?5,?6,?7) ON CONFLICT(room,user_id,client_id) DO NOTHING",
+        "INSERT INTO messages(id,room,user_id,user_name,text,ts,client_id,rev,bot) "
+        "VALUES(?7,?1,?2,?3,?4,?5,?6,?7,?8) ON CONFLICT(room,user_id,client_id) DO "
+        "NOTHING",
     [ST_FIND] =
         "SELECT id, ts FROM messages WHERE room=?1 AND user_id=?2 AND client_id=?3",
     /* A join's `since`: every change after ?2 to a message the read may
@@ -55,6 +56,13 @@ static const char *const sql_text[ST_COUNT] = {
     [ST_PRUNE_ROOM] = "DELETE FROM messages WHERE id IN (SELECT id FROM messages "
                       "WHERE room=?1 AND id <= (SELECT id FROM messages WHERE room=?1 "
                       "ORDER BY id DESC LIMIT 1 OFFSET ?2) ORDER BY id LIMIT ?3)",
+    /* An HTTP API write (db.h: api), in the transaction of the change. */
+    [ST_MODLOG] =
+        "INSERT INTO mod_log(ts,actor,actor_name,action,target,room,message_id) "
+        "VALUES(?1,'api','API',?2,?3,?4,?5)",
+    /* The API's rooms listing: one range scan of the (room, rev) index. */
+    [ST_ALL_ROOMS] = "SELECT room, max(rev) FROM messages WHERE rev<=?1 GROUP BY room "
+                     "ORDER BY room",
 };
 
 /* ---- opening and migrating (main thread) ---- */
@@ -79,24 +87,45 @@ static int user_version(struct db *db)
     return v;
 }
 
-/* Applies schema/NNN_*.sql files numbered above PRAGMA user_version, each in
- * its own transaction. Returns 0 or -1 with err set. */
+/* A migration's version: the number its file name starts with ("007_x.sql"
+ * is 7), or -1. */
+static int file_version(const char *path)
+{
+    int v = 0, digits = 0;
+    for (; path[digits] >= '0' && path[digits] <= '9' && digits < 6; digits++)
+        v = v * 10 + (path[digits] - '0');
+    return digits && path[digits] == '_' ? v : -1;
+}
+
+/* Applies the schema/NNN_*.sql files (sorted by name) numbered above PRAGMA
+ * user_version, each in its own transaction that also sets user_version to
+ * its number. Versions come from the file names, not their positions, so a
+ * number left free for a feature still in the making (006 while 007 is
+ * merged) does not shift the ones after it. Returns 0 or -1 with err set. */
 static int db_migrate(struct db *db, char *err, size_t errlen)
 {
-    int have = user_version(db), n = 0;
+    int have = user_version(db), top = 0;
     if (have < 0) return snprintf(err, errlen, "%s: not a database", db->opt.path), -1;
-    while (assets_schema[n].path)
-        n++;
-    if (have > n)
+    for (int i = 0; assets_schema[i].path; i++) {
+        int v = file_version(assets_schema[i].path);
+        if (v <= top)
+            return snprintf(err, errlen, "schema file %s: bad or repeated number",
+                            assets_schema[i].path),
+                   -1;
+        top = v;
+    }
+    if (have > top)
         return snprintf(err, errlen,
                         "%s: schema version %d is newer than this server's %d",
-                        db->opt.path, have, n),
+                        db->opt.path, have, top),
                -1;
-    for (int v = have + 1; v <= n; v++) {
+    for (int i = 0; assets_schema[i].path; i++) {
+        int v = file_version(assets_schema[i].path);
+        if (v <= have) continue;
         char sql[64];
         snprintf(sql, sizeof sql, ";PRAGMA user_version=%d;COMMIT;", v);
         if (db_exec(db, "BEGIN IMMEDIATE", err, errlen)) return -1;
-        if (db_exec(db, (const char *)assets_schema[v - 1].data, err, errlen) ||
+        if (db_exec(db, (const char *)assets_schema[i].data, err, errlen) ||
             db_exec(db, sql + 1, err, errlen)) {
             sqlite3_exec(db->conn, "ROLLBACK", NULL, NULL, NULL);
             return -1;

@@ -48,7 +48,7 @@ static char *query_text(const struct db_req *r, int no_guests)
     sqlite3_str *q = sqlite3_str_new(NULL);
     sqlite3_str_appendall(q,
                           "SELECT m.id,m.ts,m.user_id,m.user_name,m.text,m.client_id,"
-                          "m.rev,m.edited_ts,m.deleted,m.room FROM messages_fts f "
+                          "m.rev,m.edited_ts,m.deleted,m.bot,m.room FROM messages_fts f "
                           "JOIN messages m ON m.id=f.rowid WHERE messages_fts MATCH ?1 "
                           "AND f.rowid<?2 AND m.deleted=0 AND ");
     if (r->room)
@@ -135,7 +135,7 @@ static int run_search(struct db_search *s, struct db_req *r)
             break;
         }
         if (r->nrows) buf_put(&rows, ",", 1);
-        db__put_row(&rows, st, (const char *)sqlite3_column_text(st, 9));
+        db__put_row(&rows, st, (const char *)sqlite3_column_text(st, 10));
         r->nrows++;
     }
     if (rc == SQLITE_ROW || rc == SQLITE_DONE) rc = rows->oom ? SQLITE_NOMEM : SQLITE_OK;
