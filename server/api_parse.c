@@ -339,7 +339,7 @@ enum api_code api_parse_body(enum api_ep ep, const char *body, size_t len,
         return API_BAD_JSON;
     }
     (void)proto_json_oom();
-    cJSON *j = json_parse(body, len);
+    cJSON *j = json_parse_all(body, len);
     if (!j) {
         int oom = proto_json_oom();
         *msg = oom ? "out of memory" : "the body is not JSON";
