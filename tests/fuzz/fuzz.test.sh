@@ -51,7 +51,7 @@ cmake -DWEB_DIR="$root/web" -DSCHEMA_DIR="$root/schema" -DOUT="$out/assets_gen.c
 echo "== building the fuzzers with $cc ($($cc --version | head -1))"
 t0=$(date +%s)
 objs=()
-for src in server/{access,assets,buf,config,crypto,dm,edit,expiry,fanout,hello,http,hub,json,jwt,log,member,metrics,online,outq,protocol,ratelimit,readmark,room,roomlist,roomreq,search,searchq,send,session,utf8,wire}.c \
+for src in server/{access,api_parse,assets,buf,config,crypto,dm,edit,expiry,fanout,hello,http,hub,json,jwt,log,member,metrics,online,outq,protocol,ratelimit,readmark,room,roomlist,roomreq,search,searchq,send,session,utf8,wire}.c \
            "$out/assets_gen.c" "$fz/fake_lws.c"; do
     o="$out/obj/$(basename "${src%.c}").o"
     "$cc" "${flags[@]}" -fsanitize=fuzzer-no-link -c "$src" -o "$o" || {
@@ -67,7 +67,7 @@ declare -A deps=(
     [b64]="crypto"
     [config]="config"
     [searchq]="searchq utf8"
-    [http]="http metrics hub room protocol json config buf log assets assets_gen fake_lws utf8"
+    [http]="http api_parse metrics hub room protocol json config buf log assets assets_gen fake_lws utf8 jwt crypto"
     [session]="session hello access dm edit expiry member fanout online readmark roomlist roomreq search searchq send wire hub room outq buf protocol json jwt crypto utf8 ratelimit log config fake_lws"
 )
 all=(protocol jwt utf8 b64 config http session searchq)

@@ -8,8 +8,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import {
-  startServer, sharedServer, serverForTest, connect, guest, tokenUser, sleep, T, waitFor,
-  sqlite, fullHistory, cps, health,
+  sharedServer, serverForTest, connect, guest, tokenUser, sleep, T, waitFor,
+  sqlite, fullHistory, cps, health, runParley,
 } from './harness.mjs';
 
 const K1 = 'k1-0123456789abcdef-first-key';
@@ -74,6 +74,18 @@ test('no --api-key: every /api/ path is 404, with or without a key', async (t) =
     assertError(await api(p, { server: s }), 404, 'not_found');
     assertError(await api(p, { server: s, key: null }), 404, 'not_found');
   }
+});
+
+test('a bad --api-key stops the server at start, without repeating the key', async () => {
+  for (const bad of ['short-key', `${K1},`, `${K1},,${K2}`, 'has space in the key 0123']) {
+    const r = await runParley(['--api-key', bad, '--port', '1']);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /--api-key/);
+    for (const part of bad.split(',')) if (part) assert.ok(!r.stderr.includes(part), r.stderr);
+  }
+  const e = await runParley(['--port', '1'], { env: { PARLEY_API_KEY: 'tiny' } });
+  assert.equal(e.code, 2);
+  assert.ok(!e.stderr.includes('tiny'));
 });
 
 test('a missing, wrong or other-scheme key is 401 on known and unknown paths', async () => {
