@@ -558,7 +558,9 @@ void api_on_done(struct server *srv, struct db_req *r)
     if (change && r->status == DB_OK) fanout_stored(srv, r, NULL);
     if (r->op == DB_SEND && r->status == DB_OK && !r->duplicate)
         METRIC_ADD(srv, api_publishes, 1);
-    if (!c->wsi) { /* orphaned: the connection closed meanwhile (api.h) */
+    /* Orphaned: the connection closed meanwhile (api.h). After the loop's
+     * context is gone (main's last take, at exit) every connection is. */
+    if (!c->wsi || !srv->ctx) {
         call_free(c);
         return;
     }
