@@ -316,17 +316,6 @@ static enum api_code parse_token(struct api_req *r, const char **msg)
     return c ? c : token_extras(r, msg);
 }
 
-/* JSON's \u0000 would be cut short by cJSON's C strings (protocol.c). */
-static int has_nul_escape(const char *d, size_t n)
-{
-    for (size_t i = 0; i + 6 <= n; i++)
-        if (d[i] == '\\') {
-            if (d[i + 1] == 'u' && !memcmp(d + i + 2, "0000", 4)) return 1;
-            i++;
-        }
-    return 0;
-}
-
 enum api_code api_parse_body(enum api_ep ep, const char *body, size_t len,
                              const struct proto_limits *lim, const char *fresh_client_id,
                              struct api_req *out, const char **msg)
@@ -347,7 +336,7 @@ enum api_code api_parse_body(enum api_ep ep, const char *body, size_t len,
     }
     if (ep == API_TOKEN) {
         out->p.json = j;
-        if (has_nul_escape(body, len)) {
+        if (proto_has_nul_escape(body, len)) {
             *msg = "strings must not contain NUL characters";
             return API_BAD_REQUEST;
         }

@@ -313,7 +313,7 @@ static enum proto_err parse_history(struct proto_req *r, const char **msg)
 
 /* JSON's \u0000 would be cut short by cJSON's C strings; refuse it rather
  * than silently store a different text. */
-static int has_nul_escape(const char *d, size_t n)
+int proto_has_nul_escape(const char *d, size_t n)
 {
     for (size_t i = 0; i + 6 <= n; i++)
         if (d[i] == '\\') {
@@ -358,7 +358,7 @@ enum proto_err proto_parse(const char *data, size_t len, const struct proto_limi
         return E_UNKNOWN_TYPE;
     }
     r->type = types[i].type;
-    if (has_nul_escape(data, len)) {
+    if (proto_has_nul_escape(data, len)) {
         *msg = "strings must not contain NUL characters";
         return E_BAD_REQUEST;
     }
@@ -377,7 +377,7 @@ enum proto_err proto_parse_fields(cJSON *json, const char *data, size_t len,
         *msg = "the body must be a JSON object";
         return E_BAD_JSON;
     }
-    if (has_nul_escape(data, len)) {
+    if (proto_has_nul_escape(data, len)) {
         *msg = "strings must not contain NUL characters";
         return E_BAD_REQUEST;
     }

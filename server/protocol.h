@@ -105,6 +105,9 @@ int proto_json_oom(void);
 enum proto_err proto_parse(const char *data, size_t len, const struct proto_limits *lim,
                            struct proto_req *req, const char **msg);
 void proto_req_free(struct proto_req *req);
+/* 1 when JSON text d[0..n) holds the escape \u0000, which cJSON's C strings
+ * would cut short: refused (bad_request) rather than stored altered. */
+int proto_has_nul_escape(const char *d, size_t n);
 /* For the HTTP API (api_parse.h): checks `json`, a body parsed from
  * data[0..len) (valid UTF-8), as the fields of a request of `type`, exactly
  * as proto_parse() checks a frame's (a "type" or "ref" in it means nothing).
