@@ -20,7 +20,10 @@
 
 /* Seconds a client has to send its whole body, and then for the answer
  * (the database's commit): a slow or stalled client holds a connection
- * and at most 64 KiB for this long. */
+ * and at most 64 KiB for this long. Between two pieces of a body,
+ * libwebsockets' own timeout (5 s, reset on every piece it reads) applies
+ * as well; the whole-body deadline stops a client that drips a byte every
+ * few seconds. */
 #define API_BODY_TIMEOUT_S 10
 #define API_WAIT_TIMEOUT_S 30
 #define API_WRITE_CHUNK 16384
@@ -47,7 +50,8 @@ struct api_call {
     int close_after; /* the request was not read to its end: close */
     int chunked;     /* Transfer-Encoding: chunked (decoded by dechunk) */
     struct api_chunked dechunk;
-    char client_id[40]; /* a publish's, when it brought none */
+    int64_t deadline_us; /* the whole body by then (server_now_us) */
+    char client_id[40];  /* a publish's, when it brought none */
 };
 
 /* ---- the call's life ---- */
@@ -458,6 +462,7 @@ int api_request(struct server *srv, struct lws *wsi, struct api_conn *ac)
         return run(c, wsi);
     }
     c->stage = API_READING;
+    c->deadline_us = server_now_us() + API_BODY_TIMEOUT_S * 1000000LL;
     lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT, API_BODY_TIMEOUT_S);
     return 0;
 }
@@ -466,6 +471,10 @@ int api_body(struct lws *wsi, struct api_conn *ac, const void *in, size_t len)
 {
     struct api_call *c = ac->call;
     if (!c || c->stage != API_READING) return 0; /* refused already: ignored */
+    if (server_now_us() > c->deadline_us) {
+        plog(LOG_INFO, "api-body-timeout", "after=%ds", API_BODY_TIMEOUT_S);
+        return -1; /* too slow: closed without an answer, as lws' own timeout does */
+    }
     size_t have = c->body ? c->body->len : 0, used;
     if (!c->chunked && have + len > API_MAX_BODY)
         return answer_error(c, API_TOO_LARGE, "the body is over 64 KiB");
@@ -488,7 +497,6 @@ int api_body(struct lws *wsi, struct api_conn *ac, const void *in, size_t len)
         buf_put(&c->body, in, len);
     }
     if (c->body->oom) return -1;
-    lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT, API_BODY_TIMEOUT_S);
     return 0;
 }
 
