@@ -477,27 +477,35 @@ test('disconnect mid-request, many times: no crash, no leak, committed messages 
   clients.push(member);
   await member.join('dropped');
   const N = 150;
-  const socks = [];
+  const sent = [];
   for (let i = 0; i < N; i++) {
     const c = raw(srv.port);
-    socks.push(c);
     const body = JSON.stringify(pub('dropped', `m${i}`, { client_id: `drop-${i}` }));
-    c.sock.write(head('/api/publish', Buffer.byteLength(body)) + body);
-    // Close at once, or a moment later while the commit is in flight.
-    if (i % 3 === 0) c.sock.destroy();
-    else setTimeout(() => c.sock.destroy(), i % 7);
+    // The whole request is sent, then the socket closed at once or a
+    // moment later: mostly while its commit is in flight.
+    sent.push(c.open.then(() => new Promise((done) => c.sock.write(head('/api/publish', Buffer.byteLength(body)) + body, () => {
+      if (i % 3 === 0) c.sock.destroy();
+      else setTimeout(() => c.sock.destroy(), i % 4);
+      done();
+    }))));
   }
-  // Every request that reached the database was committed and delivered.
+  await Promise.all(sent);
+  // Every request that reached the database was committed and delivered,
+  // its connection gone or not.
   await sleep(T(1000));
   const h = await fullHistory(member, 'dropped');
+  assert.ok(h.length > N / 2, `most requests were stored (${h.length})`);
   const got = member.drain((m) => m.type === 'message' && m.room === 'dropped');
   assert.equal(got.length, h.length, 'each stored message was delivered live');
   // Reads dropped mid-way too.
+  const reads = [];
   for (let i = 0; i < 50; i++) {
     const c = raw(srv.port);
-    c.sock.write(`GET /api/history?room=dropped&limit=200 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${K1}\r\n\r\n`);
-    setTimeout(() => c.sock.destroy(), i % 5);
+    reads.push(c.open.then(() => new Promise((done) => c.sock.write(
+      `GET /api/history?room=dropped&limit=200 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${K1}\r\n\r\n`,
+      () => { setTimeout(() => c.sock.destroy(), i % 3); done(); }))));
   }
+  await Promise.all(reads);
   await sleep(200);
   assert.equal((await health(srv)).status, 'ok');
   assert.equal((await api('/api/history?room=dropped&limit=1')).status, 200);
