@@ -1,6 +1,7 @@
 -- Version 7: bot messages and the moderation log. (Version 6 is another
--- feature's; db_schema.c numbers each migration by its file name, so this
--- file is version 7 whether or not 006 is present.)
+-- feature's; db_schema.c numbers each migration by its file name and lists
+-- each one applied, so this is 7 whether or not 006 is present, and a 006
+-- arriving later is still applied.)
 --
 -- A message posted through the HTTP API (POST /api/publish) is a bot's:
 -- `bot` is 1 and every MESSAGE of it carries "bot": true in its `user`.

@@ -97,11 +97,52 @@ static int file_version(const char *path)
     return digits && path[digits] == '_' ? v : -1;
 }
 
-/* Applies the schema/NNN_*.sql files (sorted by name) numbered above PRAGMA
- * user_version, each in its own transaction that also sets user_version to
- * its number. Versions come from the file names, not their positions, so a
- * number left free for a feature still in the making (006 while 007 is
- * merged) does not shift the ones after it. Returns 0 or -1 with err set. */
+/* Runs `sql` (with ?1 bound to arg, when it has one); returns its first
+ * column as an integer (0 when no row), or -1 on error. */
+static int64_t int_query(struct db *db, const char *sql, int64_t arg)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t v = -1;
+    if (sqlite3_prepare_v2(db->conn, sql, -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, arg);
+        int rc = sqlite3_step(st);
+        v = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : rc == SQLITE_DONE ? 0 : -1;
+    }
+    sqlite3_finalize(st);
+    return v;
+}
+
+/* Makes sure schema_applied lists every migration already applied. A
+ * database from before the table was migrated by position, 1 to
+ * user_version without a gap: those are listed once, when the table is
+ * made. */
+static int applied_table(struct db *db, int have, char *err, size_t errlen)
+{
+    if (int_query(db, "SELECT count(*) FROM sqlite_master WHERE name='schema_applied'",
+                  0) > 0)
+        return 0;
+    char seed[200];
+    snprintf(seed, sizeof seed,
+             "WITH RECURSIVE v(n) AS (SELECT 1 WHERE %d >= 1 UNION ALL SELECT n+1 FROM v "
+             "WHERE n < %d) INSERT INTO schema_applied SELECT n FROM v;COMMIT;",
+             have, have);
+    if (db_exec(db, "BEGIN IMMEDIATE", err, errlen)) return -1;
+    if (db_exec(db, "CREATE TABLE schema_applied(version INTEGER PRIMARY KEY)", err,
+                errlen) ||
+        db_exec(db, seed, err, errlen)) {
+        sqlite3_exec(db->conn, "ROLLBACK", NULL, NULL, NULL);
+        return -1;
+    }
+    return 0;
+}
+
+/* Applies every schema/NNN_*.sql file (sorted by name) not yet listed in
+ * schema_applied, each in its own transaction that lists it and sets
+ * PRAGMA user_version to the highest number applied. A migration's number
+ * comes from its file name, not its position, and each is recorded on its
+ * own, so a number left free for a feature still in the making (006 while
+ * 007 is merged) is applied whenever it arrives, even to a database
+ * already at 7. Returns 0 or -1 with err set. */
 static int db_migrate(struct db *db, char *err, size_t errlen)
 {
     int have = user_version(db), top = 0;
@@ -119,11 +160,21 @@ static int db_migrate(struct db *db, char *err, size_t errlen)
                         "%s: schema version %d is newer than this server's %d",
                         db->opt.path, have, top),
                -1;
+    if (applied_table(db, have, err, errlen)) return -1;
     for (int i = 0; assets_schema[i].path; i++) {
         int v = file_version(assets_schema[i].path);
-        if (v <= have) continue;
-        char sql[64];
-        snprintf(sql, sizeof sql, ";PRAGMA user_version=%d;COMMIT;", v);
+        int64_t done =
+            int_query(db, "SELECT count(*) FROM schema_applied WHERE version=?1", v);
+        if (done < 0)
+            return snprintf(err, errlen, "%s: %s", db->opt.path,
+                            sqlite3_errmsg(db->conn)),
+                   -1;
+        if (done) continue;
+        char sql[120];
+        snprintf(sql, sizeof sql,
+                 ";INSERT INTO schema_applied VALUES(%d);PRAGMA user_version=%d;COMMIT;",
+                 v, v > have ? v : have);
+        if (v > have) have = v;
         if (db_exec(db, "BEGIN IMMEDIATE", err, errlen)) return -1;
         if (db_exec(db, (const char *)assets_schema[i].data, err, errlen) ||
             db_exec(db, sql + 1, err, errlen)) {
