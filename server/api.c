@@ -132,6 +132,8 @@ static int send_headers(struct api_call *c)
         return -1;
     if (c->close_after && add_header(wsi, "connection:", "close", &p, end)) return -1;
     if (lws_finalize_write_http_header(wsi, start, &p, end)) return -1;
+    /* A client that stops reading its answer is closed, re-armed per piece. */
+    lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT, API_WAIT_TIMEOUT_S);
     lws_callback_on_writable(wsi);
     return 0;
 }
@@ -167,12 +169,14 @@ int api_writeable(struct lws *wsi, struct api_conn *ac)
         return -1;
     c->off += n;
     if (!last) {
+        lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT, API_WAIT_TIMEOUT_S);
         lws_callback_on_writable(wsi);
         return 0;
     }
     int close = c->close_after;
     ac->call = NULL;
     call_free(c);
+    lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
     if (close) return -1;
     return lws_http_transaction_completed(wsi) ? -1 : 0;
 }
@@ -575,8 +579,6 @@ void api_on_done(struct server *srv, struct db_req *r)
     enum api_code code;
     const char *msg = NULL;
     struct buf *b = answer_body(c, &code, &msg);
-    c->stage = API_ANSWER;
-    lws_set_timeout(c->wsi, NO_PENDING_TIMEOUT, 0);
     int rc = b ? answer(c, 200, b) : answer_error(c, code, msg);
     if (rc) lws_set_timeout(c->wsi, PENDING_TIMEOUT_HTTP_CONTENT, LWS_TO_KILL_ASYNC);
 }
