@@ -350,6 +350,9 @@ test('publish: members on both loops get a bot message, after commit; history an
   clients.push(late);
   const j = await late.join('botroom', { since: r.body.id - 1 });
   assert.equal(j.messages[0].user.bot, true);
+  // Search shows it as a bot's too.
+  const found = await members[0].request({ type: 'search', q: 'boop', room: 'botroom' }, 'search');
+  assert.deepEqual(found.messages.map((m) => [m.id, m.user.bot, m.room]), [[r.body.id, true, 'botroom']]);
   // A guest's message has no bot flag.
   await members[0].say('botroom', 'human');
   const h2 = await api('/api/history?room=botroom');
