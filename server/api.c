@@ -528,8 +528,10 @@ static struct buf *answer_body(struct api_call *c, enum api_code *code, const ch
         return *code = API_NOT_FOUND, NULL;
     }
     if (r->status == DB_FORBIDDEN) {
-        *msg = "refused by the server's direct-message rules";
-        return *code = API_FORBIDDEN, NULL;
+        /* The API passes every DM room's pair check (db.h: api), so this
+         * is a DM room that does not exist, or one --no-guest-dms closed. */
+        *msg = "no such direct-message room (or --no-guest-dms closed it)";
+        return *code = API_NOT_FOUND, NULL;
     }
     if (r->status != DB_OK) {
         *msg =

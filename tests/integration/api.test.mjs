@@ -444,9 +444,18 @@ test('rooms: rooms with messages or members, members from every loop, DM rooms f
   assert.equal(by[j.room].last_id, ack.id);
   assert.ok(by.pages && by.pages.members === 0 && by.pages.last_id > 0);
   for (const x of r.body.rooms) if (!x.name.startsWith('dm-')) assert.equal(x.dm, undefined);
-  // The API may read a DM room's history.
+  // The API may read a DM room's history; one that does not exist is 404.
   const h = await api(`/api/history?room=${j.room}`);
   assert.equal(h.body.messages[0].text, 'psst');
+  assertError(await api('/api/history?room=dm-00000000000000000000000000000000'), 404, 'not_found');
+  assertError(await api('/api/delete', { body: { room: 'dm-00000000000000000000000000000000', id: ack.id } }), 404, 'not_found');
+  // ... and delete in it: both users get the deleted.
+  const del = await api('/api/delete', { body: { room: j.room, id: ack.id } });
+  assert.equal(del.status, 200);
+  for (const u of [a, b]) {
+    const d = await u.next((m) => m.type === 'deleted' && m.id === ack.id);
+    assert.deepEqual(d.by, { id: 'api', name: 'API' });
+  }
   for (const c of watchers) c.terminate();
   await waitFor(async () => (await api('/api/rooms')).body.rooms.every((x) => x.name !== 'only-members'), { what: 'empty room gone' });
 });
