@@ -75,6 +75,8 @@ static const struct opt opts[] = {
      "seconds of silence before a WebSocket ping (30)"},
     {"idle-timeout", K_LONG, O(idle_timeout), 2, 86400, 0,
      "seconds without a frame or pong before the connection is dropped (75)"},
+    {"api-key", K_STR, O(api_key), 0, 0, 0,
+     "enable the HTTP API (docs/api.md): Bearer keys, comma separated (off)"},
     {"guest-rooms", K_STR, O(guest_rooms), 0, 0, 0,
      "comma list of rooms guests may use; name or prefix* (any)"},
     {"max-conns-per-ip", K_LONG, O(max_conns_per_ip), 0, 1000000, 0,
@@ -345,6 +347,39 @@ static int split_trust_proxy(struct config *c)
     }
 }
 
+/* Splits `api_key` into api_keys. Every key is 16 to 256 visible ASCII
+ * characters (what a Bearer header can carry), so a typo like a stray
+ * comma is refused at start instead of enabling a short or empty key. The
+ * messages never repeat a key: stderr ends up in logs. */
+static int split_api_keys(struct config *c)
+{
+    if (!c->api_key) return 0;
+    const char *p = c->api_key;
+    for (;;) {
+        size_t n = strcspn(p, ",");
+        int ok = n >= CONFIG_API_KEY_MIN && n <= CONFIG_API_KEY_MAX;
+        for (size_t i = 0; ok && i < n; i++)
+            ok = p[i] > 0x20 && p[i] < 0x7f;
+        if (!ok) {
+            fprintf(stderr,
+                    "parley: invalid --api-key entry %d (each key %d to %d visible ASCII "
+                    "characters, comma separated)\n",
+                    c->napi_keys + 1, CONFIG_API_KEY_MIN, CONFIG_API_KEY_MAX);
+            return -1;
+        }
+        if (c->napi_keys == CONFIG_MAX_API_KEYS) {
+            fprintf(stderr, "parley: more than %d keys in --api-key\n",
+                    CONFIG_MAX_API_KEYS);
+            return -1;
+        }
+        if (!(c->api_keys[c->napi_keys] = strndup(p, n))) return -1;
+        c->api_key_len[c->napi_keys++] = n;
+        p += n;
+        if (!*p) return 0;
+        p++;
+    }
+}
+
 int config_guest_room(const struct config *c, const char *room)
 {
     if (!c->guest_rooms) return 1;
@@ -375,7 +410,8 @@ int config_parse(struct config *c, int argc, char **argv)
         return CONFIG_ERROR;
     }
     /* An empty PARLEY_GUEST_ROOMS is refused too: K_STR takes no "". */
-    if (split_origins(c) || split_guest_rooms(c) || split_trust_proxy(c)) {
+    if (split_origins(c) || split_guest_rooms(c) || split_trust_proxy(c) ||
+        split_api_keys(c)) {
         config_free(c); /* a refused start leaves nothing allocated */
         return CONFIG_ERROR;
     }
@@ -390,6 +426,9 @@ void config_free(struct config *c)
     for (int i = 0; i < c->nguest_rooms; i++)
         free(c->guest_room[i]);
     c->nguest_rooms = 0;
+    for (int i = 0; i < c->napi_keys; i++)
+        free(c->api_keys[i]);
+    c->napi_keys = 0;
 }
 
 int config_origin_allowed(const struct config *c, const char *origin)

@@ -10,6 +10,9 @@
 #define CONFIG_MAX_ORIGINS 32
 #define CONFIG_MAX_GUEST_ROOMS 64
 #define CONFIG_MAX_TRUSTED 32
+#define CONFIG_MAX_API_KEYS 16
+#define CONFIG_API_KEY_MIN 16 /* bytes: a shorter key is refused at start */
+#define CONFIG_API_KEY_MAX 256
 
 struct config {
     long port;
@@ -47,6 +50,7 @@ struct config {
     long guests_per_ip_minute;  /* new guest sessions per key and minute; 0: none */
     long api_auth_fails_per_ip; /* failed API authentications per key and minute */
     const char *trust_proxy;    /* comma list of addresses; NULL: trust no XFF */
+    const char *api_key;        /* comma list; NULL: the HTTP API is off (404) */
 
     int norigins; /* parsed from `origins` */
     char *origin_list[CONFIG_MAX_ORIGINS];
@@ -58,6 +62,11 @@ struct config {
     /* Parsed from `trust_proxy`: the peers whose X-Forwarded-For counts. */
     int ntrusted;
     struct iplimit_addr trusted[CONFIG_MAX_TRUSTED];
+    /* Parsed from `api_key`: each key and its length (api_parse.h compares
+     * a request's key against all of them in constant time). */
+    int napi_keys;
+    char *api_keys[CONFIG_MAX_API_KEYS];
+    size_t api_key_len[CONFIG_MAX_API_KEYS];
 };
 
 enum { CONFIG_OK = 0, CONFIG_EXIT = 1, CONFIG_ERROR = 2 };

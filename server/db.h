@@ -146,6 +146,16 @@ struct db_req {
     unsigned dms : 1, check : 1;
     unsigned mark : 1;       /* DB_READ (a join): also the user's read marker */
     unsigned mod_action : 3; /* DB_MOD: enum db_mod_action */
+    /* Made by the HTTP API (api.c), whose key holder is trusted like an
+     * admin: its completion goes to api_on_done, not to a session; a DM
+     * room's pair check is skipped (the pair is still found, for delivery);
+     * a DB_SEND is a bot's message (messages.bot); and every write logs a
+     * mod_log row with actor 'api' in its transaction. */
+    unsigned api : 1;
+    /* DB_READ for the API's rooms listing: instead of messages, every room
+     * with a message, each a line "name last_id\n" in `rows` sorted by
+     * name (last_id: its highest id or rev the read may see). */
+    unsigned all_rooms : 1;
 
     /* Outputs. */
     enum db_status status;

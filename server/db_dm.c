@@ -118,11 +118,12 @@ int db_dm_check(struct db_dm *d, struct db_req *r, int want)
         const char *a = (const char *)sqlite3_column_text(d->pair, 0),
                    *b = (const char *)sqlite3_column_text(d->pair, 1);
         /* An admin's delete is moderation: it reaches a DM of others, even
-         * one --no-guest-dms closed. */
-        int admin = r->op == DB_DELETE && r->admin;
+         * one --no-guest-dms closed. The API (db.h: api) may use any DM
+         * room, as an admin may. */
+        int admin = (r->op == DB_DELETE && r->admin) || r->api;
         if (strcmp(a, r->user_id) && strcmp(b, r->user_id) && !admin)
             r->status = DB_FORBIDDEN;
-        if (d->no_guests && sqlite3_column_int(d->pair, 2) && !admin)
+        if (d->no_guests && sqlite3_column_int(d->pair, 2) && !(r->op == DB_DELETE && r->admin))
             r->status = DB_FORBIDDEN;
         rc = r->status == DB_OK && want ? fill(d, r, a, b) : SQLITE_OK;
     } else if (rc == SQLITE_DONE) {

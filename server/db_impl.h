@@ -41,6 +41,8 @@ enum {
     ST_IDX_ADD,
     ST_IDX_SET,
     ST_IDX_GET,
+    ST_MODLOG,
+    ST_ALL_ROOMS,
     ST_COUNT
 };
 
@@ -147,7 +149,7 @@ void db__index_committed(struct db *db);
 
 /* Appends the current row of st, whose first columns are MSG_COLS's
  * (db_schema.c: id, ts, user_id, user_name, text, client_id, rev,
- * edited_ts, deleted), as a MESSAGE of `room`. Any thread with its own
+ * edited_ts, deleted, bot), as a MESSAGE of `room`. Any thread with its own
  * statement (the search thread's too). */
 void db__put_row(struct buf **b, sqlite3_stmt *st, const char *room);
 

@@ -37,6 +37,7 @@ void db__put_row(struct buf **b, sqlite3_stmt *st, const char *room)
         .rev = sqlite3_column_int64(st, 6),
         .edited_ts = sqlite3_column_int64(st, 7),
         .deleted = sqlite3_column_int(st, 8),
+        .bot = sqlite3_column_int(st, 9),
     };
     proto_put_message(b, &m);
 }
@@ -234,8 +235,41 @@ err:
     return rc == SQLITE_OK || rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_ERROR : rc;
 }
 
+/* The API's rooms listing (db.h: all_rooms), as lines "name last_id\n". */
+static int read_all_rooms(struct db *db, struct db_req *r, int64_t hi)
+{
+    sqlite3_stmt *st = db->st[ST_ALL_ROOMS];
+    struct buf *rows = buf_new(4096);
+    int rc = SQLITE_NOMEM;
+    if (!rows) goto err;
+    if ((rc = sqlite3_exec(db->conn, "BEGIN", NULL, NULL, NULL)) != SQLITE_OK) goto err;
+    sqlite3_bind_int64(st, 1, hi);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        buf_put(&rows, sqlite3_column_text(st, 0), (size_t)sqlite3_column_bytes(st, 0));
+        buf_put(&rows, " ", 1);
+        buf_put_i64(&rows, sqlite3_column_int64(st, 1));
+        buf_put(&rows, "\n", 1);
+        r->nrows++;
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) goto err;
+    rc = rows->oom ? SQLITE_NOMEM : sqlite3_exec(db->conn, "COMMIT", NULL, NULL, NULL);
+    if (rc != SQLITE_OK) goto err;
+    r->rows = rows;
+    return SQLITE_OK;
+err:
+    db__log_failure(db, "rooms", rc);
+    if (!sqlite3_get_autocommit(db->conn))
+        sqlite3_exec(db->conn, "ROLLBACK", NULL, NULL, NULL);
+    buf_unref(rows);
+    r->status = db_status_of(rc);
+    r->nrows = 0;
+    return rc == SQLITE_OK || rc == SQLITE_DONE ? SQLITE_ERROR : rc;
+}
+
 int db__run_read(struct db *db, struct db_req *r, int64_t hi)
 {
+    if (r->all_rooms) return read_all_rooms(db, r, hi);
     if (r->dms) return db_mark_rooms(&db->mark, &db->dm, r, hi);
     int rc = db__dm_checked(db, r, !r->check);
     if (rc != SQLITE_OK || r->status != DB_OK || r->check) return rc;

@@ -53,7 +53,7 @@ static char *query_text(const struct db_req *r, int no_guests)
     sqlite3_str *q = sqlite3_str_new(NULL);
     sqlite3_str_appendall(q,
                           "SELECT m.id,m.ts,m.user_id,m.user_name,m.text,m.client_id,"
-                          "m.rev,m.edited_ts,m.deleted,m.room FROM messages_fts f "
+                          "m.rev,m.edited_ts,m.deleted,m.bot,m.room FROM messages_fts f "
                           "JOIN messages m ON m.id=f.rowid WHERE messages_fts MATCH ?1 "
                           "AND f.rowid<?2 AND m.deleted=0 AND ");
     if (r->room)
@@ -96,7 +96,7 @@ static const char *const sql_walk_span =
     "WHERE room=?3 AND id<?2 ORDER BY id DESC LIMIT ?4)";
 static const char *const sql_walk =
     "SELECT m.id,m.ts,m.user_id,m.user_name,m.text,m.client_id,m.rev,m.edited_ts,"
-    "m.deleted,m.room FROM messages m WHERE m.room=?3 AND m.id<?2 AND m.id>=?4 "
+    "m.deleted,m.bot,m.room FROM messages m WHERE m.room=?3 AND m.id<?2 AND m.id>=?4 "
     "AND m.deleted=0 AND EXISTS (SELECT 1 FROM messages_fts WHERE messages_fts "
     "MATCH ?1 AND rowid=m.id) ORDER BY m.id DESC";
 
@@ -167,7 +167,7 @@ static int collect(sqlite3_stmt *st, struct db_req *r, struct buf **rows)
             break;
         }
         if (r->nrows) buf_put(rows, ",", 1);
-        db__put_row(rows, st, (const char *)sqlite3_column_text(st, 9));
+        db__put_row(rows, st, (const char *)sqlite3_column_text(st, 10));
         r->nrows++;
     }
     if (r->more || rc == SQLITE_DONE) rc = (*rows)->oom ? SQLITE_NOMEM : SQLITE_OK;

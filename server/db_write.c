@@ -23,6 +23,26 @@ int db__dm_checked(struct db *db, struct db_req *r, int want)
     return proto_room_is_dm(r->room) ? db_dm_check(&db->dm, r, want) : SQLITE_OK;
 }
 
+/* An HTTP API write (db.h: api): its mod_log row, in the batch's
+ * transaction, so the change and its record are stored together or not at
+ * all. Returns SQLITE_OK or the statement's error (r->status set). */
+static int log_api(struct db *db, struct db_req *r, const char *action,
+                   const char *target, int64_t msg_id, int64_t ts)
+{
+    sqlite3_stmt *st = db->st[ST_MODLOG];
+    sqlite3_bind_int64(st, 1, ts);
+    db__bind_text(st, 2, action, -1);
+    db__bind_text(st, 3, target, -1);
+    db__bind_text(st, 4, r->room, -1);
+    sqlite3_bind_int64(st, 5, msg_id);
+    int rc = db__step_done(st);
+    if (rc != SQLITE_OK) {
+        db__log_failure(db, "mod_log", rc);
+        r->status = db_status_of(rc);
+    }
+    return rc;
+}
+
 /* Stores one message. Returns SQLITE_OK, or the error of the statement that
  * failed (r->status says how); the caller checks whether it cost the
  * transaction. */
@@ -39,6 +59,7 @@ static int run_send(struct db *db, struct db_req *r, int64_t *max_id)
     sqlite3_bind_text(ins, 4, r->text, (int)r->text_len, SQLITE_STATIC);
     sqlite3_bind_int64(ins, 5, ts);
     sqlite3_bind_text(ins, 6, r->client_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int(ins, 8, r->api);
     rc = db__step_done(ins);
     if (rc != SQLITE_OK) {
         db__log_failure(db, "insert", rc);
@@ -46,6 +67,10 @@ static int run_send(struct db *db, struct db_req *r, int64_t *max_id)
         return rc;
     }
     if (sqlite3_changes(db->conn) == 1) {
+        /* The id is taken only once everything of the request is stored:
+         * a failed mod_log insert leaves max_id as it was. */
+        if (r->api && (rc = log_api(db, r, "publish", r->user_id, *max_id + 1, ts)))
+            return rc;
         r->id = ++*max_id;
         r->ts = ts;
         return proto_room_is_dm(r->room) ? db_dm_touch(&db->dm, r, r->id) : SQLITE_OK;
@@ -132,7 +157,10 @@ static int run_change(struct db *db, struct db_req *r, int64_t *max_id)
         sqlite3_bind_int64(apply, 2, r->msg_id);
     }
     if ((rc = db__step_done(log)) == SQLITE_OK) rc = db__step_done(apply);
-    if (rc == SQLITE_OK && other) rc = db_mod_log_delete(&db->mod, r, other, ts);
+    if (rc == SQLITE_OK && r->api)
+        rc = log_api(db, r, edit ? "edit" : "delete", NULL, r->msg_id, ts);
+    else if (rc == SQLITE_OK && other)
+        rc = db_mod_log_delete(&db->mod, r, other, ts);
     free(old);
     free(other);
     if (rc != SQLITE_OK) {

@@ -77,17 +77,6 @@ static int guest_id(struct session *s, const char *resume, char *id)
     return 0;
 }
 
-/* Whether id has the shape of a guest id ("g_" and 16 hex digits): a
- * token's sub may not, or a site's user could take over a guest's DMs and
- * history (guests and token users share one id space). */
-static int guest_shaped(const char *id)
-{
-    if (strncmp(id, "g_", 2) || strlen(id) != 18) return 0;
-    for (const char *c = id + 2; *c; c++)
-        if (!((*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'f'))) return 0;
-    return 1;
-}
-
 /* Sets the user's id and name, copied into one block that fits them.
  * Returns 0, or -1 (out of memory; nothing changed). */
 static int set_user(struct session *s, const char *id, const char *name)
@@ -135,7 +124,7 @@ static int hello_auth(struct session *s)
                 return wire_error(s, E_INTERNAL, "out of memory"), -1;
             return unauthorized(s, why), -1;
         }
-        if (guest_shaped(c.sub)) {
+        if (proto_user_guest_shaped(c.sub)) {
             jwt_claims_free(&c);
             return unauthorized(s, "token sub is shaped like a guest id (g_ and 16 hex)"),
                    -1;

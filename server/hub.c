@@ -200,7 +200,8 @@ static struct buf *message_frame(const struct db_req *r)
                           .user_name = r->user_name,
                           .text = r->text,
                           .text_len = r->text_len,
-                          .client_id = r->client_id};
+                          .client_id = r->client_id,
+                          .bot = r->op == DB_SEND && r->api};
     if (r->op == DB_EDIT)
         buf_unref(b), b = proto_edited(r->room, r->msg_id, r->id, r->text, r->text_len,
                                        r->ts, NULL);

@@ -21,3 +21,17 @@ cJSON *json_parse(const char *data, size_t len)
     pthread_mutex_unlock(&parse_lock);
     return j;
 }
+
+cJSON *json_parse_all(const char *data, size_t len)
+{
+    const char *end = NULL;
+    pthread_mutex_lock(&parse_lock);
+    cJSON *j = cJSON_ParseWithLengthOpts(data, len, &end, 0);
+    pthread_mutex_unlock(&parse_lock);
+    for (const char *p = j ? end : NULL; p && p < data + len; p++)
+        if (*p != ' ' && *p != '\t' && *p != '\r' && *p != '\n') {
+            cJSON_Delete(j);
+            return NULL;
+        }
+    return j;
+}

@@ -14,5 +14,8 @@
 /* Parses data[0..len) (need not be NUL-terminated). Returns a new tree (free
  * with cJSON_Delete) or NULL when it is not JSON. Thread-safe. */
 cJSON *json_parse(const char *data, size_t len);
+/* As json_parse, but NULL also when anything but whitespace follows the
+ * value (an HTTP body is one JSON text, RFC 8259). */
+cJSON *json_parse_all(const char *data, size_t len);
 
 #endif

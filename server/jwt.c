@@ -157,7 +157,6 @@ int jwt_verify(const char *tok, const void *secret, size_t slen, int64_t now,
 char *jwt_sign(const void *secret, size_t slen, const char *sub, const char *name,
                int64_t exp, const char *rooms_json)
 {
-    static const char hdr[] = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
     char *out = NULL, *payload = NULL;
     cJSON *p = cJSON_CreateObject();
     cJSON *rooms = rooms_json ? json_parse(rooms_json, strlen(rooms_json)) : NULL;
@@ -167,9 +166,20 @@ char *jwt_sign(const void *secret, size_t slen, const char *sub, const char *nam
     cJSON_AddNumberToObject(p, "exp", (double)exp);
     if (rooms) cJSON_AddItemToObject(p, "rooms", rooms), rooms = NULL;
     if (!(payload = cJSON_PrintUnformatted(p))) goto err;
-    size_t plen = strlen(payload);
+    out = jwt_sign_payload(secret, slen, payload, strlen(payload));
+err:
+    cJSON_Delete(p);
+    cJSON_Delete(rooms);
+    cJSON_free(payload);
+    return out;
+}
+
+char *jwt_sign_payload(const void *secret, size_t slen, const char *payload, size_t plen)
+{
+    static const char hdr[] = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
     size_t cap = (sizeof hdr + plen) * 4 / 3 + 64;
-    if (!(out = malloc(cap))) goto err;
+    char *out = malloc(cap);
+    if (!out) return NULL;
     size_t o = crypto_b64url_encode(hdr, sizeof hdr - 1, out);
     out[o++] = '.';
     o += crypto_b64url_encode(payload, plen, out + o);
@@ -177,10 +187,6 @@ char *jwt_sign(const void *secret, size_t slen, const char *sub, const char *nam
     crypto_hmac_sha256(secret, slen, out, o, mac);
     out[o++] = '.';
     crypto_b64url_encode(mac, sizeof mac, out + o);
-err:
-    cJSON_Delete(p);
-    cJSON_Delete(rooms);
-    cJSON_free(payload);
     return out;
 }
 

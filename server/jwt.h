@@ -47,5 +47,8 @@ const char *jwt_role_name(int role);
  * array), or NULL for none. Returns a malloc'd string, or NULL. */
 char *jwt_sign(const void *secret, size_t slen, const char *sub, const char *name,
                int64_t exp, const char *rooms_json);
+/* Signs the claims `payload` (a JSON object, plen bytes) as an HS256 token.
+ * Returns a malloc'd string, or NULL. */
+char *jwt_sign_payload(const void *secret, size_t slen, const char *payload, size_t plen);
 
 #endif

@@ -221,7 +221,7 @@ out:
         server_destroy(&loops[i]); /* every loop has stopped */
     db_stop(hub.db); /* commits everything still queued; the worker routes it */
     for (int i = 0; loops && i < hub.nloops; i++)
-        hub_take(&hub, i, session_on_db_done, &loops[i]);
+        hub_take(&hub, i, server_on_db_done, &loops[i]);
     db_close(hub.db);
     for (int i = 0; loops && i < hub.nloops; i++) {
         send_pool_free(&loops[i]);

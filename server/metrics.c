@@ -49,6 +49,27 @@ static void histogram(struct buf **b, const char *name, const char *help,
 }
 
 /* Adds up every loop's counters (each written only by its own loop). */
+/* The HTTP API's counters: one family, labelled by status class. */
+static void api_metrics(struct buf **b, const struct metrics *m)
+{
+    char tmp[600];
+    snprintf(tmp, sizeof tmp,
+             "# HELP parley_api_requests_total HTTP API answers by status class.\n"
+             "# TYPE parley_api_requests_total counter\n"
+             "parley_api_requests_total{class=\"2xx\"} %llu\n"
+             "parley_api_requests_total{class=\"4xx\"} %llu\n"
+             "parley_api_requests_total{class=\"5xx\"} %llu\n",
+             (unsigned long long)m->api_2xx, (unsigned long long)m->api_4xx,
+             (unsigned long long)m->api_5xx);
+    buf_puts(b, tmp);
+    metric(b, "api_unauthorized_total", "counter",
+           "HTTP API requests refused for a missing or wrong key.",
+           (double)m->api_unauthorized);
+    metric(b, "api_publishes_total", "counter",
+           "Bot messages committed through POST /api/publish (repeats not counted).",
+           (double)m->api_publishes);
+}
+
 static void metrics_sum(struct hub *h, struct metrics *sum, uint64_t *queued)
 {
     enum { N = sizeof(struct metrics) / sizeof(uint64_t) };
@@ -127,6 +148,7 @@ struct buf *metrics_render(struct server *srv)
            (double)ip.auth_refused);
     metric(&b, "ip_keys", "gauge",
            "Client address keys tracked for the per-address limits.", (double)ip.keys);
+    api_metrics(&b, m);
     metric(&b, "db_queue_depth", "gauge", "Database requests waiting.", st.queue_depth);
     metric(&b, "search_index_lag", "gauge",
            "Ids committed but not yet in the search index.", (double)st.index_lag);

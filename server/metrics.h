@@ -19,6 +19,9 @@ struct hub;
 struct metrics {
     uint64_t connections_total, frames_in, frames_out, bytes_out, rate_limited,
         slow_closes, upgrades_refused, http_requests;
+    /* HTTP API (api.c): answers by status class (2xx, 4xx, 5xx; 401s are
+     * also in api_unauthorized), and bot messages committed (not repeats). */
+    uint64_t api_2xx, api_4xx, api_5xx, api_unauthorized, api_publishes;
 };
 
 #define OWN_ADD(var, n)                                                                  \

@@ -139,6 +139,14 @@ static int get_int(const cJSON *o, const char *key, double lo, double hi, int64_
     return 0;
 }
 
+int proto_user_guest_shaped(const char *id)
+{
+    if (strncmp(id, "g_", 2) || strlen(id) != 18) return 0;
+    for (const char *c = id + 2; *c; c++)
+        if (!((*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'f'))) return 0;
+    return 1;
+}
+
 int proto_room_is_dm(const char *r)
 {
     if (strncmp(r, PROTO_DM_PREFIX, 3) || strlen(r) != PROTO_DM_ROOM_LEN) return 0;
@@ -337,7 +345,7 @@ static enum proto_err parse_history(struct proto_req *r, const char **msg)
 
 /* JSON's \u0000 would be cut short by cJSON's C strings; refuse it rather
  * than silently store a different text. */
-static int has_nul_escape(const char *d, size_t n)
+int proto_has_nul_escape(const char *d, size_t n)
 {
     for (size_t i = 0; i + 6 <= n; i++)
         if (d[i] == '\\') {
@@ -346,6 +354,9 @@ static int has_nul_escape(const char *d, size_t n)
         }
     return 0;
 }
+
+static enum proto_err parse_fields(struct proto_req *r, const struct proto_limits *lim,
+                                   const char **msg);
 
 enum proto_err proto_parse(const char *data, size_t len, const struct proto_limits *lim,
                            struct proto_req *r, const char **msg)
@@ -379,10 +390,36 @@ enum proto_err proto_parse(const char *data, size_t len, const struct proto_limi
         return E_UNKNOWN_TYPE;
     }
     r->type = types[i].type;
-    if (has_nul_escape(data, len)) {
+    if (proto_has_nul_escape(data, len)) {
         *msg = "strings must not contain NUL characters";
         return E_BAD_REQUEST;
     }
+    return parse_fields(r, lim, msg);
+}
+
+enum proto_err proto_parse_fields(cJSON *json, const char *data, size_t len,
+                                  enum proto_type type, const struct proto_limits *lim,
+                                  struct proto_req *r, const char **msg)
+{
+    memset(r, 0, sizeof(*r));
+    r->since = r->before = r->after = r->id = -1;
+    r->json = json;
+    r->type = type;
+    if (!cJSON_IsObject(json)) {
+        *msg = "the body must be a JSON object";
+        return E_BAD_JSON;
+    }
+    if (proto_has_nul_escape(data, len)) {
+        *msg = "strings must not contain NUL characters";
+        return E_BAD_REQUEST;
+    }
+    return parse_fields(r, lim, msg);
+}
+
+/* The fields of a request whose type is known. */
+static enum proto_err parse_fields(struct proto_req *r, const struct proto_limits *lim,
+                                   const char **msg)
+{
     switch (r->type) {
     case REQ_HELLO:
         return parse_hello(r, msg);
@@ -455,6 +492,7 @@ void proto_put_message(struct buf **bp, const struct proto_msg *m)
     buf_put_jstrz(bp, m->user_id);
     buf_puts(bp, ",\"name\":");
     buf_put_jstrz(bp, m->user_name);
+    if (m->bot) buf_puts(bp, ",\"bot\":true");
     buf_puts(bp, "},\"rev\":");
     buf_put_i64(bp, m->rev ? m->rev : m->id);
     if (m->deleted) { /* a tombstone: who and when stay, nothing else */

@@ -114,12 +114,29 @@ int proto_json_oom(void);
 enum proto_err proto_parse(const char *data, size_t len, const struct proto_limits *lim,
                            struct proto_req *req, const char **msg);
 void proto_req_free(struct proto_req *req);
+/* 1 when JSON text d[0..n) holds the escape \u0000, which cJSON's C strings
+ * would cut short: refused (bad_request) rather than stored altered. */
+int proto_has_nul_escape(const char *d, size_t n);
+/* For the HTTP API (api_parse.h): checks `json`, a body parsed from
+ * data[0..len) (valid UTF-8), as the fields of a request of `type`, exactly
+ * as proto_parse() checks a frame's (a "type" or "ref" in it means nothing).
+ * req takes json over whatever the outcome (proto_req_free it). Returns
+ * PROTO_OK, or E_BAD_JSON when json is not an object, or the field's error
+ * with *msg set. */
+enum proto_err proto_parse_fields(cJSON *json, const char *data, size_t len,
+                                  enum proto_type type, const struct proto_limits *lim,
+                                  struct proto_req *req, const char **msg);
 
 /* Returns 1 when `room` matches ^[a-z0-9][a-z0-9_-]{0,63}$. */
 int proto_room_valid(const char *room);
 /* Returns 1 when `room` is a DM room's name: "dm-" and 32 lowercase hex
  * digits. Other names starting with "dm-" are refused (bad_room). */
 int proto_room_is_dm(const char *room);
+/* Whether user id `id` has the shape of a guest id ("g_" and 16 hex
+ * digits): a token's sub and an API bot's id may not, or a site's user or
+ * a bot could take over a guest's DMs and history (guests and everyone
+ * else share one id space). */
+int proto_user_guest_shaped(const char *id);
 /* Returns PROTO_OK or E_BAD_NAME (with *msg) for a display name. */
 enum proto_err proto_check_name(const char *name, const char **msg);
 
@@ -141,6 +158,7 @@ struct proto_msg {
      * edited_ts are not written). */
     int64_t rev, edited_ts;
     int deleted;
+    int bot; /* posted through the HTTP API: "bot": true in `user` */
 };
 /* Appends one MESSAGE object to *bp (used for broadcast and history rows). */
 void proto_put_message(struct buf **bp, const struct proto_msg *m);

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "alive.h"
+#include "api.h"
 #include "db.h"
 #include "expiry.h"
 #include "http.h"
@@ -28,6 +29,7 @@
 struct conn {
     struct session *s;   /* WebSocket connections */
     struct http_body hb; /* plain HTTP responses */
+    struct api_conn api; /* an HTTP API request (api.h) */
 };
 
 int64_t server_now_us(void)
@@ -81,10 +83,18 @@ static void on_tick(struct lws_sorted_usec_list *sul)
     lws_sul_schedule(srv->ctx, 0, &srv->tick, on_tick, TICK_US);
 }
 
+void server_on_db_done(struct db_req *r, void *srv)
+{
+    if (r->api)
+        api_on_done(srv, r);
+    else
+        session_on_db_done(r, srv);
+}
+
 /* Called on the loop after lws_cancel_service(): take the inbox. */
 static void on_wake(struct server *srv)
 {
-    hub_take(srv->hub, srv->index, session_on_db_done, srv);
+    hub_take(srv->hub, srv->index, server_on_db_done, srv);
 }
 
 static int dispatch(struct lws *wsi, enum lws_callback_reasons reason, void *user,
@@ -97,11 +107,20 @@ static int dispatch(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
         return http_confirm_upgrade(srv, wsi);
     case LWS_CALLBACK_HTTP:
+        if (api_claims(wsi)) return api_request(srv, wsi, &c->api);
         return http_request(srv, wsi, &c->hb);
+    case LWS_CALLBACK_HTTP_BODY:
+        if (c->api.call) return api_body(wsi, &c->api, in, len);
+        break;
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+        if (c->api.call) return api_body_done(wsi, &c->api);
+        break;
     case LWS_CALLBACK_HTTP_WRITEABLE:
+        if (c->api.call) return api_writeable(wsi, &c->api);
         return http_writeable(wsi, &c->hb);
     case LWS_CALLBACK_CLOSED_HTTP:
         if (c) http_done(&c->hb);
+        if (c) api_closed(&c->api);
         break;
     case LWS_CALLBACK_ESTABLISHED:
         c->s = session_open(srv, wsi);
@@ -153,24 +172,24 @@ static const struct lws_protocols protocols[] = {
 };
 
 /* Mounts for --web-root: the directory at "/", the endpoints beside it. */
-static struct lws_http_mount mounts[3];
+static struct lws_http_mount mounts[4];
 
 static const struct lws_http_mount *make_mounts(const struct config *cfg)
 {
     if (!cfg->web_root) return NULL;
-    static const char *const points[] = {"/healthz", "/metrics"};
-    for (int i = 0; i < 2; i++) {
+    static const char *const points[] = {"/healthz", "/metrics", "/api"};
+    for (int i = 0; i < 3; i++) {
         mounts[i].mount_next = &mounts[i + 1];
         mounts[i].mountpoint = points[i];
         mounts[i].mountpoint_len = (unsigned char)strlen(points[i]);
         mounts[i].origin = "parley";
         mounts[i].origin_protocol = LWSMPRO_CALLBACK;
     }
-    mounts[2].mountpoint = "/";
-    mounts[2].mountpoint_len = 1;
-    mounts[2].origin = cfg->web_root;
-    mounts[2].def = "index.html";
-    mounts[2].origin_protocol = LWSMPRO_FILE;
+    mounts[3].mountpoint = "/";
+    mounts[3].mountpoint_len = 1;
+    mounts[3].origin = cfg->web_root;
+    mounts[3].def = "index.html";
+    mounts[3].origin_protocol = LWSMPRO_FILE;
     return mounts;
 }
 

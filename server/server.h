@@ -17,5 +17,10 @@ void server_run(struct server *srv);
  * thread, once every loop has returned from server_run(): contexts are
  * destroyed one after another. Idempotent. */
 void server_destroy(struct server *srv);
+/* Every completion and post taken from a loop's inbox (hub_take's fn):
+ * the HTTP API's requests (db_req.api) go to api_on_done, the rest to
+ * session_on_db_done. The loop's thread, or main after the loops stopped. */
+struct db_req;
+void server_on_db_done(struct db_req *r, void *srv);
 
 #endif

@@ -5,11 +5,21 @@
  *
  * Input: one flags byte, then NUL-separated fields: URI, Origin, Host, and
  * the --origins value. A missing field is an absent header / no allow-list.
+ * Then, for the HTTP API's parsing (api_parse.h): an Authorization value
+ * and a request body; flags bits 4-6 choose the endpoint the body is
+ * parsed for and the piece size the chunked decoder is fed in.
  *
  * Oracle (protocol.md, "At the HTTP upgrade"): an upgrade is let through only
  * on /ws, when not stopping and below the limit, and, with an allow-list and
  * an Origin header, only when that Origin is on the list or its host and port
  * equal the Host header. A refusal carries 403, 404 or 503. /healthz is JSON.
+ * API (http-api.md): a key matches only when it is exactly a configured
+ * one after "Bearer "; a route only for the five exact paths; a body
+ * accepted only with the protocol's rules met (room pattern, text length,
+ * a user id that is not guest-shaped; a token's ttl within 30 days, and
+ * its claims verify as a token for the same sub); the chunked decoder
+ * never passes its bound nor consumes more than it was given; every error
+ * body is the documented JSON shape.
  */
 #include <assert.h>
 #include <stdint.h>
@@ -19,12 +29,15 @@
 #include <strings.h>
 #include <cjson/cJSON.h>
 
+#include "api_parse.h"
 #include "config.h"
 #include "db.h"
 #include "fake_lws.h"
 #include "http.h"
 #include "hub.h"
+#include "jwt.h"
 #include "log.h"
+#include "utf8.h"
 #include "loop.h"
 #include "session.h"
 
@@ -76,7 +89,139 @@ static const char *field(const char **p, const char *end)
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     log_init("error", "text");
+    proto_init();
     return 0;
+}
+
+static char *fuzz_keys[] = {"fuzz-key-0123456789abc", "second-fuzz-key-xyz00"};
+static const size_t fuzz_key_lens[] = {22, 21};
+
+/* The documented rule, written plainly: "Bearer" in any case, spaces, one
+ * of the keys exactly, trailing spaces. */
+static int key_reference(const char *a)
+{
+    if (strncasecmp(a, "Bearer ", 7)) return 0;
+    a += 7;
+    while (*a == ' ')
+        a++;
+    size_t n = strlen(a);
+    while (n && a[n - 1] == ' ')
+        n--;
+    for (int i = 0; i < 2; i++)
+        if (n == fuzz_key_lens[i] && !memcmp(a, fuzz_keys[i], n)) return 1;
+    return 0;
+}
+
+static void check_error_body(enum api_code c)
+{
+    struct buf *b = api_error_json(c, "m\"s\x01g");
+    assert(b);
+    cJSON *j = cJSON_ParseWithLength((const char *)BUF_PAYLOAD(b), b->len);
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
+    assert(cJSON_GetArraySize(j) == 1 && cJSON_GetArraySize(e) == 2);
+    assert(!strcmp(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "code")),
+                   api_code_name(c)));
+    assert(api_status(c) >= 400 && api_status(c) < 600);
+    cJSON_Delete(j);
+    buf_unref(b);
+}
+
+/* An accepted body meets the rules the oracle states. */
+static void check_accepted(enum api_ep ep, const struct api_req *r, int max_text)
+{
+    if (ep == API_PUBLISH) {
+        assert(proto_room_valid(r->p.room));
+        assert(strncmp(r->p.room, "dm-", 3) || proto_room_is_dm(r->p.room));
+        size_t n = utf8_count(r->p.text, r->p.text_len);
+        assert(n >= 1 && n <= (size_t)max_text);
+        assert(r->user_id[0] && strlen(r->user_id) <= PROTO_MAX_USER);
+        assert(!proto_user_guest_shaped(r->user_id));
+        assert(r->p.client_id[0] && strlen(r->p.client_id) <= 4 * PROTO_MAX_CLIENT_ID);
+    } else if (ep == API_DELETE) {
+        assert(proto_room_valid(r->p.room) && r->p.id >= 1);
+    } else if (ep == API_TOKEN) {
+        assert(r->ttl >= 1 && r->ttl <= API_TTL_MAX);
+        assert(!proto_user_guest_shaped(r->user_id));
+        char *claims = api_token_claims(r, 1000000);
+        assert(claims);
+        char *tok = jwt_sign_payload("k", 1, claims, strlen(claims));
+        struct jwt_claims c;
+        const char *why;
+        assert(jwt_verify(tok, "k", 1, 1000000, &c, &why) == 0);
+        assert(!strcmp(c.sub, r->user_id) && c.exp == 1000000 + r->ttl);
+        jwt_claims_free(&c);
+        free(tok);
+        free(claims);
+    }
+}
+
+/* The API's pure parsing on the input's URI, Authorization and body. */
+static void fuzz_api(unsigned flags, const char *uri, const char *authz, const char *body,
+                     size_t blen)
+{
+    static const char *const paths[] = {"/api/publish", "/api/delete", "/api/history",
+                                        "/api/rooms", "/api/token"};
+    if (uri) {
+        enum api_ep ep = api_route(uri);
+        int known = 0;
+        for (int i = 0; i < 5; i++)
+            known |= !strcmp(uri, paths[i]);
+        assert(known == (ep != API_UNKNOWN));
+        /* The query part as decoded arguments. */
+        const char *q = strchr(uri, '?');
+        char tmp[1024];
+        snprintf(tmp, sizeof tmp, "%s", q ? q + 1 : "");
+        const char *args[API_MAX_QUERY_ARGS];
+        int n = 0;
+        for (char *save, *a = strtok_r(tmp, "&", &save); a && n < API_MAX_QUERY_ARGS;
+             a = strtok_r(NULL, "&", &save)) {
+            args[n++] = a;
+            (void)api_query_secret(a);
+        }
+        struct api_req r;
+        const char *msg = NULL;
+        enum api_code c = api_parse_query(API_HISTORY, args, n, &r, &msg);
+        if (c == API_OK) {
+            assert(proto_room_valid(r.p.room));
+            assert(r.p.limit >= 1 && r.p.limit <= PROTO_HISTORY_MAX);
+            assert(r.p.before < 0 || r.p.after < 0);
+        } else {
+            assert(msg);
+            check_error_body(c);
+        }
+        api_req_free(&r);
+    }
+    if (authz)
+        assert(api_key_matches(authz, fuzz_keys, fuzz_key_lens, 2) ==
+               key_reference(authz));
+    if (!body) return;
+    (void)api_content_type_json(body);
+    /* The body as a chunked stream, in pieces, with a small bound. */
+    struct api_chunked st = {0};
+    struct buf *out = buf_new(64);
+    size_t off = 0, step = ((flags >> 4) & 7) + 1;
+    int rc = API_CHUNK_MORE;
+    while (off < blen && rc == API_CHUNK_MORE) {
+        size_t used, k = blen - off < step ? blen - off : step;
+        rc = api_chunked_feed(&st, body + off, k, &out, 512, &used);
+        assert(used <= k && out->len <= 512);
+        off += used;
+    }
+    buf_unref(out);
+    /* The body as each endpoint's. */
+    const struct proto_limits lim = {.max_text = 1 + (int)(flags & 0x0f)};
+    enum api_ep ep = (enum api_ep)(1 + ((flags >> 4) % 5));
+    for (int pass = 0; pass < 2; pass++, ep = API_PUBLISH + (ep % 5)) {
+        if (ep == API_HISTORY || ep == API_ROOMS) continue;
+        struct api_req r;
+        const char *msg = NULL;
+        enum api_code c = api_parse_body(ep, body, blen, &lim, "api-fuzz", &r, &msg);
+        if (c == API_OK)
+            check_accepted(ep, &r, lim.max_text);
+        else
+            assert(msg), check_error_body(c);
+        api_req_free(&r);
+    }
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -90,7 +235,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     buf[end - p] = 0;
     const char *q = buf, *qend = buf + (end - p);
     const char *uri = field(&q, qend), *origin = field(&q, qend), *host = field(&q, qend),
-               *origins = field(&q, qend);
+               *origins = field(&q, qend), *authz = field(&q, qend);
+    /* The rest of the input, NULs included, is the body. */
+    const char *body = q < qend ? q : NULL;
+    fuzz_api(flags, uri, authz, body, body ? (size_t)(qend - q) : 0);
 
     struct config cfg;
     char *argv[] = {"parley", "--origins", (char *)(origins ? origins : ""), NULL};

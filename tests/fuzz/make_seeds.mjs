@@ -133,6 +133,15 @@ const http = {
   long_uri: [0, '/' + 'x'.repeat(300), '', '', ''],
 };
 for (const [k, [f, ...fields]] of Object.entries(http)) put('http', k, Buffer.concat([Buffer.from([f]), Buffer.from(fields.join('\0'))]));
+// The HTTP API's parsing: then Authorization\0body (flags bits 4-6: the endpoint, the chunk size).
+const api = {
+  api_publish: [0x0f, '/api/publish', '', '', '', 'Bearer fuzz-key-0123456789abc', '{"room":"lobby","text":"hi","user":{"id":"bot","name":"Bot"}}'],
+  api_delete: [0x1f, '/api/delete', '', '', '', 'bearer  second-fuzz-key-xyz00 ', '{"room":"lobby","id":12}'],
+  api_token: [0x4f, '/api/token', '', '', '', 'Basic x', '{"sub":"u1","name":"Ann","ttl":60,"rooms":["a"],"role":"mod","dm":false}'],
+  api_history: [0x2f, '/api/history?room=lobby&before=10&limit=5', '', '', '', 'Bearer fuzz-key-0123456789ab', ''],
+  api_chunked: [0x3f, '/api/publish', '', '', '', 'Bearer', '5\r\n{"roo\r\n3;x\r\nm":\r\n0\r\n\r\n'],
+};
+for (const [k, [f, ...fields]] of Object.entries(api)) put('http', k, Buffer.concat([Buffer.from([f]), Buffer.from(fields.join('\0'))]));
 
 // ---- session: a program of operations (see fuzz_session.c, op())
 class Prog {

@@ -733,8 +733,8 @@ END_TEST
 
 START_TEST(test_message_writer_appends)
 {
-    const struct proto_msg m1 = {"a", 1, 2, "u", "n", "t", 1, "c", 0, 0, 0};
-    const struct proto_msg m2 = {"a", 3, 4, "u", "n", "", 0, "d", 0, 0, 0};
+    const struct proto_msg m1 = {"a", 1, 2, "u", "n", "t", 1, "c", 0, 0, 0, 0};
+    const struct proto_msg m2 = {"a", 3, 4, "u", "n", "", 0, "d", 0, 0, 0, 0};
     struct buf *b = buf_new(0);
     buf_puts(&b, "[");
     proto_put_message(&b, &m1);
