@@ -20,6 +20,7 @@
 #include "iplimit.h"
 #include "loop.h"
 #include "metrics.h"
+#include "moderate.h"
 
 /* Seconds a client has to send its whole body, and then for the answer
  * (the database's commit): a slow or stalled client holds a connection
@@ -371,9 +372,39 @@ static int do_token(struct api_call *c)
     return b ? answer(c, 200, b) : answer_error(c, API_INTERNAL, "out of memory");
 }
 
+/* kick, mute, unmute, ban, unban: as a moderator's, by the actor "api"
+ * (moderate.h), which may act in every room and server-wide. */
+static int do_moderate(struct api_call *c)
+{
+    static const enum db_mod_action actions[] = {
+        [API_KICK] = DB_MOD_KICK, [API_MUTE] = DB_MOD_MUTE, [API_UNMUTE] = DB_MOD_UNMUTE,
+        [API_BAN] = DB_MOD_BAN,   [API_UNBAN] = DB_MOD_UNBAN,
+    };
+    const struct proto_req *q = &c->req.p;
+    if (q->room && proto_room_is_dm(q->room))
+        return answer_error(c, API_BAD_REQUEST,
+                            "kick, mute and room bans do not apply to direct messages");
+    struct db_req *r = &c->r;
+    r->op = DB_MOD;
+    r->mod_action = actions[c->ep];
+    r->room = q->room;
+    r->user_id = API_BOT_ID;
+    r->user_name = API_BOT_NAME;
+    r->peer_id = q->user;
+    r->text = q->reason;
+    r->msg_id = q->minutes > 0 ? (int64_t)time(NULL) * 1000 + q->minutes * 60000 : 0;
+    return submit(c);
+}
+
 static int dispatch(struct api_call *c)
 {
     switch (c->ep) {
+    case API_KICK:
+    case API_MUTE:
+    case API_UNMUTE:
+    case API_BAN:
+    case API_UNBAN:
+        return do_moderate(c);
     case API_PUBLISH:
         return do_publish(c);
     case API_DELETE:
@@ -561,7 +592,10 @@ static struct buf *answer_body(struct api_call *c, enum api_code *code, const ch
             r->status == DB_BUSY ? "the server is busy; retry later" : "database error";
         return *code = r->status == DB_BUSY ? API_OVERLOADED : API_INTERNAL, NULL;
     }
-    if (r->op == DB_SEND) {
+    if (r->op == DB_MOD) { /* applied by api_on_done */
+        b = buf_new(8);
+        buf_puts(&b, "{}\n");
+    } else if (r->op == DB_SEND) {
         b = buf_new(64);
         buf_puts(&b, "{\"id\":");
         buf_put_i64(&b, r->id);
@@ -593,6 +627,9 @@ void api_on_done(struct server *srv, struct db_req *r)
     /* Committed: this loop's members get it whether or not anyone waits
      * for the answer (the router posted it to the other loops). */
     if (change && r->status == DB_OK) fanout_stored(srv, r, NULL);
+    /* A mute or ban holds, and a kick removes, whether or not anyone
+     * waits for the answer. */
+    if (r->op == DB_MOD && r->status == DB_OK) moderate_commit(srv, r);
     if (r->op == DB_SEND && r->status == DB_OK && !r->duplicate)
         METRIC_ADD(srv, api_publishes, 1);
     /* Orphaned: the connection closed meanwhile (api.h). After the loop's

@@ -21,8 +21,31 @@ static const struct {
 } routes[] = {
     {"/api/publish", API_PUBLISH}, {"/api/delete", API_DELETE},
     {"/api/history", API_HISTORY}, {"/api/rooms", API_ROOMS},
-    {"/api/token", API_TOKEN},
+    {"/api/token", API_TOKEN},     {"/api/kick", API_KICK},
+    {"/api/mute", API_MUTE},       {"/api/unmute", API_UNMUTE},
+    {"/api/ban", API_BAN},         {"/api/unban", API_UNBAN},
 };
+
+/* The wire request whose fields an endpoint's body has. */
+static enum proto_type body_type(enum api_ep ep)
+{
+    switch (ep) {
+    case API_PUBLISH:
+        return REQ_SEND;
+    case API_KICK:
+        return REQ_KICK;
+    case API_MUTE:
+        return REQ_MUTE;
+    case API_UNMUTE:
+        return REQ_UNMUTE;
+    case API_BAN:
+        return REQ_BAN;
+    case API_UNBAN:
+        return REQ_UNBAN;
+    default:
+        return REQ_DELETE;
+    }
+}
 
 enum api_ep api_route(const char *path)
 {
@@ -350,8 +373,7 @@ enum api_code api_parse_body(enum api_ep ep, const char *body, size_t len,
         *msg = "out of memory";
         return API_INTERNAL;
     }
-    enum proto_err e = proto_parse_fields(
-        j, body, len, ep == API_PUBLISH ? REQ_SEND : REQ_DELETE, lim, &out->p, msg);
+    enum proto_err e = proto_parse_fields(j, body, len, body_type(ep), lim, &out->p, msg);
     if (e) return from_proto(e);
     return ep == API_PUBLISH ? publish_user(out, msg) : API_OK;
 }

@@ -29,7 +29,12 @@ enum api_ep {
     API_DELETE,
     API_HISTORY,
     API_ROOMS,
-    API_TOKEN
+    API_TOKEN,
+    API_KICK, /* the moderation actions: the wire protocol's fields */
+    API_MUTE,
+    API_UNMUTE,
+    API_BAN,
+    API_UNBAN
 };
 
 /* The spec's codes (http-api.md: Conventions) and `forbidden`, which the

@@ -119,22 +119,30 @@ static struct buf *effect_who(const char *user, const char *room)
     return b;
 }
 
+int moderate_commit(struct server *srv, const struct db_req *r)
+{
+    update_registry(srv->hub->sanctions, r);
+    int removes = r->mod_action == DB_MOD_KICK || r->mod_action == DB_MOD_BAN;
+    struct effect e = {r->room ? r->room : "", r->mod_action, NULL};
+    if (!removes) return 0;
+    struct buf *w = effect_who(r->peer_id, e.room);
+    if (!w || (r->room && !(e.frame = proto_removed(r->room, r->text)))) {
+        buf_unref(w);
+        plog(LOG_ERROR, "effect-lost", "user=%s reason=\"out of memory\"", r->peer_id);
+        return -1;
+    }
+    hub_post_effect(srv->hub, srv->index, r->mod_action, w, e.frame);
+    apply(srv, r->peer_id, &e);
+    buf_unref(w);
+    buf_unref(e.frame);
+    return 0;
+}
+
 void moderate_finish(struct session *s)
 {
     struct db_req *r = &s->dbr;
     if (r->status != DB_OK) return send_failed(s, r, s->req.ref);
-    struct server *srv = s->srv;
-    update_registry(srv->hub->sanctions, r);
-    int removes = r->mod_action == DB_MOD_KICK || r->mod_action == DB_MOD_BAN;
-    struct effect e = {r->room ? r->room : "", r->mod_action, NULL};
-    if (removes && r->room && !(e.frame = proto_removed(r->room, r->text)))
-        return wire_error(s, E_INTERNAL, "out of memory"); /* stored: it holds */
-    struct buf *w = removes ? effect_who(r->peer_id, e.room) : NULL;
-    if (removes && !w) plog(LOG_ERROR, "effect-lost", "reason=\"out of memory\"");
-    if (w) hub_post_effect(srv->hub, srv->index, r->mod_action, w, e.frame);
-    apply(srv, r->peer_id, &e);
-    buf_unref(w);
-    buf_unref(e.frame);
+    if (moderate_commit(s->srv, r)) return wire_error(s, E_INTERNAL, "out of memory");
     if (!s->close_code) wire_reply(s, proto_ok(s->req.ref));
 }
 

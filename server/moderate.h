@@ -25,6 +25,11 @@ struct session;
 enum roomreq_kind moderate_prepare(struct session *s);
 /* The request's completion: applies it and answers. */
 void moderate_finish(struct session *s);
+/* A committed DB_MOD (r; from a moderator's session or the HTTP API):
+ * the registry changes and the target's connections on every loop are
+ * removed or closed. Returns 0, or -1 when out of memory (the action is
+ * stored: it holds after a restart; its effect on connections is lost). */
+int moderate_commit(struct server *srv, const struct db_req *r);
 /* A DB_MOD_EFFECT from another loop: applies it to this loop's
  * connections of the target. Frees nothing (the caller does). */
 void moderate_apply(struct server *srv, const struct db_req *r);

@@ -429,7 +429,10 @@ void session_on_db_done(struct db_req *r, void *arg)
     } else {
         assert(s->db_busy && r == &s->dbr);
         s->db_busy = 0;
-        /* A closing session is never resumed: its read is finished here. */
+        /* A closing session is never resumed: its read is finished here,
+         * and a committed moderation action still takes effect. */
+        if ((s->closed || s->close_code) && r->op == DB_MOD && r->status == DB_OK)
+            moderate_commit(arg, r);
         if (s->closed || s->close_code) roomreq_abandon(s);
     }
     session_resume(s);

@@ -79,7 +79,7 @@ export class Server {
     if (!this.port) this.port = await freePort();
     // Every browser page comes from 127.0.0.1: no per-address limits (iplimit.h).
     const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--db', this.db,
-      '--max-conns-per-ip', '0', '--guests-per-ip-minute', '0', ...this.args];
+      '--max-conns-per-ip', '0', '--guests-per-ip-minute', '0', '--api-auth-fails-per-ip', '0', ...this.args];
     if (this.jwtSecret) args.push('--jwt-secret', this.jwtSecret);
     const out = fs.openSync(this.log, 'a');
     this.proc = spawn(PARLEY_BIN, args, { stdio: ['ignore', out, out] });

@@ -107,9 +107,9 @@ test('a missing, wrong or other-scheme key is 401 on known and unknown paths', a
   }
   // POST too, before any look at the body or its type.
   assertError(await api('/api/publish', { key: 'nope-nope-nope-nope', raw: 'not json', headers: { 'content-type': 'text/plain' } }), 401, 'unauthorized');
-  // The right key on an unknown path: 404; the moderation endpoints are not built yet.
+  // The right key on an unknown path: 404.
   assertError(await api('/api/nope'), 404, 'not_found');
-  assertError(await api('/api/ban', { body: { user: 'x' } }), 404, 'not_found');
+  assertError(await api('/api/bans', { body: { user: 'x' } }), 404, 'not_found');
 });
 
 test('key rotation: both configured keys work, case-insensitive scheme', async () => {
@@ -553,4 +553,51 @@ test('security: failed authentications per address: past --api-auth-fails-per-ip
   assert.equal(ok.status, 200, JSON.stringify(ok.body));
   const m = await fetch(`${s.http}/metrics`).then((r) => r.text());
   assert.match(m, /^parley_api_auth_refused_total 3$/m);
+});
+
+test('moderation endpoints: mute, kick, ban (room and server-wide), unmute, unban act like an admin\'s; logged with actor api', async () => {
+  const r = `apimod-${Date.now()}`;
+  const u = await tokenUser(srv, { sub: `apimod-u-${Date.now()}`, name: 'Target' });
+  const u2 = await tokenUser(srv, { sub: u.user.id, name: 'Target' }); // likely on the other loop
+  clients.push(u, u2);
+  await u.join(r);
+  await u2.join(r);
+  let a = await api('/api/mute', { body: { room: r, user: u.user.id, minutes: 5, reason: 'cool off' } });
+  assert.deepEqual([a.status, a.body], [200, {}]);
+  const s = await u.request({ type: 'send', room: r, text: 'x', client_id: 'am1' }, 'ack');
+  assert.deepEqual([s.type, s.code], ['error', 'forbidden']);
+  assert.ok(s.until > Date.now() + 4 * 60000);
+  a = await api('/api/unmute', { body: { room: r, user: u.user.id } });
+  assert.equal(a.status, 200);
+  assert.ok((await u.say(r, 'free again')).id > 0);
+  a = await api('/api/kick', { body: { room: r, user: u.user.id, reason: 'bye' } });
+  assert.equal(a.status, 200);
+  for (const c of [u, u2]) assert.deepEqual(await c.next((m) => m.type === 'removed'), { type: 'removed', room: r, reason: 'bye' });
+  a = await api('/api/ban', { body: { room: r, user: u.user.id } });
+  assert.equal(a.status, 200);
+  const j = await u.request({ type: 'join', room: r }, 'joined');
+  assert.deepEqual([j.type, j.code], ['error', 'forbidden']);
+  a = await api('/api/unban', { body: { room: r, user: u.user.id } });
+  assert.equal(a.status, 200);
+  await u.join(r);
+  a = await api('/api/ban', { body: { user: u.user.id, minutes: 1 } }); // server-wide
+  assert.equal(a.status, 200);
+  for (const c of [u, u2]) assert.deepEqual(Object.values(await c.closed), [1008, 'banned']);
+  await assert.rejects(tokenUser(srv, { sub: u.user.id, name: 'Target' }), /unauthorized/);
+  a = await api('/api/unban', { body: { user: u.user.id } });
+  assert.equal(a.status, 200);
+  clients.push(await tokenUser(srv, { sub: u.user.id, name: 'Target' }));
+  const log = sqlite(srv.dbPath, `SELECT actor, action, room, reason FROM mod_log WHERE target='${u.user.id}' ORDER BY id`);
+  assert.deepEqual(log.map((x) => [x.actor, x.action, x.room, x.reason]), [
+    ['api', 'mute', r, 'cool off'], ['api', 'unmute', r, null], ['api', 'kick', r, 'bye'],
+    ['api', 'ban', r, null], ['api', 'unban', r, null], ['api', 'ban', null, null], ['api', 'unban', null, null],
+  ]);
+  // Bad fields and DM rooms: 400.
+  for (const [p, body] of [
+    ['/api/mute', { room: r, user: 'x', minutes: 0 }], ['/api/kick', { room: r }], ['/api/kick', { user: 'x' }],
+    ['/api/ban', { user: 'x', reason: 'r'.repeat(201) }], ['/api/unmute', { room: r, user: 'x', minutes: 3 }],
+    ['/api/kick', { room: 'dm-0123456789abcdef0123456789abcdef', user: 'x' }],
+  ]) assertError(await api(p, { body }), 400, 'bad_request');
+  assertError(await api('/api/kick', { body: { room: 'Bad Room', user: 'x' } }), 400, 'bad_room');
+  assertError(await api('/api/kick', { method: 'GET' }), 405, 'method_not_allowed');
 });

@@ -34,7 +34,7 @@ export function T(ms) {
 
 /** Arguments that turn off the per-address limits (iplimit.h) for a server whose
  *  many clients all come from 127.0.0.1. */
-export const IP_UNLIMITED = ['--max-conns-per-ip', '0', '--guests-per-ip-minute', '0'];
+export const IP_UNLIMITED = ['--max-conns-per-ip', '0', '--guests-per-ip-minute', '0', '--api-auth-fails-per-ip', '0'];
 
 /** The HS256 secret every test server is started with. */
 export const SECRET = 'parley-integration-test-secret-0123456789';
