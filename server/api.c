@@ -377,8 +377,9 @@ static int do_token(struct api_call *c)
 static int do_moderate(struct api_call *c)
 {
     static const enum db_mod_action actions[] = {
-        [API_KICK] = DB_MOD_KICK, [API_MUTE] = DB_MOD_MUTE, [API_UNMUTE] = DB_MOD_UNMUTE,
-        [API_BAN] = DB_MOD_BAN,   [API_UNBAN] = DB_MOD_UNBAN,
+        [API_KICK] = DB_MOD_KICK,     [API_MUTE] = DB_MOD_MUTE,
+        [API_UNMUTE] = DB_MOD_UNMUTE, [API_BAN] = DB_MOD_BAN,
+        [API_UNBAN] = DB_MOD_UNBAN,
     };
     const struct proto_req *q = &c->req.p;
     if (q->room && proto_room_is_dm(q->room))

@@ -126,6 +126,9 @@ static void check_error_body(enum api_code c)
     buf_unref(b);
 }
 
+/* The endpoints, API_PUBLISH .. API_UNBAN. */
+#define API_EPS ((int)API_UNBAN)
+
 /* An accepted body meets the rules the oracle states. */
 static void check_accepted(enum api_ep ep, const struct api_req *r, int max_text)
 {
@@ -139,6 +142,16 @@ static void check_accepted(enum api_ep ep, const struct api_req *r, int max_text
         assert(r->p.client_id[0] && strlen(r->p.client_id) <= 4 * PROTO_MAX_CLIENT_ID);
     } else if (ep == API_DELETE) {
         assert(proto_room_valid(r->p.room) && r->p.id >= 1);
+    } else if (ep >= API_KICK && ep <= API_UNBAN) { /* the moderation actions */
+        int room_optional = ep == API_BAN || ep == API_UNBAN,
+            timed = ep == API_MUTE || ep == API_BAN;
+        assert(r->p.room ? proto_room_valid(r->p.room) : room_optional);
+        assert(r->p.user && r->p.user[0] && strlen(r->p.user) <= PROTO_MAX_USER);
+        assert(timed ? r->p.minutes == -1 ||
+                           (r->p.minutes >= 1 && r->p.minutes <= PROTO_MAX_MINUTES)
+                     : r->p.minutes == -1);
+        assert(!r->p.reason ||
+               utf8_count(r->p.reason, strlen(r->p.reason)) <= PROTO_MAX_REASON);
     } else if (ep == API_TOKEN) {
         assert(r->ttl >= 1 && r->ttl <= API_TTL_MAX);
         assert(!proto_user_guest_shaped(r->user_id));
@@ -210,8 +223,8 @@ static void fuzz_api(unsigned flags, const char *uri, const char *authz, const c
     buf_unref(out);
     /* The body as each endpoint's. */
     const struct proto_limits lim = {.max_text = 1 + (int)(flags & 0x0f)};
-    enum api_ep ep = (enum api_ep)(1 + ((flags >> 4) % 5));
-    for (int pass = 0; pass < 2; pass++, ep = API_PUBLISH + (ep % 5)) {
+    enum api_ep ep = (enum api_ep)(1 + ((flags >> 4) % API_EPS));
+    for (int pass = 0; pass < 2; pass++, ep = API_PUBLISH + (ep % API_EPS)) {
         if (ep == API_HISTORY || ep == API_ROOMS) continue;
         struct api_req r;
         const char *msg = NULL;

@@ -6,7 +6,7 @@
 // cases first.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { sharedServer, guest, tokenUser, sleep } from './harness.mjs';
+import { sharedServer, serverForTest, startServer, guest, tokenUser, connect, mintToken, httpGet, sqlite, sleep } from './harness.mjs';
 
 let srv;
 const clients = sharedServer({ args: ['--rate', '100000', '--burst', '100000'] }, (s) => (srv = s));
@@ -301,4 +301,56 @@ test('server-wide ban (admin): the user\'s connections close with 1008 banned; h
   await ok(admin, { type: 'unban', user: u.user.id });
   const back = await tok(u.user.id, 'User');
   assert.equal(back.user.id, u.user.id);
+});
+
+test('mutes and bans survive a restart; every action is in mod_log (who, whom, what, where, why, until)', async (t) => {
+  let s = await startServer({ args: ['--rate', '1000', '--burst', '1000'] });
+  const cs = [];
+  t.after(async () => {
+    for (const c of cs) c.terminate();
+    await s.stop();
+    s.cleanup();
+  });
+  const u = async (claims) => { const c = await tokenUser(s, claims); cs.push(c); return c; };
+  const admin = await u({ sub: 'boss', name: 'Boss', role: 'admin' });
+  await admin.request({ type: 'mute', room: 'r1', user: 'pat', minutes: 30, reason: 'too loud' }, 'ok');
+  await admin.request({ type: 'ban', room: 'r2', user: 'pat' }, 'ok');
+  await admin.request({ type: 'ban', user: 'sam', reason: 'spam bot' }, 'ok');
+  await admin.request({ type: 'kick', room: 'r1', user: 'kim' }, 'ok');
+  for (const c of cs.splice(0)) c.terminate();
+  s = await s.restart();
+  const pat = await u({ sub: 'pat', name: 'Pat' });
+  await pat.join('r1');
+  const e = await pat.request({ type: 'send', room: 'r1', text: 'x', client_id: 'p1' }, 'ack');
+  assert.deepEqual([e.type, e.code], ['error', 'forbidden'], 'the mute survived');
+  const j = await pat.request({ type: 'join', room: 'r2' }, 'joined');
+  assert.deepEqual([j.type, j.code], ['error', 'forbidden'], 'the room ban survived');
+  await assert.rejects(tokenUser(s, { sub: 'sam', name: 'Sam' }), /unauthorized/, 'the server-wide ban survived');
+  const log = sqlite(s.dbPath, 'SELECT actor, actor_name, action, target, room, reason, until IS NOT NULL AS timed FROM mod_log ORDER BY id');
+  assert.deepEqual(log.map((x) => [x.actor, x.actor_name, x.action, x.target, x.room, x.reason, x.timed]), [
+    ['boss', 'Boss', 'mute', 'pat', 'r1', 'too loud', 1],
+    ['boss', 'Boss', 'ban', 'pat', 'r2', null, 0],
+    ['boss', 'Boss', 'ban', 'sam', null, 'spam bot', 0],
+    ['boss', 'Boss', 'kick', 'kim', 'r1', null, 0],
+  ]);
+});
+
+test('--threads 2: a kick and a server-wide ban reach the user\'s connections on both loops', async (t) => {
+  const { s, clients } = await serverForTest(t, { args: ['--threads', '2', '--rate', '1000', '--burst', '1000'] });
+  const admin = await tokenUser(s, { sub: 'adm', name: 'Adm', role: 'admin' });
+  clients.push(admin);
+  const targets = [];
+  for (let i = 0; i < 6; i++) {
+    const c = await tokenUser(s, { sub: 'tgt', name: 'Tgt' });
+    clients.push(c);
+    await c.join('both');
+    targets.push(c);
+  }
+  const r = await httpGet(`${s.http}/metrics`);
+  const per = [...r.body.matchAll(/^parley_loop_connections\{loop="(\d+)"\} (\d+)$/gm)].map((m) => Number(m[2]));
+  assert.ok(per.length === 2 && per.every((n) => n > 0), `connections on both loops: ${per}`);
+  await admin.request({ type: 'kick', room: 'both', user: 'tgt' }, 'ok');
+  for (const c of targets) assert.equal((await c.next((m) => m.type === 'removed')).room, 'both');
+  await admin.request({ type: 'ban', user: 'tgt' }, 'ok');
+  for (const c of targets) assert.deepEqual(Object.values(await c.closed), [1008, 'banned']);
 });

@@ -1,0 +1,157 @@
+/* Unit tests for the registry of mutes and bans in force (server/sanction.c). */
+#include <check.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../server/sanction.h"
+
+#define NOW 1763766000000LL
+
+START_TEST(test_set_lift_expire)
+{
+    struct sanctions *t = sanctions_new();
+    int64_t until = -1;
+    ck_assert_int_eq(sanctions_active(t, "u", "lobby", SANCTION_MUTE, NOW, &until), 0);
+    ck_assert_int_eq(until, 0);
+    ck_assert_int_eq(sanctions_set(t, "u", "lobby", SANCTION_MUTE, NOW + 1000), 0);
+    ck_assert_int_eq(sanctions_active(t, "u", "lobby", SANCTION_MUTE, NOW, &until), 1);
+    ck_assert_int_eq(until, NOW + 1000);
+    /* Another kind, room or user is not it. */
+    ck_assert_int_eq(sanctions_active(t, "u", "lobby", SANCTION_BAN, NOW, &until), 0);
+    ck_assert_int_eq(sanctions_active(t, "u", "other", SANCTION_MUTE, NOW, &until), 0);
+    ck_assert_int_eq(sanctions_active(t, "v", "lobby", SANCTION_MUTE, NOW, &until), 0);
+    ck_assert_int_eq(sanctions_active(t, "uu", "lobby", SANCTION_MUTE, NOW, &until), 0);
+    /* Ended: at until exactly, and after. */
+    ck_assert_int_eq(sanctions_active(t, "u", "lobby", SANCTION_MUTE, NOW + 1000, &until),
+                     0);
+    /* Replaced: until lifted (0). */
+    ck_assert_int_eq(sanctions_set(t, "u", "lobby", SANCTION_MUTE, 0), 0);
+    ck_assert_int_eq(sanctions_active(t, "u", "lobby", SANCTION_MUTE, NOW * 2, &until),
+                     1);
+    ck_assert_int_eq(until, 0);
+    sanctions_lift(t, "u", "lobby", SANCTION_MUTE);
+    ck_assert_int_eq(sanctions_active(t, "u", "lobby", SANCTION_MUTE, NOW, &until), 0);
+    sanctions_lift(t, "u", "lobby", SANCTION_MUTE); /* nothing there: no-op */
+    /* A room name too long for the table is refused, nothing stored. */
+    char longroom[80];
+    snprintf(longroom, sizeof longroom, "%070d", 0);
+    ck_assert_int_eq(sanctions_set(t, "u", longroom, SANCTION_BAN, 0), -1);
+    sanctions_free(t);
+}
+END_TEST
+
+START_TEST(test_server_wide_ban)
+{
+    struct sanctions *t = sanctions_new();
+    int64_t until;
+    ck_assert_int_eq(sanctions_set(t, "u", "", SANCTION_BAN, NOW + 5), 0);
+    /* A server-wide ban answers for every room's ban check, not a mute's. */
+    ck_assert_int_eq(sanctions_active(t, "u", "", SANCTION_BAN, NOW, &until), 1);
+    ck_assert_int_eq(sanctions_active(t, "u", "lobby", SANCTION_BAN, NOW, &until), 1);
+    ck_assert_int_eq(until, NOW + 5);
+    ck_assert_int_eq(sanctions_active(t, "u", "lobby", SANCTION_MUTE, NOW, &until), 0);
+    /* It is not one of the rooms listed as banned. */
+    char rooms[4][65];
+    ck_assert_int_eq(sanctions_banned_rooms(t, "u", NOW, rooms, 4), 0);
+    /* A room ban beside it answers with its own until. */
+    ck_assert_int_eq(sanctions_set(t, "u", "lobby", SANCTION_BAN, NOW + 9), 0);
+    ck_assert_int_eq(sanctions_active(t, "u", "lobby", SANCTION_BAN, NOW, &until), 1);
+    ck_assert_int_eq(until, NOW + 9);
+    sanctions_lift(t, "u", "", SANCTION_BAN);
+    ck_assert_int_eq(sanctions_active(t, "u", "other", SANCTION_BAN, NOW, &until), 0);
+    sanctions_free(t);
+}
+END_TEST
+
+START_TEST(test_banned_rooms)
+{
+    struct sanctions *t = sanctions_new();
+    char rooms[8][65];
+    ck_assert_int_eq(sanctions_set(t, "u", "a", SANCTION_BAN, 0), 0);
+    ck_assert_int_eq(sanctions_set(t, "u", "b", SANCTION_BAN, NOW + 1), 0);
+    ck_assert_int_eq(sanctions_set(t, "u", "c", SANCTION_BAN, NOW - 1), 0); /* ended */
+    ck_assert_int_eq(sanctions_set(t, "u", "d", SANCTION_MUTE, 0), 0);      /* a mute */
+    ck_assert_int_eq(sanctions_set(t, "v", "e", SANCTION_BAN, 0), 0);       /* another */
+    int n = sanctions_banned_rooms(t, "u", NOW, rooms, 8);
+    ck_assert_int_eq(n, 2);
+    int a = 0, b = 0;
+    for (int i = 0; i < n; i++)
+        a += !strcmp(rooms[i], "a"), b += !strcmp(rooms[i], "b");
+    ck_assert(a == 1 && b == 1);
+    ck_assert_int_eq(sanctions_banned_rooms(t, "u", NOW, rooms, 1), 1); /* at most max */
+    sanctions_free(t);
+}
+END_TEST
+
+START_TEST(test_many_users)
+{
+    /* Thousands of users over the buckets: each finds its own only. */
+    struct sanctions *t = sanctions_new();
+    char u[32];
+    for (int i = 0; i < 5000; i++) {
+        snprintf(u, sizeof u, "user-%d", i);
+        ck_assert_int_eq(sanctions_set(t, u, i % 2 ? "x" : "", SANCTION_BAN, 0), 0);
+    }
+    int64_t until;
+    for (int i = 0; i < 5000; i++) {
+        snprintf(u, sizeof u, "user-%d", i);
+        ck_assert_int_eq(sanctions_active(t, u, "x", SANCTION_BAN, NOW, &until), 1);
+        ck_assert_int_eq(sanctions_active(t, u, "", SANCTION_BAN, NOW, &until), !(i % 2));
+        if (i % 3 == 0) sanctions_lift(t, u, i % 2 ? "x" : "", SANCTION_BAN);
+    }
+    for (int i = 0; i < 5000; i++) {
+        snprintf(u, sizeof u, "user-%d", i);
+        ck_assert_int_eq(sanctions_active(t, u, "x", SANCTION_BAN, NOW, &until),
+                         i % 3 != 0);
+    }
+    sanctions_free(t);
+}
+END_TEST
+
+static struct sanctions *shared;
+
+static void *hammer(void *arg)
+{
+    char u[32];
+    int64_t until;
+    for (int i = 0; i < 20000; i++) {
+        snprintf(u, sizeof u, "t%ld-%d", (long)(intptr_t)arg, i % 50);
+        if (i % 3 == 0) sanctions_set(shared, u, "r", SANCTION_MUTE, 0);
+        if (i % 3 == 1) sanctions_active(shared, u, "r", SANCTION_MUTE, NOW, &until);
+        if (i % 3 == 2) sanctions_lift(shared, u, "r", SANCTION_MUTE);
+    }
+    return NULL;
+}
+
+START_TEST(test_threads)
+{
+    /* Every loop checks and changes it at once (run under TSan/ASan). */
+    shared = sanctions_new();
+    pthread_t th[4];
+    for (long i = 0; i < 4; i++)
+        pthread_create(&th[i], NULL, hammer, (void *)(intptr_t)i);
+    for (int i = 0; i < 4; i++)
+        pthread_join(th[i], NULL);
+    sanctions_free(shared);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("sanction");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, test_set_lift_expire);
+    tcase_add_test(tc, test_server_wide_ban);
+    tcase_add_test(tc, test_banned_rooms);
+    tcase_add_test(tc, test_many_users);
+    tcase_add_test(tc, test_threads);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed != 0;
+}
