@@ -160,7 +160,8 @@ struct db_req {
     /* Outputs. */
     enum db_status status;
     int duplicate;       /* DB_SEND: client_id seen before; id/ts are the first's */
-    int64_t id, ts;      /* DB_SEND: the stored message; EDIT/DELETE: the change (rev) */
+    int64_t id, ts;      /* DB_SEND: the stored message; EDIT/DELETE: the change (rev);
+                            DB_SEARCH: ts is the microseconds it ran (queue wait excluded) */
     struct buf *rows;    /* DB_READ: MESSAGE objects joined by commas, oldest first */
     struct buf *updates; /* DB_READ with since: MESSAGEs changed, by rev; else NULL */
     int nrows;

@@ -41,6 +41,7 @@ struct db_search {
     pthread_cond_t cond;
     struct db_req *head, *tail; /* guarded by lock */
     int len, stopping;          /* guarded by lock */
+    int abort;                  /* atomic: stopping, the running query ends now */
 };
 
 /* The query for a scope: matches newest first, below `before`, in the rooms
@@ -84,21 +85,24 @@ static char *query_text(const struct db_req *r, int no_guests)
 }
 
 /* In one room, the newest ROOM_WALK rows are checked one by one against
- * the index (about 14 us each): a small room is searched in a millisecond
- * however common the words are elsewhere, where walking the words'
- * doclists through a million other rooms' rows took 100 ms and more.
- * Past those rows the doclists take over, below the rows walked.
- * Parameters: ?1 the match, ?2 before, ?3 the room, ?4 the lowest id to
- * walk. */
+ * the index: for one plain word about 14 us a row, so a small room is
+ * searched in a millisecond however common the word is elsewhere, where
+ * walking its doclist through a million other rooms' rows took 100 ms and
+ * more. A check re-reads every term's doclist, though: a prefix or several
+ * words can cost milliseconds a row. So the walk stops after WALK_MAX_US
+ * (or ROOM_WALK rows), and the doclists take over below the last row
+ * checked: the walk adds at most that to what the doclists alone cost.
+ * Parameters: ?1 the match, ?2 before, ?3 the room, ?4 rows at most. */
 #define ROOM_WALK 1000
-static const char *const sql_walk_span =
-    "SELECT count(*), coalesce(min(id),0) FROM (SELECT id FROM messages "
-    "WHERE room=?3 AND id<?2 ORDER BY id DESC LIMIT ?4)";
-static const char *const sql_walk =
-    "SELECT m.id,m.ts,m.user_id,m.user_name,m.text,m.client_id,m.rev,m.edited_ts,"
-    "m.deleted,m.bot,m.room FROM messages m WHERE m.room=?3 AND m.id<?2 AND m.id>=?4 "
-    "AND m.deleted=0 AND EXISTS (SELECT 1 FROM messages_fts WHERE messages_fts "
-    "MATCH ?1 AND rowid=m.id) ORDER BY m.id DESC";
+#define WALK_MAX_US 20000
+static const char *const sql_walk_ids =
+    "SELECT id FROM messages WHERE room=?3 AND id<?2 AND deleted=0 "
+    "ORDER BY id DESC LIMIT ?4";
+static const char *const sql_walk_check =
+    "SELECT 1 FROM messages_fts WHERE messages_fts MATCH ?1 AND rowid=?2";
+static const char *const sql_walk_row =
+    "SELECT id,ts,user_id,user_name,text,client_id,rev,edited_ts,deleted,bot,room "
+    "FROM messages WHERE id=?1";
 
 /* Binds the scope's parameters (prefixes as GLOB patterns "p*"). */
 static int bind_scope(sqlite3_stmt *st, const struct db_req *r, int64_t before)
@@ -141,7 +145,7 @@ static int64_t mono_us(void)
 static int past_deadline(void *arg)
 {
     const struct db_search *s = arg;
-    return mono_us() > s->deadline_us;
+    return mono_us() > s->deadline_us || __atomic_load_n(&s->abort, __ATOMIC_RELAXED);
 }
 
 /* Prepares sql, binds the scope (below `before`) and, when low >= 0, ?4;
@@ -175,30 +179,88 @@ static int collect(sqlite3_stmt *st, struct db_req *r, struct buf **rows)
     return rc;
 }
 
-/* One room's newest ROOM_WALK rows below *before, row by row; *before
- * becomes the lowest of them, or 0 when the room has no more. */
+/* Whether message `id` matches: ?1 is bound, ?2 the id. */
+static int matches(sqlite3_stmt *check, int64_t id, int *rc)
+{
+    sqlite3_bind_int64(check, 2, id);
+    *rc = sqlite3_step(check);
+    int hit = *rc == SQLITE_ROW;
+    if (*rc == SQLITE_ROW || *rc == SQLITE_DONE) *rc = SQLITE_OK;
+    sqlite3_reset(check);
+    return hit;
+}
+
+/* Appends message `id` (it matched) to *rows, or sets r->more when the
+ * page is full. */
+static int take_row(sqlite3_stmt *row, struct db_req *r, int64_t id, struct buf **rows)
+{
+    if (r->nrows == r->limit) return r->more = 1, SQLITE_OK;
+    sqlite3_bind_int64(row, 1, id);
+    int rc = sqlite3_step(row);
+    if (rc == SQLITE_ROW) {
+        if (r->nrows) buf_put(rows, ",", 1);
+        db__put_row(rows, row, (const char *)sqlite3_column_text(row, 10));
+        r->nrows++;
+        rc = (*rows)->oom ? SQLITE_NOMEM : SQLITE_OK;
+    } else if (rc == SQLITE_DONE)
+        rc = SQLITE_OK;
+    sqlite3_reset(row);
+    return rc;
+}
+
+/* One room's rows below *before, newest first, each checked against the
+ * index, for at most ROOM_WALK rows and WALK_MAX_US. *before becomes 0
+ * when the room has no more rows (or the page is full), else the last id
+ * checked: the doclists go on below it. */
 static int walk_room(struct db_search *s, struct db_req *r, int64_t *before,
                      struct buf **rows)
 {
-    int rc;
-    sqlite3_stmt *st = prepared(s, r, sql_walk_span, *before, ROOM_WALK, &rc);
-    if (!st) return rc;
-    if ((rc = sqlite3_step(st)) != SQLITE_ROW) return sqlite3_finalize(st), rc;
-    int n = sqlite3_column_int(st, 0);
-    int64_t low = sqlite3_column_int64(st, 1);
-    sqlite3_finalize(st);
-    if (n == 0) return *before = 0, SQLITE_OK;
-    if (!(st = prepared(s, r, sql_walk, *before, low, &rc))) return rc;
-    *before = n < ROOM_WALK ? 0 : low;
-    return collect(st, r, rows);
+    int rc, n = 0, done = 0;
+    int64_t t0 = mono_us(), id = 0;
+    sqlite3_stmt *ids = prepared(s, r, sql_walk_ids, *before, ROOM_WALK, &rc),
+                 *check = ids ? prepared(s, r, sql_walk_check, 0, -1, &rc) : NULL,
+                 *row = NULL;
+    if (check && sqlite3_prepare_v2(s->conn, sql_walk_row, -1, &row, NULL) != SQLITE_OK)
+        rc = sqlite3_errcode(s->conn);
+    while (row && !r->more && mono_us() - t0 < WALK_MAX_US) {
+        if ((rc = sqlite3_step(ids)) == SQLITE_DONE) {
+            done = n < ROOM_WALK; /* else the walk's LIMIT: more rows below */
+            rc = SQLITE_OK;
+            break;
+        }
+        if (rc != SQLITE_ROW) break;
+        id = sqlite3_column_int64(ids, 0), n++;
+        if (matches(check, id, &rc) && rc == SQLITE_OK) rc = take_row(row, r, id, rows);
+        if (rc != SQLITE_OK) break;
+    }
+    if (rc == SQLITE_OK && (r->more || done))
+        *before = 0;
+    else if (rc == SQLITE_OK && n > 0)
+        *before = id; /* out of time or rows: the doclists go on below it */
+    /* (out of time before the first row: the doclists do it all) */
+    sqlite3_finalize(ids);
+    sqlite3_finalize(check);
+    sqlite3_finalize(row);
+    return rc;
 }
 
+static int search_rows(struct db_search *s, struct db_req *r);
+
 /* Runs one search into r->rows (newest first, commas between), r->nrows
- * and r->more. Returns SQLITE_OK or the error (then r->status is set). */
+ * and r->more, and notes its time in r->ts. Returns SQLITE_OK or the
+ * error (then r->status is set). */
 static int run_search(struct db_search *s, struct db_req *r)
 {
     if (s->wm) db_watermark_wait(s->wm, r->last_id, INDEX_WAIT_MS);
-    s->deadline_us = mono_us() + SEARCH_MAX_MS * 1000;
+    int64_t t0 = mono_us();
+    s->deadline_us = t0 + SEARCH_MAX_MS * 1000;
+    int rc = search_rows(s, r);
+    r->ts = mono_us() - t0;
+    return rc;
+}
+
+static int search_rows(struct db_search *s, struct db_req *r)
+{
     int64_t before = r->before >= 0 ? r->before : INT64_MAX;
     sqlite3_stmt *st;
     struct buf *rows = buf_new(4096);
@@ -327,6 +389,10 @@ void db_search_close(struct db_search *s)
     s->stopping = 1;
     pthread_cond_broadcast(&s->cond);
     pthread_mutex_unlock(&s->lock);
+    /* A search may run for seconds: a stop must not wait for it (its
+     * client gets overloaded, as a search past its time does). */
+    __atomic_store_n(&s->abort, 1, __ATOMIC_RELAXED);
+    if (s->conn) sqlite3_interrupt(s->conn);
     if (s->started) pthread_join(s->thread, NULL);
     db_mark_finalize(&s->mark);
     db_dm_finalize(&s->dm);

@@ -172,12 +172,13 @@ static void check_accepted(enum api_ep ep, const struct api_req *r, int max_text
 static void fuzz_api(unsigned flags, const char *uri, const char *authz, const char *body,
                      size_t blen)
 {
-    static const char *const paths[] = {"/api/publish", "/api/delete", "/api/history",
-                                        "/api/rooms", "/api/token"};
+    static const char *const paths[] = {
+        "/api/publish", "/api/delete", "/api/history", "/api/rooms", "/api/token",
+        "/api/kick",    "/api/mute",   "/api/unmute",  "/api/ban",   "/api/unban"};
     if (uri) {
         enum api_ep ep = api_route(uri);
         int known = 0;
-        for (int i = 0; i < 5; i++)
+        for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++)
             known |= !strcmp(uri, paths[i]);
         assert(known == (ep != API_UNKNOWN));
         /* The query part as decoded arguments. */
@@ -324,6 +325,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fake_wsi_free(w2);
     free(w);
     free(w2);
+    hub_free(&hub); /* hub_init made its registry of mutes and bans */
     config_free(&cfg);
     free(buf);
     return 0;
