@@ -21,7 +21,13 @@ START_TEST(test_routes)
     ck_assert_int_eq(api_route("/api/rooms"), API_ROOMS);
     ck_assert_int_eq(api_route("/api/token"), API_TOKEN);
     ck_assert_int_eq(api_route("/api/publish/"), API_UNKNOWN);
-    ck_assert_int_eq(api_route("/api/kick"), API_UNKNOWN);
+    ck_assert_int_eq(api_route("/api/kick"), API_KICK);
+    ck_assert_int_eq(api_route("/api/mute"), API_MUTE);
+    ck_assert_int_eq(api_route("/api/unmute"), API_UNMUTE);
+    ck_assert_int_eq(api_route("/api/ban"), API_BAN);
+    ck_assert_int_eq(api_route("/api/unban"), API_UNBAN);
+    ck_assert_int_eq(api_route("/api/kicks"), API_UNKNOWN);
+    ck_assert_str_eq(api_method(API_BAN), "POST");
     ck_assert_int_eq(api_route("/api/Publish"), API_UNKNOWN);
     ck_assert_int_eq(api_route("/api"), API_UNKNOWN);
     ck_assert_str_eq(api_method(API_PUBLISH), "POST");
@@ -236,6 +242,35 @@ START_TEST(test_delete_and_query)
 }
 END_TEST
 
+START_TEST(test_moderation_bodies)
+{
+    struct api_req r;
+    ck_assert_int_eq(body(API_MUTE,
+                          "{\"room\":\"lobby\",\"user\":\"u1\",\"minutes\":5,"
+                          "\"reason\":\"calm\"}",
+                          &r),
+                     API_OK);
+    ck_assert_str_eq(r.p.room, "lobby");
+    ck_assert_str_eq(r.p.user, "u1");
+    ck_assert_int_eq(r.p.minutes, 5);
+    ck_assert_str_eq(r.p.reason, "calm");
+    api_req_free(&r);
+    ck_assert_int_eq(body(API_BAN, "{\"user\":\"u1\"}", &r), API_OK); /* server-wide */
+    ck_assert_ptr_null(r.p.room);
+    ck_assert_int_eq(r.p.minutes, -1);
+    api_req_free(&r);
+    ck_assert_int_eq(body(API_UNBAN, "{\"user\":\"u1\",\"room\":\"a\"}", &r), API_OK);
+    api_req_free(&r);
+    BODY(API_KICK, "{\"user\":\"u1\"}", API_BAD_REQUEST);    /* a room is needed */
+    BODY(API_MUTE, "{\"room\":\"lobby\"}", API_BAD_REQUEST); /* a user too */
+    BODY(API_KICK, "{\"room\":\"lobby\",\"user\":\"u\",\"minutes\":1}", API_BAD_REQUEST);
+    BODY(API_MUTE, "{\"room\":\"lobby\",\"user\":\"u\",\"minutes\":0}", API_BAD_REQUEST);
+    BODY(API_BAN, "{\"user\":\"u\",\"minutes\":525601}", API_BAD_REQUEST);
+    BODY(API_BAN, "{\"user\":\"u\",\"room\":\"No\"}", API_BAD_ROOM);
+    BODY(API_BAN, "[]", API_BAD_JSON);
+}
+END_TEST
+
 START_TEST(test_token)
 {
     struct api_req r;
@@ -317,6 +352,7 @@ static Suite *api_suite(void)
     tcase_add_test(tc, test_publish);
     tcase_add_test(tc, test_delete_and_query);
     tcase_add_test(tc, test_token);
+    tcase_add_test(tc, test_moderation_bodies);
     tcase_add_test(tc, test_errors);
     suite_add_tcase(s, tc);
     return s;
