@@ -237,8 +237,9 @@ void roomreq_finish(struct session *s)
     if (q->status != DB_OK) roomreq_read_spent(s, 0); /* the attempt costs the minimum */
     /* A search's time, answered or not (one past its deadline too), so one
      * connection's costly searches pace it, not everyone's (db.h: ts). */
-    if (q->op == DB_SEARCH && q->ts > 0)
-        roomreq_read_spent(s, (size_t)q->ts * ROOMREQ_SEARCH_BYTES_PER_US);
+    if (q->op == DB_SEARCH && q->ts > ROOMREQ_SEARCH_FREE_US)
+        roomreq_read_spent(
+            s, (size_t)(q->ts - ROOMREQ_SEARCH_FREE_US) * ROOMREQ_SEARCH_BYTES_PER_US);
     if (q->status == DB_FORBIDDEN)
         wire_error(s, E_FORBIDDEN, "this direct message is between two other users");
     else if (q->status != DB_OK)

@@ -19,8 +19,10 @@ struct session;
 #define ROOMREQ_READ_RATE (1024.0 * 1024)
 #define ROOMREQ_READ_BURST (4.0 * 1024 * 1024)
 /* What a microsecond of the search thread costs a connection's read
- * budget: a 2 ms search 32 KiB, one that runs to its 2 s limit 32 MiB
- * (half a minute of that connection's reads). */
+ * budget past the first 10 ms of a search (which cost only what they
+ * answer): one that runs to its 2 s limit costs 32 MiB, half a minute of
+ * that connection's reads. */
+#define ROOMREQ_SEARCH_FREE_US 10000
 #define ROOMREQ_SEARCH_BYTES_PER_US 16
 
 enum roomreq_kind {
