@@ -18,7 +18,8 @@
 //     index, so without this step the server would spend its first minutes
 //     catching up on the 1,000,000 rows. The rebuild is harmless on schema
 //     5 (the trigger already filled the index; there is no search_index
-//     table, so the watermark is only set when it exists).
+//     table, so the watermark is only set when it exists), and skipped
+//     before schema 5 (no messages_fts).
 // Text: words drawn from a vocabulary of 4,000 (50 common English words,
 // 3,900 generated pseudo-words, 50 accented words: café, naïve, Zürich...)
 // with a Zipf distribution (weight 1/rank), 3-30 words per message (mean
@@ -143,9 +144,10 @@ COMMIT;
 PRAGMA wal_checkpoint(TRUNCATE);
 `, stdio: ['pipe', 'ignore', 'inherit'] });
     const tIns = Date.now();
-    const hasWatermark = execFileSync('sqlite3', [db,
-      "SELECT count(*) FROM sqlite_master WHERE type='table' AND name='search_index'"]).toString().trim() === '1';
-    execFileSync('sqlite3', [db], { input: `
+    const hasTable = (t) => execFileSync('sqlite3', [db,
+      `SELECT count(*) FROM sqlite_master WHERE type='table' AND name='${t}'`]).toString().trim() === '1';
+    const hasWatermark = hasTable('search_index'), hasFts = hasTable('messages_fts');
+    if (hasFts) execFileSync('sqlite3', [db], { input: `
 BEGIN;
 INSERT INTO messages_fts(messages_fts) VALUES('rebuild');
 ${hasWatermark ? 'UPDATE search_index SET indexed=(SELECT coalesce(max(id),0) FROM messages);' : ''}
