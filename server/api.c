@@ -56,6 +56,7 @@ struct api_call {
     struct api_chunked dechunk;
     int64_t deadline_us; /* the whole body by then (server_now_us) */
     char client_id[40];  /* a publish's, when it brought none */
+    int completions;     /* body completions seen while not reading */
 };
 
 /* ---- the call's life ---- */
@@ -198,20 +199,27 @@ static void api_auth_failed_hook(struct server *srv, struct lws *wsi)
     plog(LOG_INFO, "api-unauthorized", "peer=%s", ip);
 }
 
-/* A refused key from an address past --api-auth-fails-per-ip in the last
- * minute: answered 429 instead of 401 (a right key from it still works,
- * so a site's backend behind the same NAT as a guesser keeps its API).
- * Returns 1 when blocked; else counts this failure and returns 0. */
+/* An address past --api-auth-fails-per-ip refused keys in the last
+ * minute: every request from it is answered 429, before its key is
+ * looked at, so a guesser learns nothing more until the minute passes
+ * (a right key included: it cannot tell a hit). */
 static int auth_blocked(struct server *srv, struct lws *wsi)
 {
     struct iplimit *t = srv->hub->iplimit;
     if (!t) return 0;
     struct iplimit_key k;
-    int64_t now = server_now_us();
     peer_client_key(srv, wsi, &k);
-    if (iplimit_auth_blocked(t, &k, now)) return 1;
-    iplimit_auth_failed(t, &k, now);
-    return 0;
+    return iplimit_auth_blocked(t, &k, server_now_us());
+}
+
+/* Counts a refused key against its address. */
+static void auth_failed(struct server *srv, struct lws *wsi)
+{
+    struct iplimit *t = srv->hub->iplimit;
+    if (!t) return;
+    struct iplimit_key k;
+    peer_client_key(srv, wsi, &k);
+    iplimit_auth_failed(t, &k, server_now_us());
 }
 
 /* The request's path and method, whatever the method. Returns the method
@@ -431,11 +439,12 @@ static enum api_code gate(struct server *srv, struct lws *wsi, struct api_call *
                           const char *path, const char *method, const char **msg)
 {
     if (!srv->cfg->napi_keys) return *msg = "the HTTP API is not enabled", API_NOT_FOUND;
+    if (auth_blocked(srv, wsi))
+        return *msg = "too many failed authentications from this address; retry in a "
+                      "minute",
+               API_RATE_LIMITED;
     if (secret_in_url(wsi) || !key_ok(srv, wsi)) {
-        if (auth_blocked(srv, wsi))
-            return *msg = "too many failed authentications from this address; retry in a "
-                          "minute",
-                   API_RATE_LIMITED;
+        auth_failed(srv, wsi);
         api_auth_failed_hook(srv, wsi);
         *msg = "an API key is required: Authorization: Bearer KEY (never in the URL)";
         return API_UNAUTHORIZED;
@@ -557,6 +566,23 @@ int api_body(struct lws *wsi, struct api_conn *ac, const void *in, size_t len)
     }
     if (c->body->oom) return -1;
     return 0;
+}
+
+int api_reading(const struct api_conn *ac)
+{
+    return ac->call && ac->call->stage == API_READING;
+}
+
+int api_unread_body(struct api_conn *ac, int completion)
+{
+    struct api_call *c = ac->call;
+    if (!c) return -1;         /* no API request: nobody takes a body */
+    if (!completion) return 0; /* a refused request's body: dropped */
+    /* While the database works on this request, the next one's (already
+     * read) completion comes back until the answer is out: harmless. Once
+     * answered, a second one is libwebsockets' loop. */
+    if (c->stage == API_WAITING) return 0;
+    return c->completions++ ? -1 : 0;
 }
 
 int api_body_done(struct lws *wsi, struct api_conn *ac)

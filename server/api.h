@@ -43,6 +43,14 @@ int api_claims(struct lws *wsi);
  * method; answers a GET, or starts reading a POST's body. Returns 0, or -1
  * to close the connection. */
 int api_request(struct server *srv, struct lws *wsi, struct api_conn *ac);
+/* Whether the connection's API request is reading its body: the only
+ * state in which libwebsockets' body callbacks are expected. */
+int api_reading(const struct api_conn *ac);
+/* A body callback when not reading (a refused request's body, or a
+ * request pipelined behind it). Returns 0 to drop it, -1 to close: no API
+ * request at all, or a second completion for the same request (what
+ * libwebsockets 4.1.6 then repeats forever, at 100 % CPU). */
+int api_unread_body(struct api_conn *ac, int completion);
 /* LWS_CALLBACK_HTTP_BODY: len more bytes of the body. */
 int api_body(struct lws *wsi, struct api_conn *ac, const void *in, size_t len);
 /* LWS_CALLBACK_HTTP_BODY_COMPLETION: the body is complete; answers it. */

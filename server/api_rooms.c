@@ -77,8 +77,9 @@ struct walk {
 static void add_live(struct room *r, void *arg)
 {
     struct walk *w = arg;
-    if (!r->nmembers || bsearch(r->name, w->e, (size_t)w->n, sizeof(*w->e), by_name))
-        return;
+    if (!r->nmembers ||
+        (w->n && bsearch(r->name, w->e, (size_t)w->n, sizeof(*w->e), by_name)))
+        return; /* (bsearch over no rows: its NULL base is undefined behaviour) */
     put_room(w->b, w->first, r->name, strlen(r->name), r->nmembers, r->last_id);
 }
 

@@ -84,17 +84,22 @@ static char *query_text(const struct db_req *r, int no_guests)
     return sqlite3_str_finish(q); /* NULL when memory ran out */
 }
 
-/* In one room, the newest ROOM_WALK rows are checked one by one against
- * the index: for one plain word about 14 us a row, so a small room is
- * searched in a millisecond however common the word is elsewhere, where
- * walking its doclist through a million other rooms' rows took 100 ms and
- * more. A check re-reads every term's doclist, though: a prefix or several
- * words can cost milliseconds a row. So the walk stops after WALK_MAX_US
- * (or ROOM_WALK rows), and the doclists take over below the last row
- * checked: the walk adds at most that to what the doclists alone cost.
+/* A room with fewer than ROOM_WALK rows (below `before`) is searched by
+ * checking its rows one by one against the index, newest first: for one
+ * plain word about 14 us a row, so a small room is searched in a
+ * millisecond however common the word is elsewhere, where walking its
+ * doclist through a million other rooms' rows took 100 ms and more. A
+ * larger room holds enough of the matches for the doclists to find a
+ * page soon, and goes to them directly. A check re-reads every term's
+ * doclist, though: a prefix or several words can cost milliseconds a
+ * row. So the walk stops after WALK_MAX_US, and the doclists take over
+ * below the last row checked: the walk adds at most that to what the
+ * doclists alone cost.
  * Parameters: ?1 the match, ?2 before, ?3 the room, ?4 rows at most. */
 #define ROOM_WALK 1000
 #define WALK_MAX_US 20000
+static const char *const sql_walk_size =
+    "SELECT count(*) FROM (SELECT 1 FROM messages WHERE room=?3 AND id<?2 LIMIT ?4)";
 static const char *const sql_walk_ids =
     "SELECT id FROM messages WHERE room=?3 AND id<?2 AND deleted=0 "
     "ORDER BY id DESC LIMIT ?4";
@@ -208,15 +213,22 @@ static int take_row(sqlite3_stmt *row, struct db_req *r, int64_t id, struct buf 
     return rc;
 }
 
-/* One room's rows below *before, newest first, each checked against the
- * index, for at most ROOM_WALK rows and WALK_MAX_US. *before becomes 0
- * when the room has no more rows (or the page is full), else the last id
- * checked: the doclists go on below it. */
+/* A small room's rows below *before, newest first, each checked against
+ * the index, for at most WALK_MAX_US. *before becomes 0 when the room has
+ * no more rows (or the page is full), else the last id checked: the
+ * doclists go on below it. A big room is left to the doclists. */
 static int walk_room(struct db_search *s, struct db_req *r, int64_t *before,
                      struct buf **rows)
 {
     int rc, n = 0, done = 0;
     int64_t t0 = mono_us(), id = 0;
+    sqlite3_stmt *size = prepared(s, r, sql_walk_size, *before, ROOM_WALK, &rc);
+    if (!size) return rc;
+    rc = sqlite3_step(size);
+    int big = rc == SQLITE_ROW && sqlite3_column_int(size, 0) >= ROOM_WALK;
+    sqlite3_finalize(size);
+    if (rc != SQLITE_ROW) return rc;
+    if (big) return SQLITE_OK; /* the doclists, from *before */
     sqlite3_stmt *ids = prepared(s, r, sql_walk_ids, *before, ROOM_WALK, &rc),
                  *check = ids ? prepared(s, r, sql_walk_check, 0, -1, &rc) : NULL,
                  *row = NULL;

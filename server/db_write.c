@@ -158,7 +158,7 @@ static int run_change(struct db *db, struct db_req *r, int64_t *max_id)
     }
     if ((rc = db__step_done(log)) == SQLITE_OK) rc = db__step_done(apply);
     if (rc == SQLITE_OK && r->api)
-        rc = log_api(db, r, edit ? "edit" : "delete", NULL, r->msg_id, ts);
+        rc = log_api(db, r, edit ? "edit" : "delete", other, r->msg_id, ts);
     else if (rc == SQLITE_OK && other)
         rc = db_mod_log_delete(&db->mod, r, other, ts);
     free(old);

@@ -109,12 +109,16 @@ static int dispatch(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_HTTP:
         if (api_claims(wsi)) return api_request(srv, wsi, &c->api);
         return http_request(srv, wsi, &c->hb);
+    /* A body nobody reads (a refused or non-API request, or one pipelined
+     * behind another) closes the connection: left to libwebsockets 4.1.6,
+     * its buffered rest came back as body completions forever (a loop at
+     * 100 % CPU that no longer heard SIGTERM). */
     case LWS_CALLBACK_HTTP_BODY:
-        if (c->api.call) return api_body(wsi, &c->api, in, len);
-        break;
+        if (api_reading(&c->api)) return api_body(wsi, &c->api, in, len);
+        return api_unread_body(&c->api, 0);
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
-        if (c->api.call) return api_body_done(wsi, &c->api);
-        break;
+        if (api_reading(&c->api)) return api_body_done(wsi, &c->api);
+        return api_unread_body(&c->api, 1);
     case LWS_CALLBACK_HTTP_WRITEABLE:
         if (c->api.call) return api_writeable(wsi, &c->api);
         return http_writeable(wsi, &c->hb);
