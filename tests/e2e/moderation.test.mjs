@@ -224,14 +224,17 @@ test('an admin bans from the whole server: a page-wide notice and no reconnect a
   await cid.context.close();
 });
 
-test('an admin deletes in a DM of others; a moderator has no Delete there', async () => {
+test('in a DM a moderator has no Delete on the other\'s messages and no member controls; an admin has Delete', async () => {
   const admin = await tokenPage({ sub: 'admin-1', name: 'Ada Admin', role: 'admin', room: 'mod-dm' });
   const mod = await tokenPage({ sub: 'mod-2', name: 'Max Mod', role: 'mod', room: 'mod-dm' });
   const ben = await guestPage({ name: 'Ben', room: 'mod-dm' });
-  // Max starts a DM with Ben and Ben answers in it.
+  // Max and Ada start DMs with Ben; Ben answers in them.
   await mod.page.getByRole('button', { name: 'Send Ben a direct message' }).click();
   await mod.page.locator('#room-name', { hasText: 'Ben' }).waitFor();
   await say(mod.page, 'hi Ben');
+  await admin.page.getByRole('button', { name: 'Send Ben a direct message' }).click();
+  await admin.page.locator('#room-name', { hasText: 'Ben' }).waitFor();
+  await say(admin.page, 'hi Ben, admin here');
   await ben.page.locator('#dms a', { hasText: 'Max Mod' }).click();
   await say(ben.page, 'hello Max');
   const theirs = mod.page.locator('#messages li', { hasText: 'hello Max' });
@@ -239,6 +242,18 @@ test('an admin deletes in a DM of others; a moderator has no Delete there', asyn
   assert.equal(await theirs.locator('.msg-menu-btn').count(), 0, 'a moderator has no power in DMs');
   assert.equal(await mod.page.locator('#messages li', { hasText: 'hi Ben' }).locator('.msg-menu-btn').count(), 1);
   assert.equal(await mod.page.locator('#members .mod-btn').count(), 0, 'no kick or mute in a DM');
+
+  // Ada (admin) may delete Ben's message in their DM.
+  await ben.page.locator('#dms a', { hasText: 'Ada Admin' }).click();
+  await say(ben.page, 'something regrettable');
+  const msg = admin.page.locator('#messages li', { hasText: 'something regrettable' });
+  await msg.waitFor();
+  await msg.hover();
+  await admin.page.getByRole('button', { name: /^Actions for Ben’s message/ }).click();
+  await admin.page.getByRole('menuitem', { name: 'Delete' }).click();
+  await admin.page.locator('#confirm-ok').click();
+  await ben.page.locator('#messages li.deleted .tombstone').waitFor();
+  assert.equal(await admin.page.locator('#members .mod-btn').count(), 0, 'no kick or mute in a DM, admin or not');
   assert.deepEqual(admin.page.errors, []);
   await admin.context.close();
   await mod.context.close();
