@@ -1330,6 +1330,8 @@ client.addEventListener('auth', (e) => {
 });
 
 client.addEventListener('joined', (e) => {
+  // In the room again (rejoined, or opened again): not removed or banned.
+  if (['removed', 'banned', 'ended'].includes(restrictions.get(e.detail.room)?.kind)) lift(e.detail.room);
   if (!room || e.detail.room !== room.name) return;
   const { first, newest } = e.detail;
   // The line sits at the marker the room had when it was opened; a room
@@ -2371,6 +2373,7 @@ function renderNotice() {
   ui.send.disabled = !!r;
   if (!r) {
     delete box.dataset.kind;
+    roomTexts(); // the composer's placeholder
     if (hadFocus) ui.text.focus();
     return;
   }

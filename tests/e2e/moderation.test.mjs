@@ -99,6 +99,17 @@ test('a kick: the target sees a notice and the room as left, the member list upd
   await member(mod.page, 'Ben').waitFor();
   assert.equal(await ben.page.locator('#text').isDisabled(), false);
   await say(ben.page, 'back again');
+  // Kicked again: going to another room and back rejoins too.
+  await modMenu(mod.page, 'Ben', 'Kick');
+  await notice.locator('text=You were removed from #mod-kick').waitFor();
+  await ben.page.evaluate(() => { location.hash = 'mod-kick-elsewhere'; });
+  await ben.page.locator('#room-name', { hasText: 'mod-kick-elsewhere' }).waitFor();
+  assert.equal(await notice.isHidden(), true);
+  await ben.page.evaluate(() => { location.hash = 'mod-kick'; });
+  await member(mod.page, 'Ben').waitFor();
+  await notice.waitFor({ state: 'hidden' });
+  assert.equal(await ben.page.locator('#text').isDisabled(), false);
+  assert.equal(await ben.page.locator('#text').getAttribute('placeholder'), 'Message #mod-kick');
   assert.deepEqual(ben.page.errors, []);
   await mod.context.close();
   await ben.context.close();
