@@ -34,6 +34,10 @@ const ui = {
   confirm: $('confirm-dialog'), confirmQuote: $('confirm-quote'), confirmCancel: $('confirm-cancel'),
   dialog: $('name-dialog'), nameForm: $('name-form'), nameInput: $('name-input'), nameError: $('name-error'),
   nameCancel: $('name-cancel'), nameTitle: $('name-title'), nameDesc: $('name-desc'), nameSubmit: $('name-submit'),
+  confirmTitle: $('confirm-title'), confirmDesc: $('confirm-desc'), roomNotice: $('room-notice'),
+  modDialog: $('mod-dialog'), modForm: $('mod-form'), modTitle: $('mod-title'), modDesc: $('mod-desc'),
+  modServerRow: $('mod-server-row'), modServer: $('mod-server'), modReason: $('mod-reason'), modError: $('mod-error'),
+  modCancel: $('mod-cancel'), modOk: $('mod-ok'), fatal: $('fatal'),
 };
 
 // ---- identity ----------------------------------------------------------------
@@ -42,10 +46,26 @@ const KEY_NAME = 'parley.name';
 const KEY_RESUME = 'parley.resume';
 const KEY_OUTBOX = `parley.outbox.${mode}`;
 
+const KEY_TOKEN = 'parley.token';
+
+// The page signed in with a token (moderators, admins): opened as
+// /#room&token=JWT (or /#token=JWT). The fragment never reaches a server;
+// the token is kept for this tab only and taken out of the address bar.
+if (mode === 'page') {
+  const t = /(?:^#|&)token=([A-Za-z0-9_.-]+)/.exec(location.hash);
+  if (t) {
+    session.set(KEY_TOKEN, t[1]);
+    const rest = location.hash.replace(/&?token=[A-Za-z0-9_.-]+/, '').replace(/^#&/, '#');
+    history.replaceState(null, '', location.pathname + location.search + (rest.length > 1 ? rest : ''));
+  }
+}
+
 const embedWantsToken = mode === 'embed' && params.get('auth') === 'token';
 let auth = null;
 const savedName = local.get(KEY_NAME);
-if (!embedWantsToken && savedName) auth = { name: savedName, resume: session.get(KEY_RESUME) };
+const savedToken = mode === 'page' ? session.get(KEY_TOKEN) : null;
+if (savedToken) auth = { token: savedToken };
+else if (!embedWantsToken && savedName) auth = { name: savedName, resume: session.get(KEY_RESUME) };
 
 const client = new Client({
   url: wsUrl(),
@@ -122,6 +142,19 @@ function isOwn(user) {
   return !!(client.user && user && user.id === client.user.id);
 }
 
+// 1.1 moderation: the role the token gave (welcome.user.role), or null.
+function myRole() {
+  const r = client.user && client.user.role;
+  return r === 'mod' || r === 'admin' ? r : null;
+}
+
+// Whether we may delete others' messages in `name`: a moderator in the
+// rooms its token allows (never a DM), an admin everywhere.
+function modDeletes(name) {
+  const r = myRole();
+  return r === 'admin' || (r === 'mod' && !!name && !isDmRoom(name));
+}
+
 // ---- messages -------------------------------------------------------------------
 
 function messageNode(m, { pending = null } = {}) {
@@ -187,7 +220,7 @@ function messageNode(m, { pending = null } = {}) {
     body.append(st);
   }
   row.append(avatar, body);
-  if (own && !pending && !deleted) row.append(actionsFor(m));
+  if (!pending && !deleted && (own || modDeletes(room && room.name))) row.append(actionsFor(m, own));
   li.append(row);
   if (pending) updatePending(li, pending);
   return li;
@@ -197,13 +230,13 @@ function messageNode(m, { pending = null } = {}) {
 
 let openMenu = null; // {btn, menu}
 
-function actionsFor(m) {
+function actionsFor(m, own = true) {
   const box = el('div', 'actions');
   const btn = el('button', 'icon-btn msg-menu-btn');
   btn.type = 'button';
   const snippet = [...m.text].slice(0, 40).join('') + (codePoints(m.text) > 40 ? '…' : '');
-  btn.setAttribute('aria-label', `Actions for your message: ${snippet}`);
-  btn.title = 'Edit or delete';
+  btn.setAttribute('aria-label', own ? `Actions for your message: ${snippet}` : `Actions for ${m.user.name}’s message: ${snippet}`);
+  btn.title = own ? 'Edit or delete' : 'Delete (moderator)';
   btn.setAttribute('aria-haspopup', 'menu');
   btn.setAttribute('aria-expanded', 'false');
   // A text glyph, not an <svg>: nothing in the message list is markup
@@ -211,15 +244,25 @@ function actionsFor(m) {
   const dots = el('span', 'dots-icon', '⋯');
   dots.setAttribute('aria-hidden', 'true');
   btn.append(dots);
-  btn.addEventListener('click', () => (openMenu && openMenu.btn === btn ? closeMenu(true) : showMenu(btn, m.id)));
+  const items = () => own
+    ? [['Edit', 'edit', () => startEdit(m.id, btn)], ['Delete', 'danger', () => confirmDelete(m.id, btn)]]
+    : [['Delete', 'danger', () => confirmDelete(m.id, btn)]];
+  menuButton(btn, items, 'Message actions');
+  box.append(btn);
+  return box;
+}
+
+// A button that opens a menu of `items()` ([label, class, fn]).
+function menuButton(btn, items, label) {
+  btn.setAttribute('aria-haspopup', 'menu');
+  btn.setAttribute('aria-expanded', 'false');
+  btn.addEventListener('click', () => (openMenu && openMenu.btn === btn ? closeMenu(true) : showMenu(btn, items(), 0, label)));
   btn.addEventListener('keydown', (e) => {
     if (e.key === 'ArrowDown' || e.key === 'ArrowUp') {
       e.preventDefault();
-      showMenu(btn, m.id, e.key === 'ArrowUp' ? -1 : 0);
+      showMenu(btn, items(), e.key === 'ArrowUp' ? -1 : 0, label);
     }
   });
-  box.append(btn);
-  return box;
 }
 
 function svgIcon(d) {
@@ -233,11 +276,11 @@ function svgIcon(d) {
   return svg;
 }
 
-function showMenu(btn, id, focusIndex = 0) {
+function showMenu(btn, entries, focusIndex = 0, label = 'Message actions') {
   closeMenu(false);
   const menu = el('div', 'msg-menu');
   menu.setAttribute('role', 'menu');
-  menu.setAttribute('aria-label', 'Message actions');
+  menu.setAttribute('aria-label', label);
   const item = (label, cls, fn) => {
     const b = el('button', `menu-item ${cls}`, label);
     b.type = 'button';
@@ -249,10 +292,7 @@ function showMenu(btn, id, focusIndex = 0) {
     });
     return b;
   };
-  menu.append(
-    item('Edit', 'edit', () => startEdit(id, btn)),
-    item('Delete', 'danger', () => confirmDelete(id, btn)),
-  );
+  menu.append(...entries.map(([l, cls, fn]) => item(l, cls, fn)));
   menu.addEventListener('keydown', (e) => {
     const items = [...menu.querySelectorAll('[role="menuitem"]')];
     const i = items.indexOf(document.activeElement);
@@ -275,10 +315,11 @@ function showMenu(btn, id, focusIndex = 0) {
   });
   btn.after(menu);
   btn.setAttribute('aria-expanded', 'true');
-  btn.closest('.msg').classList.add('menu-open');
+  btn.closest('.msg, .member').classList.add('menu-open');
   // Open upwards when there is no room below.
-  const below = ui.scroller.getBoundingClientRect().bottom - btn.getBoundingClientRect().bottom;
-  menu.classList.toggle('up', below < 110);
+  const box = btn.closest('.member') ? ui.sidebar : ui.scroller;
+  const below = box.getBoundingClientRect().bottom - btn.getBoundingClientRect().bottom;
+  menu.classList.toggle('up', below < 40 + 36 * entries.length);
   openMenu = { btn, menu };
   const items = menu.querySelectorAll('[role="menuitem"]');
   items[focusIndex < 0 ? items.length - 1 : focusIndex].focus();
@@ -290,7 +331,7 @@ function closeMenu(refocus) {
   openMenu = null;
   menu.remove();
   btn.setAttribute('aria-expanded', 'false');
-  btn.closest('.msg')?.classList.remove('menu-open');
+  btn.closest('.msg, .member')?.classList.remove('menu-open');
   if (refocus && btn.isConnected) btn.focus();
 }
 
@@ -427,6 +468,10 @@ function confirmDelete(id, returnTo) {
   const m = room && room.msgs.get(id);
   if (!m || m.deleted) return;
   pendingDelete = { id, room: room.name, returnTo };
+  const own = isOwn(m.user);
+  ui.confirmTitle.textContent = own ? 'Delete this message?' : `Delete ${m.user.name}’s message?`;
+  ui.confirmDesc.textContent = own ? 'Everyone in the conversation will see that a message was deleted. This cannot be undone.'
+    : `You are deleting it as a moderator. Everyone in the conversation, ${m.user.name} included, will see that it was deleted. This cannot be undone.`;
   ui.confirmQuote.replaceChildren();
   renderText(ui.confirmQuote, m.text);
   ui.confirm.returnValue = '';
@@ -497,7 +542,9 @@ function updatePending(li, item) {
   li.classList.toggle('failed', item.status === 'failed');
   li.classList.toggle('pending', item.status !== 'failed');
   if (item.status === 'failed') {
-    const why = ERRORS[item.error?.code] || item.error?.message || 'It could not be sent.';
+    const why = sanctionOf(item.error) === 'muted' ? 'You are muted in this room.'
+      : sanctionOf(item.error) === 'banned' ? 'You are banned from this room.'
+      : ERRORS[item.error?.code] || item.error?.message || 'It could not be sent.';
     status.append(el('span', 'status-text', `Not sent. ${why}`));
     status.setAttribute('role', 'alert');
     if (item.error?.code !== 'too_long' && item.error?.code !== 'forbidden' && item.error?.code !== 'bad_room') {
@@ -658,6 +705,7 @@ function showRoom(name) {
   renderHistoryStatus();
   renderMembers();
   renderCounts();
+  renderNotice();
   scrollToBottom();
 }
 
@@ -969,6 +1017,12 @@ function addOlder(list) {
 
 function renderMembers() {
   const people = room ? room.memberList() : [];
+  // A member's moderation button that had the focus keeps it (the menu
+  // closes: the list is drawn again).
+  const focusedMod = document.activeElement && ui.members.contains(document.activeElement)
+    ? document.activeElement.closest('.member')?.dataset.user : null;
+  if (openMenu && ui.members.contains(openMenu.btn)) closeMenu(false);
+  const moderating = !!(myRole() && room && !isDmRoom(room.name) && room.joined);
   ui.members.replaceChildren(...people.map((u) => {
     const li = el('li', 'member');
     const av = el('span', 'avatar small', initials(u.name));
@@ -985,9 +1039,12 @@ function renderMembers() {
       dm.append(svgIcon('M5 6.5A2.5 2.5 0 0 1 7.5 4h9A2.5 2.5 0 0 1 19 6.5v7a2.5 2.5 0 0 1-2.5 2.5H11l-4.2 3.4c-.5.4-1.3 0-1.3-.6V16A2.5 2.5 0 0 1 5 13.5z'));
       dm.addEventListener('click', () => startDm(u, dm));
       li.append(dm);
+      if (moderating) li.append(modButton(u));
     }
+    li.dataset.user = u.id;
     return li;
   }));
+  if (focusedMod) ui.members.querySelector(`.member[data-user="${CSS.escape(focusedMod)}"] .mod-btn`)?.focus();
   const n = people.length;
   const live = !!(room && room.joined && client.state === 'online');
   ui.members.classList.toggle('stale', !live);
@@ -1138,7 +1195,7 @@ function renderBanner(st) {
     text = st === 'offline' ? 'You are offline. Messages you write now are sent when the connection is back.'
       : 'The connection was lost. Messages you write now are sent when it is back.';
   else if (st === 'signed-out')
-    text = auth && auth.token ? 'Your sign-in has expired. Waiting for this site to sign you in again…'
+    text = auth && auth.token ? (mode === 'page' ? 'Your sign-in has expired. Open a new sign-in link to continue.' : 'Your sign-in has expired. Waiting for this site to sign you in again…')
       : (client.lastRefusal || 'The server refused the connection.');
   ui.banner.textContent = text;
   ui.banner.hidden = !text;
@@ -1169,6 +1226,7 @@ function renderConn() {
     }
     case 'offline': text = 'Offline'; break;
     case 'signed-out': text = mode === 'embed' ? 'Signed out' : 'Not allowed'; break;
+    case 'banned': text = 'Not allowed'; break;
     case 'idle': text = embedWantsToken ? 'Signing in…' : 'Not connected'; break;
     default: text = st;
   }
@@ -1238,6 +1296,7 @@ document.addEventListener('visibilitychange', () => {
 
 client.addEventListener('state', () => renderConn());
 
+let lastRole = null;
 client.addEventListener('welcome', (e) => {
   const u = e.detail.user;
   if (!auth.token) {
@@ -1250,6 +1309,12 @@ client.addEventListener('welcome', (e) => {
   ui.rename.hidden = !!auth.token;
   // Pending bubbles were drawn before we knew our id.
   for (const li of pendingNodes.values()) li._user = u.id;
+  // A role (or none any more): the messages' and members' controls change.
+  if ((u.role || null) !== lastRole) {
+    lastRole = u.role || null;
+    if (room && nodes.size) for (const id of [...nodes.keys()]) rerender(id);
+    renderMembers();
+  }
   toParent({ type: 'parley:signed-in', user: { id: u.id, name: u.name, guest: !!u.guest } });
 });
 
@@ -1265,6 +1330,8 @@ client.addEventListener('auth', (e) => {
 });
 
 client.addEventListener('joined', (e) => {
+  // In the room again (rejoined, or opened again): not removed or banned.
+  if (['removed', 'banned', 'ended'].includes(restrictions.get(e.detail.room)?.kind)) lift(e.detail.room);
   if (!room || e.detail.room !== room.name) return;
   const { first, newest } = e.detail;
   // The line sits at the marker the room had when it was opened; a room
@@ -1323,6 +1390,9 @@ client.addEventListener('older', (e) => {
 
 client.addEventListener('outbox', (e) => {
   const { room: name, item, op } = e.detail;
+  if (op === 'update' && item.status === 'failed' && item.error?.code === 'forbidden') sanctionFrom(name, item.error);
+  // Sent: whatever mute there was is over (lifted early, or expired).
+  if (op === 'confirm' && restrictions.get(name)?.kind === 'muted') lift(name);
   if (!room || name !== room.name) return;
   const li = pendingNodes.get(item.client_id);
   if (op === 'add') {
@@ -1434,8 +1504,17 @@ client.addEventListener('notice', (e) => {
     if (kind === 'dm' && dmReturn && dmReturn.isConnected) dmReturn.focus();
     return;
   }
+  if (kind === 'mod') {
+    modRefused(e.detail);
+    return;
+  }
+  if (kind === 'typing') {
+    if (code === 'forbidden') sanctionFrom(name, e.detail);
+    return;
+  }
   if (code === 'rate_limited') return; // retried by the client
-  if (kind === 'join' && code === 'forbidden') notify(`You do not have access to ${roomLabel(name)}.`);
+  if (kind === 'join' && code === 'forbidden' && sanctionOf(e.detail)) sanctionFrom(name, e.detail);
+  else if (kind === 'join' && code === 'forbidden') notify(`You do not have access to ${roomLabel(name)}.`);
   else notify(message || code);
 });
 
@@ -1548,7 +1627,7 @@ ui.text.addEventListener('keydown', (e) => {
 ui.composer.addEventListener('submit', (e) => {
   e.preventDefault();
   const text = ui.text.value.trim();
-  if (!text || !room) return;
+  if (!text || !room || restrictions.has(room.name)) return;
   if (!client.auth) {
     openNameDialog({});
     return;
@@ -1685,7 +1764,7 @@ ui.menu.addEventListener('click', () => (document.body.classList.contains('drawe
 ui.closeDrawer.addEventListener('click', closeDrawer);
 ui.scrim.addEventListener('click', closeDrawer);
 document.addEventListener('keydown', (e) => {
-  if (e.key !== 'Escape' || ui.dialog.open || ui.confirm.open) return;
+  if (e.key !== 'Escape' || ui.dialog.open || ui.confirm.open || ui.modDialog.open) return;
   if (document.body.classList.contains('drawer-open')) closeDrawer();
   else if (mode === 'embed' && framed) toParent({ type: 'parley:close' });
 });
@@ -1722,6 +1801,7 @@ if (mode === 'embed') {
     if (d.type === 'parley:token') {
       if (typeof d.token !== 'string' || !d.token) return;
       if (auth && auth.token === d.token) return;
+      if (client.banned) return; // banned from the server: no new attempts
       const wasGuest = !auth || !auth.token;
       auth = { token: d.token };
       if (ui.dialog.open) ui.dialog.close();
@@ -2050,10 +2130,317 @@ ui.search.addEventListener('keydown', (e) => {
 
 // Ctrl+K (Cmd+K) opens the search from anywhere.
 document.addEventListener('keydown', (e) => {
-  if ((e.ctrlKey || e.metaKey) && !e.altKey && !e.shiftKey && e.key.toLowerCase() === 'k' && !ui.dialog.open && !ui.confirm.open) {
+  if ((e.ctrlKey || e.metaKey) && !e.altKey && !e.shiftKey && e.key.toLowerCase() === 'k' && !ui.dialog.open && !ui.confirm.open && !ui.modDialog.open && ui.fatal.hidden) {
     e.preventDefault();
     openSearch(document.activeElement);
   }
+});
+
+// ---- moderation (1.1): the moderator's controls --------------------------------------
+//
+// A token with "role": "mod" or "admin" gets Delete on others' messages
+// (see modDeletes) and, on each member of a room, a menu: Kick, Mute…,
+// Unmute, Ban…. Mute and Ban open a dialog (how long, a reason; Ban for an
+// admin: the whole server). Refusals show in the dialog.
+
+const DURATIONS = { 10: '10 minutes', 60: '1 hour', 1440: '1 day', 10080: '1 week' };
+
+function modButton(u) {
+  const box = el('div', 'actions member-actions');
+  const btn = el('button', 'icon-btn mod-btn');
+  btn.type = 'button';
+  btn.setAttribute('aria-label', `Moderate ${u.name}`);
+  btn.title = `Moderate ${u.name}`;
+  const dots = el('span', 'dots-icon', '⋯');
+  dots.setAttribute('aria-hidden', 'true');
+  btn.append(dots);
+  menuButton(btn, () => [
+    ['Kick', 'danger', () => kick(u, btn)],
+    ['Mute…', 'danger', () => openModDialog('mute', u, btn)],
+    ['Unmute', '', () => unmute(u, btn)],
+    ['Ban…', 'danger', () => openModDialog('ban', u, btn)],
+  ], `Moderate ${u.name}`);
+  box.append(btn);
+  return box;
+}
+
+const modRefs = new Map(); // ref -> {action, user, room, minutes}
+let modPending = null;     // the dialog's request: {ref, action, user, room, returnTo}
+
+function modDone(text) {
+  toast(text);
+  announce(text);
+}
+
+function kick(u, returnTo) {
+  if (!room) return;
+  const ref = client.moderate('kick', { room: room.name, user: u.id });
+  if (ref) modRefs.set(ref, { action: 'kick', user: u, room: room.name });
+  if (returnTo && returnTo.isConnected) returnTo.focus();
+}
+
+function unmute(u, returnTo) {
+  if (!room) return;
+  const ref = client.moderate('unmute', { room: room.name, user: u.id });
+  if (ref) modRefs.set(ref, { action: 'unmute', user: u, room: room.name });
+  if (returnTo && returnTo.isConnected) returnTo.focus();
+}
+
+function openModDialog(action, u, returnTo) {
+  if (!room) return;
+  const admin = myRole() === 'admin';
+  modPending = { ref: null, action, user: u, room: room.name, returnTo };
+  ui.modTitle.textContent = action === 'mute' ? `Mute ${u.name}` : `Ban ${u.name}`;
+  ui.modDesc.textContent = action === 'mute'
+    ? `${u.name} can still read #${room.name}, but cannot write in it.`
+    : `${u.name} is removed from #${room.name} and cannot join it again.`;
+  ui.modServerRow.hidden = !(action === 'ban' && admin);
+  ui.modServer.checked = false;
+  ui.modReason.value = '';
+  ui.modError.textContent = '';
+  ui.modReason.setAttribute('aria-invalid', 'false');
+  for (const r of ui.modForm.elements.minutes) r.checked = r.value === '60';
+  setModBusy(false);
+  ui.modDialog.showModal();
+  ui.modForm.querySelector('input[name="minutes"]:checked').focus();
+}
+
+function setModBusy(busy) {
+  const verb = modPending ? (modPending.action === 'mute' ? 'Mute' : 'Ban') : 'OK';
+  ui.modOk.textContent = busy ? `${verb === 'Mute' ? 'Muting' : 'Banning'}…` : verb;
+  ui.modOk.setAttribute('aria-disabled', String(busy));
+}
+
+ui.modServer.addEventListener('change', () => {
+  if (!modPending) return;
+  const u = modPending.user;
+  ui.modDesc.textContent = ui.modServer.checked
+    ? `${u.name} is disconnected and cannot use the chat anywhere on this server.`
+    : `${u.name} is removed from #${modPending.room} and cannot join it again.`;
+});
+
+ui.modForm.addEventListener('submit', (e) => {
+  e.preventDefault();
+  const p = modPending;
+  if (!p || p.ref) return; // already sent: waiting for the answer
+  const reason = ui.modReason.value.trim();
+  if (codePoints(reason) > 200) {
+    ui.modError.textContent = `The reason is ${codePoints(reason)} characters long; use at most 200.`;
+    ui.modReason.setAttribute('aria-invalid', 'true');
+    ui.modReason.focus();
+    return;
+  }
+  const v = ui.modForm.elements.minutes.value;
+  const minutes = v ? Number(v) : null;
+  const server = p.action === 'ban' && !ui.modServer.hidden && ui.modServer.checked;
+  const ref = client.moderate(p.action, { room: server ? null : p.room, user: p.user.id, minutes, reason });
+  if (!ref) {
+    ui.modError.textContent = 'Not connected right now. Try again when the connection is back.';
+    return;
+  }
+  p.ref = ref;
+  p.minutes = minutes;
+  p.server = server;
+  ui.modError.textContent = '';
+  setModBusy(true);
+});
+
+ui.modCancel.addEventListener('click', () => ui.modDialog.close());
+
+ui.modDialog.addEventListener('close', () => {
+  const p = modPending;
+  modPending = null;
+  if (!p) return;
+  // Back to the member's button (drawn again meanwhile, perhaps).
+  const again = ui.members.querySelector(`.member[data-user="${CSS.escape(p.user.id)}"] .mod-btn`);
+  const to = p.returnTo && p.returnTo.isConnected ? p.returnTo : again || ui.text;
+  to.focus();
+});
+
+function forHowLong(minutes) {
+  return minutes ? `for ${DURATIONS[minutes] || `${minutes} minutes`}` : 'until you lift it';
+}
+
+client.addEventListener('modok', (e) => {
+  const { ref } = e.detail;
+  if (modPending && modPending.ref === ref) {
+    const p = modPending;
+    const what = p.action === 'mute' ? `${p.user.name} is muted in #${p.room} ${forHowLong(p.minutes)}.`
+      : p.server ? `${p.user.name} is banned from the server ${forHowLong(p.minutes)}.`
+      : `${p.user.name} is banned from #${p.room} ${forHowLong(p.minutes)}.`;
+    ui.modDialog.close();
+    modDone(what);
+    return;
+  }
+  const r = modRefs.get(ref);
+  if (!r) return;
+  modRefs.delete(ref);
+  if (r.action === 'kick') modDone(`${r.user.name} was removed from #${r.room}.`);
+  else if (r.action === 'unmute') modDone(`${r.user.name} can write in #${r.room} again.`);
+});
+
+const MOD_ERRORS = {
+  forbidden: 'You are not allowed to do that here.',
+  bad_request: 'The server did not accept that request.',
+  rate_limited: 'Too many requests. Wait a moment and try again.',
+  not_found: 'That person is not known to this server.',
+};
+
+function modRefused(d) {
+  const why = d.code === 'offline' ? d.message
+    : d.code === 'bad_request' && d.message && d.message !== d.code ? `The server did not accept that: ${d.message}.`
+    : MOD_ERRORS[d.code] || d.message || d.code;
+  if (modPending && modPending.ref === d.ref) {
+    modPending.ref = null;
+    setModBusy(false);
+    ui.modError.textContent = why;
+    return;
+  }
+  modRefs.delete(d.ref);
+  notify(why);
+}
+
+// ---- moderation (1.1): being removed, muted or banned -----------------------------------
+//
+// room -> {kind: 'removed' | 'banned' | 'muted', until, reason, timer}: the
+// room shows a notice above the composer, and the composer is off.
+
+const restrictions = new Map();
+const untilFmt = new Intl.DateTimeFormat(undefined, { weekday: 'short', month: 'short', day: 'numeric', hour: 'numeric', minute: '2-digit' });
+
+// What a refusal says about us: 'muted', 'banned' or null.
+function sanctionOf(err) {
+  if (!err || err.code !== 'forbidden') return null;
+  if (/\bmuted\b/i.test(err.message || '')) return 'muted';
+  if (/\bbanned\b/i.test(err.message || '')) return 'banned';
+  return null;
+}
+
+function sanctionFrom(name, err) {
+  const kind = sanctionOf(err);
+  if (!kind || !name) return;
+  restrict(name, { kind, until: typeof err.until === 'number' ? err.until : null });
+}
+
+function restrict(name, r) {
+  const old = restrictions.get(name);
+  if (old) clearTimeout(old.timer);
+  if (r.until) {
+    const check = () => {
+      const left = r.until - Date.now();
+      if (left > 0) {
+        r.timer = setTimeout(check, Math.min(left + 250, 2 ** 31 - 1));
+        return;
+      }
+      // Over: a mute simply ends; after a ban the room can be joined again.
+      if (r.kind === 'banned') restrict(name, { kind: 'ended', until: null });
+      else lift(name);
+      if (room && room.name === name) announce(r.kind === 'muted' ? `You can write in ${roomLabel(name)} again.` : `You can join ${roomLabel(name)} again.`);
+    };
+    check();
+  }
+  restrictions.set(name, r);
+  if (room && room.name === name) {
+    renderNotice();
+    renderMembers();
+  }
+}
+
+function lift(name) {
+  const r = restrictions.get(name);
+  if (!r) return;
+  clearTimeout(r.timer);
+  restrictions.delete(name);
+  if (room && room.name === name) renderNotice();
+}
+
+function untilNode(until) {
+  const t = el('time', 'until');
+  t.dateTime = new Date(until).toISOString();
+  t.title = formatFull(until);
+  t.textContent = dayKey(until) === dayKey(Date.now()) ? formatTime(until) : untilFmt.format(until);
+  return t;
+}
+
+function renderNotice() {
+  const r = room && restrictions.get(room.name);
+  const box = ui.roomNotice;
+  const hadFocus = box.contains(document.activeElement);
+  box.replaceChildren();
+  box.hidden = !r;
+  ui.composer.classList.toggle('restricted', !!r);
+  ui.text.disabled = !!r;
+  ui.send.disabled = !!r;
+  if (!r) {
+    delete box.dataset.kind;
+    roomTexts(); // the composer's placeholder
+    if (hadFocus) ui.text.focus();
+    return;
+  }
+  box.dataset.kind = r.kind;
+  const name = room.name;
+  const where = roomLabel(name);
+  const p = el('p', 'notice-text');
+  const when = r.until ? [' until ', untilNode(r.until), '.'] : [' until a moderator lifts it.'];
+  let action = null;
+  if (r.kind === 'muted') {
+    p.append(el('strong', null, `You are muted in ${where}`), ...when, ' You can still read along.');
+    // A moderator may lift it early: the next send tells.
+    action = ['Try again', () => { lift(name); ui.text.focus(); }];
+  } else if (r.kind === 'banned') {
+    p.append(el('strong', null, `You are banned from ${where}`), ...when);
+    if (!r.until) action = ['Try again', () => rejoin(name)];
+  } else if (r.kind === 'ended') {
+    p.append(el('strong', null, `Your ban from ${where} has ended.`), ' You can join it again.');
+    action = [`Rejoin ${where}`, () => rejoin(name)];
+  } else {
+    p.append(el('strong', null, `You were removed from ${where} by a moderator.`));
+    if (r.reason) p.append(' Reason: ', el('q', 'reason', r.reason));
+    action = [`Rejoin ${where}`, () => rejoin(name)];
+  }
+  box.append(p);
+  if (action) {
+    const b = el('button', 'btn small', action[0]);
+    b.type = 'button';
+    b.addEventListener('click', action[1]);
+    box.append(b);
+    if (hadFocus) b.focus();
+  }
+  ui.text.placeholder = r.kind === 'muted' ? 'You cannot write here right now' : `You are not in ${where}`;
+}
+
+function rejoin(name) {
+  lift(name);
+  client.rejoin(name);
+  roomTexts();
+  ui.text.focus();
+}
+
+client.addEventListener('removed', (e) => {
+  const { room: name, reason } = e.detail;
+  restrict(name, { kind: 'removed', until: null, reason });
+  const k = knownRooms.get(name);
+  if (k) k.members = 0;
+  renderRooms();
+  if (room && room.name === name) {
+    roomTexts();
+    renderNotice();
+    renderMembers();
+    announce(`You were removed from ${roomLabel(name)} by a moderator.${reason ? ` Reason: ${reason}` : ''}`);
+  } else toast(`You were removed from ${roomLabel(name)} by a moderator.`);
+});
+
+// Banned from the whole server (closed with 1008 "banned", or the hello
+// refused for it): a page-wide notice, and no reconnecting.
+client.addEventListener('banned', () => {
+  for (const d of [ui.dialog, ui.confirm, ui.modDialog]) if (d.open) d.close();
+  closeMenu(false);
+  ui.fatal.hidden = false;
+  ui.shell.inert = true;
+  document.body.classList.add('fatal-open');
+  const box = ui.fatal.querySelector('.fatal-box');
+  box.tabIndex = -1;
+  box.focus();
 });
 
 // ---- start -----------------------------------------------------------------------

@@ -30,6 +30,13 @@
 //   newer     {room, messages}           newer messages added at the bottom of a
 //                                        detached view (after a jump)
 //   attached  {room}                     a detached view reached the newest message
+//   modok     {ref, action, room, user}  a moderation request (kick, mute, ban,
+//                                        unmute, unban) was done; refusals come as
+//                                        notice with kind 'mod' and the ref
+//   removed   {room, reason}             a moderator removed us from a room (kick
+//                                        or ban); the room is left until rejoin()
+//   banned    {}                         the server closed with 1008 "banned" (or
+//                                        refused the hello for a ban): no reconnects
 
 export const ROOM_RE = /^[a-z0-9][a-z0-9_-]{0,63}$/;
 export const isDmRoom = (name) => typeof name === 'string' && name.startsWith('dm-');
@@ -118,6 +125,7 @@ export class Room {
     this.loadingNewer = false;
     this.buffer = null;      // id -> MESSAGE, live while detached
     this.jump = null;        // {id, seq, parts, done}
+    this.left = false;       // removed by a moderator: not joined again until rejoin()
   }
 
   memberList() {
@@ -242,6 +250,8 @@ export class Client extends EventTarget {
     };
     ws.onclose = (ev) => {
       if (this.ws !== ws) return;
+      // A server-wide ban: never reconnect on our own.
+      if (ev.code === 1008 && ev.reason === 'banned') return this.onBanned();
       this.lost(ev.code === 1013 ? 'the server dropped a slow connection' :
         ev.code === 1001 ? 'the server is restarting' : '', ev.code);
     };
@@ -284,6 +294,16 @@ export class Client extends EventTarget {
       try { ws.close(1000); } catch { /* already closed */ }
     }
     if (retry) this.scheduleRetry(reason);
+  }
+
+  onBanned() {
+    this.stopped = true;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = 0;
+    this.drop(false);
+    this.banned = true;
+    this.setState('banned');
+    this.emit('banned', {});
   }
 
   lost(reason, code) {
@@ -344,7 +364,7 @@ export class Client extends EventTarget {
     const prev = this.current ? this.rooms.get(this.current) : null;
     this.current = name;
     const r = this.room(name);
-    if (this.state === 'online' && !r.joined) this.join(r);
+    if (this.state === 'online' && !r.joined && !r.left) this.join(r);
     if (prev) this.maybeLeave(prev);
     return r;
   }
@@ -594,6 +614,27 @@ export class Client extends EventTarget {
     return true;
   }
 
+  // 1.1 moderation: kick, mute, ban, unmute, unban. `args`: {room, user,
+  // minutes, reason}; answered by 'modok' or a 'notice' of kind 'mod',
+  // both with the returned ref.
+  moderate(action, args) {
+    if (!this.offlineNotice('mod', args.room || null)) return null;
+    const ref = this.ref('mod', args.room || null, { action, user: args.user });
+    const req = { type: action, user: args.user, ref };
+    if (args.room) req.room = args.room;
+    if (args.minutes != null) req.minutes = args.minutes;
+    if (args.reason) req.reason = args.reason;
+    this.raw(req);
+    return ref;
+  }
+
+  // Joins again a room a moderator removed us from.
+  rejoin(name) {
+    const r = this.room(name);
+    r.left = false;
+    if (this.state === 'online' && !r.joined) this.join(r);
+  }
+
   // Edits and deletes are not queued while offline: they are refused here.
   offlineNotice(kind, room = null, id = null) {
     if (this.state === 'online') return true;
@@ -623,7 +664,7 @@ export class Client extends EventTarget {
     const now = Date.now();
     if (this.state !== 'online' || now - (this.lastTyping.get(name) || 0) < 2000) return;
     this.lastTyping.set(name, now);
-    this.raw({ type: 'typing', room: name });
+    this.raw({ type: 'typing', room: name, ref: `t:${name}` });
   }
 
   // ---- sending ----------------------------------------------------------
@@ -842,6 +883,21 @@ export class Client extends EventTarget {
         this.emit('rooms', { rooms: list });
         return;
       }
+      case 'ok':
+        if (info && info.kind === 'mod') this.emit('modok', { ref: m.ref, ...info });
+        return;
+      case 'removed': {
+        const r = this.rooms.get(m.room);
+        if (r) {
+          r.joined = false;
+          r.left = true;
+          r.members.clear();
+          for (const it of r.outbox) if (it.status === 'sending') it.status = 'queued';
+        }
+        this.emit('removed', { room: m.room, reason: typeof m.reason === 'string' ? m.reason : '' });
+        if (r) this.emit('members', { room: m.room });
+        return;
+      }
       case 'left':
       case 'pong':
         return;
@@ -862,6 +918,7 @@ export class Client extends EventTarget {
     this.startHeartbeat();
     this.emit('welcome', { user: m.user, limits: this.limits, resume: m.resume });
     for (const r of this.rooms.values()) {
+      if (r.left) continue; // removed by a moderator: rejoined only when asked
       if (r.name === this.current || r.outbox.some((i) => i.status !== 'failed')) this.join(r);
     }
     this.requestRooms();
@@ -1032,6 +1089,13 @@ export class Client extends EventTarget {
         this.sendHello();
         return;
       }
+      if (code === 'unauthorized' && /\bbanned\b/.test(message)) {
+        // Banned from the server: the close (1008) follows; no token
+        // request or reconnect would help.
+        this.lastRefusal = message;
+        this.onBanned();
+        return;
+      }
       if (code === 'unauthorized') {
         this.stopped = true;
         this.lastRefusal = message;
@@ -1040,6 +1104,12 @@ export class Client extends EventTarget {
         this.emit('auth', { code, message });
         return;
       }
+    }
+    const until = typeof m.until === 'number' ? m.until : null;
+    if (typeof m.ref === 'string' && m.ref.startsWith('t:')) {
+      // A `typing` refused (muted in that room).
+      this.emit('notice', { code, message, until, kind: 'typing', room: m.ref.slice(2), ref: m.ref });
+      return;
     }
     // An error for one of our sends (ref = client_id).
     for (const r of this.rooms.values()) {
@@ -1051,7 +1121,7 @@ export class Client extends EventTarget {
         return;
       }
       item.status = 'failed';
-      item.error = { code, message };
+      item.error = { code, message, until };
       this.save();
       this.emit('outbox', { room: r.name, item, op: 'update' });
       return;
@@ -1092,9 +1162,9 @@ export class Client extends EventTarget {
           return;
         }
       }
-      this.emit('notice', { code, message, room: info.room, kind: info.kind, id: info.id ?? null, user: info.user ?? null, ref: m.ref, part: info.part ?? null });
+      this.emit('notice', { code, message, until, room: info.room, kind: info.kind, id: info.id ?? null, user: info.user ?? null, action: info.action ?? null, ref: m.ref, part: info.part ?? null });
       return;
     }
-    this.emit('notice', { code, message });
+    this.emit('notice', { code, message, until });
   }
 }

@@ -286,11 +286,12 @@ export async function allMessages(server, room) {
 
 // ---- tokens (the same few lines docs/widget.md gives site owners) ------------------
 
-export function mintToken(secret, { sub, name, rooms, ttl = 3600 }) {
+export function mintToken(secret, { sub, name, rooms, ttl = 3600, role }) {
   const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
   const head = b64({ alg: 'HS256', typ: 'JWT' });
   const claims = { sub, name, exp: Math.floor(Date.now() / 1000) + ttl };
   if (rooms) claims.rooms = rooms;
+  if (role) claims.role = role;
   const body = b64(claims);
   const sig = createHmac('sha256', secret).update(`${head}.${body}`).digest('base64url');
   return `${head}.${body}.${sig}`;
