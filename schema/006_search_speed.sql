@@ -24,12 +24,22 @@ CREATE TABLE search_index (
     one     INTEGER PRIMARY KEY CHECK (one = 1),
     indexed INTEGER NOT NULL      -- every messages row with id <= this is indexed
 );
--- Up to version 5 every row was indexed as it was inserted.
-INSERT INTO search_index(one, indexed) SELECT 1, coalesce(max(id), 0) FROM messages;
 
+-- The index itself is made again, with prefix indexes of 2 and 3
+-- characters: a prefix query (`ven*`) merged the doclists of every word
+-- it matches (137 words, 17 ms, for each row a one-room search checks);
+-- with them it reads one doclist. The index is about twice the size (41 MB
+-- a million messages before). The database thread fills it from the
+-- watermark 0, in chunks, after the upgrade: until then a search answers
+-- from what is indexed.
 DROP TRIGGER messages_fts_insert;
 DROP TRIGGER messages_fts_delete;
 DROP TRIGGER messages_fts_update;
+DROP TABLE messages_fts;
+CREATE VIRTUAL TABLE messages_fts USING fts5(
+    text, content='messages', content_rowid='id',
+    tokenize='unicode61 remove_diacritics 2', prefix='2 3');
+INSERT INTO search_index(one, indexed) VALUES (1, 0);
 CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages
 WHEN old.id <= (SELECT indexed FROM search_index) BEGIN
     INSERT INTO messages_fts(messages_fts, rowid, text) VALUES ('delete', old.id, old.text);

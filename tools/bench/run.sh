@@ -114,8 +114,13 @@ start_server() {
     next_port
     case $name in
     parley)
-        local db=$WORK/parley-$PORT.db
-        SERVER_CMD="$PIN_SERVER $PARLEY_BIN --port $PORT --bind 127.0.0.1 --db $db --rate 100000 --burst 100000 --max-connections 20000 --max-conns-per-ip 0 --guests-per-ip-minute 0 --log-level warn --threads ${PARLEY_THREADS:-1}"
+        local db=$WORK/parley-$PORT.db ipflags=""
+        # Every client is 127.0.0.1: the per-address limits off, where the
+        # binary has them (an A/B may compare a build from before them).
+        if "$PARLEY_BIN" --help 2>&1 | grep -q -- --max-conns-per-ip; then
+            ipflags="--max-conns-per-ip 0 --guests-per-ip-minute 0"
+        fi
+        SERVER_CMD="$PIN_SERVER $PARLEY_BIN --port $PORT --bind 127.0.0.1 --db $db --rate 100000 --burst 100000 --max-connections 20000 $ipflags --log-level warn --threads ${PARLEY_THREADS:-1}"
         ;;
     lws-broadcast) SERVER_CMD="$PIN_SERVER $LWS_BCAST --port $PORT" ;;
     ws-broadcast) SERVER_CMD="$PIN_SERVER node $ROOT/tools/bench/ws-broadcast.mjs --port $PORT" ;;
