@@ -115,3 +115,13 @@ void buf_put_jstrz(struct buf **bp, const char *s)
 {
     buf_put_jstr(bp, s, strlen(s));
 }
+
+struct buf *buf_pair(const char *a, const char *b)
+{
+    size_t na = strlen(a) + 1, nb = strlen(b) + 1;
+    struct buf *p = buf_new(na + nb);
+    buf_put(&p, a, na);
+    buf_put(&p, b, nb);
+    if (p && p->oom) buf_unref(p), p = NULL;
+    return p;
+}

@@ -46,5 +46,8 @@ void buf_put_i64(struct buf **bp, int64_t v);
 void buf_put_jstr(struct buf **bp, const char *s, size_t n);
 /* Same, for a NUL-terminated string. */
 void buf_put_jstrz(struct buf **bp, const char *s);
+/* Returns a new buf holding "a\0b\0" (two names for the routers: a DM's
+ * pair, a user and a room), or NULL out of memory. */
+struct buf *buf_pair(const char *a, const char *b);
 
 #endif

@@ -87,24 +87,13 @@ static struct buf *user_json(struct db_dm *d, const char *id, int *rc)
     return b;
 }
 
-/* Returns a new buf holding "a\0b\0", or NULL out of memory. */
-static struct buf *pair_buf(const char *a, const char *b)
-{
-    size_t na = strlen(a) + 1, nb = strlen(b) + 1;
-    struct buf *p = buf_new(na + nb);
-    buf_put(&p, a, na);
-    buf_put(&p, b, nb);
-    if (p && p->oom) buf_unref(p), p = NULL;
-    return p;
-}
-
 static int fill(struct db_dm *d, struct db_req *r, const char *a, const char *b)
 {
     int rc = SQLITE_OK;
     if (r->op == DB_READ)
         r->peer = user_json(d, strcmp(a, r->user_id) ? a : b, &rc);
     else
-        r->pair = pair_buf(a, b);
+        r->pair = buf_pair(a, b);
     if (rc != SQLITE_OK) buf_unref(r->peer), r->peer = NULL;
     if (r->peer || r->pair) return SQLITE_OK;
     return failed(d->pair, r, "dm-peer", rc == SQLITE_OK ? SQLITE_NOMEM : rc);
@@ -123,7 +112,8 @@ int db_dm_check(struct db_dm *d, struct db_req *r, int want)
         int admin = (r->op == DB_DELETE && r->admin) || r->api;
         if (strcmp(a, r->user_id) && strcmp(b, r->user_id) && !admin)
             r->status = DB_FORBIDDEN;
-        if (d->no_guests && sqlite3_column_int(d->pair, 2) && !(r->op == DB_DELETE && r->admin))
+        if (d->no_guests && sqlite3_column_int(d->pair, 2) &&
+            !(r->op == DB_DELETE && r->admin))
             r->status = DB_FORBIDDEN;
         rc = r->status == DB_OK && want ? fill(d, r, a, b) : SQLITE_OK;
     } else if (rc == SQLITE_DONE) {

@@ -279,11 +279,7 @@ static void route_release(struct route *rt)
 static void route_mark(struct route *rt, struct db_req *r)
 {
     assert(!r->pair); /* the worker only checks a DM room's pair for a mark */
-    size_t n = strlen(r->user_id) + 1;
-    struct buf *p = buf_new(2 * n);
-    buf_put(&p, r->user_id, n);
-    buf_put(&p, r->user_id, n);
-    if (p && p->oom) buf_unref(p), p = NULL;
+    struct buf *p = buf_pair(r->user_id, r->user_id);
     if (!p || !(r->frame = proto_read(r->room, r->id, NULL))) {
         buf_unref(p);
         return; /* stored and answered; the others see it on their next rooms */

@@ -108,24 +108,13 @@ void moderate_apply(struct server *srv, const struct db_req *r)
     apply(srv, user, &e);
 }
 
-/* "user\0room\0": who an effect is for, for the other loops. */
-static struct buf *effect_who(const char *user, const char *room)
-{
-    size_t nu = strlen(user) + 1, nr = strlen(room) + 1;
-    struct buf *b = buf_new(nu + nr);
-    buf_put(&b, user, nu);
-    buf_put(&b, room, nr);
-    if (b && b->oom) buf_unref(b), b = NULL;
-    return b;
-}
-
 int moderate_commit(struct server *srv, const struct db_req *r)
 {
     update_registry(srv->hub->sanctions, r);
     int removes = r->mod_action == DB_MOD_KICK || r->mod_action == DB_MOD_BAN;
     struct effect e = {r->room ? r->room : "", r->mod_action, NULL};
     if (!removes) return 0;
-    struct buf *w = effect_who(r->peer_id, e.room);
+    struct buf *w = buf_pair(r->peer_id, e.room); /* who, for the other loops */
     if (!w || (r->room && !(e.frame = proto_removed(r->room, r->text)))) {
         buf_unref(w);
         plog(LOG_ERROR, "effect-lost", "user=%s reason=\"out of memory\"", r->peer_id);
