@@ -165,20 +165,26 @@ static sqlite3_stmt *prepared(struct db_search *s, struct db_req *r, const char 
     return st;
 }
 
+/* Appends st's current row (the search's columns, the room last) to
+ * *rows, or sets r->more when the page is already full. */
+static void put_found(sqlite3_stmt *st, struct db_req *r, struct buf **rows)
+{
+    if (r->nrows == r->limit) {
+        r->more = 1;
+        return;
+    }
+    if (r->nrows) buf_put(rows, ",", 1);
+    db__put_row(rows, st, (const char *)sqlite3_column_text(st, 10));
+    r->nrows++;
+}
+
 /* Appends the rows of st to *rows until r->limit (then r->more). Returns
  * SQLITE_OK or the error; finalizes st. */
 static int collect(sqlite3_stmt *st, struct db_req *r, struct buf **rows)
 {
     int rc = SQLITE_OK;
-    while (!r->more && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (r->nrows == r->limit) {
-            r->more = 1;
-            break;
-        }
-        if (r->nrows) buf_put(rows, ",", 1);
-        db__put_row(rows, st, (const char *)sqlite3_column_text(st, 10));
-        r->nrows++;
-    }
+    while (!r->more && (rc = sqlite3_step(st)) == SQLITE_ROW)
+        put_found(st, r, rows);
     if (r->more || rc == SQLITE_DONE) rc = (*rows)->oom ? SQLITE_NOMEM : SQLITE_OK;
     sqlite3_finalize(st);
     return rc;
@@ -199,13 +205,11 @@ static int matches(sqlite3_stmt *check, int64_t id, int *rc)
  * page is full. */
 static int take_row(sqlite3_stmt *row, struct db_req *r, int64_t id, struct buf **rows)
 {
-    if (r->nrows == r->limit) return r->more = 1, SQLITE_OK;
+    if (r->nrows == r->limit) return r->more = 1, SQLITE_OK; /* no lookup */
     sqlite3_bind_int64(row, 1, id);
     int rc = sqlite3_step(row);
     if (rc == SQLITE_ROW) {
-        if (r->nrows) buf_put(rows, ",", 1);
-        db__put_row(rows, row, (const char *)sqlite3_column_text(row, 10));
-        r->nrows++;
+        put_found(row, r, rows);
         rc = (*rows)->oom ? SQLITE_NOMEM : SQLITE_OK;
     } else if (rc == SQLITE_DONE)
         rc = SQLITE_OK;
