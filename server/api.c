@@ -10,6 +10,7 @@
 #include "api_parse.h"
 #include "api_rooms.h"
 #include "buf.h"
+#include "clock.h"
 #include "crypto.h"
 #include "db.h"
 #include "fanout.h"
@@ -401,7 +402,7 @@ static int do_moderate(struct api_call *c)
     r->user_name = API_BOT_NAME;
     r->peer_id = q->user;
     r->text = q->reason;
-    r->msg_id = q->minutes > 0 ? (int64_t)time(NULL) * 1000 + q->minutes * 60000 : 0;
+    r->msg_id = q->minutes > 0 ? wall_ms() + q->minutes * 60000 : 0;
     return submit(c);
 }
 

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <sqlite3.h>
 
+#include "clock.h" /* wall_ms: messages' and changes' ts, retention */
 #include "db.h"
 #include "db_dm.h"
 #include "db_index.h"
@@ -76,14 +77,6 @@ struct db {
     int64_t idx_retry_ms;   /* worker thread only: after a failed chunk, not before */
     struct db_watermark wm; /* indexed and committed, for the search thread */
 };
-
-/* The wall clock in milliseconds: messages' and changes' ts, retention. */
-static inline int64_t db__now_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_REALTIME, &t);
-    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
 
 /* Steps st once (a write, or a row nobody reads) and resets it. Returns
  * SQLITE_OK, or the error. */

@@ -2,8 +2,8 @@
 #include "moderate.h"
 
 #include <string.h>
-#include <time.h>
 
+#include "clock.h"
 #include "db.h"
 #include "hub.h"
 #include "jwt.h"
@@ -14,13 +14,6 @@
 #include "send.h"
 #include "session_impl.h"
 #include "wire.h"
-
-static int64_t wall_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_REALTIME, &t);
-    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
 
 static const enum db_mod_action actions[] = {
     [REQ_KICK] = DB_MOD_KICK,     [REQ_MUTE] = DB_MOD_MUTE,   [REQ_BAN] = DB_MOD_BAN,
