@@ -105,6 +105,14 @@ int api_content_type_json(const char *ct)
     return !*rest || *rest == ';';
 }
 
+int api_content_length(const char *cl, unsigned long long *n)
+{
+    size_t len = strspn(cl, "0123456789");
+    if (!len || cl[len] || len > 19) return -1; /* 19 digits never overflow */
+    *n = strtoull(cl, NULL, 10);
+    return 0;
+}
+
 enum { CH_SIZE, CH_EXT, CH_SIZE_LF, CH_DATA, CH_DATA_CR, CH_DATA_LF };
 
 static int hexval(char c)

@@ -179,6 +179,20 @@ test('a declared body over 64 KiB is 413 before it is read', async () => {
   assertError(r, 400, 'bad_request');
 });
 
+test('a Content-Length that is not a number (a sign, hex, words, overflowing, too long) is 400 bad_request, not 413', async () => {
+  for (const len of ['abc', '-1', '+5', '0x10', '1 2', '99999999999999999999999', '18446744073709551617', '0'.repeat(40) + '2']) {
+    const c = raw(srv.port);
+    await c.open;
+    c.sock.write(head('/api/publish', len) + '{}');
+    await waitFor(() => /\r\n\r\n[^]*\}/.test(c.data()), { what: `an answer to Content-Length ${len}` });
+    assert.match(c.data(), /^HTTP\/1.1 400/, `Content-Length ${len}`);
+    const body = JSON.parse(c.data().slice(c.data().indexOf('\r\n\r\n') + 4));
+    assert.deepEqual(Object.keys(body.error).sort(), ['code', 'message']);
+    assert.equal(body.error.code, 'bad_request', `Content-Length ${len}`);
+    await within(c.closed, T(5000), 'the connection closes after it');
+  }
+});
+
 test('a chunked or streamed body over 64 KiB is 413 as it passes the bound', async () => {
   const c = raw(srv.port);
   await c.open;
