@@ -32,7 +32,7 @@
 #define API_BODY_TIMEOUT_S 10
 #define API_WAIT_TIMEOUT_S 30
 #define API_WRITE_CHUNK 16384
-#define API_BOT_ID "api" /* `by` of an API delete */
+#define API_BOT_ID PROTO_API_ACTOR /* `by` of an API delete */
 #define API_BOT_NAME "API"
 
 enum api_stage {

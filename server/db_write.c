@@ -105,7 +105,9 @@ static int change_allowed(struct db *db, struct db_req *r, char **old, char **ot
     *old = *other = NULL;
     if (rc == SQLITE_ROW && !sqlite3_column_int(get, 1)) {
         const char *author = (const char *)sqlite3_column_text(get, 0);
-        int mine = !strcmp(author, r->user_id);
+        /* A bot's message is never a token user's own, whatever its id:
+         * a user whose id a bot took changes it only as a moderator. */
+        int mine = !strcmp(author, r->user_id) && sqlite3_column_int(get, 3) == r->api;
         if (!mine && !(r->op == DB_DELETE && r->any_author))
             r->status = DB_FORBIDDEN;
         else if (!(*old = strdup((const char *)sqlite3_column_text(get, 2))) ||

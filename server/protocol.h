@@ -137,6 +137,10 @@ int proto_room_is_dm(const char *room);
  * a bot could take over a guest's DMs and history (guests and everyone
  * else share one id space). */
 int proto_user_guest_shaped(const char *id);
+/* The HTTP API's user id: `by` of its deletes, the actor of its mod_log
+ * rows. No token's sub and no bot may take it, so mod_log's actor "api"
+ * is always the API and never a user or bot of the same id. */
+#define PROTO_API_ACTOR "api"
 /* Returns PROTO_OK or E_BAD_NAME (with *msg) for a display name. */
 enum proto_err proto_check_name(const char *name, const char **msg);
 
