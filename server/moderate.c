@@ -128,12 +128,12 @@ void moderate_finish(struct session *s)
     if (!s->close_code) wire_reply(s, proto_ok(s->req.ref));
 }
 
-static void refuse(struct session *s, const char *why, int64_t until)
+/* sanction: "mute" or "ban", for the client's logic (the message is for
+ * people). */
+static void refuse(struct session *s, const char *why, const char *sanction,
+                   int64_t until)
 {
-    if (until)
-        wire_reply(s, proto_error_until(E_FORBIDDEN, why, until, s->req.ref));
-    else
-        wire_error(s, E_FORBIDDEN, why);
+    wire_reply(s, proto_error_sanction(why, sanction, until, s->req.ref));
 }
 
 int moderate_allows(struct session *s, const char *room)
@@ -143,10 +143,10 @@ int moderate_allows(struct session *s, const char *room)
     int64_t until, now = wall_ms();
     if (!room || k == REQ_LEAVE || proto_is_moderation(k)) return 1;
     if (sanctions_active(t, s->user_id, room, SANCTION_BAN, now, &until))
-        return refuse(s, "you are banned from this room", until), 0;
+        return refuse(s, "you are banned from this room", "ban", until), 0;
     int speaks = k == REQ_SEND || k == REQ_EDIT || k == REQ_TYPING;
     if (speaks && sanctions_active(t, s->user_id, room, SANCTION_MUTE, now, &until))
-        return refuse(s, "you are muted in this room", until), 0;
+        return refuse(s, "you are muted in this room", "mute", until), 0;
     return 1;
 }
 
