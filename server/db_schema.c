@@ -37,9 +37,9 @@ static const char *const sql_text[ST_COUNT] = {
                     "VALUES(?1,?2,?3,?4,?5,?6,?7,?8)",
     [ST_EDIT_APPLY] = "UPDATE messages SET text=?1, rev=?2, edited_ts=?3 WHERE id=?4",
     [ST_DELETE_APPLY] = "UPDATE messages SET text='', rev=?1, deleted=1 WHERE id=?2",
-    [ST_USER] = "INSERT INTO users(id,name,guest,first_seen,last_seen) "
-                "VALUES(?1,?2,?3,?4,?4) ON CONFLICT(id) DO UPDATE SET "
-                "name=excluded.name, last_seen=excluded.last_seen",
+    [ST_USER] = "INSERT INTO users(id,name,guest,first_seen,last_seen,role) "
+                "VALUES(?1,?2,?3,?4,?4,?5) ON CONFLICT(id) DO UPDATE SET "
+                "name=excluded.name, last_seen=excluded.last_seen, role=excluded.role",
     /* Reads are bounded by ?4 (or ?2): the highest id assigned before the
      * read was submitted, as they run after the commit of later sends. */
     [ST_AFTER] = "SELECT " MSG_COLS " FROM messages "

@@ -8,6 +8,7 @@
 
 #include "log.h"
 #include "protocol.h"
+#include "ranks.h"
 #include "sanction.h"
 #include "loop.h"
 
@@ -17,7 +18,7 @@ int hub_init(struct hub *h, int nloops)
     if (nloops < 1 || nloops > HUB_MAX_LOOPS) return -1;
     h->nloops = nloops;
     h->rooms.nloops = nloops;
-    if (!(h->sanctions = sanctions_new())) return -1;
+    if (!(h->sanctions = sanctions_new()) || !(h->ranks = ranks_new())) return -1;
     pthread_mutex_init(&h->rooms_lock, NULL);
     pthread_mutex_init(&h->inbox_lock, NULL);
     return 0;
@@ -39,6 +40,8 @@ void hub_free(struct hub *h)
     rooms_free(&h->rooms);
     sanctions_free(h->sanctions);
     h->sanctions = NULL;
+    ranks_free(h->ranks);
+    h->ranks = NULL;
     for (struct room *r = h->zombies, *next; r; r = next) {
         next = r->next_in_bucket;
         room_free(r);

@@ -10,6 +10,7 @@
 #include "log.h"
 #include "member.h"
 #include "online.h"
+#include "ranks.h"
 #include "sanction.h"
 #include "send.h"
 #include "session_impl.h"
@@ -51,6 +52,8 @@ enum roomreq_kind moderate_prepare(struct session *s)
     r->peer_id = q->user;
     r->text = q->reason;
     r->msg_id = q->minutes > 0 ? wall_ms() + q->minutes * 60000 : 0;
+    r->role = s->claims->role; /* refusal() let only a role through */
+    r->target_role = ranks_highest(s->srv->hub->ranks, q->user); /* every loop's */
     return ROOMREQ_MOD;
 }
 
@@ -123,6 +126,11 @@ int moderate_commit(struct server *srv, const struct db_req *r)
 void moderate_finish(struct session *s)
 {
     struct db_req *r = &s->dbr;
+    if (r->status == DB_FORBIDDEN) /* the hierarchy (db.h: role) */
+        return wire_error(s, E_FORBIDDEN,
+                          r->role == JWT_ROLE_ADMIN
+                              ? "an admin may not act on another admin"
+                              : "a moderator may not act on a moderator or an admin");
     if (r->status != DB_OK) return send_failed(s, r, s->req.ref);
     if (moderate_commit(s->srv, r)) return wire_error(s, E_INTERNAL, "out of memory");
     if (!s->close_code) wire_reply(s, proto_ok(s->req.ref));

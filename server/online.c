@@ -6,6 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hub.h"
+#include "jwt.h"
+#include "ranks.h"
 #include "session_impl.h"
 #include "wire.h"
 
@@ -41,10 +44,15 @@ int online_add(struct session *s)
 {
     struct server *srv = s->srv;
     assert(!s->online && s->user_id);
+    int role = s->claims ? s->claims->role : JWT_ROLE_NONE;
+    if (ranks_add(srv->hub->ranks, s->user_id, role)) return -1;
     if (srv->online_n >= srv->online_cap &&
         resize(srv, srv->online_cap ? srv->online_cap * 2 : ONLINE_MIN_BUCKETS) &&
-        !srv->online_cap)
+        !srv->online_cap) {
+        ranks_remove(srv->hub->ranks, s->user_id, role);
         return -1; /* a full table still takes entries: only an empty one fails */
+    }
+    s->ranked = role; /* what to uncount, whatever an `auth` makes of claims */
     uint32_t b = hash_id(s->user_id) & (srv->online_cap - 1);
     s->online_next = srv->online[b];
     srv->online[b] = s;
@@ -64,6 +72,7 @@ void online_remove(struct session *s)
     s->online_next = NULL;
     s->online = 0;
     srv->online_n--;
+    ranks_remove(srv->hub->ranks, s->user_id, s->ranked);
 }
 
 void online_push(struct server *srv, const char *id, struct buf *b,

@@ -456,6 +456,18 @@ test('security: "api", the API\'s own actor in mod_log, is no token sub and no b
   assert.equal((await api('/api/publish', { body: pub('apiname', 'x', { user: { id: 'api-bot', name: 'API' } }) })).status, 200);
 });
 
+test('the API, above every role, mutes and unmutes an admin (no mod or admin could)', async () => {
+  const a = await tokenUser(srv, { sub: `apiadmin-${Date.now()}`, name: 'Admin', role: 'admin' });
+  clients.push(a);
+  await a.join('apirank');
+  const r = await api('/api/mute', { body: { room: 'apirank', user: a.user.id, minutes: 5 } });
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  const e = await a.request({ type: 'send', room: 'apirank', text: 'x', client_id: 'ar1' }, 'ack');
+  assert.deepEqual([e.type, e.code, e.sanction], ['error', 'forbidden', 'mute'], JSON.stringify(e));
+  assert.equal((await api('/api/unmute', { body: { room: 'apirank', user: a.user.id } })).status, 200);
+  assert.ok((await a.say('apirank', 'back')).id > 0);
+});
+
 test('history pages with before, after and limit', async () => {
   const ids = [];
   for (let i = 0; i < 7; i++) ids.push((await api('/api/publish', { body: pub('pages', `p${i}`) })).body.id);

@@ -165,6 +165,53 @@ test('security: moderation needs a role in that room; a server-wide ban needs an
   assert.ok(a.id > 0);
 });
 
+test('security: the hierarchy: a mod acts on no mod or admin, an admin on no other admin, online or offline (the role last welcomed)', async () => {
+  const r = room('ranks');
+  const m = await tok(`mod${n}`, 'Mod', { role: 'mod' });
+  const m2 = await tok(`mod2${n}`, 'Mod2', { role: 'mod' });
+  const a = await tok(`admin${n}`, 'Admin', { role: 'admin' });
+  const a2 = await tok(`admin2${n}`, 'Admin2', { role: 'admin' });
+  for (const c of [m, m2, a, a2]) await c.join(r);
+  const refused = async (c, obj, why) => {
+    const e = await refusedMod(c, obj, 'forbidden');
+    assert.match(e.message, why, JSON.stringify(e));
+  };
+  for (const type of ['kick', 'mute', 'ban', 'unmute', 'unban']) {
+    for (const target of [m2, a, m]) // m itself too
+      await refused(m, { type, room: r, user: target.user.id }, /moderator may not act on a moderator or an admin/);
+    await refused(a, { type, room: r, user: a2.user.id }, /admin may not act on another admin/);
+  }
+  await refused(a, { type: 'ban', user: a2.user.id }, /admin may not act on another admin/); // server-wide
+  // Nothing happened: everyone still speaks there.
+  for (const c of [m, m2, a, a2]) assert.ok((await c.say(r, 'still here')).id > 0);
+  // A connection of a2 without the role, welcomed last (stored: none): its
+  // admin connection, still open, keeps it out of a mod's reach.
+  await tok(a2.user.id, 'Admin2');
+  await refused(m, { type: 'mute', room: r, user: a2.user.id }, /moderator may not/);
+  // Offline: the role stored at the last welcome counts.
+  const offAdmin = await tok(`offadmin${n}`, 'OffAdmin', { role: 'admin' });
+  const offMod = await tok(`offmod${n}`, 'OffMod', { role: 'mod' });
+  offAdmin.close();
+  offMod.close();
+  await offAdmin.closed;
+  await offMod.closed;
+  await refused(m, { type: 'ban', room: r, user: offAdmin.user.id }, /moderator may not/);
+  await refused(m, { type: 'mute', room: r, user: offMod.user.id }, /moderator may not/);
+  await refused(a, { type: 'mute', room: r, user: offAdmin.user.id }, /admin may not/);
+  // An admin acts on a mod, online and offline.
+  await ok(a, { type: 'mute', room: r, user: m2.user.id, minutes: 5 });
+  await ok(a, { type: 'mute', room: r, user: offMod.user.id, minutes: 5 });
+  await ok(a, { type: 'unmute', room: r, user: m2.user.id });
+  await ok(a, { type: 'unmute', room: r, user: offMod.user.id });
+  // Welcomed again without the role (demoted): a mod may act on it now.
+  const demoted = await tok(offMod.user.id, 'OffMod');
+  assert.equal(demoted.user.role, undefined);
+  await ok(m, { type: 'mute', room: r, user: demoted.user.id, minutes: 5 });
+  // Every refusal stored nothing.
+  const rows = sqlite(srv.dbPath, `SELECT count(*) AS n FROM sanctions WHERE user_id IN ('${m2.user.id}','${a.user.id}','${a2.user.id}','${offAdmin.user.id}')`);
+  assert.deepEqual(rows, [{ n: 0 }]);
+});
+
 test('bad moderation fields: bad_request (minutes, user, reason, unknown room shapes); DM rooms: bad_request', async () => {
   const r = room('modbad');
   const admin = await tok(`admin${n}`, 'Admin', { role: 'admin' });
