@@ -486,7 +486,8 @@ static enum api_code post_headers(struct lws *wsi, struct api_call *c, int *empt
     *empty = !c->chunked;
     unsigned long long n;
     int got = lws_hdr_copy(wsi, cl, sizeof cl, WSI_TOKEN_HTTP_CONTENT_LENGTH);
-    if (got == 0 && !lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH)) return API_OK;
+    if (got == 0 && !lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH))
+        return API_OK;
     if (got <= 0 || api_content_length(cl, &n)) /* too long for cl, or not a number */
         return *msg = "Content-Length must be a whole number of bytes", API_BAD_REQUEST;
     if (n > API_MAX_BODY) return *msg = "the body is over 64 KiB", API_TOO_LARGE;

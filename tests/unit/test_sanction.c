@@ -128,7 +128,8 @@ static void *hammer(void *arg)
         snprintf(u, sizeof u, "t%ld-%d", me, k);
         if (i % 3 == 0) on[k] = !sanctions_set(shared, u, "r", SANCTION_MUTE, 0);
         if (i % 3 == 1)
-            wrong += sanctions_active(shared, u, "r", SANCTION_MUTE, NOW, &until) != on[k];
+            wrong +=
+                sanctions_active(shared, u, "r", SANCTION_MUTE, NOW, &until) != on[k];
         if (i % 3 == 2) sanctions_lift(shared, u, "r", SANCTION_MUTE), on[k] = 0;
         if (i % 7 == 0) {
             snprintf(u, sizeof u, "c-%d", i % 100);
@@ -161,7 +162,8 @@ START_TEST(test_threads)
      * == k: a set (on) when that i % 3 == 0, a lift when 2, a check (the
      * state of the one before) when 1. */
     for (int k = 0; k < 50; k++) {
-        int last = 19950 + k, on = last % 3 == 0 || (last % 3 == 1 && (last - 50) % 3 == 0);
+        int last = 19950 + k,
+            on = last % 3 == 0 || (last % 3 == 1 && (last - 50) % 3 == 0);
         for (long t = 0; t < 4; t++) {
             snprintf(u, sizeof u, "t%ld-%d", t, k);
             ck_assert_int_eq(sanctions_active(shared, u, "r", SANCTION_MUTE, NOW, &until),
