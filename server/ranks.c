@@ -2,10 +2,10 @@
 #include "ranks.h"
 
 #include <pthread.h>
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "hash.h"
 #include "jwt.h"
 
 #define RANKS_BUCKETS 1024
@@ -40,16 +40,13 @@ void ranks_free(struct ranks *t)
     free(t);
 }
 
-/* FNV-1a of the user id. */
+/* The link that points at user's entry, or at its chain's end. */
 static struct rank **slot(struct ranks *t, const char *user)
 {
-    uint32_t h = 2166136261u;
-    for (const unsigned char *p = (const unsigned char *)user; *p; p++)
-        h = (h ^ *p) * 16777619u;
-    struct rank **e = &t->bucket[h % RANKS_BUCKETS];
+    struct rank **e = &t->bucket[hash_str(user) % RANKS_BUCKETS];
     while (*e && strcmp((*e)->user, user))
         e = &(*e)->next;
-    return e; /* the entry, or the NULL link where it would go */
+    return e;
 }
 
 int ranks_add(struct ranks *t, const char *user, int role)

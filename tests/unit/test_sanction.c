@@ -1,4 +1,6 @@
-/* Unit tests for the registry of mutes and bans in force (server/sanction.c). */
+/* Unit tests for the registries every loop reads: the mutes and bans in
+ * force (server/sanction.c) and the roles of the open connections
+ * (server/ranks.c). */
 #include <check.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -6,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../server/jwt.h"
+#include "../../server/ranks.h"
 #include "../../server/sanction.h"
 
 #define NOW 1763766000000LL
@@ -174,6 +178,34 @@ START_TEST(test_threads)
 }
 END_TEST
 
+/* ---- ranks.c: the roles of the open connections, the other registry
+ * every loop reads ---- */
+
+START_TEST(test_ranks)
+{
+    struct ranks *t = ranks_new();
+    ck_assert_ptr_nonnull(t);
+    ck_assert_int_eq(ranks_highest(t, "u"), JWT_ROLE_NONE);
+    ck_assert_int_eq(ranks_add(t, "u", JWT_ROLE_NONE), 0); /* not counted */
+    ck_assert_int_eq(ranks_highest(t, "u"), JWT_ROLE_NONE);
+    ck_assert_int_eq(ranks_add(t, "u", JWT_ROLE_MOD), 0);
+    ck_assert_int_eq(ranks_add(t, "u", JWT_ROLE_ADMIN), 0);
+    ck_assert_int_eq(ranks_add(t, "u", JWT_ROLE_ADMIN), 0);
+    ck_assert_int_eq(ranks_highest(t, "u"), JWT_ROLE_ADMIN);
+    ck_assert_int_eq(ranks_highest(t, "uu"), JWT_ROLE_NONE); /* another id */
+    ranks_remove(t, "u", JWT_ROLE_ADMIN);
+    ck_assert_int_eq(ranks_highest(t, "u"), JWT_ROLE_ADMIN); /* one admin left */
+    ranks_remove(t, "u", JWT_ROLE_ADMIN);
+    ck_assert_int_eq(ranks_highest(t, "u"), JWT_ROLE_MOD);
+    ranks_remove(t, "u", JWT_ROLE_ADMIN); /* not there: nothing */
+    ranks_remove(t, "u", JWT_ROLE_MOD);
+    ck_assert_int_eq(ranks_highest(t, "u"), JWT_ROLE_NONE);
+    ck_assert_int_eq(ranks_add(t, "u", JWT_ROLE_MOD), 0); /* the entry comes back */
+    ck_assert_int_eq(ranks_highest(t, "u"), JWT_ROLE_MOD);
+    ranks_free(t); /* with an entry left: freed too (ASan) */
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("sanction");
@@ -183,6 +215,7 @@ int main(void)
     tcase_add_test(tc, test_banned_rooms);
     tcase_add_test(tc, test_many_users);
     tcase_add_test(tc, test_threads);
+    tcase_add_test(tc, test_ranks);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
