@@ -75,8 +75,8 @@ static void bind_log(sqlite3_stmt *st, const struct db_req *r, const char *actio
 }
 
 /* Sets *role to the target's: the higher of the one stored at its last
- * welcome and r->target_role (its connections on the actor's loop).
- * Returns SQLITE_OK, or the read's error (r->status set). */
+ * welcome and r->target_role (its open connections', ranks.h). Worker
+ * thread. Returns SQLITE_OK, or the read's error (r->status set). */
 static int target_role(struct db_mod *m, struct db_req *r, int *role)
 {
     sqlite3_bind_text(m->role, 1, r->peer_id, -1, SQLITE_STATIC);
