@@ -199,7 +199,7 @@ static struct db_req *take_batch(struct db *db, int *n, int *stopping)
 {
     pthread_mutex_lock(&db->lock);
     while (!db->q_head && !db->stopping && !db__index_due(db, 1)) {
-        int64_t idx = db__index_wait_ms(db), now = db__now_ms();
+        int64_t idx = db__index_wait_ms(db), now = wall_ms();
         if (!prune_enabled(db) && idx < 0) {
             pthread_cond_wait(&db->cond, &db->lock);
             continue;
@@ -285,9 +285,9 @@ static uint64_t prune(struct db *db)
     sqlite3_stmt *age = db->st[ST_PRUNE_AGE], *rooms = db->st[ST_ROOMS],
                  *room = db->st[ST_PRUNE_ROOM];
     int n = 1, more = 0;
-    db->next_prune_ms = db__now_ms() + db->opt.prune_interval_ms;
+    db->next_prune_ms = wall_ms() + db->opt.prune_interval_ms;
     while (db->opt.retention_ms > 0 && n > 0 && !(more = !queue_empty(db))) {
-        n = prune_step(db, age, NULL, db__now_ms() - db->opt.retention_ms);
+        n = prune_step(db, age, NULL, wall_ms() - db->opt.retention_ms);
         pruned += (uint64_t)(n > 0 ? n : 0);
     }
     char name[PROTO_MAX_ROOM + 1];
@@ -302,7 +302,7 @@ static uint64_t prune(struct db *db)
     sqlite3_reset(rooms); /* interrupted: close its read */
     pthread_mutex_unlock(&db->conn_lock);
     if (more) /* interrupted by requests: continue soon */
-        db->next_prune_ms = db__now_ms() + 100;
+        db->next_prune_ms = wall_ms() + 100;
     return pruned;
 }
 
