@@ -297,19 +297,3 @@ void cluster_free(struct cluster *c)
     pthread_cond_destroy(&c->cond);
     free(c);
 }
-
-void cluster_status(struct cluster *c, struct cluster_status *out)
-{
-    pthread_mutex_lock(&c->lock);
-    *out = c->st;
-    pthread_mutex_unlock(&c->lock);
-}
-
-int cluster_serving(struct cluster *c)
-{
-    if (!c) return 1;
-    pthread_mutex_lock(&c->lock);
-    int ok = c->st.ready && !c->st.behind;
-    pthread_mutex_unlock(&c->lock);
-    return ok;
-}
