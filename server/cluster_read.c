@@ -155,8 +155,9 @@ static int hand(struct cluster *c, redisReply *ent, int64_t *cursor)
         behind(c, why);
         return -1;
     }
+    int64_t seq = e->seq; /* e is the worker's once submitted (it may free it) */
     if (db_submit_event(c->db, &e->req)) return event_free(e), -1;
-    *cursor = e->seq;
+    *cursor = seq;
     return 1;
 }
 
