@@ -184,9 +184,10 @@ void cluster__behind(struct cluster *c, const char *why)
 void cluster__seen(struct cluster *c, int up, int64_t head)
 {
     pthread_mutex_lock(&c->lock);
-    if (c->st.redis_up != up)
-        plog(up ? LOG_INFO : LOG_WARN, up ? "redis-up" : "redis-down", "url=%s", c->opt.url);
-    c->st.redis_up = up;
+    if (c->told_up != up) /* the first state too: a wrong address says so */
+        plog(up ? LOG_INFO : LOG_WARN, up ? "redis-up" : "redis-down", "redis=%s:%d",
+             c->addr.host, c->addr.port); /* never the URL: it may hold a password */
+    c->st.redis_up = c->told_up = up;
     if (head > c->st.head) c->st.head = head;
     pthread_mutex_unlock(&c->lock);
 }
@@ -276,7 +277,7 @@ struct cluster *cluster_new(const struct cluster_options *o, char *err, size_t e
         return NULL;
     }
     c->opt = *o;
-    c->rewind = c->start_head = -1;
+    c->rewind = c->start_head = c->told_up = -1;
     c->wake_fd = -1;
     if (rconn_parse(o->url, &c->addr, err, errlen)) goto err;
     /* Per process, never stored: a node seeded from another's backup must
@@ -326,8 +327,8 @@ int cluster_start(struct cluster *c, struct db *db)
             return -1;
         }
     c->started = 1;
-    plog(LOG_INFO, "cluster", "node=%s redis=%s position=%lld", c->node, c->opt.url,
-         (long long)c->st.position);
+    plog(LOG_INFO, "cluster", "node=%s redis=%s:%d position=%lld", c->node, c->addr.host,
+         c->addr.port, (long long)c->st.position);
     return 0;
 }
 

@@ -74,6 +74,7 @@ struct cluster {
     struct cluster_status st; /* guarded by lock */
     int64_t start_head;       /* guarded by lock: the log's end at start; -1 unknown */
     int64_t offset_ms;        /* guarded by lock: Redis's clock minus ours */
+    int told_up;              /* guarded by lock: redis_up as last logged; -1 none */
     uint64_t next_token;      /* worker thread only */
     struct note *n_head, *n_tail; /* guarded by lock */
     int n_len;                    /* guarded by lock */

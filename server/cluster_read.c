@@ -107,7 +107,14 @@ static redisContext *rconnect(struct cluster *c, int64_t pos, int *first)
         *first = 0;
         return rc;
     }
-    plog(LOG_DEBUG, "redis-connect", "role=reader reason=\"%s\"", rc ? rc->errstr : err);
+    /* the reader's reason is the operator's, once per outage: a wrong
+     * password, a refused connection (the other threads' say the same, at
+     * debug) */
+    pthread_mutex_lock(&c->lock);
+    int first_failure = c->told_up != 0;
+    pthread_mutex_unlock(&c->lock);
+    plog(first_failure ? LOG_WARN : LOG_DEBUG, "redis-connect", "reason=\"%s\"",
+         rc && rc->err ? rc->errstr : err);
     if (rc) redisFree(rc);
     cluster__seen(c, 0, -1);
     return NULL;
