@@ -57,7 +57,6 @@ struct api_call {
     struct api_chunked dechunk;
     int64_t deadline_us; /* the whole body by then (server_now_us) */
     char client_id[40];  /* a publish's, when it brought none */
-    int completions;     /* body completions seen while not reading */
 };
 
 /* ---- the call's life ---- */
@@ -118,12 +117,15 @@ static int add_header(struct lws *wsi, const char *name, const char *value,
                                        p, end);
 }
 
-/* Writes c's whole (short) answer body at once. Returns -1: close. */
-static int write_all_and_close(struct api_call *c)
+/* Writes the rest of c's answer body (at most API_WRITE_CHUNK) at once.
+ * Returns -1: close. */
+static int write_rest_and_close(struct api_call *c)
 {
     unsigned char tmp[LWS_PRE + API_WRITE_CHUNK];
-    memcpy(tmp + LWS_PRE, BUF_PAYLOAD(c->out), c->out->len);
-    lws_write(c->wsi, tmp + LWS_PRE, c->out->len, LWS_WRITE_HTTP_FINAL);
+    size_t n = c->out->len - c->off;
+    memcpy(tmp + LWS_PRE, BUF_PAYLOAD(c->out) + c->off, n);
+    lws_write(c->wsi, tmp + LWS_PRE, n, LWS_WRITE_HTTP_FINAL);
+    c->off = c->out->len;
     return -1;
 }
 
@@ -150,7 +152,7 @@ static int send_headers(struct api_call *c)
     /* Closing after it: a short answer goes out now, before libwebsockets
      * reads on and meets bytes past a body whose length it misread (a
      * bad Content-Length), which would drop the connection unanswered. */
-    if (c->close_after && c->out->len <= API_WRITE_CHUNK) return write_all_and_close(c);
+    if (c->close_after && c->out->len <= API_WRITE_CHUNK) return write_rest_and_close(c);
     /* A client that stops reading its answer is closed, re-armed per piece. */
     lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT, API_WAIT_TIMEOUT_S);
     lws_callback_on_writable(wsi);
@@ -593,11 +595,17 @@ int api_unread_body(struct api_conn *ac, int completion)
     struct api_call *c = ac->call;
     if (!c) return -1;         /* no API request: nobody takes a body */
     if (!completion) return 0; /* a refused request's body: dropped */
-    /* While the database works on this request, the next one's (already
-     * read) completion comes back until the answer is out: harmless. Once
-     * answered, a second one is libwebsockets' loop. */
-    if (c->stage == API_WAITING) return 0;
-    return c->completions++ ? -1 : 0;
+    /* Bytes pipelined behind a body come back as body completions until
+     * the connection closes (libwebsockets 4.1.6): they are not served,
+     * and the connection closes once this answer is out. While the
+     * database works, the answer carries connection: close and goes out
+     * whole (send_headers). Once its headers are out, the rest of a short
+     * answer goes out now: waiting for writeable would spin on these
+     * completions (and forever on a client that does not read). */
+    c->close_after = 1;
+    if (c->stage != API_ANSWER || !c->out) return 0;
+    if (c->out->len - c->off <= API_WRITE_CHUNK) return write_rest_and_close(c);
+    return 0;
 }
 
 int api_body_done(struct lws *wsi, struct api_conn *ac)

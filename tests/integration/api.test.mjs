@@ -690,6 +690,28 @@ test('security: requests pipelined behind one with a body never spin the loop: /
   assert.equal(h.status, 'ok', JSON.stringify(h));
 });
 
+test('requests pipelined behind a body: the first answer goes out whole, then the connection closes', async () => {
+  const body = JSON.stringify(pub('pipe-whole', 'p'));
+  const post = head('/api/publish', Buffer.byteLength(body)) + body;
+  const cases = {
+    'two publishes': post + post,
+    'a publish then a GET': post + `GET /api/rooms HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${K1}\r\n\r\n`,
+    'a publish then a bare CRLF': post + '\r\n',
+  };
+  for (const [what, data] of Object.entries(cases)) {
+    const c = raw(srv.port);
+    await c.open;
+    c.sock.write(data);
+    await within(c.closed, T(5000), `${what}: the connection closes`);
+    const out = c.data();
+    assert.match(out, /^HTTP\/1.1 200/, what);
+    const len = Number(/content-length: (\d+)\r\n/i.exec(out)?.[1]);
+    const rest = out.slice(out.indexOf('\r\n\r\n') + 4);
+    assert.equal(Buffer.byteLength(rest), len, `${what}: the whole body, nothing after it: ${JSON.stringify(out)}`);
+    assert.equal(typeof JSON.parse(rest).id, 'number', what);
+  }
+});
+
 test('GET /api/rooms with a room that has members and no message yet', async () => {
   const c = await guest(srv, 'Early');
   clients.push(c);
