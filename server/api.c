@@ -473,9 +473,10 @@ static enum api_code gate(struct server *srv, struct lws *wsi, struct api_call *
 }
 
 /* A POST's headers: JSON, and a declared length within the bound. Sets
- * *empty when no body follows (Content-Length 0, or neither a length nor
- * chunks: then libwebsockets reads none and never completes one), and
- * c->chunked for a chunked body. */
+ * *empty when no body follows (Content-Length 0), and c->chunked for a
+ * chunked body. A POST with neither a length nor chunks is refused:
+ * libwebsockets then reads no body and never completes one, and the
+ * connection would wait for nothing. */
 static enum api_code post_headers(struct lws *wsi, struct api_call *c, int *empty,
                                   const char **msg)
 {
@@ -484,12 +485,15 @@ static enum api_code post_headers(struct lws *wsi, struct api_call *c, int *empt
         !api_content_type_json(ct))
         return *msg = "Content-Type must be application/json", API_BAD_REQUEST;
     c->chunked = lws_hdr_copy(wsi, te, sizeof te, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0 &&
-                 strstr(te, "chunked");
-    *empty = !c->chunked;
+                 api_chunked_te(te);
+    *empty = 0;
     unsigned long long n;
     int got = lws_hdr_copy(wsi, cl, sizeof cl, WSI_TOKEN_HTTP_CONTENT_LENGTH);
-    if (got == 0 && !lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH))
-        return API_OK;
+    if (got == 0 && !lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH)) {
+        if (c->chunked) return API_OK;
+        return *msg = "a POST needs Content-Length or Transfer-Encoding: chunked",
+               API_BAD_REQUEST;
+    }
     if (got <= 0 || api_content_length(cl, &n)) /* too long for cl, or not a number */
         return *msg = "Content-Length must be a whole number of bytes", API_BAD_REQUEST;
     if (n > API_MAX_BODY) return *msg = "the body is over 64 KiB", API_TOO_LARGE;

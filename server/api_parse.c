@@ -105,6 +105,13 @@ int api_content_type_json(const char *ct)
     return !*rest || *rest == ';';
 }
 
+int api_chunked_te(const char *te)
+{
+    for (; te && *te; te++)
+        if (!strncasecmp(te, "chunked", 7)) return 1;
+    return 0;
+}
+
 int api_content_length(const char *cl, unsigned long long *n)
 {
     size_t len = strspn(cl, "0123456789");

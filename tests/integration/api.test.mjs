@@ -193,6 +193,31 @@ test('a Content-Length that is not a number (a sign, hex, words, overflowing, to
   }
 });
 
+test('a POST without a length (none, empty, a space before the colon, HTTP/1.0) is 400 and closed; Transfer-Encoding: Chunked in any case is read', async () => {
+  const start = (v = '1.1') => `POST /api/publish HTTP/${v}\r\nHost: x\r\nAuthorization: Bearer ${K1}\r\nContent-Type: application/json\r\n`;
+  for (const [what, data] of Object.entries({
+    'no Content-Length': start() + '\r\n',
+    'an empty Content-Length': start() + 'Content-Length:\r\n\r\n',
+    'Content-Length with a space before the colon': start() + 'Content-Length : 2\r\n\r\n{}',
+    'HTTP/1.0 without a length': start('1.0') + '\r\n{}',
+  })) {
+    const c = raw(srv.port);
+    await c.open;
+    c.sock.write(data);
+    await within(c.closed, T(5000), `${what}: the connection closes`);
+    assert.match(c.data(), /^HTTP\/1.\d 400/, what);
+    assert.match(c.data(), /connection: close/i, what);
+    assert.match(c.data(), /"bad_request"/, what);
+  }
+  const body = JSON.stringify(pub('chunked-caps', 'c'));
+  const c = raw(srv.port);
+  await c.open;
+  c.sock.write(start() + 'Transfer-Encoding: Chunked\r\n\r\n' + Buffer.byteLength(body).toString(16) + '\r\n' + body + '\r\n0\r\n\r\n');
+  await waitFor(() => c.data().includes('"ts"'), { what: 'the chunked publish answered' });
+  assert.match(c.data(), /^HTTP\/1.1 200/);
+  c.sock.destroy();
+});
+
 test('a chunked or streamed body over 64 KiB is 413 as it passes the bound', async () => {
   const c = raw(srv.port);
   await c.open;
