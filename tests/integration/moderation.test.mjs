@@ -212,6 +212,28 @@ test('security: the hierarchy: a mod acts on no mod or admin, an admin on no oth
   assert.deepEqual(rows, [{ n: 0 }]);
 });
 
+test('security: an auth refresh that changes the role counts at once for the hierarchy: promoted out of a mod\'s reach, demoted within it, online and offline', async () => {
+  const r = room('refresh');
+  const m = await tok(`mod${n}`, 'Mod', { role: 'mod' });
+  const riser = await tok(`riser${n}`, 'Riser');
+  const fallen = await tok(`fallen${n}`, 'Fallen', { role: 'admin' });
+  for (const c of [m, riser, fallen]) await c.join(r);
+  const auth = (c, claims) => c.request({ type: 'auth', token: mintToken({ sub: c.user.id, name: c.user.name, ...claims }) }, 'authed');
+  assert.equal((await auth(riser, { role: 'admin' })).type, 'authed');
+  await refusedMod(m, { type: 'mute', room: r, user: riser.user.id }, 'forbidden');
+  assert.equal((await auth(fallen, {})).type, 'authed');
+  await ok(m, { type: 'mute', room: r, user: fallen.user.id, minutes: 5 });
+  // users.role is the refreshed one: it holds once they are gone.
+  for (const c of [riser, fallen]) {
+    c.close();
+    await c.closed;
+  }
+  assert.deepEqual(sqlite(srv.dbPath, `SELECT id, role FROM users WHERE id IN ('${riser.user.id}','${fallen.user.id}') ORDER BY id`),
+    [{ id: fallen.user.id, role: null }, { id: riser.user.id, role: 'admin' }]);
+  await refusedMod(m, { type: 'ban', room: r, user: riser.user.id }, 'forbidden');
+  await ok(m, { type: 'ban', room: r, user: fallen.user.id, minutes: 5 });
+});
+
 test('bad moderation fields: bad_request (minutes, user, reason, unknown room shapes); DM rooms: bad_request', async () => {
   const r = room('modbad');
   const admin = await tok(`admin${n}`, 'Admin', { role: 'admin' });
