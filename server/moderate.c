@@ -113,7 +113,8 @@ void moderate_finish(struct session *s)
     struct db_req *r = &s->dbr;
     if (r->status == DB_FORBIDDEN) /* the hierarchy (db.h: role) */
         return wire_error(s, E_FORBIDDEN,
-                          r->role == JWT_ROLE_ADMIN
+                          !strcmp(s->req.user, s->user_id) ? "you may not act on yourself"
+                          : r->role == JWT_ROLE_ADMIN
                               ? "an admin may not act on another admin"
                               : "a moderator may not act on a moderator or an admin");
     if (r->status != DB_OK) return send_failed(s, r, s->req.ref);

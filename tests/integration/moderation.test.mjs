@@ -177,9 +177,13 @@ test('security: the hierarchy: a mod acts on no mod or admin, an admin on no oth
     assert.match(e.message, why, JSON.stringify(e));
   };
   for (const type of ['kick', 'mute', 'ban', 'unmute', 'unban']) {
-    for (const target of [m2, a, m]) // m itself too
+    for (const target of [m2, a])
       await refused(m, { type, room: r, user: target.user.id }, /moderator may not act on a moderator or an admin/);
+    await refused(m, { type, room: r, user: m.user.id }, /you may not act on yourself/);
+  }
+  for (const type of ['kick', 'mute', 'ban']) { // lifts are not ranked for an admin (below)
     await refused(a, { type, room: r, user: a2.user.id }, /admin may not act on another admin/);
+    await refused(a, { type, room: r, user: a.user.id }, /you may not act on yourself/);
   }
   await refused(a, { type: 'ban', user: a2.user.id }, /admin may not act on another admin/); // server-wide
   // Nothing happened: everyone still speaks there.
@@ -232,6 +236,35 @@ test('security: an auth refresh that changes the role counts at once for the hie
     [{ id: fallen.user.id, role: null }, { id: riser.user.id, role: 'admin' }]);
   await refusedMod(m, { type: 'ban', room: r, user: riser.user.id }, 'forbidden');
   await ok(m, { type: 'ban', room: r, user: fallen.user.id, minutes: 5 });
+});
+
+test('security: lifts: any admin lifts anyone\'s mute or ban (a mod\'s ban of a staff member before its first welcome included); a mod lifts only on users with no role', async () => {
+  const r = room('lift');
+  const m = await tok(`mod${n}`, 'Mod', { role: 'mod' });
+  const a = await tok(`admin${n}`, 'Admin', { role: 'admin' });
+  // Never welcomed: no stored role, so a mod may ban them.
+  const boss = `boss${n}`, staff = `staff${n}`;
+  await ok(m, { type: 'ban', room: r, user: boss });
+  await ok(m, { type: 'ban', room: r, user: staff });
+  const b = await tok(boss, 'Boss', { role: 'admin' });
+  const st = await tok(staff, 'Staff', { role: 'mod' });
+  const banned = await b.request({ type: 'join', room: r }, 'joined');
+  assert.equal(banned.sanction, 'ban', JSON.stringify(banned));
+  // The mod may no longer lift it (its target has a role now); an admin may.
+  await refusedMod(m, { type: 'unban', room: r, user: staff }, 'forbidden');
+  await ok(a, { type: 'unban', room: r, user: boss });
+  await ok(a, { type: 'unban', room: r, user: staff });
+  await b.join(r);
+  await st.join(r);
+  // An admin lifts on another admin (whom it may not mute; lifting nothing is ok).
+  const a2 = await tok(`admin2${n}`, 'Admin2', { role: 'admin' });
+  await a2.join(r);
+  await refusedMod(a, { type: 'mute', room: r, user: a2.user.id }, 'forbidden');
+  await ok(a, { type: 'unmute', room: r, user: a2.user.id });
+  // A mod still lifts on users with no role.
+  const u = await tok(`user${n}`, 'User');
+  await ok(m, { type: 'mute', room: r, user: u.user.id });
+  await ok(m, { type: 'unmute', room: r, user: u.user.id });
 });
 
 test('bad moderation fields: bad_request (minutes, user, reason, unknown room shapes); DM rooms: bad_request', async () => {
