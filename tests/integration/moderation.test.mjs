@@ -267,6 +267,25 @@ test('security: lifts: any admin lifts anyone\'s mute or ban (a mod\'s ban of a 
   await ok(m, { type: 'unmute', room: r, user: u.user.id });
 });
 
+test('security: a moderator banned from a room moderates nothing there (forbidden with sanction ban); muted, it still does; other rooms are unaffected', async () => {
+  const r = room('modban'), other = room('modban-other');
+  const a = await tok(`admin${n}`, 'Admin', { role: 'admin' });
+  const m = await tok(`mod${n}`, 'Mod', { role: 'mod' });
+  const u = await tok(`user${n}`, 'User');
+  await u.join(r);
+  await ok(a, { type: 'mute', room: r, user: m.user.id, minutes: 5 });
+  await ok(m, { type: 'kick', room: r, user: u.user.id });
+  await ok(a, { type: 'ban', room: r, user: m.user.id, minutes: 5 });
+  for (const type of ['kick', 'mute', 'ban', 'unmute', 'unban']) {
+    const e = await refusedMod(m, { type, room: r, user: u.user.id }, 'forbidden');
+    assert.equal(e.sanction, 'ban', JSON.stringify(e));
+    assert.ok(e.until > Date.now(), JSON.stringify(e));
+  }
+  await ok(m, { type: 'mute', room: other, user: u.user.id, minutes: 5 });
+  // Nothing was stored in the banned room.
+  assert.deepEqual(sqlite(srv.dbPath, `SELECT count(*) AS n FROM sanctions WHERE user_id='${u.user.id}' AND room='${r}'`), [{ n: 0 }]);
+});
+
 test('bad moderation fields: bad_request (minutes, user, reason, unknown room shapes); DM rooms: bad_request', async () => {
   const r = room('modbad');
   const admin = await tok(`admin${n}`, 'Admin', { role: 'admin' });
