@@ -468,7 +468,7 @@ test('security: a bot message is not the message of the token user whose id the 
   assert.deepEqual(log, [{ actor: `${sub}-mod`, action: 'delete', target: sub }]);
 });
 
-test('security: "api", the API\'s own actor in mod_log, is no token sub and no bot id', async () => {
+test('security: "api", the API\'s own actor in mod_log, is no token sub and no bot id, in any case or with spaces', async () => {
   const c = await connect(srv.url);
   clients.push(c);
   c.send({ type: 'hello', token: mintToken({ sub: 'api', name: 'Mallory' }) });
@@ -477,6 +477,10 @@ test('security: "api", the API\'s own actor in mod_log, is no token sub and no b
   assert.equal((await c.closed).code, 1008);
   assertError(await api('/api/publish', { body: pub('apiname', 'x', { user: { id: 'api', name: 'API' } }) }), 400, 'bad_request');
   assertError(await api('/api/token', { body: { sub: 'api', name: 'API' } }), 400, 'bad_request');
+  for (const id of ['API', 'Api', ' api', 'api ']) {
+    assertError(await api('/api/publish', { body: pub('apiname', 'x', { user: { id, name: 'API' } }) }), 400, 'bad_request');
+    assertError(await api('/api/token', { body: { sub: id, name: 'API' } }), 400, 'bad_request');
+  }
   // Other ids that contain it are fine.
   assert.equal((await api('/api/publish', { body: pub('apiname', 'x', { user: { id: 'api-bot', name: 'API' } }) })).status, 200);
 });

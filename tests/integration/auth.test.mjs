@@ -95,3 +95,15 @@ test('a server without a secret refuses tokens (unauthorized, 1008) but takes gu
   assert.equal(w.user.guest, true);
   b.terminate();
 });
+
+test('security: a token sub "api" in any case or with spaces is unauthorized (a lookalike is another id)', async () => {
+  for (const sub of ['API', 'Api', ' api', 'api ', '\tapi']) {
+    const a = await raw();
+    a.send({ type: 'hello', token: mintToken({ sub, name: 'X' }) });
+    const e = await a.next();
+    assert.deepEqual([e.type, e.code], ['error', 'unauthorized'], JSON.stringify(sub));
+    assert.equal((await a.closed).code, 1008);
+  }
+  const l = await raw();
+  assert.equal((await l.hello({ token: mintToken({ sub: '\u0430pi', name: 'X' }) })).type, 'welcome');
+});
