@@ -106,6 +106,10 @@ static int read_claims(const cJSON *p, int64_t now, struct jwt_claims *c,
                "\" (in any case) is reserved for the HTTP API";
         return -1;
     }
+    if (proto_has_control(sub->valuestring)) { /* it goes into log lines */
+        *why = "token sub contains control characters";
+        return -1;
+    }
     if (!cJSON_IsString(name) || proto_check_name(name->valuestring, &m)) {
         *why = "token name missing or invalid";
         return -1;
