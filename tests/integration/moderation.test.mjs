@@ -286,6 +286,15 @@ test('security: a moderator banned from a room moderates nothing there (forbidde
   assert.deepEqual(sqlite(srv.dbPath, `SELECT count(*) AS n FROM sanctions WHERE user_id='${u.user.id}' AND room='${r}'`), [{ n: 0 }]);
 });
 
+test('a search of all rooms by a user banned from too many rooms is forbidden with sanction ban', async () => {
+  const a = await tok(`admin${n}`, 'Admin', { role: 'admin' });
+  const u = await tok(`many${n}`, 'Many');
+  const base = room('manybans');
+  for (let i = 0; i < 65; i++) await ok(a, { type: 'ban', room: `${base}-${i}`, user: u.user.id });
+  const e = await u.request({ type: 'search', q: 'hello' }, 'results');
+  assert.deepEqual([e.type, e.code, e.sanction], ['error', 'forbidden', 'ban'], JSON.stringify(e));
+});
+
 test('bad moderation fields: bad_request (minutes, user, reason, unknown room shapes); DM rooms: bad_request', async () => {
   const r = room('modbad');
   const admin = await tok(`admin${n}`, 'Admin', { role: 'admin' });
