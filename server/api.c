@@ -285,15 +285,32 @@ static int query_args(struct lws *wsi, char store[][256], const char **args)
     }
 }
 
-/* 1 when some query argument names a credential (api_query_secret). */
+/* Whether query argument i, too long for the caller's buffer (flen bytes),
+ * names a credential: copied whole to look at its name. Out of memory:
+ * refused, as a credential. */
+static int long_secret(struct lws *wsi, int i, int flen)
+{
+    char *tmp = malloc((size_t)flen + 1);
+    int secret =
+        !tmp ||
+        lws_hdr_copy_fragment(wsi, tmp, flen + 1, WSI_TOKEN_HTTP_URI_ARGS, i) < 0 ||
+        api_query_secret(tmp);
+    free(tmp);
+    return secret;
+}
+
+/* 1 when some query argument names a credential (api_query_secret). An
+ * argument too long for query_args is looked at too, by its name only: a
+ * right key with a long argument is a bad request (query_args), not a
+ * failed authentication counted against the address. */
 static int secret_in_url(struct lws *wsi)
 {
     char tmp[256];
     for (int i = 0;; i++) {
         int len = lws_hdr_copy_fragment(wsi, tmp, sizeof tmp, WSI_TOKEN_HTTP_URI_ARGS, i);
-        if (len < 0 && lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, i) <= 0)
-            return 0;
-        if (len < 0 || api_query_secret(tmp)) return 1; /* too long: refused too */
+        int flen = len < 0 ? lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, i) : 0;
+        if (len < 0 && flen <= 0) return 0;
+        if (len < 0 ? long_secret(wsi, i, flen) : api_query_secret(tmp)) return 1;
     }
 }
 

@@ -650,6 +650,16 @@ test('security: failed authentications per address: past --api-auth-fails-per-ip
   assert.match(m, /^parley_api_auth_refused_total 4$/m);
 });
 
+test('a query argument over 255 bytes with the right key is 400, not a failed authentication; a long credential argument is still 401', async (t) => {
+  const { s } = await serverForTest(t, { ipLimits: 'server', args: ['--api-key', K1, '--api-auth-fails-per-ip', '2'] });
+  for (let i = 0; i < 3; i++)
+    assertError(await api(`/api/history?room=lobby&x=${'a'.repeat(300)}`, { server: s }), 400, 'bad_request');
+  assert.equal((await api('/api/rooms', { server: s })).status, 200);
+  assertError(await api(`/api/history?room=lobby&api_key=${'a'.repeat(300)}`, { server: s }), 401, 'unauthorized');
+  const m = await fetch(`${s.http}/metrics`).then((r) => r.text());
+  assert.match(m, /^parley_api_unauthorized_total 1$/m);
+});
+
 test('moderation endpoints: mute, kick, ban (room and server-wide), unmute, unban act like an admin\'s; logged with actor api', async () => {
   const r = `apimod-${Date.now()}`;
   const u = await tokenUser(srv, { sub: `apimod-u-${Date.now()}`, name: 'Target' });
