@@ -518,6 +518,37 @@ static enum api_code post_headers(struct lws *wsi, struct api_call *c, int *empt
     return API_OK;
 }
 
+/* Whether the request has header h, empty or not: lws_hdr_total_length is
+ * 0 for both an empty one and none, lws_hdr_copy_fragment -1 for none only
+ * (or for one too long for the buffer, which has a length). */
+static int has_header(struct lws *wsi, enum lws_token_indexes h)
+{
+    char tmp[8];
+    return lws_hdr_copy_fragment(wsi, tmp, sizeof tmp, h, 0) >= 0 ||
+           lws_hdr_total_length(wsi, h) > 0;
+}
+
+/* A request of a method that takes no body (every one but POST): any
+ * Content-Length or Transfer-Encoding marks its connection to close after
+ * the answer, whatever the answer (libwebsockets would read a body, or a
+ * misread one, as the next request); a body, or a length that is not a
+ * plain number (an empty one included), is refused. Returns API_OK or the
+ * refusal with *msg. */
+static enum api_code no_body(struct lws *wsi, struct api_call *c, const char **msg)
+{
+    char cl[32];
+    unsigned long long n = 0;
+    int has_cl = has_header(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH);
+    int has_te = has_header(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING);
+    if (!has_cl && !has_te) return API_OK;
+    c->close_after = 1;
+    if (has_cl && (lws_hdr_copy(wsi, cl, sizeof cl, WSI_TOKEN_HTTP_CONTENT_LENGTH) <= 0 ||
+                   api_content_length(cl, &n)))
+        return *msg = "Content-Length must be a whole number of bytes", API_BAD_REQUEST;
+    if (has_te || n > 0) return *msg = "this method takes no body", API_BAD_REQUEST;
+    return API_OK;
+}
+
 /* Parses the complete body (or a GET's query) and answers it. */
 static int run(struct api_call *c, struct lws *wsi)
 {
@@ -559,7 +590,10 @@ int api_request(struct server *srv, struct lws *wsi, struct api_conn *ac)
     int post = !strcmp(method, "POST");
     c->close_after = post;
     int empty = 0;
+    const char *body_msg = NULL; /* no_body's close holds whatever the answer */
+    enum api_code body = post ? API_OK : no_body(wsi, c, &body_msg);
     enum api_code code = gate(srv, wsi, c, path, method, &msg);
+    if (!code && body) code = body, msg = body_msg;
     if (!code && post) code = post_headers(wsi, c, &empty, &msg);
     if (code) return answer_error(c, code, msg);
     if (!post) return run(c, wsi);

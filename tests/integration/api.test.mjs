@@ -218,6 +218,31 @@ test('a POST without a length (none, empty, a space before the colon, HTTP/1.0) 
   c.sock.destroy();
 });
 
+test('security: a body-less method with a body, a bad or empty Content-Length or chunks is refused and closed: nothing behind it is read as a request', async () => {
+  const room = `smuggle-${Date.now()}`;
+  const ib = JSON.stringify(pub(room, 'SMUGGLED'));
+  const inner = head('/api/publish', Buffer.byteLength(ib)) + ib;
+  const bodies = {
+    'a body': [`Content-Length: ${Buffer.byteLength(inner)}\r\n`, inner],
+    'an empty Content-Length': ['Content-Length:\r\n', inner],
+    'Content-Length 1x': ['Content-Length: 1x\r\n', inner],
+    'chunks': ['Transfer-Encoding: chunked\r\n', `${Buffer.byteLength(inner).toString(16)}\r\n${inner}\r\n0\r\n\r\n`],
+  };
+  for (const method of ['GET', 'PUT', 'DELETE', 'OPTIONS'])
+    for (const [what, [hdr, body]] of Object.entries(bodies)) {
+      const c = raw(srv.port);
+      await c.open;
+      c.sock.write(`${method} /api/rooms HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${K1}\r\n${hdr}\r\n`);
+      await sleep(50);
+      c.sock.write(body);
+      await within(c.closed, T(5000), `${method} with ${what}: closed`);
+      assert.match(c.data(), method === 'GET' ? /^HTTP\/1.1 400/ : /^HTTP\/1.1 405/, `${method} with ${what}`);
+      assert.equal((c.data().match(/HTTP\/1.1/g) || []).length, 1, `${method} with ${what}: ${c.data()}`);
+    }
+  const h = await api(`/api/history?room=${room}`);
+  assert.deepEqual(h.body.messages, []);
+});
+
 test('a chunked or streamed body over 64 KiB is 413 as it passes the bound', async () => {
   const c = raw(srv.port);
   await c.open;
