@@ -489,35 +489,6 @@ static enum api_code gate(struct server *srv, struct lws *wsi, struct api_call *
     return API_OK;
 }
 
-/* A POST's headers: JSON, and a declared length within the bound. Sets
- * *empty when no body follows (Content-Length 0), and c->chunked for a
- * chunked body. A POST with neither a length nor chunks is refused:
- * libwebsockets then reads no body and never completes one, and the
- * connection would wait for nothing. */
-static enum api_code post_headers(struct lws *wsi, struct api_call *c, int *empty,
-                                  const char **msg)
-{
-    char ct[128], cl[32], te[64];
-    if (lws_hdr_copy(wsi, ct, sizeof ct, WSI_TOKEN_HTTP_CONTENT_TYPE) <= 0 ||
-        !api_content_type_json(ct))
-        return *msg = "Content-Type must be application/json", API_BAD_REQUEST;
-    c->chunked = lws_hdr_copy(wsi, te, sizeof te, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0 &&
-                 api_chunked_te(te);
-    *empty = 0;
-    unsigned long long n;
-    int got = lws_hdr_copy(wsi, cl, sizeof cl, WSI_TOKEN_HTTP_CONTENT_LENGTH);
-    if (got == 0 && !lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH)) {
-        if (c->chunked) return API_OK;
-        return *msg = "a POST needs Content-Length or Transfer-Encoding: chunked",
-               API_BAD_REQUEST;
-    }
-    if (got <= 0 || api_content_length(cl, &n)) /* too long for cl, or not a number */
-        return *msg = "Content-Length must be a whole number of bytes", API_BAD_REQUEST;
-    if (n > API_MAX_BODY) return *msg = "the body is over 64 KiB", API_TOO_LARGE;
-    *empty = !c->chunked && n == 0;
-    return API_OK;
-}
-
 /* Whether the request has header h, empty or not: lws_hdr_total_length is
  * 0 for both an empty one and none, lws_hdr_copy_fragment -1 for none only
  * (or for one too long for the buffer, which has a length). */
@@ -528,6 +499,44 @@ static int has_header(struct lws *wsi, enum lws_token_indexes h)
            lws_hdr_total_length(wsi, h) > 0;
 }
 
+/* Reads the request's Content-Length (there: has_header) into *n. Returns
+ * 0, or -1 when it is not a plain number (empty, too long for cl, signed,
+ * hex, words). */
+static int content_length(struct lws *wsi, unsigned long long *n)
+{
+    char cl[32];
+    if (lws_hdr_copy(wsi, cl, sizeof cl, WSI_TOKEN_HTTP_CONTENT_LENGTH) <= 0) return -1;
+    return api_content_length(cl, n);
+}
+
+/* A POST's headers: JSON, and a declared length within the bound. Sets
+ * *empty when no body follows (Content-Length 0), and c->chunked for a
+ * chunked body. A POST with neither a length nor chunks is refused:
+ * libwebsockets then reads no body and never completes one, and the
+ * connection would wait for nothing. */
+static enum api_code post_headers(struct lws *wsi, struct api_call *c, int *empty,
+                                  const char **msg)
+{
+    char ct[128], te[64];
+    if (lws_hdr_copy(wsi, ct, sizeof ct, WSI_TOKEN_HTTP_CONTENT_TYPE) <= 0 ||
+        !api_content_type_json(ct))
+        return *msg = "Content-Type must be application/json", API_BAD_REQUEST;
+    c->chunked = lws_hdr_copy(wsi, te, sizeof te, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0 &&
+                 api_chunked_te(te);
+    *empty = 0;
+    unsigned long long n;
+    if (!has_header(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH)) {
+        if (c->chunked) return API_OK;
+        return *msg = "a POST needs Content-Length or Transfer-Encoding: chunked",
+               API_BAD_REQUEST;
+    }
+    if (content_length(wsi, &n))
+        return *msg = "Content-Length must be a whole number of bytes", API_BAD_REQUEST;
+    if (n > API_MAX_BODY) return *msg = "the body is over 64 KiB", API_TOO_LARGE;
+    *empty = !c->chunked && n == 0;
+    return API_OK;
+}
+
 /* A request of a method that takes no body (every one but POST): any
  * Content-Length or Transfer-Encoding marks its connection to close after
  * the answer, whatever the answer (libwebsockets would read a body, or a
@@ -536,14 +545,12 @@ static int has_header(struct lws *wsi, enum lws_token_indexes h)
  * refusal with *msg. */
 static enum api_code no_body(struct lws *wsi, struct api_call *c, const char **msg)
 {
-    char cl[32];
     unsigned long long n = 0;
     int has_cl = has_header(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH);
     int has_te = has_header(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING);
     if (!has_cl && !has_te) return API_OK;
     c->close_after = 1;
-    if (has_cl && (lws_hdr_copy(wsi, cl, sizeof cl, WSI_TOKEN_HTTP_CONTENT_LENGTH) <= 0 ||
-                   api_content_length(cl, &n)))
+    if (has_cl && content_length(wsi, &n))
         return *msg = "Content-Length must be a whole number of bytes", API_BAD_REQUEST;
     if (has_te || n > 0) return *msg = "this method takes no body", API_BAD_REQUEST;
     return API_OK;
