@@ -57,7 +57,6 @@ struct api_call {
     struct api_chunked dechunk;
     int64_t deadline_us; /* the whole body by then (server_now_us) */
     char client_id[40];  /* a publish's, when it brought none */
-    int completions;     /* body completions seen while not reading */
 };
 
 /* ---- the call's life ---- */
@@ -118,12 +117,15 @@ static int add_header(struct lws *wsi, const char *name, const char *value,
                                        p, end);
 }
 
-/* Writes c's whole (short) answer body at once. Returns -1: close. */
-static int write_all_and_close(struct api_call *c)
+/* Writes the rest of c's answer body (at most API_WRITE_CHUNK) at once.
+ * Returns -1: close. */
+static int write_rest_and_close(struct api_call *c)
 {
     unsigned char tmp[LWS_PRE + API_WRITE_CHUNK];
-    memcpy(tmp + LWS_PRE, BUF_PAYLOAD(c->out), c->out->len);
-    lws_write(c->wsi, tmp + LWS_PRE, c->out->len, LWS_WRITE_HTTP_FINAL);
+    size_t n = c->out->len - c->off;
+    memcpy(tmp + LWS_PRE, BUF_PAYLOAD(c->out) + c->off, n);
+    lws_write(c->wsi, tmp + LWS_PRE, n, LWS_WRITE_HTTP_FINAL);
+    c->off = c->out->len;
     return -1;
 }
 
@@ -150,7 +152,7 @@ static int send_headers(struct api_call *c)
     /* Closing after it: a short answer goes out now, before libwebsockets
      * reads on and meets bytes past a body whose length it misread (a
      * bad Content-Length), which would drop the connection unanswered. */
-    if (c->close_after && c->out->len <= API_WRITE_CHUNK) return write_all_and_close(c);
+    if (c->close_after && c->out->len <= API_WRITE_CHUNK) return write_rest_and_close(c);
     /* A client that stops reading its answer is closed, re-armed per piece. */
     lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT, API_WAIT_TIMEOUT_S);
     lws_callback_on_writable(wsi);
@@ -283,15 +285,32 @@ static int query_args(struct lws *wsi, char store[][256], const char **args)
     }
 }
 
-/* 1 when some query argument names a credential (api_query_secret). */
+/* Whether query argument i, too long for the caller's buffer (flen bytes),
+ * names a credential: copied whole to look at its name. Out of memory:
+ * refused, as a credential. */
+static int long_secret(struct lws *wsi, int i, int flen)
+{
+    char *tmp = malloc((size_t)flen + 1);
+    int secret =
+        !tmp ||
+        lws_hdr_copy_fragment(wsi, tmp, flen + 1, WSI_TOKEN_HTTP_URI_ARGS, i) < 0 ||
+        api_query_secret(tmp);
+    free(tmp);
+    return secret;
+}
+
+/* 1 when some query argument names a credential (api_query_secret). An
+ * argument too long for query_args is looked at too, by its name only: a
+ * right key with a long argument is a bad request (query_args), not a
+ * failed authentication counted against the address. */
 static int secret_in_url(struct lws *wsi)
 {
     char tmp[256];
     for (int i = 0;; i++) {
         int len = lws_hdr_copy_fragment(wsi, tmp, sizeof tmp, WSI_TOKEN_HTTP_URI_ARGS, i);
-        if (len < 0 && lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, i) <= 0)
-            return 0;
-        if (len < 0 || api_query_secret(tmp)) return 1; /* too long: refused too */
+        int flen = len < 0 ? lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, i) : 0;
+        if (len < 0 && flen <= 0) return 0;
+        if (len < 0 ? long_secret(wsi, i, flen) : api_query_secret(tmp)) return 1;
     }
 }
 
@@ -470,28 +489,70 @@ static enum api_code gate(struct server *srv, struct lws *wsi, struct api_call *
     return API_OK;
 }
 
+/* Whether the request has header h, empty or not: lws_hdr_total_length is
+ * 0 for both an empty one and none, lws_hdr_copy_fragment -1 for none only
+ * (or for one too long for the buffer, which has a length). */
+static int has_header(struct lws *wsi, enum lws_token_indexes h)
+{
+    char tmp[8];
+    return lws_hdr_copy_fragment(wsi, tmp, sizeof tmp, h, 0) >= 0 ||
+           lws_hdr_total_length(wsi, h) > 0;
+}
+
+/* Reads the request's Content-Length (there: has_header) into *n. Returns
+ * 0, or -1 when it is not a plain number (empty, too long for cl, signed,
+ * hex, words). */
+static int content_length(struct lws *wsi, unsigned long long *n)
+{
+    char cl[32];
+    if (lws_hdr_copy(wsi, cl, sizeof cl, WSI_TOKEN_HTTP_CONTENT_LENGTH) <= 0) return -1;
+    return api_content_length(cl, n);
+}
+
 /* A POST's headers: JSON, and a declared length within the bound. Sets
- * *empty when no body follows (Content-Length 0, or neither a length nor
- * chunks: then libwebsockets reads none and never completes one), and
- * c->chunked for a chunked body. */
+ * *empty when no body follows (Content-Length 0), and c->chunked for a
+ * chunked body. A POST with neither a length nor chunks is refused:
+ * libwebsockets then reads no body and never completes one, and the
+ * connection would wait for nothing. */
 static enum api_code post_headers(struct lws *wsi, struct api_call *c, int *empty,
                                   const char **msg)
 {
-    char ct[128], cl[32], te[64];
+    char ct[128], te[64];
     if (lws_hdr_copy(wsi, ct, sizeof ct, WSI_TOKEN_HTTP_CONTENT_TYPE) <= 0 ||
         !api_content_type_json(ct))
         return *msg = "Content-Type must be application/json", API_BAD_REQUEST;
     c->chunked = lws_hdr_copy(wsi, te, sizeof te, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0 &&
-                 strstr(te, "chunked");
-    *empty = !c->chunked;
+                 api_chunked_te(te);
+    *empty = 0;
     unsigned long long n;
-    int got = lws_hdr_copy(wsi, cl, sizeof cl, WSI_TOKEN_HTTP_CONTENT_LENGTH);
-    if (got == 0 && !lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH))
-        return API_OK;
-    if (got <= 0 || api_content_length(cl, &n)) /* too long for cl, or not a number */
+    if (!has_header(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH)) {
+        if (c->chunked) return API_OK;
+        return *msg = "a POST needs Content-Length or Transfer-Encoding: chunked",
+               API_BAD_REQUEST;
+    }
+    if (content_length(wsi, &n))
         return *msg = "Content-Length must be a whole number of bytes", API_BAD_REQUEST;
     if (n > API_MAX_BODY) return *msg = "the body is over 64 KiB", API_TOO_LARGE;
     *empty = !c->chunked && n == 0;
+    return API_OK;
+}
+
+/* A request of a method that takes no body (every one but POST): any
+ * Content-Length or Transfer-Encoding marks its connection to close after
+ * the answer, whatever the answer (libwebsockets would read a body, or a
+ * misread one, as the next request); a body, or a length that is not a
+ * plain number (an empty one included), is refused. Returns API_OK or the
+ * refusal with *msg. */
+static enum api_code no_body(struct lws *wsi, struct api_call *c, const char **msg)
+{
+    unsigned long long n = 0;
+    int has_cl = has_header(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH);
+    int has_te = has_header(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING);
+    if (!has_cl && !has_te) return API_OK;
+    c->close_after = 1;
+    if (has_cl && content_length(wsi, &n))
+        return *msg = "Content-Length must be a whole number of bytes", API_BAD_REQUEST;
+    if (has_te || n > 0) return *msg = "this method takes no body", API_BAD_REQUEST;
     return API_OK;
 }
 
@@ -536,7 +597,10 @@ int api_request(struct server *srv, struct lws *wsi, struct api_conn *ac)
     int post = !strcmp(method, "POST");
     c->close_after = post;
     int empty = 0;
+    const char *body_msg = NULL; /* no_body's close holds whatever the answer */
+    enum api_code body = post ? API_OK : no_body(wsi, c, &body_msg);
     enum api_code code = gate(srv, wsi, c, path, method, &msg);
+    if (!code && body) code = body, msg = body_msg;
     if (!code && post) code = post_headers(wsi, c, &empty, &msg);
     if (code) return answer_error(c, code, msg);
     if (!post) return run(c, wsi);
@@ -593,11 +657,17 @@ int api_unread_body(struct api_conn *ac, int completion)
     struct api_call *c = ac->call;
     if (!c) return -1;         /* no API request: nobody takes a body */
     if (!completion) return 0; /* a refused request's body: dropped */
-    /* While the database works on this request, the next one's (already
-     * read) completion comes back until the answer is out: harmless. Once
-     * answered, a second one is libwebsockets' loop. */
-    if (c->stage == API_WAITING) return 0;
-    return c->completions++ ? -1 : 0;
+    /* Bytes pipelined behind a body come back as body completions until
+     * the connection closes (libwebsockets 4.1.6): they are not served,
+     * and the connection closes once this answer is out. While the
+     * database works, the answer carries connection: close and goes out
+     * whole (send_headers). Once its headers are out, the rest of a short
+     * answer goes out now: waiting for writeable would spin on these
+     * completions (and forever on a client that does not read). */
+    c->close_after = 1;
+    if (c->stage != API_ANSWER || !c->out) return 0;
+    if (c->out->len - c->off <= API_WRITE_CHUNK) return write_rest_and_close(c);
+    return 0;
 }
 
 int api_body_done(struct lws *wsi, struct api_conn *ac)

@@ -47,9 +47,10 @@ int api_request(struct server *srv, struct lws *wsi, struct api_conn *ac);
  * state in which libwebsockets' body callbacks are expected. */
 int api_reading(const struct api_conn *ac);
 /* A body callback when not reading (a refused request's body, or a
- * request pipelined behind it). Returns 0 to drop it, -1 to close: no API
- * request at all, or a second completion for the same request (what
- * libwebsockets 4.1.6 then repeats forever, at 100 % CPU). */
+ * request pipelined behind it, which libwebsockets 4.1.6 repeats as body
+ * completions until the connection closes). A completion marks the
+ * connection to close once the answer is out; returns 0 to go on, -1 to
+ * close: no API request at all, or the answer written whole. */
 int api_unread_body(struct api_conn *ac, int completion);
 /* LWS_CALLBACK_HTTP_BODY: len more bytes of the body. */
 int api_body(struct lws *wsi, struct api_conn *ac, const void *in, size_t len);

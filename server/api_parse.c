@@ -105,6 +105,13 @@ int api_content_type_json(const char *ct)
     return !*rest || *rest == ';';
 }
 
+int api_chunked_te(const char *te)
+{
+    for (; te && *te; te++)
+        if (!strncasecmp(te, "chunked", 7)) return 1;
+    return 0;
+}
+
 int api_content_length(const char *cl, unsigned long long *n)
 {
     size_t len = strspn(cl, "0123456789");
@@ -240,15 +247,12 @@ static enum api_code from_proto(enum proto_err e)
 }
 
 /* A user id: 1 to PROTO_MAX_USER bytes, no control characters, not
- * guest-shaped, not the API's own (protocol.h). */
+ * guest-shaped, not the API's own in any case (protocol.h). */
 static int user_id_ok(const char *id)
 {
     size_t n = strlen(id);
     if (!n || n > PROTO_MAX_USER || proto_user_guest_shaped(id)) return 0;
-    if (!strcmp(id, PROTO_API_ACTOR)) return 0;
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)id[i] < 0x20 || id[i] == 0x7f) return 0;
-    return 1;
+    return !proto_user_reserved(id) && !proto_has_control(id);
 }
 
 /* publish: `user` {"id","name"}, then the fields of a `send`. */
@@ -264,7 +268,8 @@ static enum api_code publish_user(struct api_req *r, const char **msg)
     }
     if (!user_id_ok(id->valuestring)) {
         *msg = "user.id must be 1 to 128 bytes without control characters, not "
-               "shaped like a guest id (g_ and 16 hex), and not \"" PROTO_API_ACTOR "\"";
+               "shaped like a guest id (g_ and 16 hex), and not \"" PROTO_API_ACTOR
+               "\" in any case";
         return API_BAD_REQUEST;
     }
     if (proto_check_name(name->valuestring, &why)) {
@@ -334,7 +339,8 @@ static enum api_code parse_token(struct api_req *r, const char **msg)
     }
     if (!cJSON_IsString(sub) || !user_id_ok(sub->valuestring)) {
         *msg = "sub must be 1 to 128 bytes without control characters, not shaped "
-               "like a guest id (g_ and 16 hex), and not \"" PROTO_API_ACTOR "\"";
+               "like a guest id (g_ and 16 hex), and not \"" PROTO_API_ACTOR
+               "\" in any case";
         return API_BAD_REQUEST;
     }
     if (!cJSON_IsString(name) || proto_check_name(name->valuestring, &why)) {

@@ -89,6 +89,9 @@ int api_query_secret(const char *arg);
 /* Returns 1 when a Content-Type value is application/json (any case,
  * parameters such as charset allowed). */
 int api_content_type_json(const char *ct);
+/* Returns 1 when a Transfer-Encoding value names chunked, in any case
+ * (libwebsockets 4.1.6 hands such a body over too). */
+int api_chunked_te(const char *te);
 /* Reads a Content-Length value: one to 19 decimal digits and nothing else
  * (no sign, space, or hex), into *n. Returns 0, or -1 when it is not such a
  * number: the request is 400, not 413, since its size is unknown. */

@@ -151,7 +151,8 @@ struct db_req {
      * and target_role the highest of the target's open connections, every
      * loop's (ranks.h); the database adds the role it stored at the
      * target's last welcome, and refuses (DB_FORBIDDEN) unless the actor's
-     * is higher. The API (api) is above every role. */
+     * is higher; a lift (unmute, unban) only a mod's on a target with a
+     * role (db_mod.c). The API (api) is above every role. */
     unsigned role : 2, target_role : 2;
     /* Made by the HTTP API (api.c), whose key holder is trusted like an
      * admin: its completion goes to api_on_done, not to a session; a DM

@@ -98,9 +98,15 @@ int db_mod_run(struct db_mod *m, struct db_req *r, int64_t now_ms)
 {
     int a = r->mod_action, timed = a == DB_MOD_MUTE || a == DB_MOD_BAN;
     int t, rc;
-    if (!r->api) { /* the hierarchy: only on a lower role (db.h) */
+    /* The hierarchy (db.h): a sanction only on a lower role. A lift is
+     * not ranked like it: the stored role is the last welcome's, so a mod
+     * may have sanctioned a staff member before its first welcome, and
+     * any admin may lift that; a mod lifts only on users with no role. */
+    int lift = a == DB_MOD_UNMUTE || a == DB_MOD_UNBAN;
+    if (!r->api && !(lift && r->role == JWT_ROLE_ADMIN)) {
         if ((rc = target_role(m, r, &t)) != SQLITE_OK) return rc;
-        if (t >= (int)r->role) return r->status = DB_FORBIDDEN, SQLITE_OK;
+        if (lift ? t != JWT_ROLE_NONE : t >= (int)r->role)
+            return r->status = DB_FORBIDDEN, SQLITE_OK;
     }
     const char *kind = a == DB_MOD_MUTE || a == DB_MOD_UNMUTE ? "mute" : "ban";
     const char *room = r->room ? r->room : "";

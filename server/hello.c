@@ -274,9 +274,18 @@ void hello_refresh(struct session *s)
         jwt_claims_free(&c);
         return wire_error(s, E_BAD_REQUEST, why);
     }
+    /* A new role counts at once for the hierarchy: in every loop's view
+     * of the connections (ranks.h), and as the stored role of the user's
+     * last welcome, which this refresh replaces (record_user). */
+    int rerank = c.role != s->claims->role;
+    if (rerank && online_rerank(s, c.role)) {
+        jwt_claims_free(&c);
+        return wire_error(s, E_INTERNAL, "out of memory");
+    }
     /* The display name stays the hello's: members lists already carry it. */
     jwt_claims_free(s->claims);
     *s->claims = c;
+    if (rerank) record_user(s);
     expiry_set(s); /* s is in the heap already: a move, no allocation */
     struct buf *b = buf_new(64);
     buf_puts(&b, "{\"type\":\"authed\",\"exp\":");

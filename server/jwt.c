@@ -101,8 +101,13 @@ static int read_claims(const cJSON *p, int64_t now, struct jwt_claims *c,
         *why = "token sub missing or too long";
         return -1;
     }
-    if (!strcmp(sub->valuestring, PROTO_API_ACTOR)) {
-        *why = "token sub \"" PROTO_API_ACTOR "\" is reserved for the HTTP API";
+    if (proto_user_reserved(sub->valuestring)) {
+        *why = "token sub \"" PROTO_API_ACTOR
+               "\" (in any case) is reserved for the HTTP API";
+        return -1;
+    }
+    if (proto_has_control(sub->valuestring)) { /* it goes into log lines */
+        *why = "token sub contains control characters";
         return -1;
     }
     if (!cJSON_IsString(name) || proto_check_name(name->valuestring, &m)) {

@@ -40,6 +40,22 @@ static size_t json_escape(char *out, size_t cap, const char *s)
     return o;
 }
 
+/* Copies s to out with its control characters as \xNN: a logged value
+ * (a user id, a message's text at debug) cannot end the line and forge
+ * the next one. */
+static void text_escape(char *out, size_t cap, const char *s)
+{
+    size_t o = 0;
+    for (; *s && o + 5 < cap; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c < 0x20 || c == 0x7f)
+            o += (size_t)snprintf(out + o, cap - o, "\\x%02x", c);
+        else
+            out[o++] = (char)c;
+    }
+    out[o] = 0;
+}
+
 void plog(enum log_level lv, const char *event, const char *fmt, ...)
 {
     if (lv > threshold) return;
@@ -62,9 +78,11 @@ void plog(enum log_level lv, const char *event, const char *fmt, ...)
             line, sizeof line,
             "{\"ts\":\"%s\",\"level\":\"%s\",\"event\":\"%s\",\"detail\":\"%s\"}\n", when,
             names[lv], event, esc);
-    } else
-        n = snprintf(line, sizeof line, "%s %-5s %s %s\n", when, names[lv], event,
-                     detail);
+    } else {
+        char esc[2048];
+        text_escape(esc, sizeof esc, detail);
+        n = snprintf(line, sizeof line, "%s %-5s %s %s\n", when, names[lv], event, esc);
+    }
     if (n > (int)sizeof line - 1) n = (int)sizeof line - 1, line[n - 1] = '\n';
     ssize_t ignored = write(STDERR_FILENO, line, (size_t)n);
     (void)ignored;

@@ -37,12 +37,38 @@ static const char *refusal(const struct session *s, enum proto_err *e)
     return jwt_moderates(s->claims, q->room) ? NULL : "only a moderator of this room may";
 }
 
+/* sanction: "mute" or "ban", for the client's logic (the message is for
+ * people). */
+static void refuse(struct session *s, const char *why, const char *sanction,
+                   int64_t until)
+{
+    wire_reply(s, proto_error_sanction(why, sanction, until, s->req.ref));
+}
+
+/* A moderator banned from the room, or server-wide (closed at the ban,
+ * but a request read before it may follow), moderates nothing there: 1
+ * after answering forbidden with the sanction. A mute does not stop it: a
+ * mute silences, the muted still holds the room. */
+static int banned_moderator(struct session *s)
+{
+    struct sanctions *t = s->srv->hub->sanctions;
+    const char *room = s->req.room, *why = NULL;
+    int64_t until, now = wall_ms();
+    if (room && sanctions_active(t, s->user_id, room, SANCTION_BAN, now, &until))
+        why = "you are banned from this room: you may not moderate it";
+    else if (sanctions_active(t, s->user_id, "", SANCTION_BAN, now, &until))
+        why = "you are banned from this server";
+    if (why) refuse(s, why, "ban", until);
+    return why != NULL;
+}
+
 enum roomreq_kind moderate_prepare(struct session *s)
 {
     const struct proto_req *q = &s->req;
     enum proto_err e;
     const char *why = refusal(s, &e);
     if (why) return wire_error(s, e, why), ROOMREQ_ANSWERED;
+    if (banned_moderator(s)) return ROOMREQ_ANSWERED;
     struct db_req *r = &s->dbr;
     roomreq_reset_dbr(s);
     r->op = DB_MOD;
@@ -116,20 +142,13 @@ void moderate_finish(struct session *s)
     struct db_req *r = &s->dbr;
     if (r->status == DB_FORBIDDEN) /* the hierarchy (db.h: role) */
         return wire_error(s, E_FORBIDDEN,
-                          r->role == JWT_ROLE_ADMIN
+                          !strcmp(s->req.user, s->user_id) ? "you may not act on yourself"
+                          : r->role == JWT_ROLE_ADMIN
                               ? "an admin may not act on another admin"
                               : "a moderator may not act on a moderator or an admin");
     if (r->status != DB_OK) return send_failed(s, r, s->req.ref);
     if (moderate_commit(s->srv, r)) return wire_error(s, E_INTERNAL, "out of memory");
     if (!s->close_code) wire_reply(s, proto_ok(s->req.ref));
-}
-
-/* sanction: "mute" or "ban", for the client's logic (the message is for
- * people). */
-static void refuse(struct session *s, const char *why, const char *sanction,
-                   int64_t until)
-{
-    wire_reply(s, proto_error_sanction(why, sanction, until, s->req.ref));
 }
 
 int moderate_allows(struct session *s, const char *room)

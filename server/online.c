@@ -68,6 +68,16 @@ void online_remove(struct session *s)
     ranks_remove(srv->hub->ranks, s->user_id, s->ranked);
 }
 
+int online_rerank(struct session *s, int role)
+{
+    struct ranks *t = s->srv->hub->ranks;
+    if (!s->online || role == (int)s->ranked) return 0;
+    if (ranks_add(t, s->user_id, role)) return -1; /* before the remove: no gap */
+    ranks_remove(t, s->user_id, s->ranked);
+    s->ranked = (unsigned)role;
+    return 0;
+}
+
 void online_push(struct server *srv, const char *id, struct buf *b,
                  struct session *except)
 {

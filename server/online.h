@@ -19,6 +19,10 @@ struct session;
 int online_add(struct session *s);
 /* Takes s out of the index; a no-op when it is not in it. */
 void online_remove(struct session *s);
+/* Counts s's connection under `role` instead of the one it was counted
+ * with (an `auth` refresh's token). Returns 0, or -1 when memory ran out
+ * (then the old role stays counted). */
+int online_rerank(struct session *s, int role);
 /* Queues b (a reference each) for every connection of user `id` on this
  * loop except `except` (may be NULL). */
 void online_push(struct server *srv, const char *id, struct buf *b,

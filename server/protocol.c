@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "json.h"
 #include "utf8.h"
@@ -145,6 +146,21 @@ int proto_user_guest_shaped(const char *id)
     for (const char *c = id + 2; *c; c++)
         if (!((*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'f'))) return 0;
     return 1;
+}
+
+int proto_user_reserved(const char *id)
+{
+    static const char space[] = " \t\n\v\f\r";
+    size_t n = sizeof PROTO_API_ACTOR - 1;
+    id += strspn(id, space);
+    return !strncasecmp(id, PROTO_API_ACTOR, n) && id[n + strspn(id + n, space)] == 0;
+}
+
+int proto_has_control(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f) return 1;
+    return 0;
 }
 
 int proto_room_is_dm(const char *r)

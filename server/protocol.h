@@ -141,6 +141,14 @@ int proto_user_guest_shaped(const char *id);
  * rows. No token's sub and no bot may take it, so mod_log's actor "api"
  * is always the API and never a user or bot of the same id. */
 #define PROTO_API_ACTOR "api"
+/* Whether user id `id` is PROTO_API_ACTOR in any case, with or without
+ * surrounding ASCII whitespace ("API", " api"): what a token's sub and a
+ * bot's id may not be, so no log or page reader can mistake one for the
+ * API. Unicode lookalikes (a Cyrillic "а") are not caught. */
+int proto_user_reserved(const char *id);
+/* Whether s has a C0 control character or DEL: what a user id may not hold
+ * (it goes into log lines and pages as it is). */
+int proto_has_control(const char *s);
 /* Returns PROTO_OK or E_BAD_NAME (with *msg) for a display name. */
 enum proto_err proto_check_name(const char *name, const char **msg);
 

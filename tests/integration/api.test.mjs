@@ -193,6 +193,56 @@ test('a Content-Length that is not a number (a sign, hex, words, overflowing, to
   }
 });
 
+test('a POST without a length (none, empty, a space before the colon, HTTP/1.0) is 400 and closed; Transfer-Encoding: Chunked in any case is read', async () => {
+  const start = (v = '1.1') => `POST /api/publish HTTP/${v}\r\nHost: x\r\nAuthorization: Bearer ${K1}\r\nContent-Type: application/json\r\n`;
+  for (const [what, data] of Object.entries({
+    'no Content-Length': start() + '\r\n',
+    'an empty Content-Length': start() + 'Content-Length:\r\n\r\n',
+    'Content-Length with a space before the colon': start() + 'Content-Length : 2\r\n\r\n{}',
+    'HTTP/1.0 without a length': start('1.0') + '\r\n{}',
+  })) {
+    const c = raw(srv.port);
+    await c.open;
+    c.sock.write(data);
+    await within(c.closed, T(5000), `${what}: the connection closes`);
+    assert.match(c.data(), /^HTTP\/1.\d 400/, what);
+    assert.match(c.data(), /connection: close/i, what);
+    assert.match(c.data(), /"bad_request"/, what);
+  }
+  const body = JSON.stringify(pub('chunked-caps', 'c'));
+  const c = raw(srv.port);
+  await c.open;
+  c.sock.write(start() + 'Transfer-Encoding: Chunked\r\n\r\n' + Buffer.byteLength(body).toString(16) + '\r\n' + body + '\r\n0\r\n\r\n');
+  await waitFor(() => c.data().includes('"ts"'), { what: 'the chunked publish answered' });
+  assert.match(c.data(), /^HTTP\/1.1 200/);
+  c.sock.destroy();
+});
+
+test('security: a body-less method with a body, a bad or empty Content-Length or chunks is refused and closed: nothing behind it is read as a request', async () => {
+  const room = `smuggle-${Date.now()}`;
+  const ib = JSON.stringify(pub(room, 'SMUGGLED'));
+  const inner = head('/api/publish', Buffer.byteLength(ib)) + ib;
+  const bodies = {
+    'a body': [`Content-Length: ${Buffer.byteLength(inner)}\r\n`, inner],
+    'an empty Content-Length': ['Content-Length:\r\n', inner],
+    'Content-Length 1x': ['Content-Length: 1x\r\n', inner],
+    'chunks': ['Transfer-Encoding: chunked\r\n', `${Buffer.byteLength(inner).toString(16)}\r\n${inner}\r\n0\r\n\r\n`],
+  };
+  for (const method of ['GET', 'PUT', 'DELETE', 'OPTIONS'])
+    for (const [what, [hdr, body]] of Object.entries(bodies)) {
+      const c = raw(srv.port);
+      await c.open;
+      c.sock.write(`${method} /api/rooms HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${K1}\r\n${hdr}\r\n`);
+      await sleep(50);
+      c.sock.write(body);
+      await within(c.closed, T(5000), `${method} with ${what}: closed`);
+      assert.match(c.data(), method === 'GET' ? /^HTTP\/1.1 400/ : /^HTTP\/1.1 405/, `${method} with ${what}`);
+      assert.equal((c.data().match(/HTTP\/1.1/g) || []).length, 1, `${method} with ${what}: ${c.data()}`);
+    }
+  const h = await api(`/api/history?room=${room}`);
+  assert.deepEqual(h.body.messages, []);
+});
+
 test('a chunked or streamed body over 64 KiB is 413 as it passes the bound', async () => {
   const c = raw(srv.port);
   await c.open;
@@ -443,7 +493,7 @@ test('security: a bot message is not the message of the token user whose id the 
   assert.deepEqual(log, [{ actor: `${sub}-mod`, action: 'delete', target: sub }]);
 });
 
-test('security: "api", the API\'s own actor in mod_log, is no token sub and no bot id', async () => {
+test('security: "api", the API\'s own actor in mod_log, is no token sub and no bot id, in any case or with spaces', async () => {
   const c = await connect(srv.url);
   clients.push(c);
   c.send({ type: 'hello', token: mintToken({ sub: 'api', name: 'Mallory' }) });
@@ -452,6 +502,10 @@ test('security: "api", the API\'s own actor in mod_log, is no token sub and no b
   assert.equal((await c.closed).code, 1008);
   assertError(await api('/api/publish', { body: pub('apiname', 'x', { user: { id: 'api', name: 'API' } }) }), 400, 'bad_request');
   assertError(await api('/api/token', { body: { sub: 'api', name: 'API' } }), 400, 'bad_request');
+  for (const id of ['API', 'Api', ' api', 'api ']) {
+    assertError(await api('/api/publish', { body: pub('apiname', 'x', { user: { id, name: 'API' } }) }), 400, 'bad_request');
+    assertError(await api('/api/token', { body: { sub: id, name: 'API' } }), 400, 'bad_request');
+  }
   // Other ids that contain it are fine.
   assert.equal((await api('/api/publish', { body: pub('apiname', 'x', { user: { id: 'api-bot', name: 'API' } }) })).status, 200);
 });
@@ -621,6 +675,16 @@ test('security: failed authentications per address: past --api-auth-fails-per-ip
   assert.match(m, /^parley_api_auth_refused_total 4$/m);
 });
 
+test('a query argument over 255 bytes with the right key is 400, not a failed authentication; a long credential argument is still 401', async (t) => {
+  const { s } = await serverForTest(t, { ipLimits: 'server', args: ['--api-key', K1, '--api-auth-fails-per-ip', '2'] });
+  for (let i = 0; i < 3; i++)
+    assertError(await api(`/api/history?room=lobby&x=${'a'.repeat(300)}`, { server: s }), 400, 'bad_request');
+  assert.equal((await api('/api/rooms', { server: s })).status, 200);
+  assertError(await api(`/api/history?room=lobby&api_key=${'a'.repeat(300)}`, { server: s }), 401, 'unauthorized');
+  const m = await fetch(`${s.http}/metrics`).then((r) => r.text());
+  assert.match(m, /^parley_api_unauthorized_total 1$/m);
+});
+
 test('moderation endpoints: mute, kick, ban (room and server-wide), unmute, unban act like an admin\'s; logged with actor api', async () => {
   const r = `apimod-${Date.now()}`;
   const u = await tokenUser(srv, { sub: `apimod-u-${Date.now()}`, name: 'Target' });
@@ -688,6 +752,28 @@ test('security: requests pipelined behind one with a body never spin the loop: /
   // The loop is free: a plain request is answered at once.
   const h = await health(s);
   assert.equal(h.status, 'ok', JSON.stringify(h));
+});
+
+test('requests pipelined behind a body: the first answer goes out whole, then the connection closes', async () => {
+  const body = JSON.stringify(pub('pipe-whole', 'p'));
+  const post = head('/api/publish', Buffer.byteLength(body)) + body;
+  const cases = {
+    'two publishes': post + post,
+    'a publish then a GET': post + `GET /api/rooms HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${K1}\r\n\r\n`,
+    'a publish then a bare CRLF': post + '\r\n',
+  };
+  for (const [what, data] of Object.entries(cases)) {
+    const c = raw(srv.port);
+    await c.open;
+    c.sock.write(data);
+    await within(c.closed, T(5000), `${what}: the connection closes`);
+    const out = c.data();
+    assert.match(out, /^HTTP\/1.1 200/, what);
+    const len = Number(/content-length: (\d+)\r\n/i.exec(out)?.[1]);
+    const rest = out.slice(out.indexOf('\r\n\r\n') + 4);
+    assert.equal(Buffer.byteLength(rest), len, `${what}: the whole body, nothing after it: ${JSON.stringify(out)}`);
+    assert.equal(typeof JSON.parse(rest).id, 'number', what);
+  }
 });
 
 test('GET /api/rooms with a room that has members and no message yet', async () => {

@@ -95,3 +95,40 @@ test('a server without a secret refuses tokens (unauthorized, 1008) but takes gu
   assert.equal(w.user.guest, true);
   b.terminate();
 });
+
+test('security: a token sub "api" in any case or with spaces is unauthorized (a lookalike is another id)', async () => {
+  for (const sub of ['API', 'Api', ' api', 'api ', '\tapi']) {
+    const a = await raw();
+    a.send({ type: 'hello', token: mintToken({ sub, name: 'X' }) });
+    const e = await a.next();
+    assert.deepEqual([e.type, e.code], ['error', 'unauthorized'], JSON.stringify(sub));
+    assert.equal((await a.closed).code, 1008);
+  }
+  const l = await raw();
+  assert.equal((await l.hello({ token: mintToken({ sub: '\u0430pi', name: 'X' }) })).type, 'welcome');
+});
+
+test('security: a token sub with control characters is unauthorized; a logged value cannot forge a log line', async (t) => {
+  const s = await startServer({ args: ['--log-level', 'debug'] });
+  t.after(async () => {
+    await s.stop();
+    s.cleanup();
+  });
+  const forged = '2001-01-01T00:00:00.000Z error forged';
+  for (const sub of [`x\n${forged}`, 'x\ry', 'x\u007fy']) {
+    const a = await connect(s.url);
+    a.send({ type: 'hello', token: mintToken({ sub, name: 'X' }) });
+    const e = await a.next();
+    assert.deepEqual([e.type, e.code], ['error', 'unauthorized'], JSON.stringify(sub));
+    assert.equal((await a.closed).code, 1008);
+  }
+  // A message's text is logged at debug: its newline is escaped.
+  const g = await connect(s.url);
+  await g.hello('Guest');
+  await g.join('logs');
+  await g.say('logs', `hi\n${forged}`);
+  g.terminate();
+  const r = await s.stop();
+  assert.ok(r.stderr.includes('\\x0a2001-01-01'), r.stderr.slice(-2000));
+  assert.ok(!r.stderr.split('\n').some((line) => line.startsWith(forged)), r.stderr.slice(-2000));
+});

@@ -177,9 +177,13 @@ test('security: the hierarchy: a mod acts on no mod or admin, an admin on no oth
     assert.match(e.message, why, JSON.stringify(e));
   };
   for (const type of ['kick', 'mute', 'ban', 'unmute', 'unban']) {
-    for (const target of [m2, a, m]) // m itself too
+    for (const target of [m2, a])
       await refused(m, { type, room: r, user: target.user.id }, /moderator may not act on a moderator or an admin/);
+    await refused(m, { type, room: r, user: m.user.id }, /you may not act on yourself/);
+  }
+  for (const type of ['kick', 'mute', 'ban']) { // lifts are not ranked for an admin (below)
     await refused(a, { type, room: r, user: a2.user.id }, /admin may not act on another admin/);
+    await refused(a, { type, room: r, user: a.user.id }, /you may not act on yourself/);
   }
   await refused(a, { type: 'ban', user: a2.user.id }, /admin may not act on another admin/); // server-wide
   // Nothing happened: everyone still speaks there.
@@ -210,6 +214,85 @@ test('security: the hierarchy: a mod acts on no mod or admin, an admin on no oth
   // Every refusal stored nothing.
   const rows = sqlite(srv.dbPath, `SELECT count(*) AS n FROM sanctions WHERE user_id IN ('${m2.user.id}','${a.user.id}','${a2.user.id}','${offAdmin.user.id}')`);
   assert.deepEqual(rows, [{ n: 0 }]);
+});
+
+test('security: an auth refresh that changes the role counts at once for the hierarchy: promoted out of a mod\'s reach, demoted within it, online and offline', async () => {
+  const r = room('refresh');
+  const m = await tok(`mod${n}`, 'Mod', { role: 'mod' });
+  const riser = await tok(`riser${n}`, 'Riser');
+  const fallen = await tok(`fallen${n}`, 'Fallen', { role: 'admin' });
+  for (const c of [m, riser, fallen]) await c.join(r);
+  const auth = (c, claims) => c.request({ type: 'auth', token: mintToken({ sub: c.user.id, name: c.user.name, ...claims }) }, 'authed');
+  assert.equal((await auth(riser, { role: 'admin' })).type, 'authed');
+  await refusedMod(m, { type: 'mute', room: r, user: riser.user.id }, 'forbidden');
+  assert.equal((await auth(fallen, {})).type, 'authed');
+  await ok(m, { type: 'mute', room: r, user: fallen.user.id, minutes: 5 });
+  // users.role is the refreshed one: it holds once they are gone.
+  for (const c of [riser, fallen]) {
+    c.close();
+    await c.closed;
+  }
+  assert.deepEqual(sqlite(srv.dbPath, `SELECT id, role FROM users WHERE id IN ('${riser.user.id}','${fallen.user.id}') ORDER BY id`),
+    [{ id: fallen.user.id, role: null }, { id: riser.user.id, role: 'admin' }]);
+  await refusedMod(m, { type: 'ban', room: r, user: riser.user.id }, 'forbidden');
+  await ok(m, { type: 'ban', room: r, user: fallen.user.id, minutes: 5 });
+});
+
+test('security: lifts: any admin lifts anyone\'s mute or ban (a mod\'s ban of a staff member before its first welcome included); a mod lifts only on users with no role', async () => {
+  const r = room('lift');
+  const m = await tok(`mod${n}`, 'Mod', { role: 'mod' });
+  const a = await tok(`admin${n}`, 'Admin', { role: 'admin' });
+  // Never welcomed: no stored role, so a mod may ban them.
+  const boss = `boss${n}`, staff = `staff${n}`;
+  await ok(m, { type: 'ban', room: r, user: boss });
+  await ok(m, { type: 'ban', room: r, user: staff });
+  const b = await tok(boss, 'Boss', { role: 'admin' });
+  const st = await tok(staff, 'Staff', { role: 'mod' });
+  const banned = await b.request({ type: 'join', room: r }, 'joined');
+  assert.equal(banned.sanction, 'ban', JSON.stringify(banned));
+  // The mod may no longer lift it (its target has a role now); an admin may.
+  await refusedMod(m, { type: 'unban', room: r, user: staff }, 'forbidden');
+  await ok(a, { type: 'unban', room: r, user: boss });
+  await ok(a, { type: 'unban', room: r, user: staff });
+  await b.join(r);
+  await st.join(r);
+  // An admin lifts on another admin (whom it may not mute; lifting nothing is ok).
+  const a2 = await tok(`admin2${n}`, 'Admin2', { role: 'admin' });
+  await a2.join(r);
+  await refusedMod(a, { type: 'mute', room: r, user: a2.user.id }, 'forbidden');
+  await ok(a, { type: 'unmute', room: r, user: a2.user.id });
+  // A mod still lifts on users with no role.
+  const u = await tok(`user${n}`, 'User');
+  await ok(m, { type: 'mute', room: r, user: u.user.id });
+  await ok(m, { type: 'unmute', room: r, user: u.user.id });
+});
+
+test('security: a moderator banned from a room moderates nothing there (forbidden with sanction ban); muted, it still does; other rooms are unaffected', async () => {
+  const r = room('modban'), other = room('modban-other');
+  const a = await tok(`admin${n}`, 'Admin', { role: 'admin' });
+  const m = await tok(`mod${n}`, 'Mod', { role: 'mod' });
+  const u = await tok(`user${n}`, 'User');
+  await u.join(r);
+  await ok(a, { type: 'mute', room: r, user: m.user.id, minutes: 5 });
+  await ok(m, { type: 'kick', room: r, user: u.user.id });
+  await ok(a, { type: 'ban', room: r, user: m.user.id, minutes: 5 });
+  for (const type of ['kick', 'mute', 'ban', 'unmute', 'unban']) {
+    const e = await refusedMod(m, { type, room: r, user: u.user.id }, 'forbidden');
+    assert.equal(e.sanction, 'ban', JSON.stringify(e));
+    assert.ok(e.until > Date.now(), JSON.stringify(e));
+  }
+  await ok(m, { type: 'mute', room: other, user: u.user.id, minutes: 5 });
+  // Nothing was stored in the banned room.
+  assert.deepEqual(sqlite(srv.dbPath, `SELECT count(*) AS n FROM sanctions WHERE user_id='${u.user.id}' AND room='${r}'`), [{ n: 0 }]);
+});
+
+test('a search of all rooms by a user banned from too many rooms is forbidden with sanction ban', async () => {
+  const a = await tok(`admin${n}`, 'Admin', { role: 'admin' });
+  const u = await tok(`many${n}`, 'Many');
+  const base = room('manybans');
+  for (let i = 0; i < 65; i++) await ok(a, { type: 'ban', room: `${base}-${i}`, user: u.user.id });
+  const e = await u.request({ type: 'search', q: 'hello' }, 'results');
+  assert.deepEqual([e.type, e.code, e.sanction], ['error', 'forbidden', 'ban'], JSON.stringify(e));
 });
 
 test('bad moderation fields: bad_request (minutes, user, reason, unknown room shapes); DM rooms: bad_request', async () => {

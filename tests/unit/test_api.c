@@ -74,6 +74,11 @@ START_TEST(test_url_and_content_type)
     ck_assert_int_eq(api_content_type_json("application/jsonx"), 0);
     ck_assert_int_eq(api_content_type_json("text/plain"), 0);
     ck_assert_int_eq(api_content_type_json(NULL), 0);
+    ck_assert_int_eq(api_chunked_te("chunked"), 1);
+    ck_assert_int_eq(api_chunked_te("Chunked"), 1);
+    ck_assert_int_eq(api_chunked_te("gzip, CHUNKED"), 1);
+    ck_assert_int_eq(api_chunked_te("identity"), 0);
+    ck_assert_int_eq(api_chunked_te(NULL), 0);
 }
 END_TEST
 
