@@ -318,7 +318,8 @@ export class Sender {
     Object.assign(this, { c, room, prefix, window, text, gapMs });
     this.acked = new Map();
     this.refused = new Map();
-    this.pending = new Map(); // cid -> sent at (ms)
+    this.pending = new Map(); // cid -> sent at (ms), while unanswered
+    this.sentAt = new Map();  // cid -> sent at (ms)
     this.latency = new Map(); // cid -> ms from send to answer
     this.texts = new Map();
     this.i = 0;
@@ -352,6 +353,7 @@ export class Sender {
     const text = this.text(this.i++);
     this.texts.set(cid, text);
     this.pending.set(cid, Date.now());
+    this.sentAt.set(cid, Date.now());
     this.c.send({ type: 'send', room: this.room, text, client_id: cid, ref: cid });
   }
 
