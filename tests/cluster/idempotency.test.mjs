@@ -75,6 +75,7 @@ test('with Redis\'s dedup key gone (expired), a re-send on another node is still
   for (const k of keys) await cl.redis.cmd('DEL', k);
   const a1 = await cl.user(1, claims), a2 = await cl.user(2, claims);
   await a1.join(room);
+  await a2.join(room);
   const r1 = await a1.say(room, 'resent on node 1', 'exp-1');
   const r2 = await a2.say(room, 'resent on node 2', 'exp-1');
   assert.deepEqual([r1.id, r1.ts], [first.id, first.ts], 'node 1 acked a new message');

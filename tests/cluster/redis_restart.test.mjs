@@ -39,6 +39,7 @@ async function outage(t, how) {
   const ackedBefore = senders.flatMap((s) => [...s.acked.values()]);
   assert.ok(ackedBefore.length > 10, 'too little traffic before the outage');
   const stopped = Date.now();
+  const stopAsked = stopped;
   const e = await cl.redis.stop(how);
   const gone = Date.now();
   if (how === 'SIGTERM') assert.equal(e.code, 0, `redis-server exit on SIGTERM:\n${cl.redis.log.slice(-2000)}`);
@@ -97,8 +98,16 @@ async function outage(t, how) {
     const have = new Map(rows.map((r) => [`${r.user_id}/${r.client_id}`, r.id]));
     for (const s of senders)
       for (const [cid, a] of s.acked) assert.equal(have.get(`${s.prefix}/${cid}`), a.id, `node ${i}: acked ${cid} (id ${a.id})`);
-    const bad = sqlite(n.dbPath, `SELECT client_id FROM messages WHERE client_id IN (${inList(overloaded.map(([, c]) => c))})`);
-    assert.deepEqual(bad, [], `node ${i} stored sends answered overloaded`);
+    const bad = sqlite(n.dbPath, `SELECT id, client_id FROM messages WHERE client_id IN (${inList(overloaded.map(([, c]) => c))})`);
+    const when = (cid) => {
+      const s = senders.find((x) => cid.startsWith(`${x.prefix}-`));
+      if (!s) return '';
+      const sent = s.sentAt.get(cid);
+      return ` (sent ${sent - stopAsked} ms after Redis was sent ${how}, answered ${s.latency.get(cid)} ms later; Redis exited ${gone - stopAsked} ms after ${how})`;
+    };
+    const lastBefore = Math.max(...senders.flatMap((x) => [...x.acked.entries()].filter(([c]) => x.sentAt.get(c) < stopAsked).map(([, a]) => a.id)));
+    assert.deepEqual(bad, [], `node ${i} stored sends answered overloaded: ${bad.map((b) => `${b.client_id} as id ${b.id}${when(b.client_id)}`).join('; ')}` +
+      `; the highest id acked for a send made before the ${how}: ${lastBefore}`);
   }
   sameRows(cl.nodes, 'messages_full', `messages after Redis ${how}`);
   t.diagnostic(`outage ${restarting - stopped} ms; overloaded ${overloaded.length}, internal ${unknown.length}`);
