@@ -19,7 +19,7 @@ ARG DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       gcc libc6-dev make cmake pkg-config \
-      libwebsockets-dev libmbedtls-dev libcjson-dev libsqlite3-dev libuv1-dev
+      libwebsockets-dev libmbedtls-dev libcjson-dev libsqlite3-dev libuv1-dev libhiredis-dev
 WORKDIR /src
 COPY . .
 RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DPARLEY_TESTS=OFF \
@@ -39,7 +39,7 @@ ARG DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       libwebsockets17 libwebsockets-evlib-uv libuv1 libmbedcrypto7 libcjson1 \
-      libsqlite3-0 sqlite3 \
+      libsqlite3-0 libhiredis0.14 sqlite3 \
  && apt-get clean \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt /var/log/dpkg.log \
  && groupadd --gid 10001 parley \

@@ -87,6 +87,12 @@ static const struct opt opts[] = {
      "failed HTTP API authentications per client address and minute (10; 0: no limit)"},
     {"trust-proxy", K_STR, O(trust_proxy), 0, 0, 0,
      "comma list of proxy addresses whose X-Forwarded-For is believed (none)"},
+    {"redis", K_STR, O(redis), 0, 0, 0,
+     "redis://HOST:PORT[/DB]: run as one node of a cluster (docs/cluster.md) (off)"},
+    {"redis-timeout", K_LONG, O(redis_timeout), 50, 60000, 0,
+     "ms Redis has to take a write before it is answered overloaded (1000)"},
+    {"redis-log-max", K_LONG, O(redis_log_max), 0, 1L << 40, 0,
+     "events the Redis log keeps at least, trimmed beyond (1000000; 0: all)"},
 };
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
 
@@ -117,6 +123,8 @@ static void defaults(struct config *c)
     c->max_conns_per_ip = 100;
     c->guests_per_ip_minute = 60;
     c->api_auth_fails_per_ip = 10;
+    c->redis_timeout = 1000;
+    c->redis_log_max = 1000000;
 }
 
 static void usage(FILE *f)

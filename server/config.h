@@ -51,6 +51,9 @@ struct config {
     long api_auth_fails_per_ip; /* failed API authentications per key and minute */
     const char *trust_proxy;    /* comma list of addresses; NULL: trust no XFF */
     const char *api_key;        /* comma list; NULL: the HTTP API is off (404) */
+    const char *redis;          /* redis://host:port[/db]; NULL: one node, no cluster */
+    long redis_timeout;         /* ms a write may wait for Redis (cluster.h) */
+    long redis_log_max;         /* the log stream's MAXLEN ~; 0: never trimmed */
 
     int norigins; /* parsed from `origins` */
     char *origin_list[CONFIG_MAX_ORIGINS];

@@ -9,6 +9,7 @@
  */
 #include "db_impl.h"
 #include "db_search.h"
+#include "event.h"
 
 #include <assert.h>
 #include <pthread.h>
@@ -72,34 +73,38 @@ static int bucket(double v, const double *bounds, int n)
  * would commit on its own while the batch is reported failed. Returns
  * SQLITE_OK, or the error that failed the batch, and then every request of
  * it has failed; *lost says whether SQLite rolled it back mid-batch. */
-static int run_writes(struct db *db, struct db_req *batch, int *lost)
+static int run_writes(struct db *db, struct db_req **batch, int *lost)
 {
     int64_t max_id = db->max_id;
     int rc = sqlite3_exec(db->conn, "BEGIN IMMEDIATE", NULL, NULL, NULL);
-    for (struct db_req *r = batch; r && rc == SQLITE_OK; r = r->next) {
+    for (struct db_req **slot = batch; *slot && rc == SQLITE_OK; slot = &(*slot)->next) {
+        struct db_req *r = *slot;
         if (r->op == DB_READ) {
             r->last_id = max_id;
             continue;
         }
-        int src = db__run_write(db, r, &max_id);
+        int src = r->logged ? db__apply(db, slot, &max_id) : db__run_write(db, r, &max_id);
         if (src != SQLITE_OK && sqlite3_get_autocommit(db->conn)) {
             db__log_failure(db, "transaction lost", src);
             rc = src, *lost = 1;
         }
     }
+    if (rc == SQLITE_OK) rc = db__pos_store(db);
     if (rc == SQLITE_OK) rc = sqlite3_exec(db->conn, "COMMIT", NULL, NULL, NULL);
     if (rc == SQLITE_OK) {
         db->max_id = max_id;
         db__index_committed(db);
+        db__pos_done(db, 1);
         return SQLITE_OK;
     }
     if (!*lost) db__log_failure(db, "transaction", rc);
     if (!sqlite3_get_autocommit(db->conn))
         sqlite3_exec(db->conn, "ROLLBACK", NULL, NULL, NULL);
+    db__pos_done(db, 0);
     /* The reads still run, bounded by what was committed before the batch:
      * none of its writes happened, so they see exactly what precedes them
      * (a full disk refuses writes, not reads). */
-    for (struct db_req *r = batch; r; r = r->next) {
+    for (struct db_req *r = *batch; r; r = r->next) {
         if (r->op == DB_READ) {
             r->last_id = db->max_id;
             continue;
@@ -157,10 +162,11 @@ static void deliver(struct db *db, struct db_req *head, struct db_req *tail)
 static void run_batch(struct db *db, struct db_req *batch, int n)
 {
     double t0 = mono_us();
+    if (db->opt.forward && !(db__forward_writes(db, &batch), batch)) return;
     int writes = batch_has_writes(batch), lost = 0;
     pthread_mutex_lock(&db->conn_lock);
     if (writes) /* when it fails, the reads below still run (db.h) */
-        run_writes(db, batch, &lost);
+        run_writes(db, &batch, &lost);
     else
         for (struct db_req *r = batch; r; r = r->next)
             r->last_id = db->max_id;
@@ -400,6 +406,42 @@ int db_submit(struct db *db, struct db_req *r)
     return rc;
 }
 
+int db_submit_event(struct db *db, struct db_req *r)
+{
+    assert(r->logged);
+    int rc = -1;
+    pthread_mutex_lock(&db->lock);
+    if (!db->stopping) {
+        r->next = NULL;
+        if (db->q_tail)
+            db->q_tail->next = r;
+        else
+            db->q_head = r;
+        db->q_tail = r;
+        db->q_len++;
+        rc = 0;
+        pthread_cond_signal(&db->cond);
+    }
+    pthread_mutex_unlock(&db->lock);
+    return rc;
+}
+
+void db_complete(struct db *db, struct db_req *r)
+{
+    r->next = NULL;
+    deliver(db, r, r);
+}
+
+int64_t db_log_pos(struct db *db)
+{
+    return __atomic_load_n(&db->pos_shared, __ATOMIC_ACQUIRE);
+}
+
+int64_t db_high_id(struct db *db)
+{
+    return db->max_id;
+}
+
 void db_take_done(struct db *db, void (*fn)(struct db_req *r, void *arg), void *arg)
 {
     pthread_mutex_lock(&db->lock);
@@ -454,7 +496,12 @@ void db_close(struct db *db)
     assert(!db->started);        /* db_stop() first */
     db_search_close(db->search); /* a failed db_open's, else NULL already */
     db_search_close(db->lists);
-    for (struct db_req *r = db->d_head; r; r = r->next) {
+    for (struct db_req *r = db->d_head, *next; r; r = next) {
+        next = r->next;
+        if (r->logged && r->loop < 0) { /* nobody else frees an event */
+            event_free(event_of(r));
+            continue;
+        }
         buf_unref(r->rows);
         buf_unref(r->updates);
         buf_unref(r->frame);

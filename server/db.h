@@ -52,6 +52,7 @@
 #include "buf.h"
 
 struct db_search_scope;
+struct event;
 struct room;
 
 /* A read's rows (MESSAGE objects as JSON) stop before passing this many
@@ -156,6 +157,10 @@ struct db_req {
      * with a message, each a line "name last_id\n" in `rows` sorted by
      * name (last_id: its highest id or rev the read may see). */
     unsigned all_rooms : 1;
+    /* An event of the cluster's log (event.h: the request is the first
+     * member of a struct event), applied by the worker for every node;
+     * loop -1 when no session of this node waits for it. */
+    unsigned logged : 1;
 
     /* Outputs. */
     enum db_status status;
@@ -194,6 +199,17 @@ struct db_options {
     void (*search_done)(void *arg, struct db_req *r);
     void *search_arg;
     int no_guest_dms; /* --no-guest-dms: DM rooms with a guest are closed */
+    /* Cluster mode (cluster.h), all three called on the worker thread;
+     * forward NULL: one node, writes run here. forward takes a write to the
+     * log (the cluster owns it until it completes it with db_complete or
+     * claim returns it): 0, or -1 to fail it DB_BUSY now. claim returns the
+     * request of this node an applied event answers, out of the cluster's
+     * hands, or NULL. applied says a batch of events was committed (ok, pos
+     * the new position) or rolled back (!ok, pos the position kept). */
+    int (*forward)(void *arg, struct db_req *r);
+    struct db_req *(*claim)(void *arg, struct event *e);
+    void (*applied)(void *arg, int64_t pos, int ok);
+    void *cluster_arg;
 };
 
 struct db_stats {
@@ -218,6 +234,19 @@ struct db *db_open(const struct db_options *opt, char *err, size_t errlen);
 /* Queues r. Returns 0, or -1 when the queue is full or the db is stopping
  * (then r is untouched and stays the caller's). Any thread. */
 int db_submit(struct db *db, struct db_req *r);
+/* Queues an event read from the cluster's log (r->logged, event.h), past
+ * the queue's bound (the reader bounds what it has in flight). The db owns
+ * it from here: it frees it, or hands it to the router, which does. Returns
+ * 0, or -1 when stopping (r is still the caller's). Any thread. */
+int db_submit_event(struct db *db, struct db_req *r);
+/* Puts r, a request the db had handed to the cluster (db_options.forward),
+ * on the done list now, with its status and outputs as set, and wakes the
+ * loop. Any thread. */
+void db_complete(struct db *db, struct db_req *r);
+/* The cluster's log position applied and committed (0: none). Any thread. */
+int64_t db_log_pos(struct db *db);
+/* The highest id or position the file holds. Main thread, before any write. */
+int64_t db_high_id(struct db *db);
 /* Moves every finished request out (under the lock) and calls fn on each,
  * in completion order, outside the lock. Event-loop thread. */
 void db_take_done(struct db *db, void (*fn)(struct db_req *r, void *arg), void *arg);

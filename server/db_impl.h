@@ -43,6 +43,7 @@ enum {
     ST_IDX_GET,
     ST_MODLOG,
     ST_ALL_ROOMS,
+    ST_POS_SET,
     ST_COUNT
 };
 
@@ -75,6 +76,11 @@ struct db {
     int64_t indexed;        /* worker thread only: the search index's watermark */
     int64_t idx_retry_ms;   /* worker thread only: after a failed chunk, not before */
     struct db_watermark wm; /* indexed and committed, for the search thread */
+    /* Cluster mode (db_apply.c), worker thread only: the log position
+     * applied and committed (the settings' cluster_pos), the next one the
+     * open transaction reaches, and the applied event's ts while it runs. */
+    int64_t pos, pos_next, event_ts;
+    int64_t pos_shared; /* pos for any thread (atomic) */
 };
 
 /* The wall clock in milliseconds: messages' and changes' ts, retention. */
@@ -83,6 +89,13 @@ static inline int64_t db__now_ms(void)
     struct timespec t;
     clock_gettime(CLOCK_REALTIME, &t);
     return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* A write's time: the applied event's (its log's clock, the same on every
+ * node) while the worker applies one, else now. Worker thread. */
+static inline int64_t db__write_ts(const struct db *db)
+{
+    return db->event_ts ? db->event_ts : db__now_ms();
 }
 
 /* Steps st once (a write, or a row nobody reads) and resets it. Returns
@@ -128,6 +141,23 @@ int db__dm_checked(struct db *db, struct db_req *r, int want);
  * statement that failed; the caller checks whether it cost the
  * transaction. */
 int db__run_write(struct db *db, struct db_req *r, int64_t *max_id);
+
+/* ---- db_apply.c (worker thread; cluster mode: db_options.forward set) ---- */
+
+/* Hands the batch's own writes to the cluster (db_options.forward), in
+ * order, and takes them out of *batch: they come back as events. A write
+ * the cluster refuses fails DB_BUSY and is delivered at once. */
+void db__forward_writes(struct db *db, struct db_req **batch);
+/* Applies the logged event in *slot, the next of the log (else it is
+ * skipped: already applied, or after a gap the reader fills again), with
+ * the event's seq as its id and its ts; a request of this node waiting for
+ * it (db_options.claim) takes its place in the batch. Returns SQLITE_OK,
+ * or the failing statement's error. */
+int db__apply(struct db *db, struct db_req **slot, int64_t *max_id);
+/* Stores pos_next as cluster_pos in the open transaction, when it moved. */
+int db__pos_store(struct db *db);
+/* After the commit (ok) or the rollback (!ok) of a batch with events. */
+void db__pos_done(struct db *db, int ok);
 
 /* ---- db_index.c (worker thread) ---- */
 

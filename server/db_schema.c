@@ -78,6 +78,9 @@ static const char *const sql_text[ST_COUNT] = {
         "WHERE r.room IS NOT NULL) "
         "SELECT room, (SELECT coalesce(max(rev),0) FROM messages m "
         "WHERE m.room=r.room AND m.rev<=?1) FROM r WHERE room IS NOT NULL",
+    /* Cluster mode: the log position applied, with the batch's changes. */
+    [ST_POS_SET] = "INSERT INTO settings(key,value) VALUES('cluster_pos',?1) "
+                   "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
 };
 
 /* ---- opening and migrating (main thread) ---- */
@@ -238,6 +241,25 @@ static int max_id(struct db *db, char *err, size_t errlen)
     return -1;
 }
 
+/* Reads the cluster's log position this file has applied (0: none). The
+ * reads' bound is at least it: every seq applied took an id or passed. */
+static int log_pos(struct db *db, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(
+        db->conn, "SELECT coalesce((SELECT value FROM settings WHERE key='cluster_pos'),0)",
+        -1, &st, NULL);
+    if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW)
+        db->pos = db->pos_next = db->pos_shared = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW) {
+        snprintf(err, errlen, "%s: %s", db->opt.path, sqlite3_errmsg(db->conn));
+        return -1;
+    }
+    if (db->pos > db->max_id) db->max_id = db->pos;
+    return 0;
+}
+
 /* Opens, checks, migrates and prepares (db_impl.h). */
 int db__setup(struct db *db, char *err, size_t errlen)
 {
@@ -268,7 +290,7 @@ int db__setup(struct db *db, char *err, size_t errlen)
         snprintf(err, errlen, "%s: %s", db->opt.path, sqlite3_errmsg(db->conn));
         return -1;
     }
-    if (max_id(db, err, errlen)) return -1;
+    if (max_id(db, err, errlen) || log_pos(db, err, errlen)) return -1;
     if (db__index_load(db) != SQLITE_OK) {
         snprintf(err, errlen, "%s: %s", db->opt.path, sqlite3_errmsg(db->conn));
         return -1;

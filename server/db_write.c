@@ -49,7 +49,7 @@ static int log_api(struct db *db, struct db_req *r, const char *action,
 static int run_send(struct db *db, struct db_req *r, int64_t *max_id)
 {
     sqlite3_stmt *ins = db->st[ST_INSERT], *find = db->st[ST_FIND];
-    int64_t ts = db__now_ms();
+    int64_t ts = db__write_ts(db);
     int rc = db__dm_checked(db, r, 1);
     if (rc != SQLITE_OK || r->status != DB_OK) return rc;
     sqlite3_bind_int64(ins, 7, *max_id + 1);
@@ -136,7 +136,7 @@ static int run_change(struct db *db, struct db_req *r, int64_t *max_id)
         return rc;
     }
     int edit = r->op == DB_EDIT;
-    int64_t id = *max_id + 1, ts = db__now_ms();
+    int64_t id = *max_id + 1, ts = db__write_ts(db);
     sqlite3_stmt *log = db->st[ST_EDIT_LOG],
                  *apply = db->st[edit ? ST_EDIT_APPLY : ST_DELETE_APPLY];
     sqlite3_bind_int64(log, 1, id);
@@ -180,7 +180,7 @@ static int run_user(struct db *db, struct db_req *r)
     db__bind_text(st, 1, r->user_id, -1);
     db__bind_text(st, 2, r->user_name, -1);
     sqlite3_bind_int(st, 3, r->guest);
-    sqlite3_bind_int64(st, 4, db__now_ms());
+    sqlite3_bind_int64(st, 4, db__write_ts(db));
     int rc = db__step_done(st);
     if (rc != SQLITE_OK) {
         db__log_failure(db, "user", rc);
@@ -194,7 +194,7 @@ static int run_mark(struct db *db, struct db_req *r, int64_t max_id)
 {
     int rc = db__dm_checked(db, r, 0);
     if (rc != SQLITE_OK || r->status != DB_OK) return rc;
-    return db_mark_set(&db->mark, r, max_id, db__now_ms());
+    return db_mark_set(&db->mark, r, max_id, db__write_ts(db));
 }
 
 /* Runs one write request of a batch. */
@@ -209,11 +209,11 @@ int db__run_write(struct db *db, struct db_req *r, int64_t *max_id)
     case DB_USER:
         return run_user(db, r);
     case DB_DM:
-        return db_dm_make(&db->dm, r, db__now_ms());
+        return db_dm_make(&db->dm, r, db__write_ts(db));
     case DB_MARK:
         return run_mark(db, r, *max_id);
     case DB_MOD:
-        return db_mod_run(&db->mod, r, db__now_ms());
+        return db_mod_run(&db->mod, r, db__write_ts(db));
     default:
         assert(!"not a write");
         return SQLITE_MISUSE;

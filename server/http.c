@@ -8,6 +8,7 @@
 
 #include "assets.h"
 #include "buf.h"
+#include "cluster.h"
 #include "db.h"
 #include "hub.h"
 #include "iplimit.h"
@@ -66,6 +67,8 @@ int http_confirm_upgrade(struct server *srv, struct lws *wsi)
         return refuse(srv, wsi, HTTP_STATUS_NOT_FOUND, "WebSocket is at /ws");
     if (srv->stopping)
         return refuse(srv, wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "shutting down");
+    if (!cluster_serving(srv->hub->cluster)) /* its history is not complete yet */
+        return refuse(srv, wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "catching up with the log");
     /* Every loop's connections count; loops accepting at the same instant
      * may each let one more in. */
     if (__atomic_load_n(&srv->hub->sessions, __ATOMIC_RELAXED) >=
@@ -89,16 +92,37 @@ int http_confirm_upgrade(struct server *srv, struct lws *wsi)
     return 0;
 }
 
-static struct buf *healthz(struct server *srv)
+/* The cluster's part of /healthz (a single node has none), and whether the
+ * node serves: 503 while it catches up with the log or is behind it. */
+static int healthz_cluster(struct server *srv, char *out, size_t n)
+{
+    struct cluster_status cs;
+    *out = 0;
+    if (!srv->hub->cluster) return 1;
+    cluster_status(srv->hub->cluster, &cs);
+    snprintf(out, n, ",\"redis\":\"%s\",\"log_position\":%lld,\"log_lag\":%lld%s%s%s",
+             cs.redis_up ? "up" : "down", (long long)cs.position,
+             (long long)(cs.head > cs.position ? cs.head - cs.position : 0),
+             cs.behind ? ",\"reason\":\"" : "", cs.behind ? cs.reason : "",
+             cs.behind ? "\"" : "");
+    return cs.ready && !cs.behind;
+}
+
+static struct buf *healthz(struct server *srv, unsigned *code)
 {
     struct db_stats st;
-    char tmp[160];
+    char tmp[640], cl[400];
     db_stats(srv->db, &st);
+    int serving = healthz_cluster(srv, cl, sizeof cl);
+    const char *status = srv->stopping ? "stopping"
+                         : serving     ? "ok"
+                         : strstr(cl, "\"reason\"") ? "behind_log"
+                                                    : "catching_up";
+    *code = serving ? HTTP_STATUS_OK : HTTP_STATUS_SERVICE_UNAVAILABLE;
     snprintf(tmp, sizeof tmp,
-             "{\"status\":\"%s\",\"connections\":%d,\"rooms\":%zu,\"db_queue\":%d}\n",
-             srv->stopping ? "stopping" : "ok",
-             __atomic_load_n(&srv->hub->sessions, __ATOMIC_RELAXED),
-             metrics_room_count(srv->hub), st.queue_depth);
+             "{\"status\":\"%s\",\"connections\":%d,\"rooms\":%zu,\"db_queue\":%d%s}\n",
+             status, __atomic_load_n(&srv->hub->sessions, __ATOMIC_RELAXED),
+             metrics_room_count(srv->hub), st.queue_depth, cl);
     struct buf *b = buf_new(strlen(tmp));
     buf_puts(&b, tmp);
     return b;
@@ -124,7 +148,7 @@ static int respond(struct lws *wsi, struct http_body *hb, unsigned code, const c
 }
 
 static int respond_buf(struct lws *wsi, struct http_body *hb, struct buf *b,
-                       const char *mime)
+                       const char *mime, unsigned code)
 {
     if (!b || b->oom) {
         buf_unref(b);
@@ -133,7 +157,7 @@ static int respond_buf(struct lws *wsi, struct http_body *hb, struct buf *b,
     hb->owned = b;
     hb->data = BUF_PAYLOAD(b);
     hb->len = b->len;
-    return respond(wsi, hb, HTTP_STATUS_OK, mime, "no-store");
+    return respond(wsi, hb, code, mime, "no-store");
 }
 
 int http_request(struct server *srv, struct lws *wsi, struct http_body *hb)
@@ -145,10 +169,14 @@ int http_request(struct server *srv, struct lws *wsi, struct http_body *hb)
         lws_return_http_status(wsi, HTTP_STATUS_METHOD_NOT_ALLOWED, NULL);
         return lws_http_transaction_completed(wsi) ? -1 : 0;
     }
-    if (!strcmp(uri, "/healthz"))
-        return respond_buf(wsi, hb, healthz(srv), "application/json");
+    if (!strcmp(uri, "/healthz")) {
+        unsigned code;
+        struct buf *b = healthz(srv, &code);
+        return respond_buf(wsi, hb, b, "application/json", code);
+    }
     if (!strcmp(uri, "/metrics"))
-        return respond_buf(wsi, hb, metrics_render(srv), "text/plain; version=0.0.4");
+        return respond_buf(wsi, hb, metrics_render(srv), "text/plain; version=0.0.4",
+                           HTTP_STATUS_OK);
     const struct asset *a = assets_find(uri);
     if (!a) {
         lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, NULL);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "event.h"
 #include "log.h"
 #include "protocol.h"
 #include "sanction.h"
@@ -291,11 +292,34 @@ static void route_mark(struct route *rt, struct db_req *r)
     }
 }
 
+/* A moderation action another node applied: this node's registry follows
+ * it, and a kick or ban reaches the target's connections on every loop
+ * (as DB_MOD_EFFECT items, in the batch's order). */
+static void route_mod(struct route *rt, struct db_req *r)
+{
+    sanctions_follow(rt->h->sanctions, r);
+    if (r->mod_action != DB_MOD_KICK && r->mod_action != DB_MOD_BAN) return;
+    const char *room = r->room ? r->room : "";
+    struct buf *who = buf_pair(r->peer_id, room),
+               *frame = r->room ? proto_removed(r->room, r->text) : NULL;
+    for (int i = 0; who && (frame || !r->room) && i < rt->h->nloops; i++) {
+        struct db_req *p = post_new(NULL, who, frame, i);
+        if (!p) continue; /* out of memory: that loop's connections stay */
+        p->op = DB_MOD_EFFECT;
+        p->mod_action = r->mod_action;
+        chain_add(&rt->c[i], p);
+    }
+    buf_unref(who);
+    buf_unref(frame);
+}
+
 static void route_one(struct db_req *r, void *arg)
 {
     struct route *rt = arg;
     struct hub *h = rt->h;
-    assert(r->loop >= 0 && r->loop < h->nloops && !r->frame);
+    /* loop -1: an event of the cluster's log no session here waits for */
+    assert(r->loop >= -1 && r->loop < h->nloops && !r->frame);
+    assert(r->loop >= 0 || r->logged);
     int change = r->op == DB_SEND || r->op == DB_EDIT || r->op == DB_DELETE;
     if (change && r->status == DB_OK && !r->duplicate) {
         /* Every loop, members or not: a join in flight on a loop with no
@@ -310,6 +334,11 @@ static void route_one(struct db_req *r, void *arg)
             }
     }
     if (r->op == DB_MARK && r->status == DB_OK && !r->duplicate) route_mark(rt, r);
+    if (r->loop < 0) {
+        if (r->op == DB_MOD && r->status == DB_OK && !r->duplicate) route_mod(rt, r);
+        event_free(event_of(r)); /* the posts hold their own references */
+        return;
+    }
     chain_add(&rt->c[r->loop], r);
 }
 

@@ -29,6 +29,7 @@
 
 struct server;
 struct iplimit;
+struct cluster;
 
 struct hub_inbox {
     struct db_req *head, *tail; /* guarded by hub.inbox_lock */
@@ -50,6 +51,9 @@ struct hub {
     /* Per-client-address limits (iplimit.h, its own lock); NULL when every
      * per-address limit is off. Set before any loop runs. */
     struct iplimit *iplimit;
+    /* The cluster this node is one of (cluster.h); NULL: a single node.
+     * Set before any loop runs. */
+    struct cluster *cluster;
 };
 
 /* Sets up an empty hub for `nloops` loops (1..HUB_MAX_LOOPS). Main thread.

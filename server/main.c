@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cluster.h"
 #include "config.h"
 #include "crypto.h"
 #include "db.h"
@@ -156,6 +157,25 @@ static int make_iplimit(const struct config *cfg)
     return 0;
 }
 
+/* With --redis: the cluster, its hooks set in the database's options.
+ * Main thread. Returns 0, or -1 after saying why on stderr. */
+static int make_cluster(const struct config *cfg, struct db_options *dbo)
+{
+    char err[256];
+    if (!cfg->redis) return 0;
+    struct cluster_options co = {
+        .url = cfg->redis,
+        .timeout_ms = (int)cfg->redis_timeout,
+        .log_max = cfg->redis_log_max,
+    };
+    if (!(hub.cluster = cluster_new(&co, err, sizeof err))) {
+        fprintf(stderr, "parley: %s\n", err);
+        return -1;
+    }
+    cluster_hooks(hub.cluster, dbo);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     struct config cfg;
@@ -190,13 +210,22 @@ int main(int argc, char **argv)
         .max_per_room = cfg.max_messages_per_room,
         .prune_interval_ms = cfg.prune_interval * 1000,
     };
+    if (make_cluster(&cfg, &dbo)) {
+        hub_free(&hub);
+        return 2;
+    }
     hub.db = db_open(&dbo, err, sizeof err);
     if (!hub.db) {
         fprintf(stderr, "parley: cannot open database %s\n", err);
+        cluster_free(hub.cluster);
         hub_free(&hub);
         return 2;
     }
     rc = 2;
+    if (hub.cluster && cluster_start(hub.cluster, hub.db)) {
+        fprintf(stderr, "parley: cannot start the cluster's threads\n");
+        goto out;
+    }
     if (load_guest_key(hub.db, key)) {
         fprintf(stderr, "parley: cannot read settings from %s\n", cfg.db);
         goto out;
@@ -220,9 +249,11 @@ out:
     for (int i = 0; loops && i < hub.nloops; i++)
         server_destroy(&loops[i]); /* every loop has stopped */
     db_stop(hub.db); /* commits everything still queued; the worker routes it */
+    cluster_stop(hub.cluster); /* answers the writes still waiting for Redis */
     for (int i = 0; loops && i < hub.nloops; i++)
         hub_take(&hub, i, server_on_db_done, &loops[i]);
     db_close(hub.db);
+    cluster_free(hub.cluster);
     for (int i = 0; loops && i < hub.nloops; i++) {
         send_pool_free(&loops[i]);
         online_free(&loops[i]);

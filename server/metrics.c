@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "cluster.h"
 #include "db.h"
 #include "hub.h"
 #include "iplimit.h"
@@ -68,6 +69,22 @@ static void api_metrics(struct buf **b, const struct metrics *m)
     metric(b, "api_publishes_total", "counter",
            "Bot messages committed through POST /api/publish (repeats not counted).",
            (double)m->api_publishes);
+}
+
+/* The cluster's gauges (none for a single node). */
+static void cluster_metrics(struct buf **b, struct cluster *c)
+{
+    struct cluster_status cs;
+    if (!c) return;
+    cluster_status(c, &cs);
+    metric(b, "cluster_log_position", "gauge",
+           "The last event of the cluster's log applied and committed here.",
+           (double)cs.position);
+    metric(b, "cluster_log_lag", "gauge",
+           "Events the cluster's log holds that this node has not applied yet.",
+           (double)(cs.head > cs.position ? cs.head - cs.position : 0));
+    metric(b, "cluster_redis_up", "gauge", "1 when the last call to Redis was answered.",
+           (double)cs.redis_up);
 }
 
 static void metrics_sum(struct hub *h, struct metrics *sum, uint64_t *queued)
@@ -152,6 +169,7 @@ struct buf *metrics_render(struct server *srv)
     metric(&b, "db_queue_depth", "gauge", "Database requests waiting.", st.queue_depth);
     metric(&b, "search_index_lag", "gauge",
            "Ids committed but not yet in the search index.", (double)st.index_lag);
+    cluster_metrics(&b, srv->hub->cluster);
     metric(&b, "outq_depth", "gauge", "Frames queued to clients, all connections.",
            (double)queued);
     histogram(&b, "db_batch_size", "Requests per database transaction.", st.batch_hist,

@@ -61,21 +61,6 @@ enum roomreq_kind moderate_prepare(struct session *s)
     return ROOMREQ_MOD;
 }
 
-/* The registry follows the committed change. */
-static void update_registry(struct sanctions *t, const struct db_req *r)
-{
-    const char *room = r->room ? r->room : "";
-    enum sanction_kind k = r->mod_action == DB_MOD_MUTE || r->mod_action == DB_MOD_UNMUTE
-                               ? SANCTION_MUTE
-                               : SANCTION_BAN;
-    if (r->mod_action == DB_MOD_MUTE || r->mod_action == DB_MOD_BAN) {
-        if (sanctions_set(t, r->peer_id, room, k, r->msg_id))
-            plog(LOG_ERROR, "sanction-lost", "user=%s room=%s reason=\"out of memory\"",
-                 r->peer_id, room); /* stored: it holds after a restart */
-    } else if (r->mod_action != DB_MOD_KICK)
-        sanctions_lift(t, r->peer_id, room, k);
-}
-
 struct effect {
     const char *room; /* "": server-wide */
     int action;
@@ -110,7 +95,7 @@ void moderate_apply(struct server *srv, const struct db_req *r)
 
 int moderate_commit(struct server *srv, const struct db_req *r)
 {
-    update_registry(srv->hub->sanctions, r);
+    sanctions_follow(srv->hub->sanctions, r);
     int removes = r->mod_action == DB_MOD_KICK || r->mod_action == DB_MOD_BAN;
     struct effect e = {r->room ? r->room : "", r->mod_action, NULL};
     if (!removes) return 0;

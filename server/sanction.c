@@ -1,6 +1,9 @@
 /* sanction.c -- the mutes and bans in force (sanction.h). */
 #include "sanction.h"
 
+#include "db.h"
+#include "log.h"
+
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -129,4 +132,18 @@ int sanctions_banned_rooms(struct sanctions *t, const char *user, int64_t now_ms
             strcpy(rooms[n++], e->room);
     pthread_mutex_unlock(&t->lock);
     return n;
+}
+
+void sanctions_follow(struct sanctions *t, const struct db_req *r)
+{
+    const char *room = r->room ? r->room : "";
+    enum sanction_kind k = r->mod_action == DB_MOD_MUTE || r->mod_action == DB_MOD_UNMUTE
+                               ? SANCTION_MUTE
+                               : SANCTION_BAN;
+    if (r->mod_action == DB_MOD_MUTE || r->mod_action == DB_MOD_BAN) {
+        if (sanctions_set(t, r->peer_id, room, k, r->msg_id))
+            plog(LOG_ERROR, "sanction-lost", "user=%s room=%s reason=\"out of memory\"",
+                 r->peer_id, room);
+    } else if (r->mod_action != DB_MOD_KICK)
+        sanctions_lift(t, r->peer_id, room, k);
 }

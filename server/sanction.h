@@ -28,6 +28,11 @@ void sanctions_lift(struct sanctions *t, const char *user, const char *room,
                     enum sanction_kind kind);
 /* Whether (user, room, kind) is in force at now_ms; a room ban also
  * answers for a server-wide one. Sets *until (0: until lifted). */
+struct db_req;
+/* Follows a committed moderation action (a DB_MOD request: mute or ban
+ * set, unmute or unban lifted, kick nothing). Out of memory it logs: the
+ * action is stored and holds after a restart. Any thread. */
+void sanctions_follow(struct sanctions *t, const struct db_req *r);
 int sanctions_active(struct sanctions *t, const char *user, const char *room,
                      enum sanction_kind kind, int64_t now_ms, int64_t *until);
 /* Copies into rooms the names of the rooms (never "") where user is

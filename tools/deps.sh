@@ -5,9 +5,9 @@
 set -euo pipefail
 what=${1:-build}
 pkgs=(build-essential cmake pkg-config libwebsockets-dev libmbedtls-dev
-      libcjson-dev libsqlite3-dev libuv1-dev sqlite3)
+      libcjson-dev libsqlite3-dev libuv1-dev libhiredis-dev sqlite3)
 if [ "$what" = test ]; then
-    pkgs+=(check clang libclang-rt-14-dev nodejs npm chromium openssl curl)
+    pkgs+=(check clang libclang-rt-14-dev nodejs npm chromium openssl curl redis-server haproxy)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

@@ -1,0 +1,294 @@
+/* cluster.c -- the cluster's state, its table of pending writes and the
+ * database worker's hooks (cluster.h). The threads are cluster_write.c's
+ * and cluster_read.c's.
+ */
+#include "cluster_impl.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "crypto.h"
+#include "log.h"
+
+int64_t cluster__now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* ---- the pending table (under the lock) ---- */
+
+static struct pend **bucket(struct cluster *c, uint64_t token)
+{
+    return &c->pend[token % CLUSTER_PEND_BUCKETS];
+}
+
+struct pend *cluster__find(struct cluster *c, uint64_t token)
+{
+    struct pend *p = *bucket(c, token);
+    while (p && p->token != token)
+        p = p->next;
+    return p;
+}
+
+struct pend *cluster__take(struct cluster *c, uint64_t token)
+{
+    for (struct pend **pp = bucket(c, token); *pp; pp = &(*pp)->next)
+        if ((*pp)->token == token) {
+            struct pend *p = *pp;
+            *pp = p->next;
+            c->npend--;
+            c->ndup -= p->state == PEND_DUP;
+            return p;
+        }
+    return NULL;
+}
+
+void cluster__answer(struct cluster *c, struct db_req *r, enum db_status st, int64_t id,
+                     int64_t ts)
+{
+    r->status = st;
+    if (st == DB_OK) r->duplicate = 1, r->id = id, r->ts = ts;
+    db_complete(c->db, r);
+}
+
+/* Moves out of the table every entry `due` says is done, onto *out. */
+static void collect(struct cluster *c, int (*due)(const struct pend *, int64_t, int64_t),
+                    int64_t now, int64_t pos, struct pend **out)
+{
+    for (int i = 0; i < CLUSTER_PEND_BUCKETS; i++)
+        for (struct pend **pp = &c->pend[i]; *pp;) {
+            struct pend *p = *pp;
+            if (!due(p, now, pos)) {
+                pp = &p->next;
+                continue;
+            }
+            *pp = p->next;
+            c->npend--;
+            c->ndup -= p->state == PEND_DUP;
+            p->next = *out;
+            *out = p;
+        }
+}
+
+static int dup_applied(const struct pend *p, int64_t now, int64_t pos)
+{
+    return p->state == PEND_DUP && p->dup_id <= pos;
+}
+
+static int past_time(const struct pend *p, int64_t now, int64_t pos)
+{
+    return dup_applied(p, now, pos) || (p->state != PEND_DUP && p->until_ms < now);
+}
+
+/* Answers what collect() moved out: a duplicate applied is acked; a write
+ * with no answer from Redis in time was dropped there (its deadline) and
+ * is overloaded; one Redis took but we did not apply in time is internal
+ * (it is in the log: a resend with its client_id is one message). */
+static void answer_all(struct cluster *c, struct pend *list, enum db_status dflt)
+{
+    while (list) {
+        struct pend *p = list;
+        list = p->next;
+        enum db_status st = p->state == PEND_DUP    ? DB_OK
+                            : p->state == PEND_SENT ? dflt
+                                                    : DB_FAILED;
+        if (p->state == PEND_TAKEN)
+            plog(LOG_WARN, "cluster-apply-late", "token=%llu", (unsigned long long)p->token);
+        cluster__answer(c, p->r, st, p->dup_id, p->dup_ts);
+        free(p);
+    }
+}
+
+void cluster__expire(struct cluster *c)
+{
+    struct pend *out = NULL;
+    int64_t pos = db_log_pos(c->db);
+    pthread_mutex_lock(&c->lock);
+    if (c->npend) collect(c, past_time, cluster__now_ms(), pos, &out);
+    pthread_mutex_unlock(&c->lock);
+    answer_all(c, out, DB_BUSY);
+}
+
+void cluster__seen(struct cluster *c, int up, int64_t head)
+{
+    pthread_mutex_lock(&c->lock);
+    if (c->st.redis_up != up)
+        plog(up ? LOG_INFO : LOG_WARN, up ? "redis-up" : "redis-down", "url=%s", c->opt.url);
+    c->st.redis_up = up;
+    if (head > c->st.head) c->st.head = head;
+    pthread_mutex_unlock(&c->lock);
+}
+
+/* ---- the database worker's hooks (worker thread) ---- */
+
+static int forward(void *arg, struct db_req *r)
+{
+    struct cluster *c = arg;
+    if (!event_op_logged(r->op)) return -1;
+    int64_t deadline = cluster__now_ms() + c->opt.timeout_ms;
+    uint64_t token = ++c->next_token;
+    struct event_out *o = event_encode(r, c->node, token, deadline);
+    struct pend *p = malloc(sizeof(*p));
+    if (!o || !p) goto err;
+    *p = (struct pend){.token = token, .r = r, .until_ms = deadline + CLUSTER_MARGIN_MS};
+    pthread_mutex_lock(&c->lock);
+    if (c->stopping || !c->st.redis_up || c->st.behind) { /* overloaded, promptly */
+        pthread_mutex_unlock(&c->lock);
+        goto err;
+    }
+    struct pend **b = bucket(c, token);
+    p->next = *b;
+    *b = p;
+    c->npend++;
+    if (c->q_tail)
+        c->q_tail->next = o;
+    else
+        c->q_head = o;
+    c->q_tail = o;
+    pthread_cond_signal(&c->cond);
+    pthread_mutex_unlock(&c->lock);
+    return 0;
+err:
+    free(o);
+    free(p);
+    return -1;
+}
+
+static struct db_req *claim(void *arg, struct event *e)
+{
+    struct cluster *c = arg;
+    if (strcmp(e->origin, c->node)) return NULL;
+    pthread_mutex_lock(&c->lock);
+    struct pend *p = cluster__take(c, e->token);
+    pthread_mutex_unlock(&c->lock);
+    if (!p) return NULL; /* answered already (late): the event is anyone's */
+    assert(p->state != PEND_DUP);
+    struct db_req *r = p->r;
+    free(p);
+    return r;
+}
+
+static void applied(void *arg, int64_t pos, int ok)
+{
+    struct cluster *c = arg;
+    struct pend *out = NULL;
+    pthread_mutex_lock(&c->lock);
+    c->st.position = pos;
+    if (c->st.head < pos) c->st.head = pos;
+    if (!ok) c->rewind = pos;
+    if (!c->st.ready && c->start_head >= 0 && pos >= c->start_head) {
+        c->st.ready = 1;
+        plog(LOG_INFO, "cluster-ready", "position=%lld", (long long)pos);
+    }
+    if (ok && c->ndup) collect(c, dup_applied, 0, pos, &out);
+    pthread_mutex_unlock(&c->lock);
+    answer_all(c, out, DB_BUSY);
+}
+
+void cluster_hooks(struct cluster *c, struct db_options *dbo)
+{
+    dbo->forward = forward;
+    dbo->claim = claim;
+    dbo->applied = applied;
+    dbo->cluster_arg = c;
+}
+
+/* ---- life ---- */
+
+struct cluster *cluster_new(const struct cluster_options *o, char *err, size_t errlen)
+{
+    struct cluster *c = calloc(1, sizeof(*c));
+    if (!c) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    c->opt = *o;
+    c->rewind = c->start_head = -1;
+    if (rconn_parse(o->url, &c->addr, err, errlen)) goto err;
+    /* Per process, never stored: a node seeded from another's backup must
+     * not take that node's events for its own. */
+    if (crypto_random_hex(c->node, 8)) {
+        snprintf(err, errlen, "no entropy for the node id");
+        goto err;
+    }
+    pthread_mutex_init(&c->lock, NULL);
+    pthread_cond_init(&c->cond, NULL);
+    return c;
+err:
+    free(c);
+    return NULL;
+}
+
+int cluster_start(struct cluster *c, struct db *db)
+{
+    c->db = db;
+    c->st.position = db_log_pos(db);
+    if (pthread_create(&c->writer, NULL, cluster__writer, c)) return -1;
+    if (pthread_create(&c->reader, NULL, cluster__reader, c)) {
+        pthread_mutex_lock(&c->lock);
+        c->stopping = 1;
+        pthread_cond_broadcast(&c->cond);
+        pthread_mutex_unlock(&c->lock);
+        pthread_join(c->writer, NULL);
+        return -1;
+    }
+    c->started = 1;
+    plog(LOG_INFO, "cluster", "node=%s redis=%s position=%lld", c->node, c->opt.url,
+         (long long)c->st.position);
+    return 0;
+}
+
+void cluster_stop(struct cluster *c)
+{
+    if (!c || !c->started) return;
+    pthread_mutex_lock(&c->lock);
+    c->stopping = 1;
+    pthread_cond_broadcast(&c->cond);
+    pthread_mutex_unlock(&c->lock);
+    pthread_join(c->writer, NULL);
+    pthread_join(c->reader, NULL);
+    c->started = 0;
+    struct pend *out = NULL;
+    pthread_mutex_lock(&c->lock);
+    collect(c, past_time, INT64_MAX, INT64_MAX, &out); /* every entry */
+    for (struct pend *p = out; p; p = p->next)
+        if (p->state == PEND_DUP) p->state = PEND_SENT; /* not applied here */
+    while (c->q_head) {
+        struct event_out *o = c->q_head;
+        c->q_head = o->next;
+        free(o);
+    }
+    c->q_tail = NULL;
+    pthread_mutex_unlock(&c->lock);
+    answer_all(c, out, DB_BUSY);
+}
+
+void cluster_free(struct cluster *c)
+{
+    if (!c) return;
+    assert(!c->started && !c->npend);
+    pthread_mutex_destroy(&c->lock);
+    pthread_cond_destroy(&c->cond);
+    free(c);
+}
+
+void cluster_status(struct cluster *c, struct cluster_status *out)
+{
+    pthread_mutex_lock(&c->lock);
+    *out = c->st;
+    pthread_mutex_unlock(&c->lock);
+}
+
+int cluster_serving(struct cluster *c)
+{
+    if (!c) return 1;
+    pthread_mutex_lock(&c->lock);
+    int ok = c->st.ready && !c->st.behind;
+    pthread_mutex_unlock(&c->lock);
+    return ok;
+}

@@ -1,0 +1,67 @@
+/* cluster.h -- several nodes as one chat, on one Redis (docs/cluster.md).
+ *
+ * Redis holds the one ordered log: a stream (parley:log) whose entries are
+ * events (event.h) with ids "<seq>-0" from one counter (parley:seq). A
+ * write of this node is one Lua script run by Redis (cluster_write.c): it
+ * drops a write past its deadline, deduplicates a send by its client_id,
+ * takes the next seq and appends the event, atomically; many scripts go in
+ * one pipelined round trip. Every node, this one included, reads the
+ * whole log (cluster_read.c) and its database worker applies it in seq
+ * order to its own SQLite, with the position, in one transaction per
+ * batch (db_apply.c). A write of this node is answered when its own event
+ * is applied here: an ack then means the write is in Redis and in this
+ * node's history, and live delivery comes from the applied log, through
+ * the same routing as a single node's commits.
+ *
+ * Threads: the writer and the reader each own one Redis connection; the
+ * hooks (cluster_hooks) run on the database worker; cluster_status on any
+ * thread. The pending table (this node's writes between the worker's
+ * hand-off and their answer) is guarded by the cluster's lock; a request
+ * in it is the cluster's until it leaves it (claimed by the worker, or
+ * completed through db_complete).
+ */
+#ifndef PARLEY_CLUSTER_H
+#define PARLEY_CLUSTER_H
+
+#include <stdint.h>
+
+#include "db.h"
+
+struct cluster;
+
+struct cluster_options {
+    const char *url;      /* redis://host:port[/db] */
+    int timeout_ms;       /* a write's deadline in Redis */
+    long long log_max;    /* the stream's MAXLEN ~; 0: never trimmed */
+};
+
+struct cluster_status {
+    int redis_up;      /* the last call to Redis answered */
+    int ready;         /* caught up with the log as it was at start */
+    int behind;        /* the log was trimmed past our position */
+    int64_t position;  /* the last event applied and committed here */
+    int64_t head;      /* the last event Redis is known to hold */
+    char reason[200];  /* why not serving, for /healthz and the log */
+};
+
+/* Makes a cluster (no thread, no connection yet). Returns NULL with a
+ * reason in err (a bad URL, or no memory). Main thread. */
+struct cluster *cluster_new(const struct cluster_options *o, char *err, size_t errlen);
+/* Sets the database hooks (db_options.forward, claim, applied). */
+void cluster_hooks(struct cluster *c, struct db_options *dbo);
+/* Starts the writer and the reader on db (opened with the hooks). Returns
+ * 0, or -1 when a thread cannot start. Main thread. */
+int cluster_start(struct cluster *c, struct db *db);
+/* Stops both threads and answers every write still pending (DB_BUSY).
+ * Call after db_stop() (the worker may forward until then) and before
+ * the loops' last take of their inboxes. Main thread. */
+void cluster_stop(struct cluster *c);
+/* Frees the cluster. Main thread, after cluster_stop. */
+void cluster_free(struct cluster *c);
+/* A copy of the node's state. Any thread. */
+void cluster_status(struct cluster *c, struct cluster_status *out);
+/* Whether the node serves: caught up, and not behind the log. Any thread;
+ * NULL (one node) serves. */
+int cluster_serving(struct cluster *c);
+
+#endif

@@ -1,0 +1,85 @@
+/* cluster_impl.h -- the cluster's internals, shared by cluster.c (the
+ * state, the pending table, the worker's hooks), cluster_write.c (the
+ * writer thread) and cluster_read.c (the reader thread). Private to them.
+ */
+#ifndef PARLEY_CLUSTER_IMPL_H
+#define PARLEY_CLUSTER_IMPL_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "cluster.h"
+#include "event.h"
+#include "rconn.h"
+
+#define CLUSTER_LOG_KEY "parley:log"
+#define CLUSTER_SEQ_KEY "parley:seq"
+#define CLUSTER_DEDUP_TTL "604800"  /* s a send's client_id is checked in Redis */
+#define CLUSTER_PEND_BUCKETS 4096
+#define CLUSTER_MARGIN_MS 250      /* past a deadline, before "overloaded" */
+#define CLUSTER_APPLY_MS 10000     /* from Redis's answer to our apply, at most */
+#define CLUSTER_READ_AHEAD 8192    /* events read but not yet applied, at most */
+
+enum pend_state {
+    PEND_SENT, /* to Redis, no answer yet */
+    PEND_TAKEN, /* Redis appended it: its event's apply answers it */
+    PEND_DUP,  /* a duplicate of dup_id: answered once that is applied */
+};
+
+/* A write of this node between forward and its answer. */
+struct pend {
+    struct pend *next;
+    uint64_t token;
+    struct db_req *r;
+    int64_t until_ms; /* wall clock: answered as failed past it */
+    int64_t dup_id, dup_ts;
+    enum pend_state state;
+};
+
+struct cluster {
+    struct cluster_options opt;
+    struct rconn_addr addr;
+    char node[24]; /* this process's id in the events' origin */
+    struct db *db;
+
+    pthread_mutex_t lock;
+    pthread_cond_t cond; /* the writer's queue, and stopping */
+    struct event_out *q_head, *q_tail; /* guarded by lock */
+    struct pend *pend[CLUSTER_PEND_BUCKETS]; /* guarded by lock */
+    int npend, ndup;                         /* guarded by lock */
+    int stopping;                            /* guarded by lock */
+    int64_t rewind;  /* guarded by lock: the reader reads again after it; -1 */
+    struct cluster_status st; /* guarded by lock */
+    int64_t start_head;       /* guarded by lock: the log's end at start; -1 unknown */
+    int64_t offset_ms;        /* guarded by lock: Redis's clock minus ours */
+    uint64_t next_token;      /* worker thread only */
+
+    pthread_t writer, reader;
+    int started;
+};
+
+/* ---- cluster.c ---- */
+
+int64_t cluster__now_ms(void);
+/* Takes the pending entry of token out of the table; NULL if gone. Under
+ * the lock. */
+struct pend *cluster__take(struct cluster *c, uint64_t token);
+/* The pending entry of token, left in the table; NULL if gone. Under the
+ * lock. */
+struct pend *cluster__find(struct cluster *c, uint64_t token);
+/* Answers a request the cluster holds: status, and for a duplicate its id
+ * and ts. Any thread, outside the lock. */
+void cluster__answer(struct cluster *c, struct db_req *r, enum db_status st, int64_t id,
+                     int64_t ts);
+/* Answers the entries past their time, and the duplicates now applied.
+ * Writer thread. */
+void cluster__expire(struct cluster *c);
+/* Records whether Redis answered, and the log's end when known (>= 0). */
+void cluster__seen(struct cluster *c, int up, int64_t head);
+
+/* ---- cluster_write.c, cluster_read.c: the threads ---- */
+
+void *cluster__writer(void *arg);
+void *cluster__reader(void *arg);
+
+#endif

@@ -1,0 +1,87 @@
+/* db_apply.c -- the worker's side of cluster mode (cluster.h): a batch's
+ * own writes go to the log instead of SQLite, and the log's events are
+ * applied here, in seq order, each through the same code a single node
+ * runs (db_write.c), with the event's seq as its id and its ts. The
+ * position applied is stored in the batch's transaction, so a restart
+ * resumes exactly after the last event committed. Worker thread.
+ */
+#include "db_impl.h"
+
+#include <assert.h>
+
+#include "event.h"
+#include "log.h"
+
+void db__forward_writes(struct db *db, struct db_req **batch)
+{
+    struct db_req **slot = batch;
+    while (*slot) {
+        struct db_req *r = *slot;
+        if (r->op == DB_READ || r->logged) {
+            slot = &r->next;
+            continue;
+        }
+        *slot = r->next; /* out of the batch: the cluster's until it answers */
+        r->next = NULL;
+        if (db->opt.forward(db->opt.cluster_arg, r)) {
+            r->status = DB_BUSY;
+            db_complete(db, r);
+        }
+    }
+}
+
+/* An event that is not the next of the log: applied before (a reader that
+ * read again after a rollback, or a restart), or past a gap (the events
+ * before it were rolled back and come again). It changes nothing; a
+ * request of ours waiting for it waits for the event's next delivery. */
+static int skip(struct db *db, struct event *e)
+{
+    if (e->seq > db->pos_next + 1)
+        plog(LOG_DEBUG, "log-gap", "seq=%lld applied=%lld", (long long)e->seq,
+             (long long)db->pos_next);
+    e->req.status = DB_OK;
+    e->req.duplicate = 1; /* so nobody routes it */
+    return SQLITE_OK;
+}
+
+int db__apply(struct db *db, struct db_req **slot, int64_t *max_id)
+{
+    struct db_req *r = *slot;
+    struct event *e = event_of(r);
+    assert(r->logged && r->loop < 0);
+    if (e->seq != db->pos_next + 1) return skip(db, e);
+    int64_t seq = e->seq, m = seq - 1;
+    struct db_req *w = db->opt.claim ? db->opt.claim(db->opt.cluster_arg, e) : NULL;
+    db->event_ts = e->ts;
+    if (w) { /* ours: the request answers in the event's place */
+        w->next = r->next;
+        *slot = w;
+        event_free(e);
+    } else
+        w = r;
+    int rc = db__run_write(db, w, &m);
+    db->event_ts = 0;
+    db->pos_next = *max_id = seq;
+    return rc;
+}
+
+int db__pos_store(struct db *db)
+{
+    if (db->pos_next == db->pos) return SQLITE_OK;
+    sqlite3_stmt *st = db->st[ST_POS_SET];
+    sqlite3_bind_int64(st, 1, db->pos_next);
+    int rc = db__step_done(st);
+    if (rc != SQLITE_OK) db__log_failure(db, "log position", rc);
+    return rc;
+}
+
+void db__pos_done(struct db *db, int ok)
+{
+    if (db->pos_next == db->pos) return;
+    if (ok)
+        db->pos = db->pos_next;
+    else
+        db->pos_next = db->pos;
+    __atomic_store_n(&db->pos_shared, db->pos, __ATOMIC_RELEASE);
+    if (db->opt.applied) db->opt.applied(db->opt.cluster_arg, db->pos, ok);
+}
