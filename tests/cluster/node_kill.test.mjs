@@ -91,6 +91,7 @@ test('SIGKILL of a node under load: its clients move, nothing acked is lost, it 
   await sleep(T(500));
   for (const s of senders.slice(0, 2)) await s.stop();
   for (const s of senders.slice(0, 2)) assert.deepEqual([...s.refused.entries()], [], `${s.prefix}: refused sends`);
+  for (const s of senders) assert.deepEqual(s.extra, [], `${s.prefix}: a send answered twice`);
   assert.deepEqual([...senders[2].refused.entries()], [], 'w2: refused sends before the kill');
 
   const acked = new Map(); // `${user}/${cid}` -> id

@@ -121,6 +121,7 @@ test('Redis paused: writes overloaded within ~2 s and never stored, reads served
   for (const [i, n] of cl.nodes.entries())
     await waitHealth(n, (x) => x.status === 200 && x.json?.redis === 'up', { timeoutMs: T(5000), what: `node ${i} "redis":"up" again` });
   await bg.stop();
+  assert.deepEqual(bg.extra, [], 'a send answered twice');
   for (const [cid, code] of bg.refused) (code === 'overloaded' ? overloaded : code === 'internal' ? unknown : assert.fail(`bg ${cid}: ${code}`)).push(cid);
   assert.ok(bg.refused.size > 0, 'the background sender got no refusal during the pause');
   // internal: the outcome was unknown; a re-send with the same client_id is acked, once.

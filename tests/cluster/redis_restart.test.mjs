@@ -56,6 +56,7 @@ async function outage(t, how) {
   for (let i = 0; i < 3; i++) resumed.push(await untilAcked(ws[i], room, `after${i}`, `node ${i} after the Redis restart`));
   await sleep(T(500));
   for (const s of senders) await s.stop();
+  for (const s of senders) assert.deepEqual(s.extra, [], `${s.prefix}: a send answered twice`);
   for (const [i, n] of cl.nodes.entries())
     await waitHealth(n, (x) => x.status === 200 && x.json?.redis === 'up', { timeoutMs: T(5000), what: `node ${i} "redis":"up"` });
 
@@ -103,7 +104,9 @@ async function outage(t, how) {
       const s = senders.find((x) => cid.startsWith(`${x.prefix}-`));
       if (!s) return '';
       const sent = s.sentAt.get(cid);
-      return ` (sent ${sent - stopAsked} ms after Redis was sent ${how}, answered ${s.latency.get(cid)} ms later; Redis exited ${gone - stopAsked} ms after ${how})`;
+      const more = s.extra.filter((m) => m.client_id === cid || m.ref === cid);
+      return ` (sent ${sent - stopAsked} ms after Redis was sent ${how}, answered ${s.latency.get(cid)} ms later; Redis exited ${gone - stopAsked} ms after ${how}` +
+        `${more.length ? `; then also answered ${JSON.stringify(more)}` : ''})`;
     };
     const lastBefore = Math.max(...senders.flatMap((x) => [...x.acked.entries()].filter(([c]) => x.sentAt.get(c) < stopAsked).map(([, a]) => a.id)));
     assert.deepEqual(bad, [], `node ${i} stored sends answered overloaded: ${bad.map((b) => `${b.client_id} as id ${b.id}${when(b.client_id)}`).join('; ')}` +
