@@ -430,6 +430,7 @@ export async function cluster(t, { nodes = 3, nodeArgs = [], redisArgs = [] } = 
         problems.push(`node ${i} (:${n.port}): ${e.message}`);
       }
     }
+    for (const n of cl.crashed) problems.push(`node :${n.port} exited unexpectedly (${n.exited?.code}/${n.exited?.signal}):\n${tail(n.stderr, 8000)}`);
     for (const n of cl.gone) {
       // Killed nodes: a sanitizer report written before the kill still fails the test.
       const rep = sanitizerReport(n.stderr);
@@ -441,8 +442,24 @@ export async function cluster(t, { nodes = 3, nodeArgs = [], redisArgs = [] } = 
     if (problems.length) assert.fail(problems.join('\n\n'));
   });
 
+  /** A node that exits without being told to (a crash, a sanitizer abort) is reported at once
+   *  on stderr with its log, since the test itself then only sees closed connections (1006). */
+  const watch = (n) => {
+    n.exitPromise.then((e) => {
+      if (n.expectedExit) return;
+      cl.crashed.push(n);
+      console.error(`[cluster harness] node :${n.port} exited unexpectedly (${e.code}/${e.signal}); its stderr:\n${tail(n.stderr, 8000)}`);
+    });
+    const stop = n.stop;
+    n.stop = (...a) => {
+      n.expectedExit = true;
+      return stop(...a);
+    };
+    return n;
+  };
+  cl.crashed = [];
   cl.add = async (opts = {}) => {
-    const n = await startNode(redis, { ...opts, args: [...nodeArgs, ...(opts.args || [])] });
+    const n = watch(await startNode(redis, { ...opts, args: [...nodeArgs, ...(opts.args || [])] }));
     dirs.add(n.dir);
     cl.nodes.push(n);
     return n;
@@ -465,10 +482,10 @@ export async function cluster(t, { nodes = 3, nodeArgs = [], redisArgs = [] } = 
   };
   /** Starts node i again on its database and port (after kill or stopNode). opts: ready, args. */
   cl.restart = async (i, old, opts = {}) => {
-    const n = await startServer({
+    const n = watch(await startServer({
       db: old.dbPath, port: old.port, ready: opts.ready,
       args: opts.args ? [...old.args, ...opts.args] : old.args,
-    });
+    }));
     cl.nodes[i] = n;
     return n;
   };
