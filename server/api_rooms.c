@@ -1,6 +1,9 @@
 /* api_rooms.c -- the API's rooms listing (api_rooms.h). */
 #include "api_rooms.h"
 
+#include "cluster.h"
+#include "remote.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -71,7 +74,15 @@ struct walk {
     int *first;
     const struct entry *e;
     int n;
+    struct remote *rm;
 };
+
+/* Members other nodes of the cluster hold (remote.h takes its own lock,
+ * never the rooms lock: safe under it). */
+static uint32_t remote_count_of(struct remote *rm, const char *room)
+{
+    return rm ? remote_count(rm, room) : 0;
+}
 
 /* Rooms in memory with members whose name the database did not list. */
 static void add_live(struct room *r, void *arg)
@@ -80,11 +91,13 @@ static void add_live(struct room *r, void *arg)
     if (!r->nmembers ||
         (w->n && bsearch(r->name, w->e, (size_t)w->n, sizeof(*w->e), by_name)))
         return; /* (bsearch over no rows: its NULL base is undefined behaviour) */
-    put_room(w->b, w->first, r->name, strlen(r->name), r->nmembers, r->last_id);
+    put_room(w->b, w->first, r->name, strlen(r->name),
+             r->nmembers + remote_count_of(w->rm, r->name), r->last_id);
 }
 
 struct buf *api_rooms_json(struct hub *h, const struct buf *rows)
 {
+    struct remote *rm = cluster_remote(h->cluster);
     struct entry *e;
     int n = split(rows, &e), first = 1;
     if (n < 0) return NULL;
@@ -98,9 +111,10 @@ struct buf *api_rooms_json(struct hub *h, const struct buf *rows)
         name[e[i].len] = 0;
         struct room *r = rooms_get(&h->rooms, name, 0);
         int64_t last = r && r->last_id > e[i].last_id ? r->last_id : e[i].last_id;
-        put_room(&b, &first, e[i].name, e[i].len, r ? r->nmembers : 0, last);
+        put_room(&b, &first, e[i].name, e[i].len,
+                 (r ? r->nmembers : 0) + remote_count_of(rm, name), last);
     }
-    struct walk w = {&b, &first, e, n};
+    struct walk w = {&b, &first, e, n, rm};
     rooms_each(&h->rooms, add_live, &w);
     hub_unlock_rooms(h);
     buf_puts(&b, "]}\n");

@@ -8,9 +8,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "crypto.h"
+#include "remote.h"
 #include "log.h"
 
 int64_t cluster__now_ms(void)
@@ -209,6 +212,7 @@ struct cluster *cluster_new(const struct cluster_options *o, char *err, size_t e
     }
     c->opt = *o;
     c->rewind = c->start_head = -1;
+    c->wake_fd = -1;
     if (rconn_parse(o->url, &c->addr, err, errlen)) goto err;
     /* Per process, never stored: a node seeded from another's backup must
      * not take that node's events for its own. */
@@ -216,27 +220,45 @@ struct cluster *cluster_new(const struct cluster_options *o, char *err, size_t e
         snprintf(err, errlen, "no entropy for the node id");
         goto err;
     }
+    if ((c->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0 ||
+        !(c->remote = remote_new())) {
+        snprintf(err, errlen, "out of memory");
+        goto err;
+    }
     pthread_mutex_init(&c->lock, NULL);
     pthread_cond_init(&c->cond, NULL);
     return c;
 err:
+    if (c->wake_fd >= 0) close(c->wake_fd);
     free(c);
     return NULL;
 }
 
+/* Tells every thread to stop and wakes the ones that wait. */
+static void tell_stop(struct cluster *c)
+{
+    uint64_t one = 1;
+    pthread_mutex_lock(&c->lock);
+    c->stopping = 1;
+    pthread_cond_broadcast(&c->cond);
+    pthread_mutex_unlock(&c->lock);
+    if (write(c->wake_fd, &one, sizeof one) < 0) { /* awake already */
+    }
+}
+
 int cluster_start(struct cluster *c, struct db *db)
 {
+    pthread_t *th[] = {&c->writer, &c->reader, &c->presence};
+    void *(*fn[])(void *) = {cluster__writer, cluster__reader, cluster__presence};
     c->db = db;
     c->st.position = db_log_pos(db);
-    if (pthread_create(&c->writer, NULL, cluster__writer, c)) return -1;
-    if (pthread_create(&c->reader, NULL, cluster__reader, c)) {
-        pthread_mutex_lock(&c->lock);
-        c->stopping = 1;
-        pthread_cond_broadcast(&c->cond);
-        pthread_mutex_unlock(&c->lock);
-        pthread_join(c->writer, NULL);
-        return -1;
-    }
+    for (int i = 0; i < 3; i++)
+        if (pthread_create(th[i], NULL, fn[i], c)) {
+            tell_stop(c);
+            while (i--)
+                pthread_join(*th[i], NULL);
+            return -1;
+        }
     c->started = 1;
     plog(LOG_INFO, "cluster", "node=%s redis=%s position=%lld", c->node, c->opt.url,
          (long long)c->st.position);
@@ -246,12 +268,10 @@ int cluster_start(struct cluster *c, struct db *db)
 void cluster_stop(struct cluster *c)
 {
     if (!c || !c->started) return;
-    pthread_mutex_lock(&c->lock);
-    c->stopping = 1;
-    pthread_cond_broadcast(&c->cond);
-    pthread_mutex_unlock(&c->lock);
+    tell_stop(c);
     pthread_join(c->writer, NULL);
     pthread_join(c->reader, NULL);
+    pthread_join(c->presence, NULL);
     c->started = 0;
     struct pend *out = NULL;
     pthread_mutex_lock(&c->lock);
@@ -272,6 +292,13 @@ void cluster_free(struct cluster *c)
 {
     if (!c) return;
     assert(!c->started && !c->npend);
+    while (c->n_head) {
+        struct note *n = c->n_head;
+        c->n_head = n->next;
+        free(n);
+    }
+    remote_free(c->remote);
+    close(c->wake_fd);
     pthread_mutex_destroy(&c->lock);
     pthread_cond_destroy(&c->cond);
     free(c);

@@ -13,7 +13,12 @@
  * node's history, and live delivery comes from the applied log, through
  * the same routing as a single node's commits.
  *
- * Threads: the writer and the reader each own one Redis connection; the
+ * Presence and typing travel over Redis pub/sub, and each node's joined
+ * connections are kept in a hash with a heartbeat, so the others list them
+ * and drop a dead node's within CLUSTER_ALIVE_MS (cluster_presence.c).
+ *
+ * Threads: the writer and the reader each own one Redis connection, the
+ * presence thread two (publish and subscribe); the
  * hooks (cluster_hooks) run on the database worker; cluster_status on any
  * thread. The pending table (this node's writes between the worker's
  * hand-off and their answer) is guarded by the cluster's lock; a request
@@ -25,14 +30,25 @@
 
 #include <stdint.h>
 
+#include "buf.h"
 #include "db.h"
 
 struct cluster;
+
+/* fn's view of one joined connection of this node (cluster_options). */
+typedef void (*cluster_member_fn)(void *arg, const char *room, const void *conn,
+                                  const struct buf *user);
 
 struct cluster_options {
     const char *url;      /* redis://host:port[/db] */
     int timeout_ms;       /* a write's deadline in Redis */
     long long log_max;    /* the stream's MAXLEN ~; 0: never trimmed */
+    /* Presence thread: delivers frame (a presence or typing of another
+     * node; the callee takes its own references) to room's members on
+     * every loop; and calls fn on every joined connection of this node. */
+    void (*deliver)(void *arg, const char *room, struct buf *frame);
+    void (*each_member)(void *arg, cluster_member_fn fn, void *fn_arg);
+    void *hub;
 };
 
 struct cluster_status {
@@ -60,6 +76,18 @@ void cluster_stop(struct cluster *c);
 void cluster_free(struct cluster *c);
 /* A copy of the node's state. Any thread. */
 void cluster_status(struct cluster *c, struct cluster_status *out);
+/* Tells the other nodes that connection conn (this node's) joined room as
+ * user, or left it (!join); they list it among the room's members and
+ * tell their members. Event loop threads; never blocks (queued for the
+ * presence thread; under a long Redis outage dropped, and the whole
+ * membership sent again once Redis is back). */
+void cluster_presence(struct cluster *c, const char *room, const void *conn,
+                      const struct buf *user, int join);
+/* Tells the other nodes' members of room a typing frame. Event loops. */
+void cluster_typing(struct cluster *c, const char *room, const struct buf *frame);
+/* The other nodes' members (remote.h). */
+struct remote *cluster_remote(struct cluster *c);
+
 /* Whether the node serves: caught up, and not behind the log. Any thread;
  * NULL (one node) serves. */
 int cluster_serving(struct cluster *c);

@@ -19,6 +19,23 @@
 #define CLUSTER_MARGIN_MS 250      /* past a deadline, before "overloaded" */
 #define CLUSTER_APPLY_MS 10000     /* from Redis's answer to our apply, at most */
 #define CLUSTER_READ_AHEAD 8192    /* events read but not yet applied, at most */
+#define CLUSTER_CHANNEL "parley:presence"
+#define CLUSTER_NODES_KEY "parley:nodes"
+#define CLUSTER_ALIVE_PREFIX "parley:alive:"
+#define CLUSTER_MEMBERS_PREFIX "parley:members:"
+#define CLUSTER_ALIVE_MS 10000 /* a node not heard of for this long is gone */
+#define CLUSTER_BEAT_MS 2000   /* heartbeats and checks for gone nodes */
+#define CLUSTER_NOTES_MAX 65536 /* presence notes queued at most (then resync) */
+
+/* A presence or typing change of this node, for the others: kind 'J' (a
+ * connection joined), 'L' (left), 'T' (typing); data "room\x1fconn\x1fuser"
+ * for J and L, "room\x1fframe" for T. */
+struct note {
+    struct note *next;
+    char kind;
+    size_t len;
+    char data[];
+};
 
 enum pend_state {
     PEND_SENT, /* to Redis, no answer yet */
@@ -53,8 +70,13 @@ struct cluster {
     int64_t start_head;       /* guarded by lock: the log's end at start; -1 unknown */
     int64_t offset_ms;        /* guarded by lock: Redis's clock minus ours */
     uint64_t next_token;      /* worker thread only */
+    struct note *n_head, *n_tail; /* guarded by lock */
+    int n_len;                    /* guarded by lock */
+    int n_lost;   /* guarded by lock: notes dropped, the others must resync */
+    int wake_fd;  /* eventfd: a note is queued, or stopping */
+    struct remote *remote; /* other nodes' members (its own lock) */
 
-    pthread_t writer, reader;
+    pthread_t writer, reader, presence;
     int started;
 };
 
@@ -81,5 +103,6 @@ void cluster__seen(struct cluster *c, int up, int64_t head);
 
 void *cluster__writer(void *arg);
 void *cluster__reader(void *arg);
+void *cluster__presence(void *arg);
 
 #endif

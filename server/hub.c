@@ -377,7 +377,7 @@ void hub_search_done(void *hub, struct db_req *r)
 
 void hub_post(struct hub *h, int from, struct room *room, struct buf *frame)
 {
-    if (h->nloops == 1 || !frame) return;
+    if ((h->nloops == 1 && from >= 0) || !frame) return;
     struct chain c[HUB_MAX_LOOPS];
     memset(c, 0, sizeof(c[0]) * (size_t)h->nloops);
     for (int i = 0; i < h->nloops; i++) {
@@ -385,6 +385,15 @@ void hub_post(struct hub *h, int from, struct room *room, struct buf *frame)
         if (p) chain_add(&c[i], p);
     }
     deliver(h, c);
+}
+
+void hub_post_room(void *hub, const char *name, struct buf *frame)
+{
+    struct hub *h = hub;
+    struct room *r = hub_room_hold(h, name, 0);
+    if (!r) return; /* nobody here is in it */
+    hub_post(h, -1, r, frame);
+    hub_room_release(h, r);
 }
 
 void hub_post_effect(struct hub *h, int from, int action, struct buf *who,

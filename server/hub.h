@@ -110,8 +110,12 @@ void hub_search_done(void *hub, struct db_req *r);
 
 /* Appends `frame` for `room` (a reference is taken per loop) to every
  * loop's inbox except `from`'s, and wakes them. No-op with one loop. Event
- * loop `from`'s thread. */
+ * loop `from`'s thread; from -1: every loop, any thread holding room. */
 void hub_post(struct hub *h, int from, struct room *room, struct buf *frame);
+/* Posts frame to the members of room `name` on every loop, when the room
+ * is in memory (cluster_options.deliver: a presence or typing of another
+ * node). Any thread. */
+void hub_post_room(void *hub, const char *name, struct buf *frame);
 /* Appends a DB_MOD_EFFECT item (references to who and frame, which may be
  * NULL) to every loop's inbox except `from`'s, and wakes them. No-op with
  * one loop. Event loop `from`'s thread. */

@@ -17,6 +17,7 @@
 #include "hub.h"
 #include "sanction.h"
 #include "log.h"
+#include "member.h"
 #include "protocol.h"
 #include "server.h"
 #include "session.h"
@@ -167,6 +168,9 @@ static int make_cluster(const struct config *cfg, struct db_options *dbo)
         .url = cfg->redis,
         .timeout_ms = (int)cfg->redis_timeout,
         .log_max = cfg->redis_log_max,
+        .deliver = hub_post_room,
+        .each_member = member_each_joined,
+        .hub = &hub,
     };
     if (!(hub.cluster = cluster_new(&co, err, sizeof err))) {
         fprintf(stderr, "parley: %s\n", err);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cluster.h"
 #include "fanout.h"
 #include "hub.h"
 #include "room.h"
@@ -35,6 +36,8 @@ struct membership *member_find(struct session *s, const char *name)
 
 static void send_presence(struct session *s, struct room *r, const char *event)
 {
+    if (s->srv->hub->cluster) /* the other nodes list it and tell theirs */
+        cluster_presence(s->srv->hub->cluster, r->name, s, s->user_json, event[0] == 'j');
     struct buf *b = proto_msg_start("presence", r->name, 128);
     buf_puts(&b, ",\"event\":\"");
     buf_puts(&b, event);
@@ -198,4 +201,27 @@ void member_sweep(struct server *srv, int64_t now_us)
         if (!s->closed) forget_old(s);
         session_unref(s); /* may free s */
     }
+}
+
+struct each {
+    cluster_member_fn fn;
+    void *arg;
+};
+
+static void each_room(struct room *r, void *arg)
+{
+    struct each *e = arg;
+    for (uint32_t l = 0; l < r->nparts; l++)
+        for (uint32_t i = 0; i < r->part[l].n; i++) {
+            struct session *s = r->part[l].members[i];
+            e->fn(e->arg, r->name, s, s->user_json);
+        }
+}
+
+void member_each_joined(void *hub, cluster_member_fn fn, void *arg)
+{
+    struct each e = {fn, arg};
+    hub_lock_rooms(hub);
+    rooms_each(&((struct hub *)hub)->rooms, each_room, &e);
+    hub_unlock_rooms(hub);
 }

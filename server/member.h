@@ -25,6 +25,8 @@
 
 #include <stdint.h>
 
+#include "cluster.h"
+
 struct room;
 struct server;
 struct session;
@@ -72,5 +74,10 @@ void member_leave(struct session *s, struct membership *m);
 void member_leave_all(struct session *s);
 /* Sends the presence changes whose interval has passed. The loop's tick. */
 void member_sweep(struct server *srv, int64_t now_us);
+
+/* Calls fn on every joined connection of every loop, under the rooms lock
+ * (fn must not take it): the cluster's whole membership of this node
+ * (cluster_options.each_member; hub is the struct hub). Any thread. */
+void member_each_joined(void *hub, cluster_member_fn fn, void *arg);
 
 #endif

@@ -4,6 +4,9 @@
  * it is answered, and the JSON is written outside it. */
 #include "roomlist.h"
 
+#include "cluster.h"
+#include "remote.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -135,6 +138,9 @@ static struct line *parse_lines(struct session *s, int *n, int *oom)
         if (r->last_id > l[i].last_id) l[i].last_id = r->last_id;
     }
     hub_unlock_rooms(s->srv->hub);
+    struct remote *rm = cluster_remote(s->srv->hub->cluster);
+    for (int i = 0; rm && i < *n; i++) /* the cluster's other nodes */
+        l[i].members += remote_count(rm, l[i].room);
     return l;
 }
 

@@ -4,6 +4,9 @@
  * guards). */
 #include "roomreq.h"
 
+#include "cluster.h"
+#include "remote.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -49,23 +52,39 @@ static int member_refs(struct server *srv, struct room *r, struct buf **stack, i
     return n;
 }
 
-/* Writes `,"members":[…]`: everyone in the room on every loop. */
+/* Appends the users u[0..n) to the list, dropping the references. */
+static void put_users(struct buf **b, struct buf **u, int n, int *first)
+{
+    for (int i = 0; i < n; i++, *first = 0) {
+        if (!*first) buf_put(b, ",", 1);
+        buf_put(b, BUF_PAYLOAD(u[i]), u[i]->len);
+        buf_unref(u[i]);
+    }
+}
+
+/* Writes `,"members":[…]`: everyone in the room on every loop, and on the
+ * cluster's other nodes. */
 static void put_members(struct server *srv, struct buf **b, struct room *r)
 {
-    struct buf *stack[64], **u;
-    int n = member_refs(srv, r, stack, 64, &u);
+    struct buf *stack[64], *rstack[64], **u = stack, **ru = rstack;
+    int n = member_refs(srv, r, stack, 64, &u), first = 1, rn = 0;
+    struct remote *rm = cluster_remote(srv->hub->cluster);
+    if (n >= 0 && rm && (rn = remote_users(rm, r->name, rstack, 64, &ru)) < 0) {
+        for (int i = 0; i < n; i++)
+            buf_unref(u[i]);
+        if (u != stack) free(u);
+        n = -1;
+    }
     if (n < 0) {
         if (*b) (*b)->oom = 1;
         return;
     }
     buf_puts(b, ",\"members\":[");
-    for (int i = 0; i < n; i++) {
-        if (i) buf_put(b, ",", 1);
-        buf_put(b, BUF_PAYLOAD(u[i]), u[i]->len);
-        buf_unref(u[i]);
-    }
+    put_users(b, u, n, &first);
+    put_users(b, ru, rn, &first);
     buf_put(b, "]", 1);
     if (u != stack) free(u);
+    if (ru != rstack) free(ru);
 }
 
 /* The room a DM-room request names is checked by the database (dm.h). */
@@ -289,7 +308,9 @@ static void do_typing(struct session *s)
     struct buf *b = proto_msg_start("typing", m->room->name, 128);
     buf_puts(&b, ",\"user\":");
     buf_put(&b, BUF_PAYLOAD(s->user_json), s->user_json->len);
-    fanout_room(s, m->room, proto_msg_end(b, NULL));
+    b = proto_msg_end(b, NULL);
+    if (s->srv->hub->cluster && b && !b->oom) cluster_typing(s->srv->hub->cluster, m->room->name, b);
+    fanout_room(s, m->room, b);
 }
 
 void roomreq_dispatch(struct session *s)

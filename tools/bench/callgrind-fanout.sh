@@ -22,10 +22,14 @@ TMP=$(mktemp -d /tmp/parley-cg.XXXXXX)
 PID="" WD=""
 cleanup() { [ -n "$WD" ] && kill "$WD" 2>/dev/null; [ -n "$PID" ] && kill "$PID" 2>/dev/null; sleep 0.5; [ -n "$PID" ] && kill -9 "$PID" 2>/dev/null; rm -rf "$TMP"; }
 trap cleanup EXIT
+# the per-address flags only for a binary that has them (an A/B against an
+# older build)
+IPFLAGS=()
+"$BIN" --help 2>&1 | grep -q max-conns-per-ip && IPFLAGS=(--max-conns-per-ip 0 --guests-per-ip-minute 0)
 PORT=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
 taskset -c 0 valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$OUT/callgrind.out.%p" \
     "$BIN" --port "$PORT" --bind 127.0.0.1 --db "$TMP/cg.db" --rate 100000 --burst 100000 --threads 1 \
-    --max-connections 2000 --log-level warn --max-conns-per-ip 0 --guests-per-ip-minute 0 2>"$OUT/valgrind.log" &
+    --max-connections 2000 --log-level warn "${IPFLAGS[@]}" 2>"$OUT/valgrind.log" &
 PID=$! # taskset execs valgrind: its pid (callgrind_control needs it)
 # a watchdog: the server never outlives 150 s (cancelled by cleanup)
 (trap 'exit 0' TERM; sleep 150 & wait $!; kill -9 "$PID" 2>/dev/null) &
