@@ -62,17 +62,16 @@ test('the log is trimmed; a node behind it answers 503 behind_log; a node seeded
   const empty = await cl.add({ ready: ANSWERS });
   await assertBehind(empty, 'a new empty node');
 
-  // Seeding from a backup of node 0, taken while node 0 takes writes.
-  const s = new Sender(a, room, { prefix: 'p3', window: 4, gapMs: 5 }).start();
+  // Seeding from a backup of node 0, taken while node 0 takes writes: slowly (10/s), since the
+  // log (about 50 entries here) must still hold the backup's position when the new node reads.
+  const s = new Sender(a, room, { prefix: 'p3', window: 1, gapMs: 100 }).start();
   await sleep(T(300));
   const dir = cl.tmpdir();
   const seeded = backup(cl.nodes[0], path.join(dir, 'parley.db'));
   const pos = Number(sqlite(seeded, "SELECT value FROM settings WHERE key = 'cluster_pos'")[0]?.value);
   assert.ok(Number.isInteger(pos) && pos > 0 && pos <= await cl.redis.seq(), `the backup's cluster_pos: ${pos}`);
-  await sleep(T(300));
-  const seedNode = await cl.add({ db: seeded });
-  const h = await healthz(seedNode);
-  assert.equal(h.status, 200, h.body);
+  const seedNode = await cl.add({ db: seeded, ready: ANSWERS });
+  await waitHealth(seedNode, (x) => x.status === 200, { what: 'the seeded node\'s /healthz 200' });
   await sleep(T(300));
   await s.stop();
   assert.deepEqual([...s.refused.entries()], [], 'sends refused during the backup');
