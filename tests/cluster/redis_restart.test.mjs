@@ -4,6 +4,7 @@
 // SIGKILL of Redis loses no acked write and never reuses an id.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { rmSync, mkdirSync } from 'node:fs';
 import { cluster, caughtUp, healthz, waitHealth, Sender, sameRows, sqlite, sleep, T } from './harness.mjs';
 
 const inList = (xs) => xs.map((x) => `'${x}'`).join(',');
@@ -123,4 +124,44 @@ test('Redis restarted (SIGTERM, same dir): writes resume by themselves, ids go o
 
 test('Redis killed (SIGKILL) and started again: no acked write lost, no id reused, no node diverges', { timeout: T(180000) }, async (t) => {
   await outage(t, 'SIGKILL');
+});
+
+test('Redis restarted without its data: no id is ever reused; the nodes refuse (behind_log) until reseeded', { timeout: T(120000) }, async (t) => {
+  const cl = await cluster(t, { nodes: 2 });
+  const room = 'lost';
+  const ws = [];
+  for (let i = 0; i < 2; i++) {
+    const c = await cl.user(i, { sub: `l${i}`, name: `L${i}` });
+    await c.join(room);
+    ws.push(c);
+  }
+  const before = [];
+  for (let k = 0; k < 30; k++) before.push(await ws[k % 2].say(room, `before ${k}`, `b${k}`));
+  const maxBefore = Math.max(...before.map((a) => a.id));
+  await caughtUp(cl.nodes, cl.redis);
+  await cl.redis.stop('SIGKILL');
+  rmSync(cl.redis.dir, { recursive: true, force: true });
+  mkdirSync(cl.redis.dir);
+  await cl.redis.start();
+  assert.equal(await cl.redis.seq(), 0, 'Redis starts empty');
+  // Whatever a node answers now, an ack never carries an id that was already given.
+  const deadline = Date.now() + T(5000);
+  for (let k = 0; Date.now() < deadline; k++) {
+    for (let i = 0; i < 2; i++) {
+      const r = await ws[i].request({ type: 'send', room, text: `after ${k}`, client_id: `a${i}-${k}` }, 'ack', T(10000))
+        .catch((e) => ({ type: 'no answer', message: e.message }));
+      if (r.type === 'ack') assert.ok(r.id > maxBefore, `node ${i} acked id ${r.id}, already given (max before the loss ${maxBefore})`);
+    }
+    await sleep(200);
+  }
+  for (const [i, n] of cl.nodes.entries()) {
+    const h = await waitHealth(n, (x) => x.status !== 200 || x.json?.redis === 'up', { timeoutMs: T(10000), what: 'an answer once Redis is back' });
+    assert.deepEqual([h.status, h.json?.status], [503, 'behind_log'], `node ${i} with a Redis that lost the log: ${h.body}`);
+  }
+  for (const [i, n] of cl.nodes.entries()) {
+    const dup = sqlite(n.dbPath, `SELECT id, count(*) AS n FROM messages GROUP BY id HAVING n > 1`);
+    assert.deepEqual(dup, [], `node ${i}`);
+    const rows = sqlite(n.dbPath, `SELECT id, client_id FROM messages WHERE room = '${room}' AND id <= ${maxBefore} ORDER BY id`);
+    assert.deepEqual(rows.map((r) => r.client_id), before.map((_, k) => `b${k}`), `node ${i}: the history before the loss was changed`);
+  }
 });
