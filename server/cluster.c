@@ -90,8 +90,9 @@ static int past_time(const struct pend *p, int64_t now, int64_t pos)
 
 /* Answers what collect() moved out: a duplicate applied is acked; a write
  * with no answer from Redis in time was dropped there (its deadline) and
- * is overloaded; one Redis took but we did not apply in time is internal
- * (it is in the log: a resend with its client_id is one message). */
+ * is overloaded; one Redis took but we did not apply in time, or whose
+ * connection broke before the answer, is internal (it is in the log, or
+ * may be: a resend with its client_id is one message). */
 static void answer_all(struct cluster *c, struct pend *list, enum db_status dflt)
 {
     while (list) {
@@ -99,7 +100,7 @@ static void answer_all(struct cluster *c, struct pend *list, enum db_status dflt
         list = p->next;
         enum db_status st = p->state == PEND_DUP    ? DB_OK
                             : p->state == PEND_SENT ? dflt
-                                                    : DB_FAILED;
+                                                    : DB_FAILED; /* TAKEN, UNKNOWN */
         if (p->state == PEND_TAKEN)
             plog(LOG_WARN, "cluster-apply-late", "token=%llu", (unsigned long long)p->token);
         cluster__answer(c, p->r, st, p->dup_id, p->dup_ts);

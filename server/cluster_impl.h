@@ -41,6 +41,10 @@ enum pend_state {
     PEND_SENT, /* to Redis, no answer yet */
     PEND_TAKEN, /* Redis appended it: its event's apply answers it */
     PEND_DUP,  /* a duplicate of dup_id: answered once that is applied */
+    /* sent, and the connection broke before the answer: Redis may have run
+     * it; if its event comes before the deadline it is acked, else the
+     * answer is internal (a resend with its client_id is safe) */
+    PEND_UNKNOWN,
 };
 
 /* A write of this node between forward and its answer. */

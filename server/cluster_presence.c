@@ -90,7 +90,10 @@ static void key_of(char *out, size_t n, const char *prefix, const char *node)
     snprintf(out, n, "%s%s", prefix, node);
 }
 
-/* The heartbeat: this node is alive for CLUSTER_ALIVE_MS more. */
+/* The heartbeat: this node is alive for CLUSTER_ALIVE_MS more. Returns 0,
+ * 1 when this node was no longer listed (another node found its heartbeat
+ * expired, during a stall, and removed its members: they must be written
+ * again), or -1 when the connection failed. */
 static int beat(struct cluster *c, struct pconn *p)
 {
     char alive[64], ms[16];
@@ -98,7 +101,11 @@ static int beat(struct cluster *c, struct pconn *p)
     snprintf(ms, sizeof ms, "%d", CLUSTER_ALIVE_MS);
     const char *set[] = {"SET", alive, "1", "PX", ms};
     const char *add[] = {"SADD", CLUSTER_NODES_KEY, c->node};
-    return call_ok(p->pub, 5, set, NULL) || call_ok(p->pub, 3, add, NULL) ? -1 : 0;
+    if (call_ok(p->pub, 5, set, NULL)) return -1;
+    redisReply *r = call(p->pub, 3, add, NULL);
+    int added = r && r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+    if (r) freeReplyObject(r);
+    return r ? added : -1;
 }
 
 struct sync {
@@ -127,7 +134,7 @@ static int resync(struct cluster *c, struct pconn *p)
     char key[64], msg[40];
     key_of(key, sizeof key, CLUSTER_MEMBERS_PREFIX, c->node);
     const char *del[] = {"DEL", key};
-    if (beat(c, p) || call_ok(p->pub, 2, del, NULL)) return -1;
+    if (beat(c, p) < 0 || call_ok(p->pub, 2, del, NULL)) return -1;
     struct sync s = {p->pub, key, 0, 0};
     c->opt.each_member(c->opt.hub, sync_one, &s);
     for (int i = 0; i < s.n && !s.failed; i++) {
@@ -361,7 +368,8 @@ static int round_once(struct cluster *c, struct pconn *p, struct note *n, int lo
     int64_t now = cluster__now_ms();
     if (now >= p->next_beat) {
         p->next_beat = now + CLUSTER_BEAT_MS;
-        if (beat(c, p) || reap(c, p)) return -1;
+        int b = beat(c, p);
+        if (b < 0 || (b == 1 && resync(c, p)) || reap(c, p)) return -1;
     }
     struct pollfd fds[2] = {{p->sub->fd, POLLIN, 0}, {c->wake_fd, POLLIN, 0}};
     int k = poll(fds, 2, (int)(p->next_beat - now));

@@ -9,6 +9,7 @@
  */
 #include "cluster_impl.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -171,9 +172,24 @@ static int append(struct cluster *c, struct wconn *w, const struct event_out *o)
     return redisAppendCommandArgv(w->rc, n, argv, len) == REDIS_OK ? 0 : -1;
 }
 
+/* The writes of q from o on got no answer: the connection broke (Redis
+ * closed it, or restarted) and Redis may have run them, so they are
+ * unknown; or it timed out (Redis paused), and they stay sent: a script
+ * that runs after its deadline does nothing. Their deadlines answer them,
+ * unless their events are applied first. */
+static void unanswered(struct cluster *c, struct event_out *o, int timed_out)
+{
+    if (timed_out) return;
+    pthread_mutex_lock(&c->lock);
+    for (; o; o = o->next) {
+        struct pend *p = o->token ? cluster__find(c, o->token) : NULL;
+        if (p && p->state == PEND_SENT) p->state = PEND_UNKNOWN;
+    }
+    pthread_mutex_unlock(&c->lock);
+}
+
 /* Sends the writes in one round trip and records the answers. Returns 0,
- * or -1 when the connection failed: the writes with no answer stay
- * pending, and their deadlines answer them. */
+ * or -1 when the connection failed (unanswered() says what then). */
 static int send_all(struct cluster *c, struct wconn *w, struct event_out *q)
 {
     int64_t now = cluster__now_ms();
@@ -186,7 +202,9 @@ static int send_all(struct cluster *c, struct wconn *w, struct event_out *q)
         if (!o->token) continue;
         void *reply = NULL;
         if (redisGetReply(w->rc, &reply) != REDIS_OK) {
+            int timed_out = w->rc->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK);
             plog(LOG_WARN, "redis-write-failed", "reason=\"%s\"", w->rc->errstr);
+            unanswered(c, o, timed_out);
             return -1;
         }
         record(c, o, reply);

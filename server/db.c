@@ -199,14 +199,19 @@ static struct db_req *take_batch(struct db *db, int *n, int *stopping)
 {
     pthread_mutex_lock(&db->lock);
     while (!db->q_head && !db->stopping && !db__index_due(db, 1)) {
-        if (!prune_enabled(db)) {
+        int64_t idx = db__index_wait_ms(db), now = db__now_ms();
+        if (!prune_enabled(db) && idx < 0) {
             pthread_cond_wait(&db->cond, &db->lock);
             continue;
         }
-        if (db__now_ms() >= db->next_prune_ms) break;
+        if (prune_enabled(db) && now >= db->next_prune_ms) break;
+        /* the sooner of the index's chunk and a second (the prune's check) */
+        int64_t ms = idx >= 0 && idx < 1000 ? idx + 1 : 1000;
         struct timespec until;
         clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += 1;
+        until.tv_sec += ms / 1000;
+        until.tv_nsec += (ms % 1000) * 1000000L;
+        if (until.tv_nsec >= 1000000000L) until.tv_sec++, until.tv_nsec -= 1000000000L;
         pthread_cond_timedwait(&db->cond, &db->lock, &until);
     }
     struct db_req *head = db->q_head, *r = head;

@@ -75,6 +75,7 @@ struct db {
     int64_t max_id;         /* worker thread only: the highest message id assigned */
     int64_t indexed;        /* worker thread only: the search index's watermark */
     int64_t idx_retry_ms;   /* worker thread only: after a failed chunk, not before */
+    int64_t idx_behind_ms;  /* worker thread only: since when the index is behind */
     struct db_watermark wm; /* indexed and committed, for the search thread */
     /* Cluster mode (db_apply.c), worker thread only: the log position
      * applied and committed (the settings' cluster_pos), the next one the
@@ -165,9 +166,13 @@ void db__pos_done(struct db *db, int ok);
  * error. */
 int db__index_load(struct db *db);
 /* Whether to index a chunk now: the index is behind and either the worker
- * is idle, or a search waits for it, or it is INDEX_LAG_MAX ids behind.
+ * is idle and it is INDEX_IDLE_MS or a chunk behind, or a search waits for
+ * it, or it is INDEX_LAG_MAX ids behind.
  * Worker thread (under db->lock or not: it takes only wm.lock). */
 int db__index_due(struct db *db, int idle);
+/* Milliseconds until an idle worker's next chunk is due (0: now), or -1
+ * when the index is caught up. */
+int64_t db__index_wait_ms(struct db *db);
 /* Indexes the next chunk of committed rows above the watermark and moves
  * it, in one transaction. On failure the index stays as it was (the
  * watermark with it) and the next try waits a second. */

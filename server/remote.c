@@ -27,6 +27,7 @@ struct rroom {
 struct remote {
     pthread_mutex_t lock;
     struct rroom *b[NBUCKETS]; /* guarded by lock */
+    size_t nrooms;             /* guarded by lock */
 };
 
 static size_t hash(const char *s)
@@ -83,12 +84,13 @@ static int same(const struct entry *e, const char *node, const char *conn)
 }
 
 /* A room with no entries goes. */
-static void tidy(struct rroom **slot)
+static void tidy(struct remote *m, struct rroom **slot)
 {
     struct rroom *r = *slot;
     if (r->ents) return;
     *slot = r->next;
     free(r);
+    m->nrooms--;
 }
 
 int remote_set(struct remote *m, const char *node, const char *room, const char *conn,
@@ -103,6 +105,7 @@ int remote_set(struct remote *m, const char *node, const char *room, const char 
         if (!r) goto oom;
         memcpy(r->name, room, n);
         *slot = r;
+        m->nrooms++;
     }
     if (!*slot) goto out;
     struct entry **e = &(*slot)->ents;
@@ -112,7 +115,7 @@ int remote_set(struct remote *m, const char *node, const char *room, const char 
         struct entry *n = calloc(1, sizeof(*n));
         if (!n || !(n->user = buf_new(len))) {
             free(n);
-            tidy(slot);
+            tidy(m, slot);
             goto oom;
         }
         buf_put(&n->user, user, len);
@@ -125,7 +128,7 @@ int remote_set(struct remote *m, const char *node, const char *room, const char 
         *e = gone->next;
         entry_free(gone);
         (*slot)->n--;
-        tidy(slot);
+        tidy(m, slot);
     }
 out:
     pthread_mutex_unlock(&m->lock);
@@ -156,7 +159,7 @@ void remote_drop_node(struct remote *m, const char *node,
             if (r->ents)
                 slot = &r->next;
             else
-                tidy(slot);
+                tidy(m, slot);
         }
     pthread_mutex_unlock(&m->lock);
 }
@@ -183,4 +186,21 @@ uint32_t remote_count(struct remote *m, const char *room)
     uint32_t n = r ? r->n : 0;
     pthread_mutex_unlock(&m->lock);
     return n;
+}
+
+size_t remote_nrooms(struct remote *m)
+{
+    pthread_mutex_lock(&m->lock);
+    size_t n = m->nrooms;
+    pthread_mutex_unlock(&m->lock);
+    return n;
+}
+
+void remote_each_room(struct remote *m, void (*fn)(void *arg, const char *room), void *arg)
+{
+    pthread_mutex_lock(&m->lock);
+    for (int i = 0; i < NBUCKETS; i++)
+        for (struct rroom *r = m->b[i]; r; r = r->next)
+            fn(arg, r->name);
+    pthread_mutex_unlock(&m->lock);
 }

@@ -30,6 +30,11 @@ void remote_drop_node(struct remote *m, const char *node,
  * memory. The caller unrefs each and frees *out when it is not stack. */
 int remote_users(struct remote *m, const char *room, struct buf **stack, int nstack,
                  struct buf ***out);
+/* How many rooms other nodes have members in. */
+size_t remote_nrooms(struct remote *m);
+/* Calls fn on each room other nodes have members in, under the table's
+ * lock (fn must not call remote_*). */
+void remote_each_room(struct remote *m, void (*fn)(void *arg, const char *room), void *arg);
 /* How many users other nodes have in room (as remote_users lists). */
 uint32_t remote_count(struct remote *m, const char *room);
 

@@ -7,6 +7,7 @@
 #include "cluster.h"
 #include "remote.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,6 +37,26 @@ static void add_if_online(struct room *r, void *arg)
     if (r->nmembers) add_name(arg, r);
 }
 
+struct remote_walk {
+    struct names *c;
+    struct hub *h;
+};
+
+/* A room only other nodes have members in (the caller holds the rooms
+ * lock: a room online here is listed already). */
+static void add_remote(void *arg, const char *name)
+{
+    struct remote_walk *w = arg;
+    struct room *r = rooms_get(&w->h->rooms, name, 0);
+    if (w->c->n == w->c->cap || proto_room_is_dm(name)) return;
+    /* in memory: online here, or a room the session remembers, listed */
+    for (size_t i = 0; r && i < w->c->n; i++)
+        if (!strcmp(w->c->ptr[i], name)) return;
+    snprintf(w->c->name[w->c->n], sizeof w->c->name[0], "%s", name);
+    w->c->ptr[w->c->n] = w->c->name[w->c->n];
+    w->c->n++;
+}
+
 /* Copies the names of the rooms with members online and of s's remembered
  * rooms without any, DM rooms left out, and never a room s may not read.
  * Returns the block (r->rooms_in), or NULL out of memory. */
@@ -43,9 +64,12 @@ static const char **copy_names(struct session *s, int *n)
 {
     struct hub *h = s->srv->hub;
     struct names c = {0};
+    struct remote *rm = cluster_remote(h->cluster);
+    struct remote_walk w = {&c, h};
     void *block = NULL;
+    size_t nremote = rm ? remote_nrooms(rm) + 16 : 0; /* a few may come meanwhile */
     hub_lock_rooms(h);
-    c.cap = h->rooms.count + s->nmem;
+    c.cap = h->rooms.count + s->nmem + nremote;
     block = malloc((c.cap ? c.cap : 1) * (sizeof(*c.ptr) + sizeof(*c.name)));
     if (block) {
         c.ptr = block;
@@ -53,6 +77,7 @@ static const char **copy_names(struct session *s, int *n)
         rooms_each(&h->rooms, add_if_online, &c);
         for (uint32_t i = 0; i < s->nmem; i++)
             if (!s->mem[i].room->nmembers) add_name(&c, s->mem[i].room);
+        if (rm) remote_each_room(rm, add_remote, &w); /* lock order: rooms, remote */
     }
     hub_unlock_rooms(h);
     size_t k = 0;
