@@ -106,8 +106,12 @@ test('join with since while senders and an editor on other nodes run: no gap, no
   for (const [k, { g, node }] of joiners.entries()) {
     await g.barrier();
     const got = seenIn(g, room).map((m) => m.id);
-    assertIncreasing(got, `joiner ${k} on node ${node}: joined messages then live`);
-    assert.deepEqual(got, ids, `joiner ${k} on node ${node}: not every message above since exactly once`);
+    const jn = JSON.parse(g.frames.find((f) => f.startsWith('{"type":"joined"')));
+    const missing = ids.filter((id) => !got.includes(id));
+    const why = `; missing ${JSON.stringify(missing)}, joined: messages ${JSON.stringify(jn.messages.map((m) => [m.id, m.rev]))}, ` +
+      `updates ${JSON.stringify(jn.updates.map((m) => [m.id, m.rev]))}, complete ${jn.complete}`;
+    assertIncreasing(got, `joiner ${k} on node ${node}: joined messages then live${why}`);
+    assert.deepEqual(got, ids, `joiner ${k} on node ${node}: not every message above since exactly once${why}`);
     // Each edited message: the revs this joiner saw (updates/messages in joined, then live edited)
     // are a contiguous tail of the editor's revs, ending with the last: no gap, no duplicate.
     for (const [id, revs] of Object.entries(edits)) {
