@@ -10,6 +10,7 @@
 #include "api_parse.h"
 #include "api_rooms.h"
 #include "buf.h"
+#include "clock.h"
 #include "crypto.h"
 #include "db.h"
 #include "fanout.h"
@@ -31,7 +32,7 @@
 #define API_BODY_TIMEOUT_S 10
 #define API_WAIT_TIMEOUT_S 30
 #define API_WRITE_CHUNK 16384
-#define API_BOT_ID "api" /* `by` of an API delete */
+#define API_BOT_ID PROTO_API_ACTOR /* `by` of an API delete */
 #define API_BOT_NAME "API"
 
 enum api_stage {
@@ -117,6 +118,15 @@ static int add_header(struct lws *wsi, const char *name, const char *value,
                                        p, end);
 }
 
+/* Writes c's whole (short) answer body at once. Returns -1: close. */
+static int write_all_and_close(struct api_call *c)
+{
+    unsigned char tmp[LWS_PRE + API_WRITE_CHUNK];
+    memcpy(tmp + LWS_PRE, BUF_PAYLOAD(c->out), c->out->len);
+    lws_write(c->wsi, tmp + LWS_PRE, c->out->len, LWS_WRITE_HTTP_FINAL);
+    return -1;
+}
+
 /* Sends the headers of c's answer (c->status, c->out); the body follows in
  * api_writeable. Returns 0, or -1 to close. */
 static int send_headers(struct api_call *c)
@@ -137,6 +147,10 @@ static int send_headers(struct api_call *c)
         return -1;
     if (c->close_after && add_header(wsi, "connection:", "close", &p, end)) return -1;
     if (lws_finalize_write_http_header(wsi, start, &p, end)) return -1;
+    /* Closing after it: a short answer goes out now, before libwebsockets
+     * reads on and meets bytes past a body whose length it misread (a
+     * bad Content-Length), which would drop the connection unanswered. */
+    if (c->close_after && c->out->len <= API_WRITE_CHUNK) return write_all_and_close(c);
     /* A client that stops reading its answer is closed, re-armed per piece. */
     lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT, API_WAIT_TIMEOUT_S);
     lws_callback_on_writable(wsi);
@@ -401,7 +415,7 @@ static int do_moderate(struct api_call *c)
     r->user_name = API_BOT_NAME;
     r->peer_id = q->user;
     r->text = q->reason;
-    r->msg_id = q->minutes > 0 ? (int64_t)time(NULL) * 1000 + q->minutes * 60000 : 0;
+    r->msg_id = q->minutes > 0 ? wall_ms() + q->minutes * 60000 : 0;
     return submit(c);
 }
 
@@ -470,13 +484,14 @@ static enum api_code post_headers(struct lws *wsi, struct api_call *c, int *empt
     c->chunked = lws_hdr_copy(wsi, te, sizeof te, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0 &&
                  strstr(te, "chunked");
     *empty = !c->chunked;
-    if (lws_hdr_copy(wsi, cl, sizeof cl, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0) {
-        char *end;
-        unsigned long long n = strtoull(cl, &end, 10);
-        if (*end || n > API_MAX_BODY)
-            return *msg = "the body is over 64 KiB", API_TOO_LARGE;
-        *empty = !c->chunked && n == 0;
-    }
+    unsigned long long n;
+    int got = lws_hdr_copy(wsi, cl, sizeof cl, WSI_TOKEN_HTTP_CONTENT_LENGTH);
+    if (got == 0 && !lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH))
+        return API_OK;
+    if (got <= 0 || api_content_length(cl, &n)) /* too long for cl, or not a number */
+        return *msg = "Content-Length must be a whole number of bytes", API_BAD_REQUEST;
+    if (n > API_MAX_BODY) return *msg = "the body is over 64 KiB", API_TOO_LARGE;
+    *empty = !c->chunked && n == 0;
     return API_OK;
 }
 

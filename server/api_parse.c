@@ -105,6 +105,14 @@ int api_content_type_json(const char *ct)
     return !*rest || *rest == ';';
 }
 
+int api_content_length(const char *cl, unsigned long long *n)
+{
+    size_t len = strspn(cl, "0123456789");
+    if (!len || cl[len] || len > 19) return -1; /* 19 digits never overflow */
+    *n = strtoull(cl, NULL, 10);
+    return 0;
+}
+
 enum { CH_SIZE, CH_EXT, CH_SIZE_LF, CH_DATA, CH_DATA_CR, CH_DATA_LF };
 
 static int hexval(char c)
@@ -232,11 +240,12 @@ static enum api_code from_proto(enum proto_err e)
 }
 
 /* A user id: 1 to PROTO_MAX_USER bytes, no control characters, not
- * guest-shaped (protocol.h). */
+ * guest-shaped, not the API's own (protocol.h). */
 static int user_id_ok(const char *id)
 {
     size_t n = strlen(id);
     if (!n || n > PROTO_MAX_USER || proto_user_guest_shaped(id)) return 0;
+    if (!strcmp(id, PROTO_API_ACTOR)) return 0;
     for (size_t i = 0; i < n; i++)
         if ((unsigned char)id[i] < 0x20 || id[i] == 0x7f) return 0;
     return 1;
@@ -254,8 +263,8 @@ static enum api_code publish_user(struct api_req *r, const char **msg)
         return API_BAD_REQUEST;
     }
     if (!user_id_ok(id->valuestring)) {
-        *msg = "user.id must be 1 to 128 bytes without control characters, and not "
-               "shaped like a guest id (g_ and 16 hex)";
+        *msg = "user.id must be 1 to 128 bytes without control characters, not "
+               "shaped like a guest id (g_ and 16 hex), and not \"" PROTO_API_ACTOR "\"";
         return API_BAD_REQUEST;
     }
     if (proto_check_name(name->valuestring, &why)) {
@@ -324,8 +333,8 @@ static enum api_code parse_token(struct api_req *r, const char **msg)
         return API_BAD_JSON;
     }
     if (!cJSON_IsString(sub) || !user_id_ok(sub->valuestring)) {
-        *msg = "sub must be 1 to 128 bytes without control characters, and not shaped "
-               "like a guest id (g_ and 16 hex)";
+        *msg = "sub must be 1 to 128 bytes without control characters, not shaped "
+               "like a guest id (g_ and 16 hex), and not \"" PROTO_API_ACTOR "\"";
         return API_BAD_REQUEST;
     }
     if (!cJSON_IsString(name) || proto_check_name(name->valuestring, &why)) {

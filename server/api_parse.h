@@ -89,6 +89,10 @@ int api_query_secret(const char *arg);
 /* Returns 1 when a Content-Type value is application/json (any case,
  * parameters such as charset allowed). */
 int api_content_type_json(const char *ct);
+/* Reads a Content-Length value: one to 19 decimal digits and nothing else
+ * (no sign, space, or hex), into *n. Returns 0, or -1 when it is not such a
+ * number: the request is 400, not 413, since its size is unknown. */
+int api_content_length(const char *cl, unsigned long long *n);
 
 /* A chunked request body (Transfer-Encoding: chunked), decoded as it
  * arrives: libwebsockets hands such a body over still encoded. Zero it to

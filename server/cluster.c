@@ -16,13 +16,6 @@
 #include "remote.h"
 #include "log.h"
 
-int64_t cluster__now_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_REALTIME, &t);
-    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
 /* ---- the pending table (under the lock) ---- */
 
 static struct pend **bucket(struct cluster *c, uint64_t token)
@@ -113,7 +106,7 @@ void cluster__expire(struct cluster *c)
     struct pend *out = NULL;
     int64_t pos = db_log_pos(c->db);
     pthread_mutex_lock(&c->lock);
-    if (c->npend) collect(c, past_time, cluster__now_ms(), pos, &out);
+    if (c->npend) collect(c, past_time, wall_ms(), pos, &out);
     pthread_mutex_unlock(&c->lock);
     answer_all(c, out, DB_BUSY);
 }
@@ -134,7 +127,7 @@ static int forward(void *arg, struct db_req *r)
 {
     struct cluster *c = arg;
     if (!event_op_logged(r->op)) return -1;
-    int64_t deadline = cluster__now_ms() + c->opt.timeout_ms;
+    int64_t deadline = wall_ms() + c->opt.timeout_ms;
     uint64_t token = ++c->next_token;
     struct event_out *o = event_encode(r, c->node, token, deadline);
     struct pend *p = malloc(sizeof(*p));
@@ -303,20 +296,4 @@ void cluster_free(struct cluster *c)
     pthread_mutex_destroy(&c->lock);
     pthread_cond_destroy(&c->cond);
     free(c);
-}
-
-void cluster_status(struct cluster *c, struct cluster_status *out)
-{
-    pthread_mutex_lock(&c->lock);
-    *out = c->st;
-    pthread_mutex_unlock(&c->lock);
-}
-
-int cluster_serving(struct cluster *c)
-{
-    if (!c) return 1;
-    pthread_mutex_lock(&c->lock);
-    int ok = c->st.ready && !c->st.behind;
-    pthread_mutex_unlock(&c->lock);
-    return ok;
 }

@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <stdint.h>
 
+#include "clock.h"
 #include "cluster.h"
 #include "event.h"
 #include "rconn.h"
@@ -86,7 +87,6 @@ struct cluster {
 
 /* ---- cluster.c ---- */
 
-int64_t cluster__now_ms(void);
 /* Takes the pending entry of token out of the table; NULL if gone. Under
  * the lock. */
 struct pend *cluster__take(struct cluster *c, uint64_t token);

@@ -1,9 +1,10 @@
-/* cluster_note.c -- the loops' side of presence across nodes: a join, a
+/* cluster_note.c -- what the event loops ask of the cluster: a join, a
  * leave or a typing queued for the presence thread (cluster_presence.c),
- * which it wakes; and the other nodes' members for the listings. Event
- * loop threads. Apart from the rest of the cluster, so code that only
- * tells and lists (and the tests that drive it over a stand-in database)
- * links without the log's threads.
+ * which it wakes; the other nodes' members for the listings; the node's
+ * state for /healthz, /metrics and upgrades. Event loop threads. Apart
+ * from the rest of the cluster, so code that only tells, lists and checks
+ * (and the fuzzers and tests that drive it over a stand-in database) links
+ * without the log's threads.
  */
 #include "cluster_impl.h"
 
@@ -63,4 +64,20 @@ void cluster_typing(struct cluster *c, const char *room, const struct buf *frame
 struct remote *cluster_remote(struct cluster *c)
 {
     return c ? c->remote : NULL;
+}
+
+void cluster_status(struct cluster *c, struct cluster_status *out)
+{
+    pthread_mutex_lock(&c->lock);
+    *out = c->st;
+    pthread_mutex_unlock(&c->lock);
+}
+
+int cluster_serving(struct cluster *c)
+{
+    if (!c) return 1;
+    pthread_mutex_lock(&c->lock);
+    int ok = c->st.ready && !c->st.behind;
+    pthread_mutex_unlock(&c->lock);
+    return ok;
 }

@@ -328,7 +328,7 @@ static int pconnect(struct cluster *c, struct pconn *p)
     c->n_lost = 0;
     pthread_mutex_unlock(&c->lock);
     if (resync(c, p) || load_all(c, p)) goto err;
-    p->next_beat = cluster__now_ms() + CLUSTER_BEAT_MS;
+    p->next_beat = wall_ms() + CLUSTER_BEAT_MS;
     return 0;
 err:
     plog(LOG_DEBUG, "redis-connect", "role=presence reason=\"%s\"",
@@ -365,7 +365,7 @@ static int round_once(struct cluster *c, struct pconn *p, struct note *n, int lo
 {
     if (n && send_notes(c, p, n)) return -1;
     if (lost && resync(c, p)) return -1;
-    int64_t now = cluster__now_ms();
+    int64_t now = wall_ms();
     if (now >= p->next_beat) {
         p->next_beat = now + CLUSTER_BEAT_MS;
         int b = beat(c, p);

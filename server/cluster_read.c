@@ -213,7 +213,7 @@ void *cluster__reader(void *arg)
             usleep(10 * 1000); /* the worker catches up (or an operator acts) */
             continue;
         }
-        int64_t now = cluster__now_ms();
+        int64_t now = wall_ms();
         if (now - last_check >= 1000) { /* the log's end, for the lag; a lost log */
             last_check = now;
             if (check_log(c, rc, cursor, 0)) goto lost;

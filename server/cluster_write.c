@@ -51,10 +51,10 @@ struct wconn {
  * bound, well inside CLUSTER_MARGIN_MS on one network. */
 static int clock_offset(redisContext *rc, int64_t *out)
 {
-    int64_t t0 = cluster__now_ms();
+    int64_t t0 = wall_ms();
     const char *argv[] = {"TIME"};
     redisReply *r = rconn_call(rc, 1, argv, NULL);
-    int64_t t1 = cluster__now_ms();
+    int64_t t1 = wall_ms();
     int ok = r && r->type == REDIS_REPLY_ARRAY && r->elements == 2;
     if (ok)
         *out = atoll(r->element[0]->str) * 1000 + atoll(r->element[1]->str) / 1000 -
@@ -130,7 +130,7 @@ static void record(struct cluster *c, const struct event_out *o, redisReply *r)
         id = r->element[1]->integer;
         pthread_mutex_lock(&c->lock);
         struct pend *p = cluster__find(c, o->token);
-        if (p) p->state = PEND_TAKEN, p->until_ms = cluster__now_ms() + CLUSTER_APPLY_MS;
+        if (p) p->state = PEND_TAKEN, p->until_ms = wall_ms() + CLUSTER_APPLY_MS;
         pthread_mutex_unlock(&c->lock);
         cluster__seen(c, 1, id);
     } else if (kind && !strcmp(kind, "dup") && r->elements == 2 &&
@@ -192,7 +192,7 @@ static void unanswered(struct cluster *c, struct event_out *o, int timed_out)
  * or -1 when the connection failed (unanswered() says what then). */
 static int send_all(struct cluster *c, struct wconn *w, struct event_out *q)
 {
-    int64_t now = cluster__now_ms();
+    int64_t now = wall_ms();
     for (struct event_out *o = q; o; o = o->next)
         if (o->deadline_ms < now || append(c, w, o)) {
             fail(c, o->token, DB_BUSY); /* waited past its time here */
@@ -232,8 +232,8 @@ void *cluster__writer(void *arg)
         struct event_out *q = take_queue(c, &stopping);
         cluster__expire(c);
         if (!q && stopping) break;
-        if (!w.rc && cluster__now_ms() >= next_try && wconnect(c, &w))
-            next_try = cluster__now_ms() + 200; /* Redis down: writes refused meanwhile */
+        if (!w.rc && wall_ms() >= next_try && wconnect(c, &w))
+            next_try = wall_ms() + 200; /* Redis down: writes refused meanwhile */
         if (!q) continue;
         if (!w.rc) {
             for (struct event_out *o = q; o; o = o->next)

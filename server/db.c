@@ -199,7 +199,7 @@ static struct db_req *take_batch(struct db *db, int *n, int *stopping)
 {
     pthread_mutex_lock(&db->lock);
     while (!db->q_head && !db->stopping && !db__index_due(db, 1)) {
-        int64_t idx = db__index_wait_ms(db), now = db__now_ms();
+        int64_t idx = db__index_wait_ms(db), now = wall_ms();
         if (!prune_enabled(db) && idx < 0) {
             pthread_cond_wait(&db->cond, &db->lock);
             continue;
@@ -285,9 +285,9 @@ static uint64_t prune(struct db *db)
     sqlite3_stmt *age = db->st[ST_PRUNE_AGE], *rooms = db->st[ST_ROOMS],
                  *room = db->st[ST_PRUNE_ROOM];
     int n = 1, more = 0;
-    db->next_prune_ms = db__now_ms() + db->opt.prune_interval_ms;
+    db->next_prune_ms = wall_ms() + db->opt.prune_interval_ms;
     while (db->opt.retention_ms > 0 && n > 0 && !(more = !queue_empty(db))) {
-        n = prune_step(db, age, NULL, db__now_ms() - db->opt.retention_ms);
+        n = prune_step(db, age, NULL, wall_ms() - db->opt.retention_ms);
         pruned += (uint64_t)(n > 0 ? n : 0);
     }
     char name[PROTO_MAX_ROOM + 1];
@@ -302,7 +302,7 @@ static uint64_t prune(struct db *db)
     sqlite3_reset(rooms); /* interrupted: close its read */
     pthread_mutex_unlock(&db->conn_lock);
     if (more) /* interrupted by requests: continue soon */
-        db->next_prune_ms = db__now_ms() + 100;
+        db->next_prune_ms = wall_ms() + 100;
     return pruned;
 }
 
@@ -378,26 +378,29 @@ err:
     return NULL;
 }
 
-int db_submit(struct db *db, struct db_req *r)
+/* Clears a submitted request's outputs: they are the db's from here. */
+static void clear_outputs(struct db_req *r)
 {
-    /* Reads that need no place in the commit order go beside the worker. */
-    if (r->op == DB_READ && r->dms && db->lists) return db_search_submit(db->lists, r);
-    if (r->op == DB_SEARCH) { /* it must see what was acked before it */
-        r->last_id = db_watermark_committed(&db->wm);
-        return db->search ? db_search_submit(db->search, r) : -1;
-    }
+    r->status = DB_OK;
+    r->id = r->ts = r->last_id = 0;
+    r->duplicate = r->nrows = r->more = 0;
+    r->rows = r->updates = NULL;
+    r->frame = NULL;
+    r->dest = NULL;
+    r->pair = r->peer = NULL;
+    r->read_id = 0;
+}
+
+/* Appends r to the queue (a request, bounded by queue_max, its outputs
+ * cleared; or an event, unbounded, as it is), unless the db is stopping.
+ * Returns 0, or -1 with r untouched. Any thread. */
+static int enqueue(struct db *db, struct db_req *r, int request)
+{
     int rc = -1;
     pthread_mutex_lock(&db->lock);
-    if (!db->stopping && db->q_len < db->opt.queue_max) {
+    if (!db->stopping && (!request || db->q_len < db->opt.queue_max)) {
+        if (request) clear_outputs(r);
         r->next = NULL;
-        r->status = DB_OK;
-        r->id = r->ts = r->last_id = 0;
-        r->duplicate = r->nrows = r->more = 0;
-        r->rows = r->updates = NULL;
-        r->frame = NULL;
-        r->dest = NULL;
-        r->pair = r->peer = NULL;
-        r->read_id = 0;
         if (db->q_tail)
             db->q_tail->next = r;
         else
@@ -411,24 +414,21 @@ int db_submit(struct db *db, struct db_req *r)
     return rc;
 }
 
+int db_submit(struct db *db, struct db_req *r)
+{
+    /* Reads that need no place in the commit order go beside the worker. */
+    if (r->op == DB_READ && r->dms && db->lists) return db_search_submit(db->lists, r);
+    if (r->op == DB_SEARCH) { /* it must see what was acked before it */
+        r->last_id = db_watermark_committed(&db->wm);
+        return db->search ? db_search_submit(db->search, r) : -1;
+    }
+    return enqueue(db, r, 1);
+}
+
 int db_submit_event(struct db *db, struct db_req *r)
 {
     assert(r->logged);
-    int rc = -1;
-    pthread_mutex_lock(&db->lock);
-    if (!db->stopping) {
-        r->next = NULL;
-        if (db->q_tail)
-            db->q_tail->next = r;
-        else
-            db->q_head = r;
-        db->q_tail = r;
-        db->q_len++;
-        rc = 0;
-        pthread_cond_signal(&db->cond);
-    }
-    pthread_mutex_unlock(&db->lock);
-    return rc;
+    return enqueue(db, r, 0);
 }
 
 void db_complete(struct db *db, struct db_req *r)

@@ -147,6 +147,12 @@ struct db_req {
     unsigned dms : 1, check : 1;
     unsigned mark : 1;       /* DB_READ (a join): also the user's read marker */
     unsigned mod_action : 3; /* DB_MOD: enum db_mod_action */
+    /* DB_USER: the token's role (jwt.h JWT_ROLE_*). DB_MOD: the actor's,
+     * and target_role the highest of the target's open connections, every
+     * loop's (ranks.h); the database adds the role it stored at the
+     * target's last welcome, and refuses (DB_FORBIDDEN) unless the actor's
+     * is higher. The API (api) is above every role. */
+    unsigned role : 2, target_role : 2;
     /* Made by the HTTP API (api.c), whose key holder is trusted like an
      * admin: its completion goes to api_on_done, not to a session; a DM
      * room's pair check is skipped (the pair is still found, for delivery);

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <sqlite3.h>
 
+#include "clock.h" /* wall_ms: messages' and changes' ts, retention */
 #include "db.h"
 #include "db_dm.h"
 #include "db_index.h"
@@ -84,19 +85,11 @@ struct db {
     int64_t pos_shared; /* pos for any thread (atomic) */
 };
 
-/* The wall clock in milliseconds: messages' and changes' ts, retention. */
-static inline int64_t db__now_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_REALTIME, &t);
-    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
 /* A write's time: the applied event's (its log's clock, the same on every
  * node) while the worker applies one, else now. Worker thread. */
 static inline int64_t db__write_ts(const struct db *db)
 {
-    return db->event_ts ? db->event_ts : db__now_ms();
+    return db->event_ts ? db->event_ts : wall_ms();
 }
 
 /* Steps st once (a write, or a row nobody reads) and resets it. Returns

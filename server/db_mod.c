@@ -5,6 +5,7 @@
 
 #include "db.h"
 #include "db_impl.h" /* db_status_of */
+#include "jwt.h"     /* JWT_ROLE_* */
 #include "log.h"
 
 static const char *const sql_log =
@@ -17,6 +18,7 @@ static const char *const sql_set =
     "ts=excluded.ts";
 static const char *const sql_lift =
     "DELETE FROM sanctions WHERE user_id=?1 AND room=?2 AND kind=?3";
+static const char *const sql_role = "SELECT role FROM users WHERE id=?1";
 static const char *const sql_load =
     "SELECT user_id, room, kind, coalesce(until,0) FROM sanctions "
     "WHERE until IS NULL OR until > ?1";
@@ -25,9 +27,9 @@ static const char *const action_names[] = {"kick", "mute", "ban", "unmute", "unb
 
 int db_mod_prepare(struct db_mod *m, sqlite3 *conn)
 {
-    const char *sql[] = {sql_log, sql_set, sql_lift, sql_load};
-    sqlite3_stmt **st[] = {&m->log, &m->set, &m->lift, &m->load};
-    for (int i = 0; i < 4; i++) {
+    const char *sql[] = {sql_log, sql_set, sql_lift, sql_load, sql_role};
+    sqlite3_stmt **st[] = {&m->log, &m->set, &m->lift, &m->load, &m->role};
+    for (int i = 0; i < 5; i++) {
         int rc =
             sqlite3_prepare_v3(conn, sql[i], -1, SQLITE_PREPARE_PERSISTENT, st[i], NULL);
         if (rc != SQLITE_OK) return rc;
@@ -41,6 +43,7 @@ void db_mod_finalize(struct db_mod *m)
     sqlite3_finalize(m->set);
     sqlite3_finalize(m->lift);
     sqlite3_finalize(m->load);
+    sqlite3_finalize(m->role);
     memset(m, 0, sizeof(*m));
 }
 
@@ -71,9 +74,34 @@ static void bind_log(sqlite3_stmt *st, const struct db_req *r, const char *actio
         sqlite3_bind_null(st, 7);
 }
 
+/* Sets *role to the target's: the higher of the one stored at its last
+ * welcome and r->target_role (its open connections', ranks.h). Worker
+ * thread. Returns SQLITE_OK, or the read's error (r->status set). */
+static int target_role(struct db_mod *m, struct db_req *r, int *role)
+{
+    sqlite3_bind_text(m->role, 1, r->peer_id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(m->role);
+    const char *s =
+        rc == SQLITE_ROW ? (const char *)sqlite3_column_text(m->role, 0) : NULL;
+    *role = !s                    ? JWT_ROLE_NONE
+            : !strcmp(s, "admin") ? JWT_ROLE_ADMIN
+            : !strcmp(s, "mod")   ? JWT_ROLE_MOD
+                                  : JWT_ROLE_NONE;
+    if (*role < (int)r->target_role) *role = (int)r->target_role;
+    sqlite3_reset(m->role);
+    if (rc == SQLITE_ROW || rc == SQLITE_DONE) return SQLITE_OK;
+    r->status = db_status_of(rc);
+    return rc;
+}
+
 int db_mod_run(struct db_mod *m, struct db_req *r, int64_t now_ms)
 {
     int a = r->mod_action, timed = a == DB_MOD_MUTE || a == DB_MOD_BAN;
+    int t, rc;
+    if (!r->api) { /* the hierarchy: only on a lower role (db.h) */
+        if ((rc = target_role(m, r, &t)) != SQLITE_OK) return rc;
+        if (t >= (int)r->role) return r->status = DB_FORBIDDEN, SQLITE_OK;
+    }
     const char *kind = a == DB_MOD_MUTE || a == DB_MOD_UNMUTE ? "mute" : "ban";
     const char *room = r->room ? r->room : "";
     bind_log(m->log, r, action_names[a], r->peer_id, 0, now_ms);
@@ -82,7 +110,7 @@ int db_mod_run(struct db_mod *m, struct db_req *r, int64_t now_ms)
         sqlite3_bind_int64(m->log, 9, r->msg_id);
     else
         sqlite3_bind_null(m->log, 9);
-    int rc = step(m->log, r, "mod-log");
+    rc = step(m->log, r, "mod-log");
     if (rc != SQLITE_OK || a == DB_MOD_KICK) return rc;
     sqlite3_stmt *st = timed ? m->set : m->lift;
     sqlite3_bind_text(st, 1, r->peer_id, -1, SQLITE_STATIC);

@@ -10,13 +10,15 @@
 struct db_req;
 
 struct db_mod {
-    sqlite3_stmt *log, *set, *lift, *load;
+    sqlite3_stmt *log, *set, *lift, *load, *role;
 };
 
 int db_mod_prepare(struct db_mod *m, sqlite3 *conn);
 void db_mod_finalize(struct db_mod *m);
 /* Runs a DB_MOD request: logs it and stores or lifts its sanction. An
- * unmute or unban of nothing is still logged, with r->duplicate set.
+ * unmute or unban of nothing is still logged, with r->duplicate set. A
+ * target whose role is not below the actor's (db.h: role) is refused,
+ * r->status DB_FORBIDDEN, nothing stored.
  * Returns SQLITE_OK, or the failing statement's error (r->status set). */
 int db_mod_run(struct db_mod *m, struct db_req *r, int64_t now_ms);
 /* Logs a moderator's delete of someone else's message (r: the DB_DELETE,

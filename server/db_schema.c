@@ -31,14 +31,15 @@ static const char *const sql_text[ST_COUNT] = {
      * join and applies again. */
     [ST_SINCE] = "SELECT " MSG_COLS " FROM messages WHERE room=?1 AND rev>?2 AND id<=?4 "
                  "ORDER BY rev LIMIT ?3",
-    [ST_MSG_GET] = "SELECT user_id, deleted, text FROM messages WHERE id=?1 AND room=?2",
+    [ST_MSG_GET] =
+        "SELECT user_id, deleted, text, bot FROM messages WHERE id=?1 AND room=?2",
     [ST_EDIT_LOG] = "INSERT INTO edits(id,msg_id,room,kind,old_text,new_text,by_user,ts) "
                     "VALUES(?1,?2,?3,?4,?5,?6,?7,?8)",
     [ST_EDIT_APPLY] = "UPDATE messages SET text=?1, rev=?2, edited_ts=?3 WHERE id=?4",
     [ST_DELETE_APPLY] = "UPDATE messages SET text='', rev=?1, deleted=1 WHERE id=?2",
-    [ST_USER] = "INSERT INTO users(id,name,guest,first_seen,last_seen) "
-                "VALUES(?1,?2,?3,?4,?4) ON CONFLICT(id) DO UPDATE SET "
-                "name=excluded.name, last_seen=excluded.last_seen",
+    [ST_USER] = "INSERT INTO users(id,name,guest,first_seen,last_seen,role) "
+                "VALUES(?1,?2,?3,?4,?4,?5) ON CONFLICT(id) DO UPDATE SET "
+                "name=excluded.name, last_seen=excluded.last_seen, role=excluded.role",
     /* Reads are bounded by ?4 (or ?2): the highest id assigned before the
      * read was submitted, as they run after the commit of later sends. */
     [ST_AFTER] = "SELECT " MSG_COLS " FROM messages "

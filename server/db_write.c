@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "jwt.h" /* jwt_role_name */
 #include "protocol.h"
 
 /* In a DM room, checks that r's user is one of its pair (db_dm.h): a
@@ -105,7 +106,9 @@ static int change_allowed(struct db *db, struct db_req *r, char **old, char **ot
     *old = *other = NULL;
     if (rc == SQLITE_ROW && !sqlite3_column_int(get, 1)) {
         const char *author = (const char *)sqlite3_column_text(get, 0);
-        int mine = !strcmp(author, r->user_id);
+        /* A bot's message is never a token user's own, whatever its id:
+         * a user whose id a bot took changes it only as a moderator. */
+        int mine = !strcmp(author, r->user_id) && sqlite3_column_int(get, 3) == r->api;
         if (!mine && !(r->op == DB_DELETE && r->any_author))
             r->status = DB_FORBIDDEN;
         else if (!(*old = strdup((const char *)sqlite3_column_text(get, 2))) ||
@@ -173,7 +176,7 @@ static int run_change(struct db *db, struct db_req *r, int64_t *max_id)
     return proto_room_is_dm(r->room) ? db_dm_touch(&db->dm, r, id) : SQLITE_OK;
 }
 
-/* Records a welcomed user (first seen, latest name, last seen). */
+/* Records a welcomed user (first seen, latest name, last seen, role). */
 static int run_user(struct db *db, struct db_req *r)
 {
     sqlite3_stmt *st = db->st[ST_USER];
@@ -181,6 +184,7 @@ static int run_user(struct db *db, struct db_req *r)
     db__bind_text(st, 2, r->user_name, -1);
     sqlite3_bind_int(st, 3, r->guest);
     sqlite3_bind_int64(st, 4, db__write_ts(db));
+    db__bind_text(st, 5, jwt_role_name(r->role), -1); /* NULL: none */
     int rc = db__step_done(st);
     if (rc != SQLITE_OK) {
         db__log_failure(db, "user", rc);

@@ -20,7 +20,9 @@ static const char *const op_names[] = {
 };
 #define NOPS (int)(sizeof op_names / sizeof op_names[0])
 
-enum { F_ANY = 1, F_ADMIN = 2, F_API = 4, F_GUEST = 8, F_NO_GUEST_DMS = 16, F_ACTION = 5 };
+/* flags: bits 0-4 single flags, 5-7 mod_action, 8-9 role, 10-11 target_role */
+enum { F_ANY = 1, F_ADMIN = 2, F_API = 4, F_GUEST = 8, F_NO_GUEST_DMS = 16, F_ACTION = 5,
+       F_ROLE = 8, F_TARGET_ROLE = 10 };
 
 int event_op_logged(enum db_op op)
 {
@@ -31,7 +33,8 @@ static unsigned flags_of(const struct db_req *r)
 {
     return (r->any_author ? F_ANY : 0) | (r->admin ? F_ADMIN : 0) | (r->api ? F_API : 0) |
            (r->guest ? F_GUEST : 0) | (r->no_guest_dms ? F_NO_GUEST_DMS : 0) |
-           ((unsigned)r->mod_action << F_ACTION);
+           ((unsigned)r->mod_action << F_ACTION) | ((unsigned)r->role << F_ROLE) |
+           ((unsigned)r->target_role << F_TARGET_ROLE);
 }
 
 /* The fields a request sets, as (name, value, length) triples; NULL values
@@ -157,6 +160,8 @@ static int set_field(struct event *e, char **p, const char *f, size_t flen, cons
         r->any_author = !!(n & F_ANY), r->admin = !!(n & F_ADMIN), r->api = !!(n & F_API);
         r->guest = !!(n & F_GUEST), r->no_guest_dms = !!(n & F_NO_GUEST_DMS);
         r->mod_action = (unsigned)(n >> F_ACTION) & 7;
+        r->role = (unsigned)(n >> F_ROLE) & 3;
+        r->target_role = (unsigned)(n >> F_TARGET_ROLE) & 3;
     } else if (IS("o")) {
         const char *colon = memchr(v, ':', len);
         int64_t t;

@@ -169,6 +169,7 @@ static void record_user(struct session *s)
     r->user_id = id;
     r->user_name = name;
     r->guest = s->guest;
+    r->role = s->claims ? s->claims->role : JWT_ROLE_NONE; /* for the hierarchy */
     if (db_submit(s->srv->db, r)) free(r);
 }
 

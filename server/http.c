@@ -160,15 +160,62 @@ static int respond_buf(struct lws *wsi, struct http_body *hb, struct buf *b,
     return respond(wsi, hb, code, mime, "no-store");
 }
 
+static const char method_body[] = "{\"error\":{\"code\":\"method_not_allowed\","
+                                  "\"message\":\"only GET outside /api/\"}}\n";
+
+/* Any method but GET outside /api/ (the API answers its own): 405 with
+ * Allow, then the connection closes, since a body may follow unread. */
+static int method_not_allowed(struct lws *wsi, struct http_body *hb)
+{
+    unsigned char hdr[LWS_PRE + 512], *start = hdr + LWS_PRE, *p = start,
+                                      *end = hdr + sizeof hdr - 1;
+    hb->data = (const unsigned char *)method_body;
+    hb->len = sizeof method_body - 1;
+    hb->close_after = 1;
+    if (lws_add_http_common_headers(wsi, HTTP_STATUS_METHOD_NOT_ALLOWED,
+                                    "application/json", hb->len, &p, end) ||
+        lws_add_http_header_by_name(wsi, (const unsigned char *)"allow:",
+                                    (const unsigned char *)"GET", 3, &p, end) ||
+        lws_add_http_header_by_name(wsi, (const unsigned char *)"connection:",
+                                    (const unsigned char *)"close", 5, &p, end) ||
+        lws_finalize_write_http_header(wsi, start, &p, end))
+        return -1;
+    lws_callback_on_writable(wsi);
+    return 0;
+}
+
+int http_raw(struct lws *wsi, int reason)
+{
+    static const char body[] = "{\"error\":{\"code\":\"method_not_allowed\","
+                               "\"message\":\"CONNECT is not served\"}}\n";
+    unsigned char tmp[LWS_PRE + 256];
+    char *out = (char *)tmp + LWS_PRE;
+    switch (reason) {
+    case LWS_CALLBACK_RAW_ADOPT: /* a client that never reads is dropped */
+        lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT, 5);
+        lws_callback_on_writable(wsi);
+        return 0;
+    case LWS_CALLBACK_RAW_WRITEABLE: {
+        int n = snprintf(out, 256,
+                         "HTTP/1.1 405 Method Not Allowed\r\nallow: GET, POST\r\n"
+                         "content-type: application/json\r\ncontent-length: %zu\r\n"
+                         "connection: close\r\n\r\n%s",
+                         sizeof body - 1, body);
+        lws_write(wsi, tmp + LWS_PRE, (size_t)n, LWS_WRITE_RAW);
+        return -1;
+    }
+    default: /* what the client sends meanwhile is dropped */
+        return 0;
+    }
+}
+
 int http_request(struct server *srv, struct lws *wsi, struct http_body *hb)
 {
     char uri[256];
     METRIC_ADD(srv, http_requests, 1);
     memset(hb, 0, sizeof(*hb));
-    if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0) {
-        lws_return_http_status(wsi, HTTP_STATUS_METHOD_NOT_ALLOWED, NULL);
-        return lws_http_transaction_completed(wsi) ? -1 : 0;
-    }
+    if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0)
+        return method_not_allowed(wsi, hb);
     if (!strcmp(uri, "/healthz")) {
         unsigned code;
         struct buf *b = healthz(srv, &code);
@@ -203,7 +250,9 @@ int http_writeable(struct lws *wsi, struct http_body *hb)
         lws_callback_on_writable(wsi);
         return 0;
     }
+    int close = hb->close_after;
     http_done(hb);
+    if (close) return -1;
     return lws_http_transaction_completed(wsi) ? -1 : 0;
 }
 

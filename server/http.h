@@ -14,6 +14,7 @@ struct http_body {
     const unsigned char *data;
     size_t len, off;
     struct buf *owned; /* the body, when generated; freed at the end */
+    int close_after;   /* close once the body is out (a refused method) */
 };
 
 /* LWS_CALLBACK_HTTP_CONFIRM_UPGRADE: 0 lets the upgrade proceed; 1 means a
@@ -26,5 +27,9 @@ int http_request(struct server *srv, struct lws *wsi, struct http_body *hb);
 int http_writeable(struct lws *wsi, struct http_body *hb);
 /* LWS_CALLBACK_CLOSED_HTTP / HTTP_DROP_PROTOCOL: frees the body. */
 void http_done(struct http_body *hb);
+/* LWS_CALLBACK_RAW_*: a CONNECT request, which libwebsockets turns into a
+ * raw socket without asking: answered 405 and closed. Returns what the
+ * callback returns (-1: close). */
+int http_raw(struct lws *wsi, int reason);
 
 #endif

@@ -9,6 +9,7 @@
 #include "event.h"
 #include "log.h"
 #include "protocol.h"
+#include "ranks.h"
 #include "sanction.h"
 #include "loop.h"
 
@@ -18,7 +19,7 @@ int hub_init(struct hub *h, int nloops)
     if (nloops < 1 || nloops > HUB_MAX_LOOPS) return -1;
     h->nloops = nloops;
     h->rooms.nloops = nloops;
-    if (!(h->sanctions = sanctions_new())) return -1;
+    if (!(h->sanctions = sanctions_new()) || !(h->ranks = ranks_new())) return -1;
     pthread_mutex_init(&h->rooms_lock, NULL);
     pthread_mutex_init(&h->inbox_lock, NULL);
     return 0;
@@ -40,6 +41,8 @@ void hub_free(struct hub *h)
     rooms_free(&h->rooms);
     sanctions_free(h->sanctions);
     h->sanctions = NULL;
+    ranks_free(h->ranks);
+    h->ranks = NULL;
     for (struct room *r = h->zombies, *next; r; r = next) {
         next = r->next_in_bucket;
         room_free(r);

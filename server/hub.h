@@ -47,6 +47,7 @@ struct hub {
     int awake[HUB_MAX_LOOPS];    /* the loop's context may be woken */
     int sessions;                /* open WebSockets, all loops; atomic */
     struct sanctions *sanctions; /* mutes and bans in force (its own lock) */
+    struct ranks *ranks;         /* roles of the open connections (its own lock) */
     int stop_requested;          /* set by the signal handler; atomic */
     /* Per-client-address limits (iplimit.h, its own lock); NULL when every
      * per-address limit is off. Set before any loop runs. */

@@ -101,6 +101,10 @@ static int read_claims(const cJSON *p, int64_t now, struct jwt_claims *c,
         *why = "token sub missing or too long";
         return -1;
     }
+    if (!strcmp(sub->valuestring, PROTO_API_ACTOR)) {
+        *why = "token sub \"" PROTO_API_ACTOR "\" is reserved for the HTTP API";
+        return -1;
+    }
     if (!cJSON_IsString(name) || proto_check_name(name->valuestring, &m)) {
         *why = "token name missing or invalid";
         return -1;

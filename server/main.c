@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "cluster.h"
 #include "config.h"
 #include "crypto.h"
@@ -118,13 +119,6 @@ static int run_loops(struct server *loops)
     for (int i = 1; i < started; i++)
         pthread_join(th[i], NULL);
     return started == hub.nloops ? 0 : -1;
-}
-
-static int64_t wall_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_REALTIME, &t);
-    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
 /* db_sanctions_load's callback: into the registry the loops check. */

@@ -2,25 +2,19 @@
 #include "moderate.h"
 
 #include <string.h>
-#include <time.h>
 
+#include "clock.h"
 #include "db.h"
 #include "hub.h"
 #include "jwt.h"
 #include "log.h"
 #include "member.h"
 #include "online.h"
+#include "ranks.h"
 #include "sanction.h"
 #include "send.h"
 #include "session_impl.h"
 #include "wire.h"
-
-static int64_t wall_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_REALTIME, &t);
-    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
 
 static const enum db_mod_action actions[] = {
     [REQ_KICK] = DB_MOD_KICK,     [REQ_MUTE] = DB_MOD_MUTE,   [REQ_BAN] = DB_MOD_BAN,
@@ -58,6 +52,8 @@ enum roomreq_kind moderate_prepare(struct session *s)
     r->peer_id = q->user;
     r->text = q->reason;
     r->msg_id = q->minutes > 0 ? wall_ms() + q->minutes * 60000 : 0;
+    r->role = s->claims->role; /* refusal() let only a role through */
+    r->target_role = ranks_highest(s->srv->hub->ranks, q->user); /* every loop's */
     return ROOMREQ_MOD;
 }
 
@@ -115,17 +111,22 @@ int moderate_commit(struct server *srv, const struct db_req *r)
 void moderate_finish(struct session *s)
 {
     struct db_req *r = &s->dbr;
+    if (r->status == DB_FORBIDDEN) /* the hierarchy (db.h: role) */
+        return wire_error(s, E_FORBIDDEN,
+                          r->role == JWT_ROLE_ADMIN
+                              ? "an admin may not act on another admin"
+                              : "a moderator may not act on a moderator or an admin");
     if (r->status != DB_OK) return send_failed(s, r, s->req.ref);
     if (moderate_commit(s->srv, r)) return wire_error(s, E_INTERNAL, "out of memory");
     if (!s->close_code) wire_reply(s, proto_ok(s->req.ref));
 }
 
-static void refuse(struct session *s, const char *why, int64_t until)
+/* sanction: "mute" or "ban", for the client's logic (the message is for
+ * people). */
+static void refuse(struct session *s, const char *why, const char *sanction,
+                   int64_t until)
 {
-    if (until)
-        wire_reply(s, proto_error_until(E_FORBIDDEN, why, until, s->req.ref));
-    else
-        wire_error(s, E_FORBIDDEN, why);
+    wire_reply(s, proto_error_sanction(why, sanction, until, s->req.ref));
 }
 
 int moderate_allows(struct session *s, const char *room)
@@ -135,10 +136,10 @@ int moderate_allows(struct session *s, const char *room)
     int64_t until, now = wall_ms();
     if (!room || k == REQ_LEAVE || proto_is_moderation(k)) return 1;
     if (sanctions_active(t, s->user_id, room, SANCTION_BAN, now, &until))
-        return refuse(s, "you are banned from this room", until), 0;
+        return refuse(s, "you are banned from this room", "ban", until), 0;
     int speaks = k == REQ_SEND || k == REQ_EDIT || k == REQ_TYPING;
     if (speaks && sanctions_active(t, s->user_id, room, SANCTION_MUTE, now, &until))
-        return refuse(s, "you are muted in this room", until), 0;
+        return refuse(s, "you are muted in this room", "mute", until), 0;
     return 1;
 }
 

@@ -6,18 +6,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hash.h"
+#include "hub.h"
+#include "jwt.h"
+#include "ranks.h"
 #include "session_impl.h"
 #include "wire.h"
 
 #define ONLINE_MIN_BUCKETS 64u
-
-static uint32_t hash_id(const char *id)
-{
-    uint32_t h = 2166136261u; /* FNV-1a */
-    for (; *id; id++)
-        h = (h ^ (unsigned char)*id) * 16777619u;
-    return h;
-}
 
 /* Rehashes into n buckets (a power of two). Returns 0, or -1 (unchanged). */
 static int resize(struct server *srv, uint32_t n)
@@ -27,7 +23,7 @@ static int resize(struct server *srv, uint32_t n)
     for (uint32_t i = 0; i < srv->online_cap; i++)
         for (struct session *s = srv->online[i], *next; s; s = next) {
             next = s->online_next;
-            uint32_t b = hash_id(s->user_id) & (n - 1);
+            uint32_t b = hash_str(s->user_id) & (n - 1);
             s->online_next = t[b];
             t[b] = s;
         }
@@ -41,11 +37,16 @@ int online_add(struct session *s)
 {
     struct server *srv = s->srv;
     assert(!s->online && s->user_id);
+    int role = s->claims ? s->claims->role : JWT_ROLE_NONE;
+    if (ranks_add(srv->hub->ranks, s->user_id, role)) return -1;
     if (srv->online_n >= srv->online_cap &&
         resize(srv, srv->online_cap ? srv->online_cap * 2 : ONLINE_MIN_BUCKETS) &&
-        !srv->online_cap)
+        !srv->online_cap) {
+        ranks_remove(srv->hub->ranks, s->user_id, role);
         return -1; /* a full table still takes entries: only an empty one fails */
-    uint32_t b = hash_id(s->user_id) & (srv->online_cap - 1);
+    }
+    s->ranked = role; /* what to uncount, whatever an `auth` makes of claims */
+    uint32_t b = hash_str(s->user_id) & (srv->online_cap - 1);
     s->online_next = srv->online[b];
     srv->online[b] = s;
     s->online = 1;
@@ -57,20 +58,21 @@ void online_remove(struct session *s)
 {
     struct server *srv = s->srv;
     if (!s->online) return;
-    struct session **p = &srv->online[hash_id(s->user_id) & (srv->online_cap - 1)];
+    struct session **p = &srv->online[hash_str(s->user_id) & (srv->online_cap - 1)];
     while (*p != s)
         p = &(*p)->online_next;
     *p = s->online_next;
     s->online_next = NULL;
     s->online = 0;
     srv->online_n--;
+    ranks_remove(srv->hub->ranks, s->user_id, s->ranked);
 }
 
 void online_push(struct server *srv, const char *id, struct buf *b,
                  struct session *except)
 {
     if (!srv->online_cap) return;
-    struct session *s = srv->online[hash_id(id) & (srv->online_cap - 1)];
+    struct session *s = srv->online[hash_str(id) & (srv->online_cap - 1)];
     for (; s; s = s->online_next)
         if (s != except && !strcmp(s->user_id, id)) wire_push(s, b);
 }
@@ -79,7 +81,7 @@ void online_each(struct server *srv, const char *id,
                  void (*fn)(struct session *s, void *arg), void *arg)
 {
     if (!srv->online_cap) return;
-    struct session *s = srv->online[hash_id(id) & (srv->online_cap - 1)];
+    struct session *s = srv->online[hash_str(id) & (srv->online_cap - 1)];
     for (; s; s = s->online_next)
         if (!strcmp(s->user_id, id)) fn(s, arg);
 }

@@ -596,15 +596,19 @@ struct buf *proto_removed(const char *room, const char *reason)
     return proto_msg_end(b, NULL);
 }
 
-struct buf *proto_error_until(enum proto_err e, const char *msg, int64_t until,
-                              const char *ref)
+struct buf *proto_error_sanction(const char *msg, const char *sanction, int64_t until,
+                                 const char *ref)
 {
-    struct buf *b = buf_new(160);
+    struct buf *b = buf_new(192);
     buf_puts(&b, "{\"type\":\"error\",\"code\":\"");
-    buf_puts(&b, err_codes[e]);
+    buf_puts(&b, err_codes[E_FORBIDDEN]);
     buf_puts(&b, "\",\"message\":");
     buf_put_jstrz(&b, msg);
-    buf_puts(&b, ",\"until\":");
-    buf_put_i64(&b, until);
+    buf_puts(&b, ",\"sanction\":");
+    buf_put_jstrz(&b, sanction);
+    if (until) {
+        buf_puts(&b, ",\"until\":");
+        buf_put_i64(&b, until);
+    }
     return proto_msg_end(b, ref);
 }

@@ -137,6 +137,10 @@ int proto_room_is_dm(const char *room);
  * a bot could take over a guest's DMs and history (guests and everyone
  * else share one id space). */
 int proto_user_guest_shaped(const char *id);
+/* The HTTP API's user id: `by` of its deletes, the actor of its mod_log
+ * rows. No token's sub and no bot may take it, so mod_log's actor "api"
+ * is always the API and never a user or bot of the same id. */
+#define PROTO_API_ACTOR "api"
 /* Returns PROTO_OK or E_BAD_NAME (with *msg) for a display name. */
 enum proto_err proto_check_name(const char *name, const char **msg);
 
@@ -173,9 +177,11 @@ struct buf *proto_ok(const char *ref);
 /* {"type":"removed","room":…,"reason":…}: kicked or banned from room
  * (reason omitted when NULL). */
 struct buf *proto_removed(const char *room, const char *reason);
-/* An error whose refusal ends at a known time: "until" (Unix ms) added. */
-struct buf *proto_error_until(enum proto_err e, const char *msg, int64_t until,
-                              const char *ref);
+/* A `forbidden` that a mute or ban answers: "sanction" ("mute" or "ban",
+ * Parley's extension, so a client need not read the message) and, when
+ * the sanction ends at a known time, "until" (Unix ms; 0: omitted). */
+struct buf *proto_error_sanction(const char *msg, const char *sanction, int64_t until,
+                                 const char *ref);
 /* 1 for the moderation requests (kick, mute, ban, unmute, unban). */
 int proto_is_moderation(enum proto_type t);
 /* `deleted`: a message made a tombstone by user (by_id, by_name) (1.1). */

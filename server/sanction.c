@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hash.h"
 #include "protocol.h"
 
 #define NBUCKETS 1024 /* a power of two; entries chain per user */
@@ -51,10 +52,7 @@ void sanctions_free(struct sanctions *t)
 
 static struct entry **slot(struct sanctions *t, const char *user)
 {
-    uint32_t h = 2166136261u; /* FNV-1a */
-    for (const unsigned char *p = (const unsigned char *)user; *p; p++)
-        h = (h ^ *p) * 16777619u;
-    return &t->bucket[h & (NBUCKETS - 1)];
+    return &t->bucket[hash_str(user) & (NBUCKETS - 1)];
 }
 
 /* The link that points at (user, room, kind), or at the chain's end. */

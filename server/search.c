@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "access.h"
+#include "clock.h"
 #include "db_search.h"
 #include "hub.h"
 #include "jwt.h"
@@ -17,13 +18,6 @@
 /* Rooms a user is banned from that a search of all rooms leaves out, at
  * most: past them, it is refused (forbidden; a search of one room works). */
 #define SEARCH_MAX_BANNED 64
-
-static int64_t wall_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_REALTIME, &t);
-    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
 
 /* The scope and its strings in one block, so the search thread never
  * reads the session's claims (an `auth` refresh may replace them while

@@ -119,6 +119,10 @@ static int dispatch(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
         if (api_reading(&c->api)) return api_body_done(wsi, &c->api);
         return api_unread_body(&c->api, 1);
+    case LWS_CALLBACK_RAW_ADOPT:
+    case LWS_CALLBACK_RAW_RX:
+    case LWS_CALLBACK_RAW_WRITEABLE:
+        return http_raw(wsi, reason);
     case LWS_CALLBACK_HTTP_WRITEABLE:
         if (c->api.call) return api_writeable(wsi, &c->api);
         return http_writeable(wsi, &c->hb);

@@ -57,6 +57,7 @@ struct session {
     unsigned alive_list : 2;      /* alive.c: which list it is on */
     unsigned ping_due : 1;        /* alive.c: a ping goes out on WRITEABLE */
     unsigned online : 1;          /* in online.c's index (welcomed, open) */
+    unsigned ranked : 2;          /* the role online.c counted in hub->ranks */
     unsigned ip_counted : 1;      /* holds a connection of ipkey (iplimit.h) */
     int close_code;               /* set: closing once the queue is flushed */
     int in_count;                 /* frames on in_head */

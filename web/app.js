@@ -2308,12 +2308,12 @@ function modRefused(d) {
 const restrictions = new Map();
 const untilFmt = new Intl.DateTimeFormat(undefined, { weekday: 'short', month: 'short', day: 'numeric', hour: 'numeric', minute: '2-digit' });
 
-// What a refusal says about us: 'muted', 'banned' or null.
+// What a refusal says about us: 'muted', 'banned' or null. Parley's
+// `forbidden` carries "sanction" ("mute" or "ban") for a mute or a ban; the
+// message is for people and may change.
 function sanctionOf(err) {
   if (!err || err.code !== 'forbidden') return null;
-  if (/\bmuted\b/i.test(err.message || '')) return 'muted';
-  if (/\bbanned\b/i.test(err.message || '')) return 'banned';
-  return null;
+  return { mute: 'muted', ban: 'banned' }[err.sanction] || null;
 }
 
 function sanctionFrom(name, err) {

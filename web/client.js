@@ -20,7 +20,7 @@
 //   members   {room}
 //   typing    {room, user}
 //   rooms     {rooms}
-//   notice    {code, message, kind, room, id, ref}  an error not tied to a send
+//   notice    {code, message, kind, room, id, ref, until, sanction}  an error not tied to a send
 //                                        (kind: join | older | edit | delete | dm | search …)
 //   unread    {rooms}                    unread counts or read markers changed (1.1);
 //                                        read them with unreadOf(name) and marker(name)
@@ -1106,9 +1106,11 @@ export class Client extends EventTarget {
       }
     }
     const until = typeof m.until === 'number' ? m.until : null;
+    // Parley's extension: "mute" or "ban" when a sanction refused it.
+    const sanction = typeof m.sanction === 'string' ? m.sanction : null;
     if (typeof m.ref === 'string' && m.ref.startsWith('t:')) {
       // A `typing` refused (muted in that room).
-      this.emit('notice', { code, message, until, kind: 'typing', room: m.ref.slice(2), ref: m.ref });
+      this.emit('notice', { code, message, until, sanction, kind: 'typing', room: m.ref.slice(2), ref: m.ref });
       return;
     }
     // An error for one of our sends (ref = client_id).
@@ -1121,7 +1123,7 @@ export class Client extends EventTarget {
         return;
       }
       item.status = 'failed';
-      item.error = { code, message, until };
+      item.error = { code, message, until, sanction };
       this.save();
       this.emit('outbox', { room: r.name, item, op: 'update' });
       return;
@@ -1162,9 +1164,9 @@ export class Client extends EventTarget {
           return;
         }
       }
-      this.emit('notice', { code, message, until, room: info.room, kind: info.kind, id: info.id ?? null, user: info.user ?? null, action: info.action ?? null, ref: m.ref, part: info.part ?? null });
+      this.emit('notice', { code, message, until, sanction, room: info.room, kind: info.kind, id: info.id ?? null, user: info.user ?? null, action: info.action ?? null, ref: m.ref, part: info.part ?? null });
       return;
     }
-    this.emit('notice', { code, message, until });
+    this.emit('notice', { code, message, until, sanction });
   }
 }

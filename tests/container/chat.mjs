@@ -8,11 +8,22 @@
 //                                          server to close; prints "closed CODE"
 //   node chat.mjs history URL ROOM ID TEXT hello, history; expects message ID with TEXT
 //   node chat.mjs guest-refused URL       hello as a guest; expects unauthorized
+//   node chat.mjs pair    URL ROOM TEXT DIR   (compose.test.sh) two clients on two
+//                                          connections join ROOM and print "ready"; once
+//                                          DIR/go exists, alice sends TEXT, bob must get
+//                                          it with the acked id and both histories must
+//                                          agree: prints "exchanged {id,ts}", alice leaves.
+//                                          bob waits for the server to close ("closed
+//                                          CODE"), connects again (retrying for 30 s), must
+//                                          find the message in the history, sends TEXT2 and
+//                                          prints "reconnected {id,ts}"
 //
 // Environment: CHAT_SECRET (HS256 secret: say hello with a token instead of as a
 // guest), CHAT_MAX_TEXT (expected welcome.limits.max_text).
 // Uses only `ws` (tests/node_modules) and node:crypto.
 import { createHmac } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import WebSocket from 'ws';
 
 const [mode, url, ...rest] = process.argv.slice(2);
@@ -128,6 +139,65 @@ try {
     const { code } = await c.closed;
     if (code !== 1008) die(`closed with ${code} after unauthorized, expected 1008`);
     console.log('guest refused: unauthorized, closed 1008');
+  } else if (mode === 'pair') {
+    const [room, text, dir] = rest;
+    clearTimeout(deadline);
+    deadline = setTimeout(() => die('gave up after 180 s'), 180000);
+    const a = c;
+    await hello(a, 'alice');
+    await join(a, room);
+    const b = await open(url);
+    await hello(b, 'bob');
+    await join(b, room);
+    console.log('ready');
+    for (let i = 0; !existsSync(`${dir}/go`); i++) {
+      if (i > 600) die(`${dir}/go did not appear within 60 s`);
+      await sleep(100);
+    }
+    const client_id = `compose-${Date.now()}`;
+    a.send({ type: 'send', room, text, client_id });
+    const ack = await a.next((m) => m.type === 'ack' || m.type === 'error', 'ack');
+    if (ack.type !== 'ack' || ack.client_id !== client_id || !(ack.id > 0)) die(`send answered ${JSON.stringify(ack)}`);
+    const got = await b.next((m) => m.type === 'message' && m.room === room && m.text === text, 'the message on the other connection');
+    if (got.id !== ack.id || got.ts !== ack.ts) die(`bob got ${JSON.stringify(got)}, alice's ack was ${JSON.stringify(ack)}`);
+    const hist = async (cl, ref) => {
+      cl.send({ type: 'history', room, after: 0, limit: 200, ref });
+      const h = await cl.next((m) => m.ref === ref, 'history');
+      if (h.type !== 'history') die(`history answered ${JSON.stringify(h)}`);
+      return JSON.stringify(h.messages.map((m) => [m.id, m.ts, m.user, m.text]));
+    };
+    const [ha, hb] = [await hist(a, 'ha'), await hist(b, 'hb')];
+    if (ha !== hb) die(`the histories differ:\n  alice ${ha}\n  bob   ${hb}`);
+    if (!ha.includes(`[${ack.id},`)) die(`message ${ack.id} is not in the history: ${ha}`);
+    console.log(`exchanged ${JSON.stringify({ id: ack.id, ts: ack.ts })}`);
+    a.ws.close(1000);
+    await a.closed;
+    // The test stops bob's node now.
+    const { code } = await b.closed;
+    console.log(`closed ${code}`);
+    let r, last = '';
+    for (const t0 = Date.now(); !r; ) {
+      if (Date.now() - t0 > 30000) die(`could not connect again within 30 s: ${last}`);
+      try {
+        r = await open(url);
+        await hello(r, 'bob');
+        const h = await hist(r, 'h2');
+        if (!h.includes(`[${ack.id},${ack.ts},`) || !h.includes(JSON.stringify(text))) die(`message ${ack.id} is not in the history after reconnecting: ${h}`);
+      } catch (e) {
+        last = e.message;
+        if (r) r.ws.terminate();
+        r = null;
+        await sleep(500);
+      }
+    }
+    await join(r, room);
+    const cid2 = `compose-${Date.now()}-2`;
+    r.send({ type: 'send', room, text: `${text} (after reconnecting)`, client_id: cid2 });
+    const ack2 = await r.next((m) => m.type === 'ack' || m.type === 'error', 'ack');
+    if (ack2.type !== 'ack' || ack2.client_id !== cid2 || !(ack2.id > ack.id)) die(`send after reconnecting answered ${JSON.stringify(ack2)}`);
+    console.log(`reconnected ${JSON.stringify({ id: ack2.id, ts: ack2.ts })}`);
+    r.ws.close(1000);
+    await r.closed;
   } else {
     die(`unknown mode ${mode}`);
   }

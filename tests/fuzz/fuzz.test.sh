@@ -51,7 +51,7 @@ cmake -DWEB_DIR="$root/web" -DSCHEMA_DIR="$root/schema" -DOUT="$out/assets_gen.c
 echo "== building the fuzzers with $cc ($($cc --version | head -1))"
 t0=$(date +%s)
 objs=()
-for src in server/{access,api_parse,assets,buf,config,crypto,dm,edit,expiry,fanout,hello,http,hub,iplimit,json,jwt,log,member,metrics,moderate,online,outq,peer,protocol,ratelimit,readmark,room,roomlist,roomreq,sanction,search,searchq,send,session,utf8,wire}.c \
+for src in server/{access,api_parse,assets,buf,cluster_note,config,crypto,dm,edit,event,expiry,fanout,hello,http,hub,iplimit,json,jwt,log,member,metrics,moderate,online,outq,peer,protocol,ranks,ratelimit,readmark,remote,room,roomlist,roomreq,sanction,search,searchq,send,session,utf8,wire}.c \
            "$out/assets_gen.c" "$fz/fake_lws.c"; do
     o="$out/obj/$(basename "${src%.c}").o"
     "$cc" "${flags[@]}" -fsanitize=fuzzer-no-link -c "$src" -o "$o" || {
@@ -67,8 +67,8 @@ declare -A deps=(
     [b64]="crypto"
     [config]="config iplimit log"
     [searchq]="searchq utf8"
-    [http]="http api_parse peer iplimit metrics hub sanction room protocol json config buf log assets assets_gen fake_lws utf8 jwt crypto"
-    [session]="session hello access dm edit expiry member moderate sanction fanout online peer iplimit readmark roomlist roomreq search searchq send wire hub room outq buf protocol json jwt crypto utf8 ratelimit log config fake_lws"
+    [http]="http api_parse peer iplimit metrics hub ranks sanction room protocol json config buf log assets assets_gen fake_lws utf8 jwt crypto cluster_note event remote"
+    [session]="session hello access dm edit expiry member moderate ranks sanction fanout online peer iplimit readmark roomlist roomreq search searchq send wire hub room outq buf protocol json jwt crypto utf8 ratelimit log config fake_lws cluster_note event remote"
     [xff]="iplimit log"
 )
 all=(protocol jwt utf8 b64 config http session searchq xff)

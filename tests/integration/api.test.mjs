@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import {
   sharedServer, serverForTest, connect, guest, tokenUser, sleep, T, waitFor,
-  sqlite, fullHistory, cps, health, runParley,
+  sqlite, fullHistory, cps, health, runParley, mintToken,
 } from './harness.mjs';
 
 const K1 = 'k1-0123456789abcdef-first-key';
@@ -177,6 +177,20 @@ test('a declared body over 64 KiB is 413 before it is read', async () => {
   // Exactly 64 KiB is allowed through to parsing.
   const r = await api('/api/publish', { raw: ' '.repeat(64 * 1024 - 2) + '{}' });
   assertError(r, 400, 'bad_request');
+});
+
+test('a Content-Length that is not a number (a sign, hex, words, overflowing, too long) is 400 bad_request, not 413', async () => {
+  for (const len of ['abc', '-1', '+5', '0x10', '1 2', '99999999999999999999999', '18446744073709551617', '0'.repeat(40) + '2']) {
+    const c = raw(srv.port);
+    await c.open;
+    c.sock.write(head('/api/publish', len) + '{}');
+    await waitFor(() => /\r\n\r\n[^]*\}/.test(c.data()), { what: `an answer to Content-Length ${len}` });
+    assert.match(c.data(), /^HTTP\/1.1 400/, `Content-Length ${len}`);
+    const body = JSON.parse(c.data().slice(c.data().indexOf('\r\n\r\n') + 4));
+    assert.deepEqual(Object.keys(body.error).sort(), ['code', 'message']);
+    assert.equal(body.error.code, 'bad_request', `Content-Length ${len}`);
+    await within(c.closed, T(5000), 'the connection closes after it');
+  }
 });
 
 test('a chunked or streamed body over 64 KiB is 413 as it passes the bound', async () => {
@@ -399,6 +413,59 @@ test('delete: members get deleted by the API; again, or unknown, is 404', async 
   assert.equal(h.body.messages[0].deleted, true);
   const log = sqlite(srv.dbPath, `SELECT actor, action, message_id FROM mod_log WHERE action='delete' AND message_id=${ack.id}`);
   assert.deepEqual(log, [{ actor: 'api', action: 'delete', message_id: ack.id }]);
+});
+
+test('security: a bot message is not the message of the token user whose id the bot took: it edits or deletes it only as a moderator', async () => {
+  const sub = `same-${Date.now()}`;
+  const user = await tokenUser(srv, { sub, name: 'Human' });
+  const modr = await tokenUser(srv, { sub: `${sub}-mod`, name: 'Mod', role: 'mod' });
+  clients.push(user, modr);
+  await user.join('botsame');
+  const mine = await user.say('botsame', 'my own');
+  const r = await api('/api/publish', { body: { room: 'botsame', text: 'said by the bot', user: { id: sub, name: 'Robo' } } });
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  const m = await user.next((x) => x.type === 'message' && x.id === r.body.id);
+  assert.equal(m.user.bot, true);
+  const e = await user.request({ type: 'edit', room: 'botsame', id: r.body.id, text: 'hijacked' }, 'edited');
+  assert.deepEqual([e.type, e.code], ['error', 'forbidden'], JSON.stringify(e));
+  const d = await user.request({ type: 'delete', room: 'botsame', id: r.body.id }, 'deleted');
+  assert.deepEqual([d.type, d.code], ['error', 'forbidden'], JSON.stringify(d));
+  const h = await api('/api/history?room=botsame');
+  assert.equal(h.body.messages.find((x) => x.id === r.body.id).text, 'said by the bot');
+  // Its own message is still its own.
+  const own = await user.request({ type: 'edit', room: 'botsame', id: mine.id, text: 'mine, edited' }, 'edited');
+  assert.equal(own.type, 'edited', JSON.stringify(own));
+  // A moderator deletes the bot's message as a moderator: logged, with the bot as the target.
+  await modr.join('botsame');
+  const md = await modr.request({ type: 'delete', room: 'botsame', id: r.body.id }, 'deleted');
+  assert.equal(md.type, 'deleted', JSON.stringify(md));
+  const log = sqlite(srv.dbPath, `SELECT actor, action, target FROM mod_log WHERE action='delete' AND message_id=${r.body.id}`);
+  assert.deepEqual(log, [{ actor: `${sub}-mod`, action: 'delete', target: sub }]);
+});
+
+test('security: "api", the API\'s own actor in mod_log, is no token sub and no bot id', async () => {
+  const c = await connect(srv.url);
+  clients.push(c);
+  c.send({ type: 'hello', token: mintToken({ sub: 'api', name: 'Mallory' }) });
+  const e = await c.next();
+  assert.deepEqual([e.type, e.code], ['error', 'unauthorized'], JSON.stringify(e));
+  assert.equal((await c.closed).code, 1008);
+  assertError(await api('/api/publish', { body: pub('apiname', 'x', { user: { id: 'api', name: 'API' } }) }), 400, 'bad_request');
+  assertError(await api('/api/token', { body: { sub: 'api', name: 'API' } }), 400, 'bad_request');
+  // Other ids that contain it are fine.
+  assert.equal((await api('/api/publish', { body: pub('apiname', 'x', { user: { id: 'api-bot', name: 'API' } }) })).status, 200);
+});
+
+test('the API, above every role, mutes and unmutes an admin (no mod or admin could)', async () => {
+  const a = await tokenUser(srv, { sub: `apiadmin-${Date.now()}`, name: 'Admin', role: 'admin' });
+  clients.push(a);
+  await a.join('apirank');
+  const r = await api('/api/mute', { body: { room: 'apirank', user: a.user.id, minutes: 5 } });
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  const e = await a.request({ type: 'send', room: 'apirank', text: 'x', client_id: 'ar1' }, 'ack');
+  assert.deepEqual([e.type, e.code, e.sanction], ['error', 'forbidden', 'mute'], JSON.stringify(e));
+  assert.equal((await api('/api/unmute', { body: { room: 'apirank', user: a.user.id } })).status, 200);
+  assert.ok((await a.say('apirank', 'back')).id > 0);
 });
 
 test('history pages with before, after and limit', async () => {

@@ -1,6 +1,7 @@
 // The plain HTTP side: the page, /healthz, /metrics, 404.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { startServer, guest, httpGet, health, waitFor } from './harness.mjs';
 
 let srv;
@@ -71,4 +72,45 @@ test('an unknown path is 404', async () => {
 test('GET /ws without an upgrade is not a 200 page', async () => {
   const r = await httpGet(`${srv.http}/ws`);
   assert.notEqual(r.status, 200);
+});
+
+/** Sends `text` on a raw connection; resolves {data, closed} once the server
+ * closes it, or with closed false after `ms`. */
+function rawExchange(text, ms = 3000) {
+  return new Promise((resolve) => {
+    const sock = net.connect(srv.port, '127.0.0.1');
+    let data = '';
+    const timer = setTimeout(() => { sock.destroy(); resolve({ data, closed: false }); }, ms);
+    sock.setEncoding('utf8');
+    sock.on('data', (d) => (data += d));
+    sock.on('error', () => {});
+    sock.on('close', () => { clearTimeout(timer); resolve({ data, closed: true }); });
+    sock.on('connect', () => sock.write(text));
+  });
+}
+
+test('security: CONNECT (path or authority form) is answered 405 with Allow and closed, never left hanging', async () => {
+  for (const target of ['/', '/api/publish', 'example.com:443']) {
+    const r = await rawExchange(`CONNECT ${target} HTTP/1.1\r\nHost: example.com\r\n\r\n`);
+    assert.ok(r.closed, `CONNECT ${target}: closed, got ${JSON.stringify(r.data)}`);
+    assert.match(r.data, /^HTTP\/1.1 405 /, `CONNECT ${target}`);
+    assert.match(r.data, /\r\nallow: GET, POST\r\n/i);
+    assert.equal(JSON.parse(r.data.slice(r.data.indexOf('\r\n\r\n') + 4)).error.code, 'method_not_allowed');
+  }
+  assert.equal((await health(srv)).status, 'ok');
+});
+
+test('other methods outside /api/ are 405 with Allow: GET and closed; TRACE and unknown methods are refused and closed', async () => {
+  for (const m of ['OPTIONS', 'PUT', 'DELETE', 'PATCH', 'POST', 'HEAD']) {
+    const r = await rawExchange(`${m} / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n`);
+    assert.ok(r.closed, `${m}: closed`);
+    assert.match(r.data, /^HTTP\/1.1 405 /, m);
+    assert.match(r.data, /\r\nallow: GET\r\n/i, m);
+  }
+  for (const m of ['TRACE', 'FOO', 'GETX']) {
+    const r = await rawExchange(`${m} / HTTP/1.1\r\nHost: x\r\n\r\n`);
+    assert.ok(r.closed, `${m}: closed`);
+    assert.match(r.data, /^HTTP\/1.[01] 4\d\d /, m);
+  }
+  assert.equal((await health(srv)).status, 'ok');
 });

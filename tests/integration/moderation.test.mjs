@@ -165,6 +165,53 @@ test('security: moderation needs a role in that room; a server-wide ban needs an
   assert.ok(a.id > 0);
 });
 
+test('security: the hierarchy: a mod acts on no mod or admin, an admin on no other admin, online or offline (the role last welcomed)', async () => {
+  const r = room('ranks');
+  const m = await tok(`mod${n}`, 'Mod', { role: 'mod' });
+  const m2 = await tok(`mod2${n}`, 'Mod2', { role: 'mod' });
+  const a = await tok(`admin${n}`, 'Admin', { role: 'admin' });
+  const a2 = await tok(`admin2${n}`, 'Admin2', { role: 'admin' });
+  for (const c of [m, m2, a, a2]) await c.join(r);
+  const refused = async (c, obj, why) => {
+    const e = await refusedMod(c, obj, 'forbidden');
+    assert.match(e.message, why, JSON.stringify(e));
+  };
+  for (const type of ['kick', 'mute', 'ban', 'unmute', 'unban']) {
+    for (const target of [m2, a, m]) // m itself too
+      await refused(m, { type, room: r, user: target.user.id }, /moderator may not act on a moderator or an admin/);
+    await refused(a, { type, room: r, user: a2.user.id }, /admin may not act on another admin/);
+  }
+  await refused(a, { type: 'ban', user: a2.user.id }, /admin may not act on another admin/); // server-wide
+  // Nothing happened: everyone still speaks there.
+  for (const c of [m, m2, a, a2]) assert.ok((await c.say(r, 'still here')).id > 0);
+  // A connection of a2 without the role, welcomed last (stored: none): its
+  // admin connection, still open, keeps it out of a mod's reach.
+  await tok(a2.user.id, 'Admin2');
+  await refused(m, { type: 'mute', room: r, user: a2.user.id }, /moderator may not/);
+  // Offline: the role stored at the last welcome counts.
+  const offAdmin = await tok(`offadmin${n}`, 'OffAdmin', { role: 'admin' });
+  const offMod = await tok(`offmod${n}`, 'OffMod', { role: 'mod' });
+  offAdmin.close();
+  offMod.close();
+  await offAdmin.closed;
+  await offMod.closed;
+  await refused(m, { type: 'ban', room: r, user: offAdmin.user.id }, /moderator may not/);
+  await refused(m, { type: 'mute', room: r, user: offMod.user.id }, /moderator may not/);
+  await refused(a, { type: 'mute', room: r, user: offAdmin.user.id }, /admin may not/);
+  // An admin acts on a mod, online and offline.
+  await ok(a, { type: 'mute', room: r, user: m2.user.id, minutes: 5 });
+  await ok(a, { type: 'mute', room: r, user: offMod.user.id, minutes: 5 });
+  await ok(a, { type: 'unmute', room: r, user: m2.user.id });
+  await ok(a, { type: 'unmute', room: r, user: offMod.user.id });
+  // Welcomed again without the role (demoted): a mod may act on it now.
+  const demoted = await tok(offMod.user.id, 'OffMod');
+  assert.equal(demoted.user.role, undefined);
+  await ok(m, { type: 'mute', room: r, user: demoted.user.id, minutes: 5 });
+  // Every refusal stored nothing.
+  const rows = sqlite(srv.dbPath, `SELECT count(*) AS n FROM sanctions WHERE user_id IN ('${m2.user.id}','${a.user.id}','${a2.user.id}','${offAdmin.user.id}')`);
+  assert.deepEqual(rows, [{ n: 0 }]);
+});
+
 test('bad moderation fields: bad_request (minutes, user, reason, unknown room shapes); DM rooms: bad_request', async () => {
   const r = room('modbad');
   const admin = await tok(`admin${n}`, 'Admin', { role: 'admin' });
@@ -196,7 +243,7 @@ test('bad moderation fields: bad_request (minutes, user, reason, unknown room sh
   await ok(admin, { type: 'unmute', room: r, user: 'x' });
 });
 
-test('mute: send, edit and typing are forbidden with until; join, history and read still work; unmute lifts it', async () => {
+test('mute: send, edit and typing are forbidden with sanction mute and until; join, history and read still work; unmute lifts it', async () => {
   const r = room('mute');
   const m = await tok(`mod${n}`, 'Mod', { role: 'mod' });
   const u = await tok(`user${n}`, 'User');
@@ -205,12 +252,12 @@ test('mute: send, edit and typing are forbidden with until; join, history and re
   const t0 = Date.now();
   await ok(m, { type: 'mute', room: r, user: u.user.id, minutes: 10, reason: 'calm down' });
   const s = await u.request({ type: 'send', room: r, text: 'x', client_id: `mu${n}` }, 'ack');
-  assert.deepEqual([s.type, s.code], ['error', 'forbidden'], JSON.stringify(s));
+  assert.deepEqual([s.type, s.code, s.sanction], ['error', 'forbidden', 'mute'], JSON.stringify(s));
   assert.ok(s.until >= t0 + 10 * 60000 - 1000 && s.until <= Date.now() + 10 * 60000 + 1000, `until ${s.until}`);
   const e = await u.request({ type: 'edit', room: r, id: before.id, text: 'y' }, 'edited');
-  assert.deepEqual([e.type, e.code, e.until], ['error', 'forbidden', s.until]);
+  assert.deepEqual([e.type, e.code, e.until, e.sanction], ['error', 'forbidden', s.until, 'mute']);
   const ty = await u.request({ type: 'typing', room: r }, 'error');
-  assert.deepEqual([ty.type, ty.code], ['error', 'forbidden'], 'a muted typing is answered, not dropped');
+  assert.deepEqual([ty.type, ty.code, ty.sanction], ['error', 'forbidden', 'mute'], 'a muted typing is answered, not dropped');
   // Another room is not muted.
   await u.join(`${r}-x`);
   assert.ok((await u.say(`${r}-x`, 'elsewhere')).id > 0);
@@ -249,7 +296,7 @@ test('kick: the target\'s connections get removed and leave; members see presenc
   assert.ok((await u.say(r, 'back')).id > 0);
 });
 
-test('room ban: removed, then join/send/history/read/search there are forbidden with until; other rooms fine; unban lifts it', async () => {
+test('room ban: removed, then join/send/history/read/search there are forbidden with sanction ban and until; other rooms fine; unban lifts it', async () => {
   const r = room('ban');
   const m = await tok(`mod${n}`, 'Mod', { role: 'mod' });
   const u = await tok(`user${n}`, 'User');
@@ -264,7 +311,7 @@ test('room ban: removed, then join/send/history/read/search there are forbidden 
     { type: 'send', room: r, text: 'x', client_id: `b${n}` }, { type: 'search', q: 'banword', room: r },
   ]) {
     const e = await u.request(obj, 'never');
-    assert.deepEqual([e.type, e.code], ['error', 'forbidden'], `${obj.type}: ${JSON.stringify(e)}`);
+    assert.deepEqual([e.type, e.code, e.sanction], ['error', 'forbidden', 'ban'], `${obj.type}: ${JSON.stringify(e)}`);
     assert.ok(e.until > Date.now() + 50 * 60000, `${obj.type}: until ${e.until}`);
   }
   // A search of all rooms leaves the room out.
@@ -278,14 +325,14 @@ test('room ban: removed, then join/send/history/read/search there are forbidden 
   assert.ok((await u.say(r, 'back')).id > 0);
 });
 
-test('a ban without minutes has no until; it holds for new connections of the user', async () => {
+test('a ban without minutes has sanction ban and no until; it holds for new connections of the user', async () => {
   const r = room('banforever');
   const m = await tok(`mod${n}`, 'Mod', { role: 'mod' });
   const u = await tok(`user${n}`, 'User');
   await ok(m, { type: 'ban', room: r, user: u.user.id });
   const u2 = await tok(u.user.id, 'User');
   const e = await u2.request({ type: 'join', room: r }, 'joined');
-  assert.deepEqual([e.type, e.code, 'until' in e], ['error', 'forbidden', false], JSON.stringify(e));
+  assert.deepEqual([e.type, e.code, e.sanction, 'until' in e], ['error', 'forbidden', 'ban', false], JSON.stringify(e));
 });
 
 test('server-wide ban (admin): the user\'s connections close with 1008 banned; hello is refused; unban lets it back', async () => {

@@ -18,10 +18,12 @@
 #include <string.h>
 
 #include "dm.h"
+#include "hub.h"
 #include "loop.h"
 #include "online.h"
 #include "outq.h"
 #include "protocol.h"
+#include "ranks.h"
 #include "session_impl.h"
 
 /* ---- dm_room_name ---- */
@@ -122,12 +124,16 @@ END_TEST
 #define MAXS 300
 
 static struct server srv;
+static struct hub hub; /* only its ranks: online.c counts roles there */
 static struct session *ss[MAXS];
 static int nss;
 
 static void online_setup(void)
 {
     memset(&srv, 0, sizeof srv);
+    hub.ranks = ranks_new();
+    ck_assert_ptr_nonnull(hub.ranks);
+    srv.hub = &hub;
     srv.outq_lim.max_msgs = 1000;
     srv.outq_lim.max_bytes = 1u << 20;
     nss = 0;
@@ -178,6 +184,8 @@ static void online_teardown(void)
     nss = 0;
     ck_assert_uint_eq(srv.online_n, 0);
     online_free(&srv);
+    ranks_free(hub.ranks);
+    hub.ranks = NULL;
     ck_assert_ptr_null(srv.online);
     ck_assert_uint_eq(srv.online_cap, 0);
 }

@@ -56,7 +56,8 @@ START_TEST(test_mod_roundtrip)
 {
     /* a server-wide ban: no room, no reason; the flags carry the action */
     struct db_req r = {.op = DB_MOD, .user_id = "mod", .user_name = "M", .peer_id = "bad",
-                       .msg_id = 1234567890123, .mod_action = DB_MOD_BAN};
+                       .msg_id = 1234567890123, .mod_action = DB_MOD_BAN, .role = 2,
+                       .target_role = 1};
     struct event_out *o = event_encode(&r, "n", 1, 0);
     ck_assert_ptr_null(o->dedup);
     int oom;
@@ -67,6 +68,8 @@ START_TEST(test_mod_roundtrip)
     ck_assert_str_eq(e->req.peer_id, "bad");
     ck_assert_int_eq(e->req.msg_id, 1234567890123);
     ck_assert_int_eq(e->req.mod_action, DB_MOD_BAN);
+    ck_assert_int_eq(e->req.role, 2);
+    ck_assert_int_eq(e->req.target_role, 1);
     event_free(e);
     free(o);
 }

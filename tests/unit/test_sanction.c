@@ -1,4 +1,6 @@
-/* Unit tests for the registry of mutes and bans in force (server/sanction.c). */
+/* Unit tests for the registries every loop reads: the mutes and bans in
+ * force (server/sanction.c) and the roles of the open connections
+ * (server/ranks.c). */
 #include <check.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -6,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../server/jwt.h"
+#include "../../server/ranks.h"
 #include "../../server/sanction.h"
 
 #define NOW 1763766000000LL
@@ -113,29 +117,92 @@ END_TEST
 
 static struct sanctions *shared;
 
+/* One thread's work: its own 50 users (no other thread touches them, so
+ * it knows what each must be), set, checked and lifted in turn, plus
+ * bans of 100 users every thread shares and none lifts. Returns how many
+ * checks disagreed with what the thread itself did. */
 static void *hammer(void *arg)
 {
     char u[32];
     int64_t until;
+    long me = (long)(intptr_t)arg, wrong = 0;
+    int on[50] = {0};
     for (int i = 0; i < 20000; i++) {
-        snprintf(u, sizeof u, "t%ld-%d", (long)(intptr_t)arg, i % 50);
-        if (i % 3 == 0) sanctions_set(shared, u, "r", SANCTION_MUTE, 0);
-        if (i % 3 == 1) sanctions_active(shared, u, "r", SANCTION_MUTE, NOW, &until);
-        if (i % 3 == 2) sanctions_lift(shared, u, "r", SANCTION_MUTE);
+        int k = i % 50;
+        snprintf(u, sizeof u, "t%ld-%d", me, k);
+        if (i % 3 == 0) on[k] = !sanctions_set(shared, u, "r", SANCTION_MUTE, 0);
+        if (i % 3 == 1)
+            wrong +=
+                sanctions_active(shared, u, "r", SANCTION_MUTE, NOW, &until) != on[k];
+        if (i % 3 == 2) sanctions_lift(shared, u, "r", SANCTION_MUTE), on[k] = 0;
+        if (i % 7 == 0) {
+            snprintf(u, sizeof u, "c-%d", i % 100);
+            wrong += sanctions_set(shared, u, "r", SANCTION_BAN, 0) != 0;
+        }
     }
-    return NULL;
+    return (void *)(intptr_t)wrong;
 }
 
 START_TEST(test_threads)
 {
-    /* Every loop checks and changes it at once (run under TSan/ASan). */
+    /* Every loop checks and changes it at once (run under TSan/ASan too):
+     * no check sees another thread's change, none is lost. */
     shared = sanctions_new();
     pthread_t th[4];
     for (long i = 0; i < 4; i++)
-        pthread_create(&th[i], NULL, hammer, (void *)(intptr_t)i);
-    for (int i = 0; i < 4; i++)
-        pthread_join(th[i], NULL);
+        ck_assert_int_eq(pthread_create(&th[i], NULL, hammer, (void *)(intptr_t)i), 0);
+    for (int i = 0; i < 4; i++) {
+        void *wrong;
+        pthread_join(th[i], &wrong);
+        ck_assert_int_eq((long)(intptr_t)wrong, 0);
+    }
+    char u[32];
+    int64_t until;
+    for (int k = 0; k < 100; k++) { /* 20000 / 7 sets reach every k */
+        snprintf(u, sizeof u, "c-%d", k);
+        ck_assert_int_eq(sanctions_active(shared, u, "r", SANCTION_BAN, NOW, &until), 1);
+    }
+    /* The last operation on user k was at the last i < 20000 with i % 50
+     * == k: a set (on) when that i % 3 == 0, a lift when 2, a check (the
+     * state of the one before) when 1. */
+    for (int k = 0; k < 50; k++) {
+        int last = 19950 + k,
+            on = last % 3 == 0 || (last % 3 == 1 && (last - 50) % 3 == 0);
+        for (long t = 0; t < 4; t++) {
+            snprintf(u, sizeof u, "t%ld-%d", t, k);
+            ck_assert_int_eq(sanctions_active(shared, u, "r", SANCTION_MUTE, NOW, &until),
+                             on);
+        }
+    }
     sanctions_free(shared);
+}
+END_TEST
+
+/* ---- ranks.c: the roles of the open connections, the other registry
+ * every loop reads ---- */
+
+START_TEST(test_ranks)
+{
+    struct ranks *t = ranks_new();
+    ck_assert_ptr_nonnull(t);
+    ck_assert_int_eq(ranks_highest(t, "u"), JWT_ROLE_NONE);
+    ck_assert_int_eq(ranks_add(t, "u", JWT_ROLE_NONE), 0); /* not counted */
+    ck_assert_int_eq(ranks_highest(t, "u"), JWT_ROLE_NONE);
+    ck_assert_int_eq(ranks_add(t, "u", JWT_ROLE_MOD), 0);
+    ck_assert_int_eq(ranks_add(t, "u", JWT_ROLE_ADMIN), 0);
+    ck_assert_int_eq(ranks_add(t, "u", JWT_ROLE_ADMIN), 0);
+    ck_assert_int_eq(ranks_highest(t, "u"), JWT_ROLE_ADMIN);
+    ck_assert_int_eq(ranks_highest(t, "uu"), JWT_ROLE_NONE); /* another id */
+    ranks_remove(t, "u", JWT_ROLE_ADMIN);
+    ck_assert_int_eq(ranks_highest(t, "u"), JWT_ROLE_ADMIN); /* one admin left */
+    ranks_remove(t, "u", JWT_ROLE_ADMIN);
+    ck_assert_int_eq(ranks_highest(t, "u"), JWT_ROLE_MOD);
+    ranks_remove(t, "u", JWT_ROLE_ADMIN); /* not there: nothing */
+    ranks_remove(t, "u", JWT_ROLE_MOD);
+    ck_assert_int_eq(ranks_highest(t, "u"), JWT_ROLE_NONE);
+    ck_assert_int_eq(ranks_add(t, "u", JWT_ROLE_MOD), 0); /* the entry comes back */
+    ck_assert_int_eq(ranks_highest(t, "u"), JWT_ROLE_MOD);
+    ranks_free(t); /* with an entry left: freed too (ASan) */
 }
 END_TEST
 
@@ -148,6 +215,7 @@ int main(void)
     tcase_add_test(tc, test_banned_rooms);
     tcase_add_test(tc, test_many_users);
     tcase_add_test(tc, test_threads);
+    tcase_add_test(tc, test_ranks);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
