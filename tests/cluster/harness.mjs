@@ -312,10 +312,11 @@ export function assertIncreasing(ids, what) {
  * has a new client_id `${prefix}-${i}`. Records acked (cid -> ack) and refused (cid -> error
  * code). Errors are not retried: the test decides (a re-send with the same client_id is
  * always safe). pending: cids sent and not answered (unknown outcome if the node died).
+ * max: at most this many sends.
  */
 export class Sender {
-  constructor(c, room, { prefix, window = 8, text = (i) => `${prefix} ${i}`, gapMs = 0 } = {}) {
-    Object.assign(this, { c, room, prefix, window, text, gapMs });
+  constructor(c, room, { prefix, window = 8, text = (i) => `${prefix} ${i}`, gapMs = 0, max = Infinity } = {}) {
+    Object.assign(this, { c, room, prefix, window, text, gapMs, max });
     this.acked = new Map();
     this.refused = new Map();
     this.pending = new Map(); // cid -> sent at (ms), while unanswered
@@ -366,7 +367,7 @@ export class Sender {
   /** Without gapMs: fills the window at once and on every answer. With gapMs: one send per
    *  gapMs at most (while the window has room). */
   pump() {
-    const open = () => this.running && this.c.ws.readyState === 1;
+    const open = () => this.running && this.c.ws.readyState === 1 && this.i < this.max;
     if (!this.gapMs) {
       while (open() && this.pending.size < this.window) this.sendOne();
       return;

@@ -68,7 +68,11 @@ test('join with since while senders and an editor on other nodes run: no gap, no
   const s0 = await cl.user(0, { sub: 'w0', name: 'W0' });
   const s1 = await cl.user(1, { sub: 'w1', name: 'W1' });
   for (const c of [s0, s1]) await c.join(room);
-  const senders = [new Sender(s0, room, { prefix: 'a', window: 4, gapMs: 2 }), new Sender(s1, room, { prefix: 'b', window: 4, gapMs: 2 })];
+  // At most 400 each: every join below then misses fewer than 1000 and is complete.
+  const senders = [
+    new Sender(s0, room, { prefix: 'a', window: 4, gapMs: 2, max: 400 }),
+    new Sender(s1, room, { prefix: 'b', window: 4, gapMs: 2, max: 400 }),
+  ];
   // The editor keeps editing messages 2 and 12 of the base (one below since, one above).
   const edits = { [base[2].id]: [], [base[12].id]: [] };
   let editing = true;
@@ -88,6 +92,7 @@ test('join with since while senders and an editor on other nodes run: no gap, no
       await sleep(T(60));
       const g = await cl.guest(i, `J${r}${i}`);
       const j = await g.join(room, { since });
+      assert.equal(j.complete, true, `joiner on node ${i}: ${j.messages.length} messages, ${j.updates.length} updates`);
       joiners.push({ g, node: i, j });
     }
   }
