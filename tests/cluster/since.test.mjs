@@ -120,17 +120,18 @@ test('join with since while senders and an editor on other nodes run: no gap, no
     // Each edited message: the revs this joiner saw (updates/messages in joined, then live edited)
     // are a contiguous tail of the editor's revs, ending with the last: no gap, no duplicate.
     for (const [id, revs] of Object.entries(edits)) {
-      const seen = [];
+      const seen = [], from = [];
       for (const f of g.frames) {
         const m = JSON.parse(f);
         if (m.type === 'joined' && m.room === room)
-          for (const x of [...m.updates, ...m.messages]) if (x.id === Number(id) && x.rev !== x.id) seen.push(x.rev);
-        if (m.type === 'edited' && m.room === room && m.id === Number(id)) seen.push(m.rev);
+          for (const x of [...m.updates, ...m.messages]) if (x.id === Number(id) && x.rev !== x.id) seen.push(x.rev), from.push(`joined:${x.rev}`);
+        if (m.type === 'edited' && m.room === room && m.id === Number(id)) seen.push(m.rev), from.push(`edited:${m.rev}`);
       }
       assert.ok(seen.length > 0, `joiner ${k} on node ${node} saw no edit of ${id}`);
       const at = revs.indexOf(seen[0]);
       assert.ok(at >= 0, `joiner ${k}: rev ${seen[0]} of ${id} is not one of the editor's`);
-      assert.deepEqual(seen, revs.slice(at), `joiner ${k} on node ${node}: edits of message ${id} (gap or duplicate)`);
+      assert.deepEqual(seen, revs.slice(at), `joiner ${k} on node ${node}: edits of message ${id} (gap or duplicate); ` +
+        `first seen: ${from.slice(0, 4).join(', ')}`);
     }
   }
 });
