@@ -52,6 +52,25 @@ void cluster__answer(struct cluster *c, struct db_req *r, enum db_status st, int
     db_complete(c->db, r);
 }
 
+void cluster__fail(struct cluster *c, uint64_t token, enum db_status st)
+{
+    pthread_mutex_lock(&c->lock);
+    struct pend *p = cluster__take(c, token);
+    pthread_mutex_unlock(&c->lock);
+    if (!p) return;
+    cluster__answer(c, p->r, st, 0, 0);
+    free(p);
+}
+
+void cluster__recheck(struct cluster *c, struct db_req *r)
+{
+    r->dup_check = 1;
+    if (db_submit(c->db, r)) {
+        r->dup_check = 0;
+        cluster__answer(c, r, DB_BUSY, 0, 0);
+    }
+}
+
 /* Moves out of the table every entry `due` says is done, onto *out. */
 static void collect(struct cluster *c, int (*due)(const struct pend *, int64_t, int64_t),
                     int64_t now, int64_t pos, struct pend **out)
@@ -81,7 +100,9 @@ static int past_time(const struct pend *p, int64_t now, int64_t pos)
     return dup_applied(p, now, pos) || (p->state != PEND_DUP && p->until_ms < now);
 }
 
-/* Answers what collect() moved out: a duplicate applied is acked; a write
+/* Answers what collect() moved out: a duplicate applied is answered from
+ * SQLite (cluster__recheck: Redis's dedup key may name an event that was
+ * refused, or that stored nothing, once the key expired); a write
  * with no answer from Redis in time was dropped there (its deadline) and
  * is overloaded; one Redis took but we did not apply in time, or whose
  * connection broke before the answer, is internal (it is in the log, or
@@ -91,12 +112,13 @@ static void answer_all(struct cluster *c, struct pend *list, enum db_status dflt
     while (list) {
         struct pend *p = list;
         list = p->next;
-        enum db_status st = p->state == PEND_DUP    ? DB_OK
-                            : p->state == PEND_SENT ? dflt
-                                                    : DB_FAILED; /* TAKEN, UNKNOWN */
+        enum db_status st = p->state == PEND_SENT ? dflt : DB_FAILED; /* TAKEN, UNKNOWN */
         if (p->state == PEND_TAKEN)
             plog(LOG_WARN, "cluster-apply-late", "token=%llu", (unsigned long long)p->token);
-        cluster__answer(c, p->r, st, p->dup_id, p->dup_ts);
+        if (p->state == PEND_DUP)
+            cluster__recheck(c, p->r);
+        else
+            cluster__answer(c, p->r, st, 0, 0);
         free(p);
     }
 }
@@ -111,12 +133,61 @@ void cluster__expire(struct cluster *c)
     answer_all(c, out, DB_BUSY);
 }
 
+/* The watch thread: every 50 ms, the writes past their deadlines are
+ * answered, those still queued (the writer may be blocked on a stalled
+ * Redis for a while) and those waiting for Redis or the apply, so an
+ * answer comes within --redis-timeout + CLUSTER_MARGIN_MS whatever Redis
+ * does. No Redis call here. */
+void *cluster__watch(void *arg)
+{
+    struct cluster *c = arg;
+    for (;;) {
+        usleep(50 * 1000);
+        struct event_out *late = NULL, **pp;
+        int64_t now = wall_ms();
+        pthread_mutex_lock(&c->lock);
+        int stopping = c->stopping;
+        for (pp = &c->q_head, c->q_tail = NULL; *pp;) {
+            struct event_out *o = *pp;
+            if (o->deadline_ms >= now) {
+                c->q_tail = o;
+                pp = &o->next;
+                continue;
+            }
+            *pp = o->next;
+            o->next = late;
+            late = o;
+        }
+        pthread_mutex_unlock(&c->lock);
+        while (late) {
+            struct event_out *o = late;
+            late = o->next;
+            cluster__fail(c, o->token, DB_BUSY); /* never sent: not stored */
+            free(o);
+        }
+        cluster__expire(c);
+        if (stopping) break;
+    }
+    return NULL;
+}
+
+void cluster__behind(struct cluster *c, const char *why)
+{
+    pthread_mutex_lock(&c->lock);
+    int first = !c->st.behind;
+    c->st.behind = 1;
+    snprintf(c->st.reason, sizeof c->st.reason, "%s", why);
+    pthread_mutex_unlock(&c->lock);
+    if (first) plog(LOG_ERROR, "cluster-behind", "reason=\"%s\"", why);
+}
+
 void cluster__seen(struct cluster *c, int up, int64_t head)
 {
     pthread_mutex_lock(&c->lock);
-    if (c->st.redis_up != up)
-        plog(up ? LOG_INFO : LOG_WARN, up ? "redis-up" : "redis-down", "url=%s", c->opt.url);
-    c->st.redis_up = up;
+    if (c->told_up != up) /* the first state too: a wrong address says so */
+        plog(up ? LOG_INFO : LOG_WARN, up ? "redis-up" : "redis-down", "redis=%s:%d",
+             c->addr.host, c->addr.port); /* never the URL: it may hold a password */
+    c->st.redis_up = c->told_up = up;
     if (head > c->st.head) c->st.head = head;
     pthread_mutex_unlock(&c->lock);
 }
@@ -130,6 +201,7 @@ static int forward(void *arg, struct db_req *r)
     int64_t deadline = wall_ms() + c->opt.timeout_ms;
     uint64_t token = ++c->next_token;
     struct event_out *o = event_encode(r, c->node, token, deadline);
+    r->no_dedup = 0; /* it was for this encoding */
     struct pend *p = malloc(sizeof(*p));
     if (!o || !p) goto err;
     *p = (struct pend){.token = token, .r = r, .until_ms = deadline + CLUSTER_MARGIN_MS};
@@ -205,7 +277,7 @@ struct cluster *cluster_new(const struct cluster_options *o, char *err, size_t e
         return NULL;
     }
     c->opt = *o;
-    c->rewind = c->start_head = -1;
+    c->rewind = c->start_head = c->told_up = -1;
     c->wake_fd = -1;
     if (rconn_parse(o->url, &c->addr, err, errlen)) goto err;
     /* Per process, never stored: a node seeded from another's backup must
@@ -242,11 +314,12 @@ static void tell_stop(struct cluster *c)
 
 int cluster_start(struct cluster *c, struct db *db)
 {
-    pthread_t *th[] = {&c->writer, &c->reader, &c->presence};
-    void *(*fn[])(void *) = {cluster__writer, cluster__reader, cluster__presence};
+    pthread_t *th[] = {&c->writer, &c->reader, &c->presence, &c->watch};
+    void *(*fn[])(void *) = {cluster__writer, cluster__reader, cluster__presence,
+                             cluster__watch};
     c->db = db;
     c->st.position = db_log_pos(db);
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 4; i++)
         if (pthread_create(th[i], NULL, fn[i], c)) {
             tell_stop(c);
             while (i--)
@@ -254,8 +327,8 @@ int cluster_start(struct cluster *c, struct db *db)
             return -1;
         }
     c->started = 1;
-    plog(LOG_INFO, "cluster", "node=%s redis=%s position=%lld", c->node, c->opt.url,
-         (long long)c->st.position);
+    plog(LOG_INFO, "cluster", "node=%s redis=%s:%d position=%lld", c->node, c->addr.host,
+         c->addr.port, (long long)c->st.position);
     return 0;
 }
 
@@ -266,6 +339,7 @@ void cluster_stop(struct cluster *c)
     pthread_join(c->writer, NULL);
     pthread_join(c->reader, NULL);
     pthread_join(c->presence, NULL);
+    pthread_join(c->watch, NULL);
     c->started = 0;
     struct pend *out = NULL;
     pthread_mutex_lock(&c->lock);

@@ -83,8 +83,8 @@ void cluster_status(struct cluster *c, struct cluster_status *out);
  * membership sent again once Redis is back). */
 void cluster_presence(struct cluster *c, const char *room, const void *conn,
                       const struct buf *user, int join);
-/* Tells the other nodes' members of room a typing frame. Event loops. */
-void cluster_typing(struct cluster *c, const char *room, const struct buf *frame);
+/* Tells the other nodes' members of room that user is typing. Event loops. */
+void cluster_typing(struct cluster *c, const char *room, const struct buf *user);
 /* The other nodes' members (remote.h). */
 struct remote *cluster_remote(struct cluster *c);
 

@@ -30,7 +30,7 @@
 
 /* A presence or typing change of this node, for the others: kind 'J' (a
  * connection joined), 'L' (left), 'T' (typing); data "room\x1fconn\x1fuser"
- * for J and L, "room\x1fframe" for T. */
+ * for J and L, "room\x1fuser" for T. */
 struct note {
     struct note *next;
     char kind;
@@ -39,12 +39,12 @@ struct note {
 };
 
 enum pend_state {
-    PEND_SENT, /* to Redis, no answer yet */
+    PEND_SENT,  /* queued for the writer: past its deadline, overloaded */
     PEND_TAKEN, /* Redis appended it: its event's apply answers it */
-    PEND_DUP,  /* a duplicate of dup_id: answered once that is applied */
-    /* sent, and the connection broke before the answer: Redis may have run
-     * it; if its event comes before the deadline it is acked, else the
-     * answer is internal (a resend with its client_id is safe) */
+    PEND_DUP,   /* a duplicate of dup_id: answered once that is applied */
+    /* handed to Redis, no answer yet: Redis may have run it, so if its
+     * event is applied by the deadline it is acked, else internal (a
+     * resend with its client_id is safe) */
     PEND_UNKNOWN,
 };
 
@@ -74,6 +74,7 @@ struct cluster {
     struct cluster_status st; /* guarded by lock */
     int64_t start_head;       /* guarded by lock: the log's end at start; -1 unknown */
     int64_t offset_ms;        /* guarded by lock: Redis's clock minus ours */
+    int told_up;              /* guarded by lock: redis_up as last logged; -1 none */
     uint64_t next_token;      /* worker thread only */
     struct note *n_head, *n_tail; /* guarded by lock */
     int n_len;                    /* guarded by lock */
@@ -81,7 +82,7 @@ struct cluster {
     int wake_fd;  /* eventfd: a note is queued, or stopping */
     struct remote *remote; /* other nodes' members (its own lock) */
 
-    pthread_t writer, reader, presence;
+    pthread_t writer, reader, presence, watch;
     int started;
 };
 
@@ -97,9 +98,17 @@ struct pend *cluster__find(struct cluster *c, uint64_t token);
  * and ts. Any thread, outside the lock. */
 void cluster__answer(struct cluster *c, struct db_req *r, enum db_status st, int64_t id,
                      int64_t ts);
+/* Answers token's write with st now, if it is still pending. Any thread. */
+void cluster__fail(struct cluster *c, uint64_t token, enum db_status st);
 /* Answers the entries past their time, and the duplicates now applied.
- * Writer thread. */
+ * The writer and watch threads. */
 void cluster__expire(struct cluster *c);
+/* The node stops serving, for good: an operator must act (docs/cluster.md).
+ * Any thread. */
+void cluster__behind(struct cluster *c, const char *why);
+/* A duplicate's first is applied here: the database answers it from
+ * SQLite (db.h dup_check). Any thread, outside the lock. */
+void cluster__recheck(struct cluster *c, struct db_req *r);
 /* Records whether Redis answered, and the log's end when known (>= 0). */
 void cluster__seen(struct cluster *c, int up, int64_t head);
 
@@ -108,5 +117,6 @@ void cluster__seen(struct cluster *c, int up, int64_t head);
 void *cluster__writer(void *arg);
 void *cluster__reader(void *arg);
 void *cluster__presence(void *arg);
+void *cluster__watch(void *arg);
 
 #endif

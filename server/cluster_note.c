@@ -55,10 +55,10 @@ void cluster_presence(struct cluster *c, const char *room, const void *conn,
                (const char *)BUF_PAYLOAD(user), user->len);
 }
 
-void cluster_typing(struct cluster *c, const char *room, const struct buf *frame)
+void cluster_typing(struct cluster *c, const char *room, const struct buf *user)
 {
-    queue_note(c, 'T', room, strlen(room), NULL, 0, (const char *)BUF_PAYLOAD(frame),
-               frame->len);
+    queue_note(c, 'T', room, strlen(room), NULL, 0, (const char *)BUF_PAYLOAD(user),
+               user->len);
 }
 
 struct remote *cluster_remote(struct cluster *c)

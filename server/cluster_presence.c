@@ -2,7 +2,8 @@
  *
  * Each node keeps its joined connections in Redis, in the hash
  * parley:members:<node> (field "room\x1fconn", value the USER JSON), and
- * says every change on the channel parley:presence ("J|L|T\x1fnode\x1f…").
+ * says every change on the channel parley:presence ("J|L|T\x1fnode\x1f…";
+ * a typing carries the user, and each node writes the frame itself).
  * A node is alive while parley:alive:<node> exists (a heartbeat every
  * CLUSTER_BEAT_MS, expiring after CLUSTER_ALIVE_MS); every node looks for
  * the gone ones, and the first to remove one's hash announces it ('G'), so
@@ -26,6 +27,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "json.h"
 #include "log.h"
 #include "protocol.h"
 #include "remote.h"
@@ -39,6 +41,28 @@ static void tell_presence(struct cluster *c, const char *room, const char *user,
 {
     struct buf *b = proto_msg_start("presence", room, 64 + len);
     buf_puts(&b, join ? ",\"event\":\"join\",\"user\":" : ",\"event\":\"leave\",\"user\":");
+    buf_put(&b, user, len);
+    b = proto_msg_end(b, NULL);
+    if (b && !b->oom) c->opt.deliver(c->opt.hub, room, b);
+    buf_unref(b);
+}
+
+/* Another node's word on a member: a room name the protocol allows and a
+ * USER object with an id, or it is not taken (Redis is trusted, but a
+ * bad entry must not make every `joined` or `rooms` answer invalid). */
+static int member_ok(const char *room, const char *user, size_t len)
+{
+    if (!proto_room_valid(room) || len > 4096) return 0;
+    cJSON *u = json_parse_all(user, len);
+    int ok = cJSON_IsObject(u) && cJSON_IsString(cJSON_GetObjectItem(u, "id"));
+    cJSON_Delete(u);
+    return ok;
+}
+
+static void tell_typing(struct cluster *c, const char *room, const char *user, size_t len)
+{
+    struct buf *b = proto_msg_start("typing", room, 64 + len);
+    buf_puts(&b, ",\"user\":");
     buf_put(&b, user, len);
     b = proto_msg_end(b, NULL);
     if (b && !b->oom) c->opt.deliver(c->opt.hub, room, b);
@@ -219,8 +243,9 @@ static int load_node(struct cluster *c, redisContext *rc, const char *node)
         if (!sep || (size_t)(sep - f) > PROTO_MAX_ROOM) continue;
         memcpy(room, f, (size_t)(sep - f));
         room[sep - f] = 0;
-        remote_set(c->remote, node, room, sep + 1, r->element[i + 1]->str,
-                   r->element[i + 1]->len, 1);
+        if (member_ok(room, r->element[i + 1]->str, r->element[i + 1]->len))
+            remote_set(c->remote, node, room, sep + 1, r->element[i + 1]->str,
+                       r->element[i + 1]->len, 1);
     }
     freeReplyObject(r);
     return 0;
@@ -268,10 +293,8 @@ static void on_message(struct cluster *c, struct pconn *p, const char *m, size_t
     memcpy(room, a, (size_t)(b - a));
     room[b - a] = 0;
     if (m[0] == 'T') {
-        struct buf *f = buf_new((size_t)(end - b - 1));
-        buf_put(&f, b + 1, (size_t)(end - b - 1));
-        if (!f->oom) c->opt.deliver(c->opt.hub, room, f);
-        buf_unref(f);
+        if (member_ok(room, b + 1, (size_t)(end - b - 1)))
+            tell_typing(c, room, b + 1, (size_t)(end - b - 1));
         return;
     }
     a = b + 1;
@@ -279,7 +302,7 @@ static void on_message(struct cluster *c, struct pconn *p, const char *m, size_t
     memcpy(conn, a, (size_t)(d - a));
     conn[d - a] = 0;
     int join = m[0] == 'J';
-    if (!join && m[0] != 'L') return;
+    if ((!join && m[0] != 'L') || !member_ok(room, d + 1, (size_t)(end - d - 1))) return;
     remote_set(c->remote, node, room, conn, d + 1, (size_t)(end - d - 1), join);
     tell_presence(c, room, d + 1, (size_t)(end - d - 1), join);
 }

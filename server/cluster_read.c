@@ -27,17 +27,6 @@ static int stopping(struct cluster *c)
     return s;
 }
 
-/* The node stops serving, for good: an operator must act (docs/cluster.md). */
-static void behind(struct cluster *c, const char *why)
-{
-    pthread_mutex_lock(&c->lock);
-    int first = !c->st.behind;
-    c->st.behind = 1;
-    snprintf(c->st.reason, sizeof c->st.reason, "%s", why);
-    pthread_mutex_unlock(&c->lock);
-    if (first) plog(LOG_ERROR, "cluster-behind", "reason=\"%s\"", why);
-}
-
 /* An integer reply (or a decimal string; nil is 0); -1 on failure. */
 static int64_t call_int(redisContext *rc, int argc, const char **argv)
 {
@@ -94,13 +83,13 @@ static int check_log(struct cluster *c, redisContext *rc, int64_t pos, int first
                  "the log ends at %" PRId64 " but this node applied %" PRId64
                  ": Redis lost its data, or is another cluster's",
                  head, pos);
-        behind(c, why);
+        cluster__behind(c, why);
     } else if (head > pos && (start == 0 || start > pos + 1)) {
         snprintf(why, sizeof why,
                  "the log starts at %" PRId64 " but this node applied only %" PRId64
                  ": seed it from another node's backup (docs/cluster.md)",
                  start ? start : head + 1, pos);
-        behind(c, why);
+        cluster__behind(c, why);
     }
     pthread_mutex_lock(&c->lock);
     if (first) c->start_head = head;
@@ -118,7 +107,14 @@ static redisContext *rconnect(struct cluster *c, int64_t pos, int *first)
         *first = 0;
         return rc;
     }
-    plog(LOG_DEBUG, "redis-connect", "role=reader reason=\"%s\"", rc ? rc->errstr : err);
+    /* the reader's reason is the operator's, once per outage: a wrong
+     * password, a refused connection (the other threads' say the same, at
+     * debug) */
+    pthread_mutex_lock(&c->lock);
+    int first_failure = c->told_up != 0;
+    pthread_mutex_unlock(&c->lock);
+    plog(first_failure ? LOG_WARN : LOG_DEBUG, "redis-connect", "reason=\"%s\"",
+         rc && rc->err ? rc->errstr : err);
     if (rc) redisFree(rc);
     cluster__seen(c, 0, -1);
     return NULL;
@@ -141,7 +137,7 @@ static int hand(struct cluster *c, redisReply *ent, int64_t *cursor)
         snprintf(why, sizeof why, "log entry %s is not an event%s", ent->element[0]->str,
                  oom ? " (out of memory)" : "");
         if (oom) return plog(LOG_ERROR, "cluster-oom", "entry=%s", ent->element[0]->str), -1;
-        behind(c, why);
+        cluster__behind(c, why);
         return -1;
     }
     if (e->seq <= *cursor) return event_free(e), 0;
@@ -152,11 +148,12 @@ static int hand(struct cluster *c, redisReply *ent, int64_t *cursor)
                  " (trimmed past this node): seed it from another node's backup",
                  *cursor, e->seq);
         event_free(e);
-        behind(c, why);
+        cluster__behind(c, why);
         return -1;
     }
+    int64_t seq = e->seq; /* e is the worker's once submitted (it may free it) */
     if (db_submit_event(c->db, &e->req)) return event_free(e), -1;
-    *cursor = e->seq;
+    *cursor = seq;
     return 1;
 }
 

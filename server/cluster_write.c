@@ -9,7 +9,6 @@
  */
 #include "cluster_impl.h"
 
-#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,24 +17,28 @@
 #include "log.h"
 
 /* KEYS: the counter, the stream, the send's dedup key ('' for none).
- * ARGV: the deadline (Redis ms), MAXLEN ('0': none), the dedup TTL, then
- * the event's fields. The next seq is the counter + 1, set only after the
- * entry is added: a failed XADD leaves no hole in the sequence. */
+ * ARGV: the deadline (Redis ms), MAXLEN ('0': none), the dedup TTL, the
+ * position this node applied, then the event's fields. A counter below
+ * that position means Redis lost its data: 'lost', and nothing is
+ * written (ids are never given twice). The next seq is the counter + 1,
+ * set only after the entry is added: a failed XADD leaves no hole. */
 static const char script[] =
     "local t = redis.call('TIME')\n"
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
     "if now > tonumber(ARGV[1]) then return {'late'} end\n"
+    "local cur = tonumber(redis.call('GET', KEYS[1]) or '0')\n"
+    "if cur < tonumber(ARGV[4]) then return {'lost', cur} end\n"
     "if KEYS[3] ~= '' then\n"
     "  local d = redis.call('GET', KEYS[3])\n"
     "  if d then return {'dup', d} end\n"
     "end\n"
-    "local id = tonumber(redis.call('GET', KEYS[1]) or '0') + 1\n"
+    "local id = cur + 1\n"
     "local sid = string.format('%d', id)\n"
     "local snow = string.format('%d', now)\n"
     "local a = {'XADD', KEYS[2]}\n"
     "if ARGV[2] ~= '0' then a[#a+1] = 'MAXLEN'; a[#a+1] = '~'; a[#a+1] = ARGV[2] end\n"
     "a[#a+1] = sid .. '-0'; a[#a+1] = 'ts'; a[#a+1] = snow\n"
-    "for i = 4, #ARGV do a[#a+1] = ARGV[i] end\n"
+    "for i = 5, #ARGV do a[#a+1] = ARGV[i] end\n"
     "redis.call(unpack(a))\n"
     "redis.call('SET', KEYS[1], sid)\n"
     "if KEYS[3] ~= '' then redis.call('SET', KEYS[3], sid .. ' ' .. snow, 'EX', ARGV[3]) end\n"
@@ -45,6 +48,7 @@ struct wconn {
     redisContext *rc;
     char sha[48];
     int64_t offset_ms; /* Redis's clock minus ours */
+    int64_t last_ok;   /* wall ms of the last answer */
 };
 
 /* Redis's clock against ours, from TIME: half the round trip is the error
@@ -80,6 +84,7 @@ static int wconnect(struct cluster *c, struct wconn *w)
     c->offset_ms = w->offset_ms;
     pthread_mutex_unlock(&c->lock);
     cluster__seen(c, 1, -1);
+    w->last_ok = wall_ms();
     return 0;
 err:
     plog(LOG_DEBUG, "redis-connect", "role=writer reason=\"%s\"", err);
@@ -107,17 +112,6 @@ static struct event_out *take_queue(struct cluster *c, int *stopping)
     return q;
 }
 
-/* Answers token's write with st now, if it is still pending. */
-static void fail(struct cluster *c, uint64_t token, enum db_status st)
-{
-    pthread_mutex_lock(&c->lock);
-    struct pend *p = cluster__take(c, token);
-    pthread_mutex_unlock(&c->lock);
-    if (!p) return;
-    cluster__answer(c, p->r, st, 0, 0);
-    free(p);
-}
-
 /* Records Redis's answer to one write (pending.h states). */
 static void record(struct cluster *c, const struct event_out *o, redisReply *r)
 {
@@ -143,13 +137,21 @@ static void record(struct cluster *c, const struct event_out *o, redisReply *r)
         else
             p = NULL;
         pthread_mutex_unlock(&c->lock);
-        if (p) cluster__answer(c, p->r, DB_OK, id, ts), free(p);
+        if (p) cluster__recheck(c, p->r), free(p);
     } else if (kind && !strcmp(kind, "late")) {
-        fail(c, o->token, DB_BUSY);
+        cluster__fail(c, o->token, DB_BUSY);
+    } else if (kind && !strcmp(kind, "lost")) {
+        char why[200];
+        snprintf(why, sizeof why,
+                 "Redis's log ends at %lld, before this node's position %" PRId64
+                 ": Redis lost its data (docs/cluster.md)",
+                 r->elements > 1 ? r->element[1]->integer : -1LL, db_log_pos(c->db));
+        cluster__behind(c, why);
+        cluster__fail(c, o->token, DB_FAILED);
     } else {
         plog(LOG_ERROR, "redis-write-failed", "reason=\"%s\"",
              r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
-        fail(c, o->token, DB_FAILED);
+        cluster__fail(c, o->token, DB_FAILED);
     }
 }
 
@@ -158,30 +160,29 @@ static int append(struct cluster *c, struct wconn *w, const struct event_out *o)
 {
     const char *argv[8 + EVENT_MAX_FIELDS];
     size_t len[8 + EVENT_MAX_FIELDS];
-    char deadline[24], maxlen[24];
+    char deadline[24], maxlen[24], min[24];
     snprintf(deadline, sizeof deadline, "%" PRId64, o->deadline_ms + w->offset_ms);
     snprintf(maxlen, sizeof maxlen, "%lld", c->opt.log_max);
+    snprintf(min, sizeof min, "%" PRId64, db_log_pos(c->db));
     const char *head[] = {"EVALSHA",        w->sha,   "3",      CLUSTER_SEQ_KEY,
                           CLUSTER_LOG_KEY, o->dedup ? o->dedup : "", deadline, maxlen,
-                          CLUSTER_DEDUP_TTL};
+                          CLUSTER_DEDUP_TTL, min};
     int n = 0;
-    for (; n < 9; n++)
+    for (; n < 10; n++)
         argv[n] = head[n], len[n] = strlen(head[n]);
     for (int i = 0; i < o->nf; i++, n++)
         argv[n] = o->f[i], len[n] = o->flen[i];
     return redisAppendCommandArgv(w->rc, n, argv, len) == REDIS_OK ? 0 : -1;
 }
 
-/* The writes of q from o on got no answer: the connection broke (Redis
- * closed it, or restarted) and Redis may have run them, so they are
- * unknown; or it timed out (Redis paused), and they stay sent: a script
- * that runs after its deadline does nothing. Their deadlines answer them,
- * unless their events are applied first. */
-static void unanswered(struct cluster *c, struct event_out *o, int timed_out)
+/* The writes handed to Redis: from here their outcome is unknown until
+ * Redis answers (a script may run before a pause, its answer waiting
+ * behind the fsync): past their deadlines they are internal, never
+ * overloaded, which promises the write is not stored. */
+static void handed(struct cluster *c, struct event_out *q)
 {
-    if (timed_out) return;
     pthread_mutex_lock(&c->lock);
-    for (; o; o = o->next) {
+    for (struct event_out *o = q; o; o = o->next) {
         struct pend *p = o->token ? cluster__find(c, o->token) : NULL;
         if (p && p->state == PEND_SENT) p->state = PEND_UNKNOWN;
     }
@@ -189,28 +190,42 @@ static void unanswered(struct cluster *c, struct event_out *o, int timed_out)
 }
 
 /* Sends the writes in one round trip and records the answers. Returns 0,
- * or -1 when the connection failed (unanswered() says what then). */
+ * or -1 when the connection failed (the writes with no answer are unknown:
+ * handed()). */
 static int send_all(struct cluster *c, struct wconn *w, struct event_out *q)
 {
     int64_t now = wall_ms();
     for (struct event_out *o = q; o; o = o->next)
         if (o->deadline_ms < now || append(c, w, o)) {
-            fail(c, o->token, DB_BUSY); /* waited past its time here */
+            cluster__fail(c, o->token, DB_BUSY); /* waited past its time here */
             o->token = 0;
         }
+    handed(c, q);
     for (struct event_out *o = q; o; o = o->next) {
         if (!o->token) continue;
         void *reply = NULL;
         if (redisGetReply(w->rc, &reply) != REDIS_OK) {
-            int timed_out = w->rc->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK);
             plog(LOG_WARN, "redis-write-failed", "reason=\"%s\"", w->rc->errstr);
-            unanswered(c, o, timed_out);
             return -1;
         }
         record(c, o, reply);
         freeReplyObject(reply);
     }
     return 0;
+}
+
+/* A connection idle for a second may have been closed by Redis (its
+ * `timeout`, a restart): a PING checks it before writes go on it, so they
+ * are not lost with it. Returns 0, or -1 (reconnect). */
+static int still_open(struct wconn *w)
+{
+    if (wall_ms() - w->last_ok < 1000) return 0;
+    const char *argv[] = {"PING"};
+    redisReply *r = rconn_call(w->rc, 1, argv, NULL);
+    int ok = r && r->type == REDIS_REPLY_STATUS;
+    if (r) freeReplyObject(r);
+    if (ok) w->last_ok = wall_ms();
+    return ok ? 0 : -1;
 }
 
 static void free_queue(struct event_out *q)
@@ -232,17 +247,23 @@ void *cluster__writer(void *arg)
         struct event_out *q = take_queue(c, &stopping);
         cluster__expire(c);
         if (!q && stopping) break;
+        if (q && w.rc && still_open(&w)) { /* closed while idle: again, now */
+            redisFree(w.rc);
+            w.rc = NULL;
+            next_try = 0;
+        }
         if (!w.rc && wall_ms() >= next_try && wconnect(c, &w))
             next_try = wall_ms() + 200; /* Redis down: writes refused meanwhile */
         if (!q) continue;
         if (!w.rc) {
             for (struct event_out *o = q; o; o = o->next)
-                fail(c, o->token, DB_BUSY);
+                cluster__fail(c, o->token, DB_BUSY);
         } else if (send_all(c, &w, q)) {
             redisFree(w.rc);
             w.rc = NULL;
             cluster__seen(c, 0, -1);
-        }
+        } else
+            w.last_ok = wall_ms();
         free_queue(q);
     }
     if (w.rc) redisFree(w.rc);

@@ -167,6 +167,11 @@ struct db_req {
      * member of a struct event), applied by the worker for every node;
      * loop -1 when no session of this node waits for it. */
     unsigned logged : 1;
+    /* Cluster mode, a send Redis called a duplicate of an event applied
+     * since: dup_check makes the worker answer it from SQLite (the stored
+     * message, duplicate = 1), or when none is stored (the first was
+     * refused) send it to the log again with no_dedup (no dedup key). */
+    unsigned dup_check : 1, no_dedup : 1;
 
     /* Outputs. */
     enum db_status status;

@@ -12,6 +12,26 @@
 #include "event.h"
 #include "log.h"
 
+/* A send Redis called a duplicate (db.h dup_check): 1 with the stored
+ * message's id and ts in r, 0 when none is stored, -1 on an error. */
+static int find_sent(struct db *db, struct db_req *r)
+{
+    sqlite3_stmt *find = db->st[ST_FIND];
+    pthread_mutex_lock(&db->conn_lock);
+    db__bind_text(find, 1, r->room, -1);
+    db__bind_text(find, 2, r->user_id, -1);
+    db__bind_text(find, 3, r->client_id, -1);
+    int rc = sqlite3_step(find), found = rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+    if (found == 1) {
+        r->id = sqlite3_column_int64(find, 0);
+        r->ts = sqlite3_column_int64(find, 1);
+        r->duplicate = 1;
+    }
+    sqlite3_reset(find);
+    pthread_mutex_unlock(&db->conn_lock);
+    return found;
+}
+
 void db__forward_writes(struct db *db, struct db_req **batch)
 {
     struct db_req **slot = batch;
@@ -23,7 +43,13 @@ void db__forward_writes(struct db *db, struct db_req **batch)
         }
         *slot = r->next; /* out of the batch: the cluster's until it answers */
         r->next = NULL;
-        if (db->opt.forward(db->opt.cluster_arg, r)) {
+        int check = r->dup_check, found = check ? find_sent(db, r) : 0;
+        r->dup_check = 0;
+        if (check && found == 0) r->no_dedup = 1; /* the first stored nothing */
+        if (found == 1 || found < 0) { /* the stored message, or an error */
+            if (found < 0) r->status = DB_BUSY;
+            db_complete(db, r);
+        } else if (db->opt.forward(db->opt.cluster_arg, r)) {
             r->status = DB_BUSY;
             db_complete(db, r);
         }

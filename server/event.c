@@ -81,7 +81,7 @@ struct event_out *event_encode(const struct db_req *r, const char *origin, uint6
     int n = fields_of(r, names, vals, lens, nums);
     for (int i = 0; i < n; i++)
         size += strlen(names[i]) + 1 + lens[i] + 1;
-    int dedup = r->op == DB_SEND && r->client_id && r->user_id;
+    int dedup = r->op == DB_SEND && r->client_id && r->user_id && !r->no_dedup;
     size_t dlen = dedup ? strlen(r->room) + strlen(r->user_id) + strlen(r->client_id) + 16 : 0;
     struct event_out *o = malloc(sizeof(*o) + size + dlen);
     if (!o) return NULL;

@@ -53,7 +53,10 @@ enum roomreq_kind moderate_prepare(struct session *s)
     r->text = q->reason;
     r->msg_id = q->minutes > 0 ? wall_ms() + q->minutes * 60000 : 0;
     r->role = s->claims->role; /* refusal() let only a role through */
-    r->target_role = ranks_highest(s->srv->hub->ranks, q->user); /* every loop's */
+    /* Every loop's open connections count; in a cluster only the role
+     * stored at the target's last welcome (replicated with the log), so
+     * every node decides alike (docs/cluster.md). */
+    r->target_role = s->srv->hub->cluster ? 0 : ranks_highest(s->srv->hub->ranks, q->user);
     return ROOMREQ_MOD;
 }
 

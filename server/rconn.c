@@ -25,6 +25,15 @@ int rconn_parse(const char *url, struct rconn_addr *a, char *err, size_t errlen)
     long port = 6379, dbnum = 0;
     if (strncmp(p, scheme, sizeof scheme - 1)) goto bad;
     p += sizeof scheme - 1;
+    a->user[0] = a->pass[0] = 0;
+    const char *at = strchr(p, '@'), *colon = at ? memchr(p, ':', (size_t)(at - p)) : NULL;
+    if (at) { /* user:password@ or :password@ */
+        size_t ul = colon ? (size_t)(colon - p) : 0, pl = colon ? (size_t)(at - colon - 1) : 0;
+        if (!colon || ul >= sizeof a->user || pl == 0 || pl >= sizeof a->pass) goto bad;
+        memcpy(a->user, p, ul), a->user[ul] = 0;
+        memcpy(a->pass, colon + 1, pl), a->pass[pl] = 0;
+        p = at + 1;
+    }
     if (*p == '[') { /* [v6]:port */
         host = p + 1;
         if (!(hend = strchr(host, ']'))) goto bad;
@@ -48,7 +57,7 @@ int rconn_parse(const char *url, struct rconn_addr *a, char *err, size_t errlen)
     a->dbnum = (int)dbnum;
     return 0;
 bad:
-    snprintf(err, errlen, "invalid --redis %s (want redis://HOST:PORT[/DB])", url);
+    snprintf(err, errlen, "invalid --redis URL (want redis://[[USER]:PASSWORD@]HOST:PORT[/DB])");
     return -1;
 }
 
@@ -68,6 +77,16 @@ redisContext *rconn_open(const struct rconn_addr *a, int timeout_ms, char *err, 
     if (redisSetTimeout(c, tv) != REDIS_OK) {
         snprintf(err, errlen, "cannot set the timeout");
         goto err;
+    }
+    if (a->pass[0]) {
+        const char *auth[] = {"AUTH", a->user, a->pass};
+        int n = a->user[0] ? 3 : 2;
+        if (n == 2) auth[1] = a->pass;
+        redisReply *ar = rconn_call(c, n, auth, NULL);
+        int ok = ar && ar->type == REDIS_REPLY_STATUS;
+        snprintf(err, errlen, "AUTH: %s", ar && ar->str ? ar->str : c->errstr);
+        if (ar) freeReplyObject(ar);
+        if (!ok) goto err;
     }
     char num[16];
     snprintf(num, sizeof num, "%d", a->dbnum);

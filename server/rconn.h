@@ -14,14 +14,17 @@ struct rconn_addr {
     char host[256];
     int port;
     int dbnum;
+    char user[128], pass[256]; /* "" when absent: no AUTH */
 };
 
-/* Parses redis://HOST[:PORT][/DB] (PORT 6379, DB 0 by default; HOST may be
- * a [bracketed] IPv6 address). Returns 0, or -1 with a reason in err. */
+/* Parses redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] (PORT 6379, DB 0 by
+ * default; HOST may be a [bracketed] IPv6 address). Returns 0, or -1 with
+ * a reason in err (which never repeats the password). */
 int rconn_parse(const char *url, struct rconn_addr *a, char *err, size_t errlen);
 
 /* Connects within timeout_ms, sets timeout_ms as every later call's
- * deadline and selects the database. Returns the connection, or NULL with
+ * deadline, authenticates when the URL has a password, and selects the
+ * database. Returns the connection, or NULL with
  * the reason in err. */
 redisContext *rconn_open(const struct rconn_addr *a, int timeout_ms, char *err, size_t errlen);
 

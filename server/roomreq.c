@@ -309,7 +309,7 @@ static void do_typing(struct session *s)
     buf_puts(&b, ",\"user\":");
     buf_put(&b, BUF_PAYLOAD(s->user_json), s->user_json->len);
     b = proto_msg_end(b, NULL);
-    if (s->srv->hub->cluster && b && !b->oom) cluster_typing(s->srv->hub->cluster, m->room->name, b);
+    if (s->srv->hub->cluster) cluster_typing(s->srv->hub->cluster, m->room->name, s->user_json);
     fanout_room(s, m->room, b);
 }
 

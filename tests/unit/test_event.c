@@ -111,6 +111,18 @@ START_TEST(test_redis_url)
     ck_assert_str_eq(a.host, "cache");
     ck_assert_int_eq(a.port, 6379);
     ck_assert_int_eq(a.dbnum, 0);
+    ck_assert_str_eq(a.pass, "");
+    ck_assert_int_eq(rconn_parse("redis://:s3cr%t@cache:6390", &a, err, sizeof err), 0);
+    ck_assert_str_eq(a.host, "cache");
+    ck_assert_str_eq(a.user, "");
+    ck_assert_str_eq(a.pass, "s3cr%t");
+    ck_assert_int_eq(rconn_parse("redis://parley:pw@10.1.1.1/2", &a, err, sizeof err), 0);
+    ck_assert_str_eq(a.user, "parley");
+    ck_assert_str_eq(a.pass, "pw");
+    ck_assert_int_eq(a.dbnum, 2);
+    ck_assert_int_eq(rconn_parse("redis://nopass@h", &a, err, sizeof err), -1);
+    ck_assert_int_eq(rconn_parse("redis://:secret@", &a, err, sizeof err), -1);
+    ck_assert_ptr_null(strstr(err, "secret")); /* never repeated */
     ck_assert_int_eq(rconn_parse("redis://[::1]:6380/", &a, err, sizeof err), 0);
     ck_assert_str_eq(a.host, "::1");
     ck_assert_int_eq(a.port, 6380);
