@@ -156,7 +156,10 @@ process.on('exit', () => {
  *     harness turns off --max-conns-per-ip and --guests-per-ip-minute, since every
  *     test client comes from 127.0.0.1 where a real server sees many addresses
  *     (args given by the test come later and win)
- * Resolves the server handle once GET /healthz answers 200.
+ *   ready: a predicate on the /healthz answer ({status, body}) that ends the wait
+ *     (default: status 200); a cluster node that must first catch up answers 503
+ *     and is started with ready: (r) => r.status === 200 || r.status === 503
+ * Resolves the server handle once GET /healthz answers 200 (or `ready` holds).
  */
 export async function startServer(opts = {}) {
   const { args = [], env = {}, portArg = true } = opts;
@@ -290,7 +293,7 @@ export async function startServer(opts = {}) {
     }
     try {
       const r = await httpGet(`${srv.http}/healthz`, { timeoutMs: 1000 });
-      if (r.status === 200) break;
+      if (opts.ready ? opts.ready(r) : r.status === 200) break;
     } catch {}
     if (Date.now() > deadline) {
       try { proc.kill('SIGKILL'); } catch {}

@@ -1,0 +1,92 @@
+// cluster.md: `send` with the same client_id twice, to the same node or to two
+// nodes, is one message (the issue: Redis's SET NX holds the id for a long
+// while, the node's SQLite keeps the permanent check).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { cluster, caughtUp, sqlite, sleep, T } from './harness.mjs';
+
+const rowsFor = (n, room, user, cid) =>
+  sqlite(n.dbPath, `SELECT id, ts, text FROM messages WHERE room = '${room}' AND user_id = '${user}' AND client_id = '${cid}'`);
+
+async function answer(c, ref) {
+  return c.next((m) => m.ref === ref && (m.type === 'ack' || m.type === 'error'), T(10000));
+}
+
+test('same client_id to two nodes at once, and twice to one: identical acks, one row on every node, one broadcast', { timeout: T(120000) }, async (t) => {
+  const cl = await cluster(t, { nodes: 3 });
+  const room = 'dup';
+  const claims = { sub: 'dupuser', name: 'Dup' };
+  const a0 = await cl.user(0, claims), a1 = await cl.user(1, claims), a2 = await cl.user(2, claims);
+  const watchers = [];
+  for (let i = 0; i < 3; i++) {
+    const w = await cl.guest(i, `W${i}`);
+    await w.join(room);
+    watchers.push(w);
+  }
+  for (const c of [a0, a1, a2]) await c.join(room);
+  const acks = new Map();
+  for (let k = 0; k < 15; k++) {
+    const cid = `same-${k}`;
+    // Node 0 twice, nodes 1 and 2 once, all before any answer; texts differ so the stored one shows who won.
+    const sends = [[a0, `${cid}-a`, 'from node 0'], [a1, `${cid}-b`, 'from node 1'], [a0, `${cid}-c`, 'from node 0 again'], [a2, `${cid}-d`, 'from node 2']];
+    for (const [c, ref, text] of sends) c.send({ type: 'send', room, text, client_id: cid, ref });
+    const replies = await Promise.all(sends.map(([c, ref]) => answer(c, ref)));
+    for (const r of replies) assert.equal(r.type, 'ack', `${cid}: ${JSON.stringify(r)}`);
+    assert.deepEqual(new Set(replies.map((r) => `${r.id}/${r.ts}`)).size, 1,
+      `${cid}: the acks differ: ${JSON.stringify(replies.map((r) => [r.id, r.ts]))}`);
+    acks.set(cid, replies[0]);
+  }
+  await caughtUp(cl.nodes, cl.redis);
+  for (const [cid, ack] of acks) {
+    let text = null;
+    for (const [i, n] of cl.nodes.entries()) {
+      const rows = rowsFor(n, room, 'dupuser', cid);
+      assert.equal(rows.length, 1, `${cid}: node ${i} holds ${rows.length} rows`);
+      assert.deepEqual([rows[0].id, rows[0].ts], [ack.id, ack.ts], `${cid}: node ${i}'s row is not the acked one`);
+      if (text === null) text = rows[0].text;
+      assert.equal(rows[0].text, text, `${cid}: node ${i} stored another text`);
+    }
+    assert.ok(['from node 0', 'from node 1', 'from node 0 again', 'from node 2'].includes(text));
+  }
+  // Nothing else was stored for this user: one row per client_id.
+  for (const [i, n] of cl.nodes.entries())
+    assert.equal(sqlite(n.dbPath, `SELECT count(*) AS n FROM messages WHERE user_id = 'dupuser'`)[0].n, acks.size, `node ${i}: rows of dupuser`);
+  // Every watcher and every connection of the sender got each message once.
+  await sleep(T(300));
+  for (const [i, c] of [...watchers, a0, a1, a2].entries()) {
+    await c.barrier();
+    const got = c.drain((m) => m.type === 'message' && m.room === room).map((m) => m.client_id).sort();
+    assert.deepEqual(got, [...acks.keys()].sort(), `connection ${i}: each message exactly once`);
+  }
+});
+
+test('with Redis\'s dedup key gone (expired), a re-send on another node is still one message', { timeout: T(90000) }, async (t) => {
+  const cl = await cluster(t, { nodes: 3 });
+  const room = 'dupexp';
+  const claims = { sub: 'expuser', name: 'Exp' };
+  const a0 = await cl.user(0, claims);
+  const w = await cl.guest(2, 'W');
+  await w.join(room);
+  await a0.join(room);
+  const first = await a0.say(room, 'original', 'exp-1');
+  await caughtUp(cl.nodes, cl.redis);
+  const keys = await cl.redis.cmd('KEYS', 'parley:dedup:*');
+  assert.ok(Array.isArray(keys) && keys.length >= 1, `no parley:dedup:* key after a send: ${JSON.stringify(keys)}`);
+  for (const k of keys) await cl.redis.cmd('DEL', k);
+  const a1 = await cl.user(1, claims), a2 = await cl.user(2, claims);
+  await a1.join(room);
+  await a2.join(room);
+  const r1 = await a1.say(room, 'resent on node 1', 'exp-1');
+  const r2 = await a2.say(room, 'resent on node 2', 'exp-1');
+  assert.deepEqual([r1.id, r1.ts], [first.id, first.ts], 'node 1 acked a new message');
+  assert.deepEqual([r2.id, r2.ts], [first.id, first.ts], 'node 2 acked a new message');
+  // Traffic after it, then every node is caught up: still one row, the original.
+  await a0.say(room, 'later', 'exp-2');
+  await caughtUp(cl.nodes, cl.redis);
+  for (const [i, n] of cl.nodes.entries())
+    assert.deepEqual(rowsFor(n, room, 'expuser', 'exp-1'), [{ id: first.id, ts: first.ts, text: 'original' }], `node ${i}`);
+  await sleep(T(200));
+  await w.barrier();
+  assert.deepEqual(w.drain((m) => m.type === 'message').map((m) => m.client_id), ['exp-1', 'exp-2'],
+    'the watcher got the re-sent message again');
+});
