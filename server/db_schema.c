@@ -258,6 +258,11 @@ static int log_pos(struct db *db, char *err, size_t errlen)
         return -1;
     }
     if (db->pos > db->max_id) db->max_id = db->pos;
+    /* A single node's file turning into a cluster's first node: its log
+     * starts after its ids (cluster_read.c sets an empty Redis's counter
+     * there), so no event takes an id it holds. */
+    if (db->opt.forward && db->pos < db->max_id)
+        db->pos = db->pos_next = db->pos_shared = db->max_id;
     return 0;
 }
 
