@@ -252,8 +252,10 @@ void *cluster__writer(void *arg)
             w.rc = NULL;
             next_try = 0;
         }
-        if (!w.rc && wall_ms() >= next_try && wconnect(c, &w))
-            next_try = wall_ms() + 200; /* Redis down: writes refused meanwhile */
+        /* writes waiting try at once (the reader may have found Redis back
+         * first); with none, every 200 ms, so redis_up follows Redis */
+        if (!w.rc && (q || wall_ms() >= next_try) && wconnect(c, &w))
+            next_try = wall_ms() + 200;
         if (!q) continue;
         if (!w.rc) {
             for (struct event_out *o = q; o; o = o->next)
