@@ -28,7 +28,7 @@ async function timed(p) {
   return { r, ms: Date.now() - t0 };
 }
 
-test('Redis paused: writes overloaded within ~2 s and never stored, reads served, writes resume by themselves', { timeout: T(180000) }, async (t) => {
+test('Redis paused: writes answered within ~2 s (overloaded never stored, internal resent once), reads served, writes resume by themselves', { timeout: T(180000) }, async (t) => {
   const cl = await cluster(t, { nodes: 3 });
   const room = 'pause';
   const users = [];
@@ -57,9 +57,11 @@ test('Redis paused: writes overloaded within ~2 s and never stored, reads served
       const rs = await Promise.all([0, 1, 2].map((k) => timedSend(users[i], room, `paused ${i} ${k}`, `paused-${i}-${k}`)));
       for (const [k, { reply, ms }] of rs.entries()) {
         assert.equal(reply.type, 'error', `node ${i}: a send while Redis is paused was acked: ${JSON.stringify(reply)}`);
-        assert.equal(reply.code, 'overloaded', `node ${i}: ${JSON.stringify(reply)}`);
-        assert.ok(ms <= T(2000), `node ${i}: overloaded after ${ms} ms (deadline 1000 ms)`);
-        overloaded.push(`paused-${i}-${k}`);
+        // overloaded: never handed to Redis; internal: handed before the node
+        // could know Redis paused, so Redis may have run it (docs/cluster.md)
+        assert.ok(['overloaded', 'internal'].includes(reply.code), `node ${i}: ${JSON.stringify(reply)}`);
+        assert.ok(ms <= T(2000), `node ${i}: ${reply.code} after ${ms} ms (deadline 1000 ms)`);
+        (reply.code === 'overloaded' ? overloaded : unknown).push(`paused-${i}-${k}`);
       }
     }
     // Reads answered from SQLite within a second: ping, history, hello + join (new connections), rooms.
@@ -148,11 +150,13 @@ test('Redis paused: writes overloaded within ~2 s and never stored, reads served
     }
   }
   // An overloaded client_id sent again now is a new message (no dedup key was left behind by a late script).
-  const again = await users[1].say(room, 'paused again', 'paused-1-0');
+  const cidAgain = overloaded.find((x) => x.startsWith('paused-') || x.startsWith('late-'));
+  const userAgain = users[Number(cidAgain.split('-')[1])];
+  const again = await userAgain.say(room, 'paused again', cidAgain);
   assert.ok(again.id > Math.max(...seeds.map((s) => s.id)), JSON.stringify(again));
   await caughtUp(cl.nodes, cl.redis);
   for (const [i, n] of cl.nodes.entries())
-    assert.deepEqual(sqlite(n.dbPath, `SELECT id, text FROM messages WHERE client_id = 'paused-1-0'`), [{ id: again.id, text: 'paused again' }], `node ${i}`);
+    assert.deepEqual(sqlite(n.dbPath, `SELECT id, text FROM messages WHERE client_id = '${cidAgain}'`), [{ id: again.id, text: 'paused again' }], `node ${i}`);
   sameRows(cl.nodes, 'messages_full', 'messages after the pause');
   t.diagnostic(`overloaded ${overloaded.length}, internal ${unknown.length}, bg acked ${bg.acked.size}`);
 });
