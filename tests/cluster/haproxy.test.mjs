@@ -75,16 +75,22 @@ async function client(cl, url, sub) {
   return c;
 }
 
-test('through haproxy (round robin): clients spread over the nodes and chat as one server', { timeout: T(120000) }, async (t) => {
+/** Three nodes, haproxy in front, and n clients (subs prefix0..) joined to room through it. */
+async function setup(t, room, prefix, n = 6) {
   const cl = await cluster(t, { nodes: 3 });
   const hp = await startHaproxy(t, cl);
-  const room = 'lb';
   const cs = [];
-  for (let i = 0; i < 6; i++) {
-    const c = await client(cl, hp.url, `lb${i}`);
+  for (let i = 0; i < n; i++) {
+    const c = await client(cl, hp.url, `${prefix}${i}`);
     await c.join(room);
     cs.push(c);
   }
+  return { cl, hp, cs };
+}
+
+test('through haproxy (round robin): clients spread over the nodes and chat as one server', { timeout: T(120000) }, async (t) => {
+  const room = 'lb';
+  const { cl, hp, cs } = await setup(t, room, 'lb');
   const spread = await perNode(cl);
   assert.ok(spread.every((n) => n >= 1), `round robin should reach every node: ${JSON.stringify(spread)}`);
   const acks = [];
@@ -111,15 +117,8 @@ test('through haproxy (round robin): clients spread over the nodes and chat as o
 });
 
 test('through haproxy: a node killed under load, its clients reconnect through haproxy and catch up; nothing acked is lost', { timeout: T(180000) }, async (t) => {
-  const cl = await cluster(t, { nodes: 3 });
-  const hp = await startHaproxy(t, cl);
   const room = 'lbkill';
-  const cs = [];
-  for (let i = 0; i < 6; i++) {
-    const c = await client(cl, hp.url, `k${i}`);
-    await c.join(room);
-    cs.push(c);
-  }
+  const { cl, hp, cs } = await setup(t, room, 'k');
   const acked = new Map(); // client_id -> id
   let stop = false, seq = 0;
   const errors = [];
