@@ -114,7 +114,8 @@ static void answer_all(struct cluster *c, struct pend *list, enum db_status dflt
         list = p->next;
         enum db_status st = p->state == PEND_SENT ? dflt : DB_FAILED; /* TAKEN, UNKNOWN */
         if (p->state == PEND_TAKEN)
-            plog(LOG_WARN, "cluster-apply-late", "token=%llu", (unsigned long long)p->token);
+            plog(LOG_WARN, "cluster-apply-late", "token=%llu",
+                 (unsigned long long)p->token);
         if (p->state == PEND_DUP)
             cluster__recheck(c, p->r);
         else

@@ -40,9 +40,9 @@ typedef void (*cluster_member_fn)(void *arg, const char *room, const void *conn,
                                   const struct buf *user);
 
 struct cluster_options {
-    const char *url;      /* redis://host:port[/db] */
-    int timeout_ms;       /* a write's deadline in Redis */
-    long long log_max;    /* the stream's MAXLEN ~; 0: never trimmed */
+    const char *url;   /* redis://host:port[/db] */
+    int timeout_ms;    /* a write's deadline in Redis */
+    long long log_max; /* the stream's MAXLEN ~; 0: never trimmed */
     /* Presence thread: delivers frame (a presence or typing of another
      * node; the callee takes its own references) to room's members on
      * every loop; and calls fn on every joined connection of this node. */
@@ -52,12 +52,12 @@ struct cluster_options {
 };
 
 struct cluster_status {
-    int redis_up;      /* the last call to Redis answered */
-    int ready;         /* caught up with the log as it was at start */
-    int behind;        /* the log was trimmed past our position */
-    int64_t position;  /* the last event applied and committed here */
-    int64_t head;      /* the last event Redis is known to hold */
-    char reason[200];  /* why not serving, for /healthz and the log */
+    int redis_up;     /* the last call to Redis answered */
+    int ready;        /* caught up with the log as it was at start */
+    int behind;       /* the log was trimmed past our position */
+    int64_t position; /* the last event applied and committed here */
+    int64_t head;     /* the last event Redis is known to hold */
+    char reason[200]; /* why not serving, for /healthz and the log */
 };
 
 /* Makes a cluster (no thread, no connection yet). Returns NULL with a

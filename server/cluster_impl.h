@@ -15,17 +15,17 @@
 
 #define CLUSTER_LOG_KEY "parley:log"
 #define CLUSTER_SEQ_KEY "parley:seq"
-#define CLUSTER_DEDUP_TTL "604800"  /* s a send's client_id is checked in Redis */
+#define CLUSTER_DEDUP_TTL "604800" /* s a send's client_id is checked in Redis */
 #define CLUSTER_PEND_BUCKETS 4096
-#define CLUSTER_MARGIN_MS 250      /* past a deadline, before "overloaded" */
-#define CLUSTER_APPLY_MS 10000     /* from Redis's answer to our apply, at most */
-#define CLUSTER_READ_AHEAD 8192    /* events read but not yet applied, at most */
+#define CLUSTER_MARGIN_MS 250   /* past a deadline, before "overloaded" */
+#define CLUSTER_APPLY_MS 10000  /* from Redis's answer to our apply, at most */
+#define CLUSTER_READ_AHEAD 8192 /* events read but not yet applied, at most */
 #define CLUSTER_CHANNEL "parley:presence"
 #define CLUSTER_NODES_KEY "parley:nodes"
 #define CLUSTER_ALIVE_PREFIX "parley:alive:"
 #define CLUSTER_MEMBERS_PREFIX "parley:members:"
-#define CLUSTER_ALIVE_MS 10000 /* a node not heard of for this long is gone */
-#define CLUSTER_BEAT_MS 2000   /* heartbeats and checks for gone nodes */
+#define CLUSTER_ALIVE_MS 10000  /* a node not heard of for this long is gone */
+#define CLUSTER_BEAT_MS 2000    /* heartbeats and checks for gone nodes */
 #define CLUSTER_NOTES_MAX 65536 /* presence notes queued at most (then resync) */
 
 /* A presence or typing change of this node, for the others: kind 'J' (a
@@ -65,12 +65,12 @@ struct cluster {
     struct db *db;
 
     pthread_mutex_t lock;
-    pthread_cond_t cond; /* the writer's queue, and stopping */
-    struct event_out *q_head, *q_tail; /* guarded by lock */
+    pthread_cond_t cond;                     /* the writer's queue, and stopping */
+    struct event_out *q_head, *q_tail;       /* guarded by lock */
     struct pend *pend[CLUSTER_PEND_BUCKETS]; /* guarded by lock */
     int npend, ndup;                         /* guarded by lock */
     int stopping;                            /* guarded by lock */
-    int64_t rewind;  /* guarded by lock: the reader reads again after it; -1 */
+    int64_t rewind;           /* guarded by lock: the reader reads again after it; -1 */
     struct cluster_status st; /* guarded by lock */
     int64_t start_head;       /* guarded by lock: the log's end at start; -1 unknown */
     int64_t offset_ms;        /* guarded by lock: Redis's clock minus ours */
@@ -78,8 +78,8 @@ struct cluster {
     uint64_t next_token;      /* worker thread only */
     struct note *n_head, *n_tail; /* guarded by lock */
     int n_len;                    /* guarded by lock */
-    int n_lost;   /* guarded by lock: notes dropped, the others must resync */
-    int wake_fd;  /* eventfd: a note is queued, or stopping */
+    int n_lost;            /* guarded by lock: notes dropped, the others must resync */
+    int wake_fd;           /* eventfd: a note is queued, or stopping */
     struct remote *remote; /* other nodes' members (its own lock) */
 
     pthread_t writer, reader, presence, watch;

@@ -36,11 +36,12 @@
 
 /* ---- telling this node's members ---- */
 
-static void tell_presence(struct cluster *c, const char *room, const char *user, size_t len,
-                          int join)
+static void tell_presence(struct cluster *c, const char *room, const char *user,
+                          size_t len, int join)
 {
     struct buf *b = proto_msg_start("presence", room, 64 + len);
-    buf_puts(&b, join ? ",\"event\":\"join\",\"user\":" : ",\"event\":\"leave\",\"user\":");
+    buf_puts(&b,
+             join ? ",\"event\":\"join\",\"user\":" : ",\"event\":\"leave\",\"user\":");
     buf_put(&b, user, len);
     b = proto_msg_end(b, NULL);
     if (b && !b->oom) c->opt.deliver(c->opt.hub, room, b);
@@ -138,7 +139,8 @@ struct sync {
     int n, failed;
 };
 
-static void sync_one(void *arg, const char *room, const void *conn, const struct buf *user)
+static void sync_one(void *arg, const char *room, const void *conn,
+                     const struct buf *user)
 {
     struct sync *s = arg;
     char field[PROTO_MAX_ROOM + 32];
@@ -188,10 +190,18 @@ static int send_notes(struct cluster *c, struct pconn *p, struct note *n)
                              ? memchr(s1 + 1, SEP[0], x->len - (size_t)(s1 + 1 - x->data))
                              : NULL;
         size_t flen = s2 ? (size_t)(s2 - x->data) : 0;
-        const char *argv[] = {"EVALSHA", p->sha, "2", key, CLUSTER_CHANNEL, kind,
-                              x->data, s2 ? s2 + 1 : "", msg};
-        size_t len[] = {7, strlen(p->sha), 1, strlen(key), strlen(CLUSTER_CHANNEL), 1, flen,
-                        s2 ? x->len - flen - 1 : 0, (size_t)ml + x->len};
+        const char *argv[] = {"EVALSHA", p->sha,           "2",
+                              key,       CLUSTER_CHANNEL,  kind,
+                              x->data,   s2 ? s2 + 1 : "", msg};
+        size_t len[] = {7,
+                        strlen(p->sha),
+                        1,
+                        strlen(key),
+                        strlen(CLUSTER_CHANNEL),
+                        1,
+                        flen,
+                        s2 ? x->len - flen - 1 : 0,
+                        (size_t)ml + x->len};
         failed = redisAppendCommandArgv(p->pub, 9, argv, len) != REDIS_OK;
         free(msg);
     }
@@ -217,8 +227,8 @@ static int reap(struct cluster *c, struct pconn *p)
         key_of(alive, sizeof alive, CLUSTER_ALIVE_PREFIX, node);
         key_of(members, sizeof members, CLUSTER_MEMBERS_PREFIX, node);
         snprintf(g, sizeof g, SEP "%s", node);
-        const char *ev[] = {"EVAL", gone_script, "4", alive, CLUSTER_NODES_KEY, members,
-                            CLUSTER_CHANNEL, node, g};
+        const char *ev[] = {"EVAL",  gone_script,     "4",  alive, CLUSTER_NODES_KEY,
+                            members, CLUSTER_CHANNEL, node, g};
         if (call_ok(p->pub, 9, ev, NULL)) {
             freeReplyObject(r);
             return -1;
@@ -289,7 +299,8 @@ static void on_message(struct cluster *c, struct pconn *p, const char *m, size_t
     node[b - a] = 0;
     if (!strcmp(node, c->node)) return; /* our own, told here already */
     a = b + 1;
-    if (!(b = memchr(a, SEP[0], (size_t)(end - a))) || (size_t)(b - a) > PROTO_MAX_ROOM) return;
+    if (!(b = memchr(a, SEP[0], (size_t)(end - a))) || (size_t)(b - a) > PROTO_MAX_ROOM)
+        return;
     memcpy(room, a, (size_t)(b - a));
     room[b - a] = 0;
     if (m[0] == 'T') {
@@ -298,7 +309,8 @@ static void on_message(struct cluster *c, struct pconn *p, const char *m, size_t
         return;
     }
     a = b + 1;
-    if (!(d = memchr(a, SEP[0], (size_t)(end - a))) || (size_t)(d - a) >= sizeof conn) return;
+    if (!(d = memchr(a, SEP[0], (size_t)(end - a))) || (size_t)(d - a) >= sizeof conn)
+        return;
     memcpy(conn, a, (size_t)(d - a));
     conn[d - a] = 0;
     int join = m[0] == 'J';
@@ -318,7 +330,8 @@ static int drain_sub(struct cluster *c, struct pconn *p, int readable)
         if (!v) return 0;
         redisReply *r = v;
         if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
-            r->element[2]->type == REDIS_REPLY_STRING && !strcmp(r->element[0]->str, "message"))
+            r->element[2]->type == REDIS_REPLY_STRING &&
+            !strcmp(r->element[0]->str, "message"))
             on_message(c, p, r->element[2]->str, r->element[2]->len);
         freeReplyObject(r);
     }

@@ -31,7 +31,7 @@ static int stopping(struct cluster *c)
 static int64_t call_int(redisContext *rc, int argc, const char **argv)
 {
     redisReply *r = rconn_call(rc, argc, argv, NULL);
-    int64_t v = !r                              ? -1
+    int64_t v = !r                               ? -1
                 : r->type == REDIS_REPLY_INTEGER ? r->integer
                 : r->type == REDIS_REPLY_STRING  ? atoll(r->str)
                 : r->type == REDIS_REPLY_NIL     ? 0
@@ -47,7 +47,7 @@ static int64_t first_seq(redisContext *rc)
     redisReply *r = rconn_call(rc, 6, argv, NULL);
     int64_t v = !r || r->type != REDIS_REPLY_ARRAY ? -1
                 : r->elements == 0                 ? 0
-                                                   : atoll(r->element[0]->element[0]->str);
+                                   : atoll(r->element[0]->element[0]->str);
     if (r) freeReplyObject(r);
     return v;
 }
@@ -64,7 +64,10 @@ static int64_t adopt(redisContext *rc, int64_t pos)
         "tonumber(redis.call('GET', KEYS[1]) or '0') < tonumber(ARGV[1]) then "
         "redis.call('SET', KEYS[1], ARGV[1]) end "
         "return tonumber(redis.call('GET', KEYS[1]) or '0')",
-        "2", CLUSTER_SEQ_KEY, CLUSTER_LOG_KEY, p};
+        "2",
+        CLUSTER_SEQ_KEY,
+        CLUSTER_LOG_KEY,
+        p};
     return call_int(rc, 6, argv);
 }
 
@@ -136,7 +139,8 @@ static int hand(struct cluster *c, redisReply *ent, int64_t *cursor)
         char why[200];
         snprintf(why, sizeof why, "log entry %s is not an event%s", ent->element[0]->str,
                  oom ? " (out of memory)" : "");
-        if (oom) return plog(LOG_ERROR, "cluster-oom", "entry=%s", ent->element[0]->str), -1;
+        if (oom)
+            return plog(LOG_ERROR, "cluster-oom", "entry=%s", ent->element[0]->str), -1;
         cluster__behind(c, why);
         return -1;
     }
@@ -162,8 +166,8 @@ static int read_once(struct cluster *c, redisContext *rc, int64_t *cursor)
 {
     char from[32];
     snprintf(from, sizeof from, "%" PRId64 "-0", *cursor);
-    const char *argv[] = {"XREAD",   "COUNT",         READ_COUNT, "BLOCK", READ_BLOCK_MS,
-                          "STREAMS", CLUSTER_LOG_KEY, from};
+    const char *argv[] = {"XREAD",       "COUNT",   READ_COUNT,      "BLOCK",
+                          READ_BLOCK_MS, "STREAMS", CLUSTER_LOG_KEY, from};
     redisReply *r = rconn_call(rc, 8, argv, NULL);
     if (!r) return -1;
     int64_t start = *cursor;

@@ -41,7 +41,8 @@ static const char script[] =
     "for i = 5, #ARGV do a[#a+1] = ARGV[i] end\n"
     "redis.call(unpack(a))\n"
     "redis.call('SET', KEYS[1], sid)\n"
-    "if KEYS[3] ~= '' then redis.call('SET', KEYS[3], sid .. ' ' .. snow, 'EX', ARGV[3]) end\n"
+    "if KEYS[3] ~= '' then redis.call('SET', KEYS[3], sid .. ' ' .. snow, 'EX', ARGV[3]) "
+    "end\n"
     "return {'ok', id, now}\n";
 
 struct wconn {
@@ -164,9 +165,16 @@ static int append(struct cluster *c, struct wconn *w, const struct event_out *o)
     snprintf(deadline, sizeof deadline, "%" PRId64, o->deadline_ms + w->offset_ms);
     snprintf(maxlen, sizeof maxlen, "%lld", c->opt.log_max);
     snprintf(min, sizeof min, "%" PRId64, db_log_pos(c->db));
-    const char *head[] = {"EVALSHA",        w->sha,   "3",      CLUSTER_SEQ_KEY,
-                          CLUSTER_LOG_KEY, o->dedup ? o->dedup : "", deadline, maxlen,
-                          CLUSTER_DEDUP_TTL, min};
+    const char *head[] = {"EVALSHA",
+                          w->sha,
+                          "3",
+                          CLUSTER_SEQ_KEY,
+                          CLUSTER_LOG_KEY,
+                          o->dedup ? o->dedup : "",
+                          deadline,
+                          maxlen,
+                          CLUSTER_DEDUP_TTL,
+                          min};
     int n = 0;
     for (; n < 10; n++)
         argv[n] = head[n], len[n] = strlen(head[n]);

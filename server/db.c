@@ -83,7 +83,8 @@ static int run_writes(struct db *db, struct db_req **batch, int *lost)
             r->last_id = max_id;
             continue;
         }
-        int src = r->logged ? db__apply(db, slot, &max_id) : db__run_write(db, r, &max_id);
+        int src =
+            r->logged ? db__apply(db, slot, &max_id) : db__run_write(db, r, &max_id);
         if (src != SQLITE_OK && sqlite3_get_autocommit(db->conn)) {
             db__log_failure(db, "transaction lost", src);
             rc = src, *lost = 1;

@@ -21,7 +21,9 @@ static int find_sent(struct db *db, struct db_req *r)
     db__bind_text(find, 1, r->room, -1);
     db__bind_text(find, 2, r->user_id, -1);
     db__bind_text(find, 3, r->client_id, -1);
-    int rc = sqlite3_step(find), found = rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+    int rc = sqlite3_step(find), found = rc == SQLITE_ROW    ? 1
+                                         : rc == SQLITE_DONE ? 0
+                                                             : -1;
     if (found == 1) {
         r->id = sqlite3_column_int64(find, 0);
         r->ts = sqlite3_column_int64(find, 1);
@@ -46,7 +48,7 @@ void db__forward_writes(struct db *db, struct db_req **batch)
         int check = r->dup_check, found = check ? find_sent(db, r) : 0;
         r->dup_check = 0;
         if (check && found == 0) r->no_dedup = 1; /* the first stored nothing */
-        if (found == 1 || found < 0) { /* the stored message, or an error */
+        if (found == 1 || found < 0) {            /* the stored message, or an error */
             if (found < 0) r->status = DB_BUSY;
             db_complete(db, r);
         } else if (db->opt.forward(db->opt.cluster_arg, r)) {

@@ -90,7 +90,8 @@ int db__index_due(struct db *db, int idle)
     int64_t now = mono_ms(), lag = db->max_id - db->indexed;
     if (lag <= 0 || now < db->idx_retry_ms) return 0;
     if (lag > INDEX_LAG_MAX) return 1;
-    if (idle && (lag >= INDEX_CHUNK || now - db->idx_behind_ms >= INDEX_IDLE_MS)) return 1;
+    if (idle && (lag >= INDEX_CHUNK || now - db->idx_behind_ms >= INDEX_IDLE_MS))
+        return 1;
     pthread_mutex_lock(&db->wm.lock);
     int wanted = db->wm.want > db->indexed;
     pthread_mutex_unlock(&db->wm.lock);

@@ -248,8 +248,9 @@ static int log_pos(struct db *db, char *err, size_t errlen)
 {
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(
-        db->conn, "SELECT coalesce((SELECT value FROM settings WHERE key='cluster_pos'),0)",
-        -1, &st, NULL);
+        db->conn,
+        "SELECT coalesce((SELECT value FROM settings WHERE key='cluster_pos'),0)", -1,
+        &st, NULL);
     if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW)
         db->pos = db->pos_next = db->pos_shared = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);

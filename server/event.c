@@ -21,8 +21,16 @@ static const char *const op_names[] = {
 #define NOPS (int)(sizeof op_names / sizeof op_names[0])
 
 /* flags: bits 0-4 single flags, 5-7 mod_action, 8-9 role, 10-11 target_role */
-enum { F_ANY = 1, F_ADMIN = 2, F_API = 4, F_GUEST = 8, F_NO_GUEST_DMS = 16, F_ACTION = 5,
-       F_ROLE = 8, F_TARGET_ROLE = 10 };
+enum {
+    F_ANY = 1,
+    F_ADMIN = 2,
+    F_API = 4,
+    F_GUEST = 8,
+    F_NO_GUEST_DMS = 16,
+    F_ACTION = 5,
+    F_ROLE = 8,
+    F_TARGET_ROLE = 10
+};
 
 int event_op_logged(enum db_op op)
 {
@@ -43,9 +51,9 @@ static int fields_of(const struct db_req *r, const char *names[], const char *va
                      size_t lens[], char nums[2][24])
 {
     int n = 0;
-#define PUT(name, v, len)                                                                     \
-    do {                                                                                      \
-        if (v) names[n] = name, vals[n] = v, lens[n] = (len), n++;                            \
+#define PUT(name, v, len)                                                                \
+    do {                                                                                 \
+        if (v) names[n] = name, vals[n] = v, lens[n] = (len), n++;                       \
     } while (0)
     PUT("room", r->room, strlen(r->room ? r->room : ""));
     PUT("user", r->user_id, strlen(r->user_id ? r->user_id : ""));
@@ -82,7 +90,8 @@ struct event_out *event_encode(const struct db_req *r, const char *origin, uint6
     for (int i = 0; i < n; i++)
         size += strlen(names[i]) + 1 + lens[i] + 1;
     int dedup = r->op == DB_SEND && r->client_id && r->user_id && !r->no_dedup;
-    size_t dlen = dedup ? strlen(r->room) + strlen(r->user_id) + strlen(r->client_id) + 16 : 0;
+    size_t dlen =
+        dedup ? strlen(r->room) + strlen(r->user_id) + strlen(r->client_id) + 16 : 0;
     struct event_out *o = malloc(sizeof(*o) + size + dlen);
     if (!o) return NULL;
     *o = (struct event_out){.token = token, .deadline_ms = deadline_ms};
@@ -131,7 +140,8 @@ static int parse_i64(const char *s, size_t len, int64_t *out)
 static int op_of(const char *v, size_t len)
 {
     for (int i = 0; i < NOPS; i++)
-        if (op_names[i] && strlen(op_names[i]) == len && !memcmp(op_names[i], v, len)) return i;
+        if (op_names[i] && strlen(op_names[i]) == len && !memcmp(op_names[i], v, len))
+            return i;
     return -1;
 }
 
@@ -147,14 +157,22 @@ static int set_field(struct event *e, char **p, const char *f, size_t flen, cons
         int op = op_of(v, len);
         if (op < 0) return -1;
         r->op = (enum db_op)op, e->has_op = 1;
-    } else if (IS("room")) r->room = keep(p, v, len);
-    else if (IS("user")) r->user_id = keep(p, v, len);
-    else if (IS("name")) r->user_name = keep(p, v, len);
-    else if (IS("cid")) r->client_id = keep(p, v, len);
-    else if (IS("text")) r->text = keep(p, v, len), r->text_len = len;
-    else if (IS("peer")) r->peer_id = keep(p, v, len);
-    else if (IS("msg")) return parse_i64(v, len, &r->msg_id);
-    else if (IS("ts")) return parse_i64(v, len, &e->ts);
+    } else if (IS("room"))
+        r->room = keep(p, v, len);
+    else if (IS("user"))
+        r->user_id = keep(p, v, len);
+    else if (IS("name"))
+        r->user_name = keep(p, v, len);
+    else if (IS("cid"))
+        r->client_id = keep(p, v, len);
+    else if (IS("text"))
+        r->text = keep(p, v, len), r->text_len = len;
+    else if (IS("peer"))
+        r->peer_id = keep(p, v, len);
+    else if (IS("msg"))
+        return parse_i64(v, len, &r->msg_id);
+    else if (IS("ts"))
+        return parse_i64(v, len, &e->ts);
     else if (IS("flags")) {
         if (parse_i64(v, len, &n) || n < 0) return -1;
         r->any_author = !!(n & F_ANY), r->admin = !!(n & F_ADMIN), r->api = !!(n & F_API);
@@ -199,14 +217,15 @@ static int complete(const struct event *e)
     }
 }
 
-struct event *event_decode(const char *id, const char *const *fv, const size_t *fvlen, int n,
-                           int *oom)
+struct event *event_decode(const char *id, const char *const *fv, const size_t *fvlen,
+                           int n, int *oom)
 {
     size_t size = 0;
     int64_t seq;
     const char *dash = strchr(id, '-');
     *oom = 0;
-    if (!dash || parse_i64(id, (size_t)(dash - id), &seq) || seq <= 0 || n % 2) return NULL;
+    if (!dash || parse_i64(id, (size_t)(dash - id), &seq) || seq <= 0 || n % 2)
+        return NULL;
     for (int i = 1; i < n; i += 2)
         size += fvlen[i] + 1;
     struct event *e = calloc(1, sizeof(*e) + size);

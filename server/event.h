@@ -61,8 +61,8 @@ struct event_out *event_encode(const struct db_req *r, const char *origin, uint6
  * (n of them, names and values alternating, with lengths). Returns a new
  * event (free with event_free), or NULL when the entry is not a valid
  * event (logged by the caller) or memory ran out (*oom set). */
-struct event *event_decode(const char *id, const char *const *fv, const size_t *fvlen, int n,
-                           int *oom);
+struct event *event_decode(const char *id, const char *const *fv, const size_t *fvlen,
+                           int n, int *oom);
 
 /* The event a request with req.logged belongs to. */
 static inline struct event *event_of(struct db_req *r)

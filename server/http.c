@@ -68,7 +68,8 @@ int http_confirm_upgrade(struct server *srv, struct lws *wsi)
     if (srv->stopping)
         return refuse(srv, wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "shutting down");
     if (!cluster_serving(srv->hub->cluster)) /* its history is not complete yet */
-        return refuse(srv, wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "catching up with the log");
+        return refuse(srv, wsi, HTTP_STATUS_SERVICE_UNAVAILABLE,
+                      "catching up with the log");
     /* Every loop's connections count; loops accepting at the same instant
      * may each let one more in. */
     if (__atomic_load_n(&srv->hub->sessions, __ATOMIC_RELAXED) >=
@@ -114,8 +115,8 @@ static struct buf *healthz(struct server *srv, unsigned *code)
     char tmp[640], cl[400];
     db_stats(srv->db, &st);
     int serving = healthz_cluster(srv, cl, sizeof cl);
-    const char *status = srv->stopping ? "stopping"
-                         : serving     ? "ok"
+    const char *status = srv->stopping              ? "stopping"
+                         : serving                  ? "ok"
                          : strstr(cl, "\"reason\"") ? "behind_log"
                                                     : "catching_up";
     *code = serving ? HTTP_STATUS_OK : HTTP_STATUS_SERVICE_UNAVAILABLE;

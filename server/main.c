@@ -246,7 +246,7 @@ int main(int argc, char **argv)
 out:
     for (int i = 0; loops && i < hub.nloops; i++)
         server_destroy(&loops[i]); /* every loop has stopped */
-    db_stop(hub.db); /* commits everything still queued; the worker routes it */
+    db_stop(hub.db);           /* commits everything still queued; the worker routes it */
     cluster_stop(hub.cluster); /* answers the writes still waiting for Redis */
     for (int i = 0; loops && i < hub.nloops; i++)
         hub_take(&hub, i, server_on_db_done, &loops[i]);

@@ -82,7 +82,8 @@ enum roomreq_kind moderate_prepare(struct session *s)
     /* Every loop's open connections count; in a cluster only the role
      * stored at the target's last welcome (replicated with the log), so
      * every node decides alike (docs/cluster.md). */
-    r->target_role = s->srv->hub->cluster ? 0 : ranks_highest(s->srv->hub->ranks, q->user);
+    r->target_role =
+        s->srv->hub->cluster ? 0 : ranks_highest(s->srv->hub->ranks, q->user);
     return ROOMREQ_MOD;
 }
 

@@ -26,9 +26,11 @@ int rconn_parse(const char *url, struct rconn_addr *a, char *err, size_t errlen)
     if (strncmp(p, scheme, sizeof scheme - 1)) goto bad;
     p += sizeof scheme - 1;
     a->user[0] = a->pass[0] = 0;
-    const char *at = strchr(p, '@'), *colon = at ? memchr(p, ':', (size_t)(at - p)) : NULL;
+    const char *at = strchr(p, '@'),
+               *colon = at ? memchr(p, ':', (size_t)(at - p)) : NULL;
     if (at) { /* user:password@ or :password@ */
-        size_t ul = colon ? (size_t)(colon - p) : 0, pl = colon ? (size_t)(at - colon - 1) : 0;
+        size_t ul = colon ? (size_t)(colon - p) : 0,
+               pl = colon ? (size_t)(at - colon - 1) : 0;
         if (!colon || ul >= sizeof a->user || pl == 0 || pl >= sizeof a->pass) goto bad;
         memcpy(a->user, p, ul), a->user[ul] = 0;
         memcpy(a->pass, colon + 1, pl), a->pass[pl] = 0;
@@ -57,7 +59,8 @@ int rconn_parse(const char *url, struct rconn_addr *a, char *err, size_t errlen)
     a->dbnum = (int)dbnum;
     return 0;
 bad:
-    snprintf(err, errlen, "invalid --redis URL (want redis://[[USER]:PASSWORD@]HOST:PORT[/DB])");
+    snprintf(err, errlen,
+             "invalid --redis URL (want redis://[[USER]:PASSWORD@]HOST:PORT[/DB])");
     return -1;
 }
 
@@ -66,7 +69,8 @@ redisReply *rconn_call(redisContext *c, int argc, const char **argv, const size_
     return redisCommandArgv(c, argc, argv, len);
 }
 
-redisContext *rconn_open(const struct rconn_addr *a, int timeout_ms, char *err, size_t errlen)
+redisContext *rconn_open(const struct rconn_addr *a, int timeout_ms, char *err,
+                         size_t errlen)
 {
     struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
     redisContext *c = redisConnectWithTimeout(a->host, a->port, tv);

@@ -26,7 +26,8 @@ int rconn_parse(const char *url, struct rconn_addr *a, char *err, size_t errlen)
  * deadline, authenticates when the URL has a password, and selects the
  * database. Returns the connection, or NULL with
  * the reason in err. */
-redisContext *rconn_open(const struct rconn_addr *a, int timeout_ms, char *err, size_t errlen);
+redisContext *rconn_open(const struct rconn_addr *a, int timeout_ms, char *err,
+                         size_t errlen);
 
 /* Runs one command (argv, lengths) and returns its reply (freeReplyObject
  * it), or NULL when the connection failed (then it is unusable: redisFree

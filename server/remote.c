@@ -139,7 +139,8 @@ oom:
 }
 
 void remote_drop_node(struct remote *m, const char *node,
-                      void (*fn)(void *arg, const char *room, struct buf *user), void *arg)
+                      void (*fn)(void *arg, const char *room, struct buf *user),
+                      void *arg)
 {
     pthread_mutex_lock(&m->lock);
     for (int i = 0; i < NBUCKETS; i++)
@@ -196,7 +197,8 @@ size_t remote_nrooms(struct remote *m)
     return n;
 }
 
-void remote_each_room(struct remote *m, void (*fn)(void *arg, const char *room), void *arg)
+void remote_each_room(struct remote *m, void (*fn)(void *arg, const char *room),
+                      void *arg)
 {
     pthread_mutex_lock(&m->lock);
     for (int i = 0; i < NBUCKETS; i++)

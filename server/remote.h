@@ -1,7 +1,8 @@
 /* remote.h -- the room members other nodes of the cluster hold, as this
  * node last heard of them (cluster_presence.c keeps it from Redis): per
- * room, each connection of another node that joined it, with its user. `joined.members` and the `rooms` counts add them to the local
- * members. Every function takes the table's own lock: any thread.
+ * room, each connection of another node that joined it, with its user. `joined.members`
+ * and the `rooms` counts add them to the local members. Every function takes the table's
+ * own lock: any thread.
  */
 #ifndef PARLEY_REMOTE_H
 #define PARLEY_REMOTE_H
@@ -24,7 +25,8 @@ int remote_set(struct remote *m, const char *node, const char *room, const char 
                const char *user, size_t len, int join);
 /* Takes every entry of node out, calling fn on each (room, user) first. */
 void remote_drop_node(struct remote *m, const char *node,
-                      void (*fn)(void *arg, const char *room, struct buf *user), void *arg);
+                      void (*fn)(void *arg, const char *room, struct buf *user),
+                      void *arg);
 /* References to the users in room, one per connection (*out
  * malloc'd unless it fits `stack`). Returns the count, or -1 out of
  * memory. The caller unrefs each and frees *out when it is not stack. */
@@ -34,7 +36,8 @@ int remote_users(struct remote *m, const char *room, struct buf **stack, int nst
 size_t remote_nrooms(struct remote *m);
 /* Calls fn on each room other nodes have members in, under the table's
  * lock (fn must not call remote_*). */
-void remote_each_room(struct remote *m, void (*fn)(void *arg, const char *room), void *arg);
+void remote_each_room(struct remote *m, void (*fn)(void *arg, const char *room),
+                      void *arg);
 /* How many users other nodes have in room (as remote_users lists). */
 uint32_t remote_count(struct remote *m, const char *room);
 

@@ -257,8 +257,8 @@ void roomreq_finish(struct session *s)
     /* A search's time, answered or not (one past its deadline too), so one
      * connection's costly searches pace it, not everyone's (db.h: ts). */
     if (q->op == DB_SEARCH && q->ts > ROOMREQ_SEARCH_FREE_US)
-        roomreq_read_spent(
-            s, (size_t)(q->ts - ROOMREQ_SEARCH_FREE_US) * ROOMREQ_SEARCH_BYTES_PER_US);
+        roomreq_read_spent(s, (size_t)(q->ts - ROOMREQ_SEARCH_FREE_US) *
+                                  ROOMREQ_SEARCH_BYTES_PER_US);
     if (q->status == DB_FORBIDDEN)
         wire_error(s, E_FORBIDDEN, "this direct message is between two other users");
     else if (q->status != DB_OK)
@@ -309,7 +309,8 @@ static void do_typing(struct session *s)
     buf_puts(&b, ",\"user\":");
     buf_put(&b, BUF_PAYLOAD(s->user_json), s->user_json->len);
     b = proto_msg_end(b, NULL);
-    if (s->srv->hub->cluster) cluster_typing(s->srv->hub->cluster, m->room->name, s->user_json);
+    if (s->srv->hub->cluster)
+        cluster_typing(s->srv->hub->cluster, m->room->name, s->user_json);
     fanout_room(s, m->room, b);
 }
 

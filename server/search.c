@@ -101,8 +101,8 @@ enum roomreq_kind search_prepare(struct session *s)
     if (!roomreq_read_budget(s)) return ROOMREQ_ANSWERED;
     struct scope_block *b = make_scope(s, &terms);
     if (!b && terms == -2) { /* the bans' own ends differ: no until */
-        wire_reply(s, proto_error_sanction("banned from too many rooms: name a room", "ban",
-                                           0, s->req.ref));
+        wire_reply(s, proto_error_sanction("banned from too many rooms: name a room",
+                                           "ban", 0, s->req.ref));
         return ROOMREQ_ANSWERED;
     }
     if (!b) return wire_error(s, E_INTERNAL, "out of memory"), ROOMREQ_ANSWERED;

@@ -24,8 +24,14 @@ static struct event *roundtrip(const struct event_out *o, const char *id, int *o
 
 START_TEST(test_send_roundtrip)
 {
-    struct db_req r = {.op = DB_SEND, .room = "lobby", .user_id = "u1", .user_name = "Ann",
-                       .client_id = "c-9", .text = "hello\nworld", .text_len = 11, .api = 1};
+    struct db_req r = {.op = DB_SEND,
+                       .room = "lobby",
+                       .user_id = "u1",
+                       .user_name = "Ann",
+                       .client_id = "c-9",
+                       .text = "hello\nworld",
+                       .text_len = 11,
+                       .api = 1};
     struct event_out *o = event_encode(&r, "node1", 42, 1000);
     ck_assert_ptr_nonnull(o);
     ck_assert_str_eq(o->dedup, "parley:dedup:lobby\x1fu1\x1f"
@@ -55,8 +61,13 @@ END_TEST
 START_TEST(test_mod_roundtrip)
 {
     /* a server-wide ban: no room, no reason; the flags carry the action */
-    struct db_req r = {.op = DB_MOD, .user_id = "mod", .user_name = "M", .peer_id = "bad",
-                       .msg_id = 1234567890123, .mod_action = DB_MOD_BAN, .role = 2,
+    struct db_req r = {.op = DB_MOD,
+                       .user_id = "mod",
+                       .user_name = "M",
+                       .peer_id = "bad",
+                       .msg_id = 1234567890123,
+                       .mod_action = DB_MOD_BAN,
+                       .role = 2,
                        .target_role = 1};
     struct event_out *o = event_encode(&r, "n", 1, 0);
     ck_assert_ptr_null(o->dedup);
@@ -88,11 +99,12 @@ START_TEST(test_bad_entries_refused)
     ck_assert_ptr_null(event_decode("3-0", op, oplen, 6, &oom));
     const char *ok[] = {"op", "user", "o", "n:1", "ts", "5", "user", "u", "name", "N"};
     size_t oklen[] = {2, 4, 1, 3, 2, 1, 4, 1, 4, 1};
-    ck_assert_ptr_null(event_decode("x-0", ok, oklen, 10, &oom));  /* bad id */
-    ck_assert_ptr_null(event_decode("0-0", ok, oklen, 10, &oom));  /* seq 0 */
-    ck_assert_ptr_null(event_decode("3-0", ok, oklen, 9, &oom));   /* odd count */
+    ck_assert_ptr_null(event_decode("x-0", ok, oklen, 10, &oom)); /* bad id */
+    ck_assert_ptr_null(event_decode("0-0", ok, oklen, 10, &oom)); /* seq 0 */
+    ck_assert_ptr_null(event_decode("3-0", ok, oklen, 9, &oom));  /* odd count */
     const char *noorig[] = {"op", "user", "o", "n1", "ts", "5", "user", "u", "name", "N"};
-    ck_assert_ptr_null(event_decode("3-0", noorig, oklen, 10, &oom)); /* origin lacks ':' */
+    ck_assert_ptr_null(
+        event_decode("3-0", noorig, oklen, 10, &oom)); /* origin lacks ':' */
     struct event *e = event_decode("3-0", ok, oklen, 10, &oom);
     ck_assert_ptr_nonnull(e);
     event_free(e);
@@ -126,10 +138,12 @@ START_TEST(test_redis_url)
     ck_assert_int_eq(rconn_parse("redis://[::1]:6380/", &a, err, sizeof err), 0);
     ck_assert_str_eq(a.host, "::1");
     ck_assert_int_eq(a.port, 6380);
-    const char *bad[] = {"http://x:1", "redis://", "redis://h:0", "redis://h:99999",
-                         "redis://h:12x", "redis://h/abc", "redis://[::1"};
+    const char *bad[] = {"http://x:1",      "redis://",      "redis://h:0",
+                         "redis://h:99999", "redis://h:12x", "redis://h/abc",
+                         "redis://[::1"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-        ck_assert_msg(rconn_parse(bad[i], &a, err, sizeof err) == -1, "%s accepted", bad[i]);
+        ck_assert_msg(rconn_parse(bad[i], &a, err, sizeof err) == -1, "%s accepted",
+                      bad[i]);
 }
 END_TEST
 
@@ -140,11 +154,14 @@ START_TEST(test_remote_members)
     const char *ann = "{\"id\":\"a\",\"name\":\"Ann\"}";
     ck_assert_int_eq(remote_set(m, "n1", "r", "c1", ann, strlen(ann), 1), 0);
     ck_assert_int_eq(remote_set(m, "n1", "r", "c1", ann, strlen(ann), 1), 0); /* again */
-    ck_assert_int_eq(remote_set(m, "n2", "r", "c1", ann, strlen(ann), 1), 0); /* other node */
-    ck_assert_int_eq(remote_set(m, "n1", "r", "c2", ann, strlen(ann), 1), 0); /* 2nd tab */
+    ck_assert_int_eq(remote_set(m, "n2", "r", "c1", ann, strlen(ann), 1),
+                     0); /* other node */
+    ck_assert_int_eq(remote_set(m, "n1", "r", "c2", ann, strlen(ann), 1),
+                     0); /* 2nd tab */
     ck_assert_uint_eq(remote_count(m, "r"), 3);
     ck_assert_uint_eq(remote_count(m, "other"), 0);
-    ck_assert_int_eq(remote_set(m, "n1", "r", "c9", ann, strlen(ann), 0), 0); /* unknown */
+    ck_assert_int_eq(remote_set(m, "n1", "r", "c9", ann, strlen(ann), 0),
+                     0); /* unknown */
     ck_assert_int_eq(remote_set(m, "n1", "r", "c2", ann, strlen(ann), 0), 0);
     ck_assert_uint_eq(remote_count(m, "r"), 2);
     int n = remote_users(m, "r", stack, 4, &u);
