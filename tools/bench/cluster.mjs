@@ -4,10 +4,13 @@
 //
 //   node tools/bench/cluster.mjs writes [--nodes 3] [--conns 64] [--window 16]
 //        [--duration 10] [--warmup 2] [--fsync always|everysec|always,everysec]
+//        [--gen loadgen|node]
 //   node tools/bench/cluster.mjs e2e [--nodes 3] [--clients 1000] [--rate 100]
 //        [--duration 30] [--warmup 2] [--fsync everysec]
 //   node tools/bench/cluster.mjs single [--conns 64] [--window 16] [--duration 10]
 //   common: [--threads 1] [--quiet-below 1.5] [--quiet-wait 600] [--rounds 1]
+//           [--no-redis] (e2e on one node without Redis: the same client's
+//           cost and latency against one server) [--pin] [--keep]
 //
 // Several scenarios may be named in one call; each is run once per --fsync
 // policy (single: once, it has no Redis) and per round, on a fresh Redis,
@@ -27,10 +30,14 @@
 //
 // writes: CONNS guest connections spread round robin over the nodes, each
 // in a room of its own (no fan-out but the sender's own copy), each
-// keeping WINDOW sends unacked (a new send on each ack, like
-// parley-loadgen --window), for WARMUP + DURATION s; only sends made in
-// the measured DURATION count. acks/s, ack latency (send to ack, this
-// client's clock), errors by code, and each node's log lag: /healthz's
+// keeping WINDOW sends unacked (a new send on each ack), for WARMUP +
+// DURATION s; only sends made in the measured DURATION count. The
+// connections are parley-loadgen's (--gen loadgen, the default: one
+// process per node, --rate 0 --window WINDOW --room-prefix n<K>w, its
+// ack latency p50/p99 per node) or this process's (--gen node: ~25 us of
+// CPU per ack, 3-5x the loadgen's, which a 2-core machine cannot spare).
+// acks/s, ack latency (send to ack), errors by code, and each node's log
+// lag: /healthz's
 // log_lag polled every 200 ms (the max, and the last after the load).
 // A node learns the log's end from its own writes' answers and from a
 // check once a second, so a lag is a lower bound between checks.
@@ -260,7 +267,59 @@ async function setupAll(conns, roomOf, batch = 50) {
 const errCode = (s) => (s.match(/"code":"([^"]*)"/) || [])[1] || '?';
 
 // ------------------------------------------------------------ scenarios
+// writes with parley-loadgen: one process per node, its share of CONNS
+// connections, each a sender in a room of its own (--room-prefix n<K>w, so
+// that no two nodes' rooms meet), --rate 0 --window WINDOW. Its CPU counts
+// as the client's.
+async function writesLoadgen(nodes) {
+  const CONNS = num('conns', 64), WINDOW = num('window', 16), DUR = num('duration', 10), WARM = num('warmup', 2);
+  const gen = path.join(process.env.BUILD_DIR || path.join(repo, 'build'), 'tools', 'parley-loadgen');
+  const runs = nodes.map((n, k) => {
+    const c = Math.floor(CONNS / nodes.length) + (k < CONNS % nodes.length ? 1 : 0);
+    const args = ['--port', String(n.port), '--clients', String(c), '--rooms', String(c), '--senders', String(c),
+      '--size', '100', '--rate', '0', '--window', String(WINDOW), '--warmup', String(WARM), '--duration', String(DUR),
+      '--json', '--label', `node${k}`, '--room-prefix', `n${k}w`];
+    const p = spawn(PIN ? 'taskset' : gen, PIN ? ['-c', '1', gen, ...args] : args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    children.add(p);
+    let out = '', err = '';
+    p.stdout.on('data', (d) => (out += d));
+    p.stderr.on('data', (d) => (err += d));
+    const done = new Promise((res) => p.on('exit', (code) => {
+      children.delete(p);
+      const line = out.split('\n').filter((l) => l.startsWith('{')).pop();
+      res(line ? JSON.parse(line) : { failed: `loadgen exit ${code}: ${err.slice(-300)}` });
+    }));
+    return { p, done, cmd: [gen, ...args].join(' ') };
+  });
+  const lag = lagPoller(nodes);
+  const pids = () => runs.map((r) => procTicks(r.p.pid)).reduce((a, b) => a + b, 0);
+  await sleep(WARM * 1000 + 100); // setup (a few ms for a few connections) and warm-up
+  const c0 = cpuSnap(nodes, nodes.redis), g0 = pids();
+  await sleep(DUR * 1000);
+  const c1 = cpuSnap(nodes, nodes.redis), g1 = pids();
+  c0.self = 0; c1.self = g1 - g0; // the client is the loadgens here
+  const res = await Promise.all(runs.map((r) => r.done));
+  const lg = await lag.stop();
+  const acked = res.reduce((a, r) => a + ((r.ack_us && r.ack_us.n) || 0), 0);
+  const errors = {};
+  for (const r of res) for (const [k, v] of Object.entries(r.errors || {})) errors[k] = (errors[k] || 0) + v;
+  const ms = (x) => (x == null ? null : +(x / 1000).toFixed(2));
+  return {
+    gen: 'parley-loadgen', conns: CONNS, window: WINDOW, duration_s: DUR, warmup_s: WARM,
+    sent: res.reduce((a, r) => a + (r.sent || 0), 0), acked_incl_warmup: res.reduce((a, r) => a + (r.acked || 0), 0),
+    unacked: res.reduce((a, r) => a + (r.unacked || 0), 0), send_errors: res.reduce((a, r) => a + (r.send_errors || 0), 0), errors,
+    acks_per_s: Math.round(res.reduce((a, r) => a + (r.acks_per_s || 0), 0)), acks_per_node: res.map((r) => Math.round(r.acks_per_s || 0)),
+    ack: { n: acked, p50_ms_by_node: res.map((r) => ms(r.ack_us && r.ack_us.p50)), p99_ms_by_node: res.map((r) => ms(r.ack_us && r.ack_us.p99)),
+      p50_ms: Math.max(...res.map((r) => ms(r.ack_us && r.ack_us.p50))), p99_ms: Math.max(...res.map((r) => ms(r.ack_us && r.ack_us.p99))),
+      max_ms: Math.max(...res.map((r) => ms(r.ack_us && r.ack_us.max))) },
+    loadgen_failed: res.filter((r) => r.failed).map((r) => r.failed),
+    loadgen_max_stall_ms: res.map((r) => r.loadgen_max_stall_ms),
+    ...lg, cpu: cpuDiff(c0, c1, acked), loadgen_cmd0: runs[0].cmd.replace(/--port \d+/, '--port $NODE0'),
+  };
+}
+
 async function writes(nodes) {
+  if (opt('gen', 'loadgen') === 'loadgen') return writesLoadgen(nodes);
   const CONNS = num('conns', 64), WINDOW = num('window', 16), DUR = num('duration', 10), WARM = num('warmup', 2);
   const conns = Array.from({ length: CONNS }, (_, i) => new Conn(nodes[i % nodes.length].port, `w${i}`));
   await setupAll(conns, (i) => `w${i}`);
@@ -313,7 +372,7 @@ async function writes(nodes) {
   const lg = await lag.stop();
   conns.forEach((c) => c.close());
   return {
-    conns: CONNS, window: WINDOW, duration_s: DUR, warmup_s: WARM, sent, acked, unanswered, errors, unmatched,
+    gen: 'node', conns: CONNS, window: WINDOW, duration_s: DUR, warmup_s: WARM, sent, acked, unanswered, errors, unmatched,
     acks_per_s: Math.round(acked / DUR), acks_per_node: perNode, echoes, ack: lat(ack), ...lg,
     cpu: cpuDiff(c0, c1, acked), drain_s: +((now() - tEnd) / 1000).toFixed(2),
   };
@@ -390,12 +449,13 @@ async function runOne(sc, fsync, round) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'parley-cluster-'));
   const q = await waitQuiet();
   const la0 = loadavg();
-  const NODES = sc === 'single' ? 1 : num('nodes', 3);
+  const noRedis = sc === 'single' || flag('no-redis');
+  const NODES = noRedis ? 1 : num('nodes', 3);
   let redis = null, nodes = [];
-  const out = { bench: 'cluster', scenario: sc, round, nodes: NODES, fsync: sc === 'single' ? null : fsync, threads: +THREADS, pin: PIN, bin: BIN };
+  const out = { bench: 'cluster', scenario: sc, round, nodes: NODES, redis: !noRedis, fsync: noRedis ? null : fsync, threads: +THREADS, pin: PIN, bin: BIN };
   hardStop = setTimeout(() => { log('hard limit reached'); process.exit(3); }, 600000);
   try {
-    if (sc !== 'single') redis = await startRedis(dir, fsync);
+    if (!noRedis) redis = await startRedis(dir, fsync);
     for (let k = 0; k < NODES; k++) nodes.push(await startNode(dir, k, redis && redis.port));
     nodes.redis = redis;
     out.commands = { redis: redis && redis.p.cmdline.replace(dir, '$TMP').replace(dir, '$TMP'), node0: nodes[0].p.cmdline.replaceAll(dir, '$TMP') };
@@ -435,5 +495,5 @@ if (!fs.existsSync(BIN)) { console.error(`${BIN} is not built`); process.exit(2)
 try { execFileSync('redis-server', ['--version']); } catch { console.error('redis-server is missing (apt-get install redis-server)'); process.exit(2); }
 for (let r = 1; r <= ROUNDS; r++)
   for (const sc of SCENARIOS)
-    for (const f of sc === 'single' ? [null] : FSYNC) await runOne(sc, f, r);
+    for (const f of sc === 'single' || flag('no-redis') ? [null] : FSYNC) await runOne(sc, f, r);
 process.exit(0);
