@@ -297,7 +297,7 @@ async function writesLoadgen(nodes) {
   const c0 = cpuSnap(nodes, nodes.redis), g0 = pids();
   await sleep(DUR * 1000);
   const c1 = cpuSnap(nodes, nodes.redis), g1 = pids();
-  c0.self = 0; c1.self = g1 - g0; // the client is the loadgens here
+  c1.self = c1.self - c0.self + g1 - g0; c0.self = 0; // the client: the loadgens and this process (the polls)
   const res = await Promise.all(runs.map((r) => r.done));
   const lg = await lag.stop();
   const acked = res.reduce((a, r) => a + ((r.ack_us && r.ack_us.n) || 0), 0);
@@ -378,7 +378,96 @@ async function writes(nodes) {
   };
 }
 
+// e2e with parley-loadgen receivers: one loadgen per node (its share of
+// CLIENTS, --senders 0, all in room e2e0), this process the one sender on
+// node A. A measured message's text starts "t=<CLOCK_MONOTONIC ns>;" (node's
+// hrtime is that clock), which the loadgen turns into its latency
+// histogram; warm-up messages carry no "t=", so the loadgen leaves them out.
+// The loadgens' measured window (--warmup 0, --duration long enough) spans
+// the whole send; the sender starts once every node counts its connections
+// and the presence storm of the joins is over.
+function spawnLoadgen(args) {
+  const gen = path.join(process.env.BUILD_DIR || path.join(repo, 'build'), 'tools', 'parley-loadgen');
+  const p = spawn(PIN ? 'taskset' : gen, PIN ? ['-c', '1', gen, ...args] : args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  children.add(p);
+  let out = '', err = '';
+  p.stdout.on('data', (d) => (out += d));
+  p.stderr.on('data', (d) => (err += d));
+  const done = new Promise((res) => p.on('exit', (code) => {
+    children.delete(p);
+    const line = out.split('\n').filter((l) => l.startsWith('{')).pop();
+    res(line ? JSON.parse(line) : { failed: `loadgen exit ${code}: ${err.slice(-300)}` });
+  }));
+  return { p, done, cmd: [gen, ...args].join(' ') };
+}
+
+async function e2eLoadgen(nodes) {
+  const CLIENTS = num('clients', 1000), RATE = num('rate', 100), DUR = num('duration', 30), WARM = num('warmup', 2);
+  const room = 'e2e0';
+  const share = nodes.map((_, k) => Math.floor(CLIENTS / nodes.length) + (k < CLIENTS % nodes.length ? 1 : 0));
+  const SLACK = 15; // seconds the loadgens may take to connect and settle
+  const runs = nodes.map((n, k) => spawnLoadgen(['--port', String(n.port), '--clients', String(share[k]), '--rooms', '1',
+    '--room-prefix', 'e2e', '--senders', '0', '--rate', '1', '--warmup', '0', '--duration', String(SLACK + WARM + DUR + 2),
+    '--settle', '3', '--drain', '1', '--json', '--label', `node${k}`]));
+  const tSet = now();
+  for (let i = 0; i < 300; i++) { // every node counts its share
+    const hz = await Promise.all(nodes.map((n) => getJson(n.port, '/healthz')));
+    if (hz.every((h, k) => h.body && h.body.connections >= share[k])) break;
+    await sleep(50);
+  }
+  const sender = new Conn(nodes[0].port, 'sender');
+  await sender.setup(room);
+  const setup_s = +((now() - tSet) / 1000).toFixed(1);
+  await sleep(3500); // the loadgens settle (300 ms without a frame) and start their window
+  const total = Math.round((WARM + DUR) * RATE), first = Math.round(WARM * RATE);
+  const sentAt = new Float64Array(total);
+  const ackLat = [], sErrors = {};
+  sender.onFrame = (s) => {
+    if (s.startsWith('{"type":"ack"')) {
+      const n = +(s.match(/"client_id":"e(\d+)"/) || [])[1];
+      if (n >= first) ackLat.push(now() - sentAt[n]);
+    } else if (s.startsWith('{"type":"error"')) sErrors[errCode(s)] = (sErrors[errCode(s)] || 0) + 1;
+  };
+  const lag = lagPoller(nodes);
+  const t0 = now();
+  let c0 = null, g0 = 0;
+  const gticks = () => runs.map((r) => procTicks(r.p.pid)).reduce((a, b) => a + b, 0);
+  for (let n = 0; n < total; n++) {
+    const due = t0 + (n * 1000) / RATE;
+    const w = due - now();
+    if (w > 1) await sleep(w - 1);
+    while (now() < due) { /* the last ms: spin */ }
+    if (n === first) { c0 = cpuSnap(nodes, nodes.redis); g0 = gticks(); }
+    sentAt[n] = now();
+    const text = n >= first ? `t=${process.hrtime.bigint()};n=${n}; ${'y'.repeat(60)}` : `warm-up ${n} ${'y'.repeat(70)}`;
+    sender.send({ type: 'send', room, client_id: `e${n}`, text });
+  }
+  const c1 = cpuSnap(nodes, nodes.redis), g1 = gticks();
+  c1.self = c1.self - c0.self + g1 - g0; c0.self = 0; // the client: the loadgens and this process (the sender, the polls)
+  const late = +(now() - t0 - (total * 1000) / RATE).toFixed(1);
+  await sleep(1500);
+  const lg = await lag.stop();
+  sender.close();
+  for (const r of runs) r.p.kill('SIGINT'); // each prints its summary at once
+  const res = await Promise.all(runs.map((r) => r.done));
+  const ms = (x) => (x == null ? null : +(x / 1000).toFixed(2));
+  const byNode = {};
+  res.forEach((r, k) => {
+    const l = r.lat_us || {};
+    byNode[String.fromCharCode(65 + k)] = { clients: share[k], n: l.n, expected: (total - first) * share[k], missing: (total - first) * share[k] - (l.n || 0),
+      p50_ms: ms(l.p50), p90_ms: ms(l.p90), p99_ms: ms(l.p99), p999_ms: ms(l.p999), max_ms: ms(l.max),
+      duplicates: r.duplicates, errors: r.errors, closed: r.closed_during_run, failed: r.failed };
+  });
+  const deliveries = res.reduce((a, r) => a + ((r.lat_us && r.lat_us.n) || 0), 0);
+  return {
+    gen: 'parley-loadgen', clients: CLIENTS, rate: RATE, duration_s: DUR, warmup_s: WARM, setup_s, sent: total - first, sender_late_ms: late,
+    deliveries, expected: (total - first) * CLIENTS, latency_by_receiver_node: byNode, ack: lat(ackLat), send_errors: sErrors, ...lg,
+    cpu: cpuDiff(c0, c1, deliveries), loadgen_cmd0: runs[0].cmd.replace(/--port \d+/, '--port $NODE0'),
+  };
+}
+
 async function e2e(nodes) {
+  if (opt('gen', 'loadgen') === 'loadgen') return e2eLoadgen(nodes);
   const CLIENTS = num('clients', 1000), RATE = num('rate', 100), DUR = num('duration', 30), WARM = num('warmup', 2);
   const room = 'e2e';
   const rx = Array.from({ length: CLIENTS }, (_, i) => new Conn(nodes[i % nodes.length].port, `r${i}`));
@@ -437,7 +526,7 @@ async function e2e(nodes) {
   const byNode = {};
   perNode.forEach((xs, k) => { byNode[String.fromCharCode(65 + k)] = lat(xs); });
   return {
-    clients: CLIENTS, rate: RATE, duration_s: DUR, warmup_s: WARM, setup_s, sent: total - first, sender_late_ms: late,
+    gen: 'node', clients: CLIENTS, rate: RATE, duration_s: DUR, warmup_s: WARM, setup_s, sent: total - first, sender_late_ms: late,
     deliveries, expected: expect, missing: expect - deliveries, out_of_order: outOfOrder, duplicates: dup,
     latency_by_receiver_node: byNode, all: lat(perNode.flat()), ack: lat(ackLat), send_errors: sErrors, ...lg,
     cpu: cpuDiff(c0, c1, deliveries),
@@ -469,8 +558,18 @@ async function runOne(sc, fsync, round) {
       out.log_len = Number((await redisCmd(redis.port, 'GET', 'parley:seq')).split('\r\n')[1]);
     }
     out.nodes_alive = nodes.map((n) => n.p.exitCode === null && !n.p.signalCode);
-    const hz = await Promise.all(nodes.map((n) => getJson(n.port, '/healthz')));
+    // every node applies the whole log: wait (5 s at most) until each has
+    let hz;
+    for (let i = 0; i < 50; i++) {
+      hz = await Promise.all(nodes.map((n) => getJson(n.port, '/healthz')));
+      if (!redis || hz.every((h) => h.body && h.body.log_position >= out.log_len)) break;
+      await sleep(100);
+    }
     out.final_log_position = hz.map((h) => h.body && h.body.log_position);
+    if (redis) {
+      out.all_applied = out.final_log_position.every((x) => x === out.log_len);
+      if (!out.all_applied) log(`a node did not apply the whole log (${out.log_len}): ${JSON.stringify(hz.map((h) => h.body))}`);
+    }
   } catch (e) {
     out.failed = String(e && e.message || e);
   } finally {
