@@ -538,6 +538,11 @@ async function runOne(sc, fsync, round) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'parley-cluster-'));
   const q = await waitQuiet();
   const la0 = loadavg();
+  let busy = '';
+  try { // the three busiest processes (ps: CPU over each one's lifetime), as ab.sh
+    busy = execFileSync('ps', ['-eo', 'pcpu=,comm=', '--sort=-pcpu']).toString().trim().split('\n').slice(0, 3)
+      .map((l) => l.trim().split(/\s+/)).map(([c, n]) => `${n} ${c}%`).join(', ');
+  } catch { /* no ps */ }
   const noRedis = sc === 'single' || flag('no-redis');
   const NODES = noRedis ? 1 : num('nodes', 3);
   let redis = null, nodes = [];
@@ -582,6 +587,7 @@ async function runOne(sc, fsync, round) {
     if (flag('keep')) out.dir = dir; else fs.rmSync(dir, { recursive: true, force: true });
   }
   out.loadavg_before = la0;
+  out.procs_before = busy;
   out.loadavg_after = loadavg();
   out.quiet_wait = q;
   out.date = new Date().toISOString();
