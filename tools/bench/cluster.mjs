@@ -158,6 +158,18 @@ async function startNode(dir, k, redisPort) {
 
 // ------------------------------------------------------------ measuring
 function procTicks(pid) { try { return cpuTicks(pid); } catch { return NaN; } }
+// A node's threads in the order it starts them (main.c, db.c, cluster.c):
+// the event loop (--threads 1: the main thread), two search threads, the
+// database worker, and with --redis the cluster's writer and reader.
+const ROLES = ['loop', 'search1', 'search2', 'worker', 'writer', 'reader'];
+function threadTicks(pid) { // [ticks] by thread id order
+  try {
+    return fs.readdirSync(`/proc/${pid}/task`).map(Number).sort((a, b) => a - b).map((t) => {
+      const f = fs.readFileSync(`/proc/${pid}/task/${t}/stat`, 'utf8').split(') ')[1].split(' ');
+      return Number(f[11]) + Number(f[12]);
+    });
+  } catch { return []; }
+}
 function machineTicks() { // busy, total (all CPUs)
   const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
   const idle = f[3] + f[4];
@@ -166,7 +178,7 @@ function machineTicks() { // busy, total (all CPUs)
 }
 function cpuSnap(nodes, redis) {
   const u = process.cpuUsage();
-  return { nodes: nodes.map((n) => procTicks(n.p.pid)), redis: redis ? procTicks(redis.p.pid) : 0, self: (u.user + u.system) / 1e4, m: machineTicks(), t: now() };
+  return { nodes: nodes.map((n) => procTicks(n.p.pid)), threads: nodes.map((n) => threadTicks(n.p.pid)), redis: redis ? procTicks(redis.p.pid) : 0, self: (u.user + u.system) / 1e4, m: machineTicks(), t: now() };
 }
 function cpuDiff(a, b, units) {
   const s = (t) => +(t / HZ).toFixed(2);
@@ -175,8 +187,13 @@ function cpuDiff(a, b, units) {
   const redis = b.redis - a.redis, self = b.self - a.self, busy = b.m.busy - a.m.busy;
   const wall = (b.t - a.t) / 1000;
   const per = (t) => (units ? +((t / HZ) * 1e6 / units).toFixed(1) : null);
+  const threads = b.threads.map((ts, i) => {
+    const o = {};
+    ts.forEach((t, j) => { if (j < ROLES.length + 2) o[ROLES[j] || `t${j}`] = s(t - (a.threads[i][j] || 0)); });
+    return o;
+  });
   return {
-    wall_s: +wall.toFixed(2),
+    wall_s: +wall.toFixed(2), node_threads_s: threads,
     nodes_s: s(nodeSum), each_node_s: nodes.map(s), redis_s: s(redis), client_s: s(self),
     rest_s: s(Math.max(0, busy - nodeSum - redis - self)), machine_busy_s: s(busy), machine_capacity_s: +(wall * os.cpus().length).toFixed(2),
     us_per_unit: { nodes: per(nodeSum), redis: per(redis), client: per(self) },
