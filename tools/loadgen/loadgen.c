@@ -155,6 +155,7 @@ static struct {
     double step_seconds, step_factor, refine_factor, max_rate, p99_limit_ms;
     int max_steps;
     char label[64];
+    char room_prefix[16]; /* rooms are <prefix><i % rooms> */
 } opt = {
     .host = "127.0.0.1",
     .port = 8080,
@@ -173,6 +174,7 @@ static struct {
     .interval = 0,
     .server_pid = 0,
     .src_addrs = 8,
+    .room_prefix = "r",
     .window = 0,
     .connect_batch = 200,
     .max_pending = 1000,
@@ -604,7 +606,7 @@ static void send_hello(conn_t *c)
 static void send_join(conn_t *c)
 {
     char m[128];
-    int n = snprintf(m, sizeof m, "{\"type\":\"join\",\"room\":\"r%d\"}", c->room);
+    int n = snprintf(m, sizeof m, "{\"type\":\"join\",\"room\":\"%s%d\"}", opt.room_prefix, c->room);
     c->state = C_JOINING;
     send_text(c, m, (size_t)n);
 }
@@ -621,8 +623,8 @@ static void send_message(conn_t *c, uint64_t now)
     char text[32];
     int tl = snprintf(text, sizeof text, "t=%" PRIu64 ";", now);
     int size = opt.size > tl ? opt.size : tl;
-    int n = snprintf(buf, sizeof buf, "{\"type\":\"send\",\"room\":\"r%d\",\"client_id\":\"L%" PRIu64 "-%d-%" PRIu64 "\",\"text\":\"%s%.*s\"}",
-                     c->room, now, c->idx, c->seq++, text, size - tl, pad);
+    int n = snprintf(buf, sizeof buf, "{\"type\":\"send\",\"room\":\"%s%d\",\"client_id\":\"L%" PRIu64 "-%d-%" PRIu64 "\",\"text\":\"%s%.*s\"}",
+                     opt.room_prefix, c->room, now, c->idx, c->seq++, text, size - tl, pad);
     c->inflight++;
     st.sent++;
     send_text(c, buf, (size_t)n);
@@ -1282,6 +1284,7 @@ static void usage(void)
             "  --path P            WebSocket path (default /ws)\n"
             "  --clients N         connections (default 100)\n"
             "  --rooms R           rooms; client i joins r<i%%R> (default 1)\n"
+            "  --room-prefix S     rooms are S<i%%R> instead (letters and digits, at most 15)\n"
             "  --senders S         sending connections, spread over rooms (default 1)\n"
             "  --rate X            total messages/s in; 0 = as fast as --window allows (default 10)\n"
             "  --window W          max unacked sends per sender (default 0 = unlimited; 64 if --rate 0)\n"
@@ -1376,7 +1379,7 @@ int main(int argc, char **argv)
         {"interval", 1, 0, 'v'},      {"capacity", 0, 0, 'C'},      {"step-seconds", 1, 0, 1},
         {"step-factor", 1, 0, 2},     {"max-rate", 1, 0, 3},        {"p99-limit-ms", 1, 0, 4},
         {"max-steps", 1, 0, 5},       {"connect-batch", 1, 0, 6},   {"max-pending", 1, 0, 7},
-        {"label", 1, 0, 8},           {"settle", 1, 0, 9},          {"refine-factor", 1, 0, 10},           {"help", 0, 0, '?'},          {0, 0, 0, 0}};
+        {"label", 1, 0, 8},           {"settle", 1, 0, 9},          {"refine-factor", 1, 0, 10},  {"room-prefix", 1, 0, 11},           {"help", 0, 0, '?'},          {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (ch) {
@@ -1410,6 +1413,11 @@ int main(int argc, char **argv)
         case 8: snprintf(opt.label, sizeof opt.label, "%s", optarg); break;
         case 9: opt.settle = atof(optarg); break;
         case 10: opt.refine_factor = atof(optarg); break;
+        case 11:
+            if (!*optarg || strlen(optarg) >= sizeof opt.room_prefix || strspn(optarg, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") != strlen(optarg))
+                usage();
+            snprintf(opt.room_prefix, sizeof opt.room_prefix, "%s", optarg);
+            break;
         default: usage();
         }
     }
