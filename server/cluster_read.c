@@ -96,7 +96,10 @@ static int check_log(struct cluster *c, redisContext *rc, int64_t pos, int first
     }
     pthread_mutex_lock(&c->lock);
     if (first) c->start_head = head;
-    if (!c->st.ready && pos >= c->start_head && c->start_head >= 0) c->st.ready = 1;
+    /* ready by what is applied, not by pos (the periodic check passes the
+     * read cursor, which runs ahead of the worker) */
+    if (!c->st.ready && c->start_head >= 0 && db_log_pos(c->db) >= c->start_head)
+        c->st.ready = 1;
     pthread_mutex_unlock(&c->lock);
     cluster__seen(c, 1, head);
     return 0;
