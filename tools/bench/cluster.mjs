@@ -290,23 +290,12 @@ const errCode = (s) => (s.match(/"code":"([^"]*)"/) || [])[1] || '?';
 // as the client's.
 async function writesLoadgen(nodes) {
   const CONNS = num('conns', 64), WINDOW = num('window', 16), DUR = num('duration', 10), WARM = num('warmup', 2);
-  const gen = path.join(process.env.BUILD_DIR || path.join(repo, 'build'), 'tools', 'parley-loadgen');
   const runs = nodes.map((n, k) => {
     const c = Math.floor(CONNS / nodes.length) + (k < CONNS % nodes.length ? 1 : 0);
     const args = ['--port', String(n.port), '--clients', String(c), '--rooms', String(c), '--senders', String(c),
       '--size', '100', '--rate', '0', '--window', String(WINDOW), '--warmup', String(WARM), '--duration', String(DUR),
       '--json', '--label', `node${k}`, '--room-prefix', `n${k}w`];
-    const p = spawn(PIN ? 'taskset' : gen, PIN ? ['-c', '1', gen, ...args] : args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    children.add(p);
-    let out = '', err = '';
-    p.stdout.on('data', (d) => (out += d));
-    p.stderr.on('data', (d) => (err += d));
-    const done = new Promise((res) => p.on('exit', (code) => {
-      children.delete(p);
-      const line = out.split('\n').filter((l) => l.startsWith('{')).pop();
-      res(line ? JSON.parse(line) : { failed: `loadgen exit ${code}: ${err.slice(-300)}` });
-    }));
-    return { p, done, cmd: [gen, ...args].join(' ') };
+    return spawnLoadgen(args);
   });
   const lag = lagPoller(nodes);
   const pids = () => runs.map((r) => procTicks(r.p.pid)).reduce((a, b) => a + b, 0);
