@@ -101,7 +101,7 @@ void cluster__answer(struct cluster *c, struct db_req *r, enum db_status st, int
 /* Answers token's write with st now, if it is still pending. Any thread. */
 void cluster__fail(struct cluster *c, uint64_t token, enum db_status st);
 /* Answers the entries past their time, and the duplicates now applied.
- * The writer and watch threads. */
+ * The watch thread. */
 void cluster__expire(struct cluster *c);
 /* The node stops serving, for good: an operator must act (docs/cluster.md).
  * Any thread. */

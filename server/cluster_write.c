@@ -252,8 +252,7 @@ void *cluster__writer(void *arg)
     int64_t next_try = 0;
     for (;;) {
         int stopping;
-        struct event_out *q = take_queue(c, &stopping);
-        cluster__expire(c);
+        struct event_out *q = take_queue(c, &stopping); /* expiry: the watch thread's */
         if (!q && stopping) break;
         if (q && w.rc && still_open(&w)) { /* closed while idle: again, now */
             redisFree(w.rc);

@@ -392,6 +392,16 @@ async function writes(nodes) {
 // The loadgens' measured window (--warmup 0, --duration long enough) spans
 // the whole send; the sender starts once every node counts its connections
 // and the presence storm of the joins is over.
+/** The e2e sender's frames: ack latency of the measured sends, errors by code. */
+function senderFrames(first, sentAt, ackLat, sErrors) {
+  return (s) => {
+    if (s.startsWith('{"type":"ack"')) {
+      const n = +(s.match(/"client_id":"e(\d+)"/) || [])[1];
+      if (n >= first) ackLat.push(now() - sentAt[n]);
+    } else if (s.startsWith('{"type":"error"')) sErrors[errCode(s)] = (sErrors[errCode(s)] || 0) + 1;
+  };
+}
+
 function spawnLoadgen(args) {
   const gen = path.join(process.env.BUILD_DIR || path.join(repo, 'build'), 'tools', 'parley-loadgen');
   const p = spawn(PIN ? 'taskset' : gen, PIN ? ['-c', '1', gen, ...args] : args, { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -428,12 +438,7 @@ async function e2eLoadgen(nodes) {
   const total = Math.round((WARM + DUR) * RATE), first = Math.round(WARM * RATE);
   const sentAt = new Float64Array(total);
   const ackLat = [], sErrors = {};
-  sender.onFrame = (s) => {
-    if (s.startsWith('{"type":"ack"')) {
-      const n = +(s.match(/"client_id":"e(\d+)"/) || [])[1];
-      if (n >= first) ackLat.push(now() - sentAt[n]);
-    } else if (s.startsWith('{"type":"error"')) sErrors[errCode(s)] = (sErrors[errCode(s)] || 0) + 1;
-  };
+  sender.onFrame = senderFrames(first, sentAt, ackLat, sErrors);
   const lag = lagPoller(nodes);
   const t0 = now();
   let c0 = null, g0 = 0;
@@ -503,12 +508,7 @@ async function e2e(nodes) {
       if (n >= first && n < total) { perNode[node].push(t - sent); got[i]++; }
     };
   });
-  sender.onFrame = (s) => {
-    if (s.startsWith('{"type":"ack"')) {
-      const n = +(s.match(/"client_id":"e(\d+)"/) || [])[1];
-      if (n >= first) ackLat.push(now() - sentAt[n]);
-    } else if (s.startsWith('{"type":"error"')) sErrors[errCode(s)] = (sErrors[errCode(s)] || 0) + 1;
-  };
+  sender.onFrame = senderFrames(first, sentAt, ackLat, sErrors);
   const lag = lagPoller(nodes);
   const t0 = now();
   let c0 = null;
