@@ -129,6 +129,7 @@ export function runParley(args, { env = {}, timeoutMs = T(10000) } = {}) {
 export function sqlite(dbPath, sql) {
   const out = execFileSync('sqlite3', ['-cmd', '.timeout 10000', '-json', dbPath, sql], {
     encoding: 'utf8',
+    maxBuffer: 1 << 30, // a cluster test compares whole tables (default 1 MiB: ENOBUFS)
   });
   return out.trim() ? JSON.parse(out) : [];
 }
