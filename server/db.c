@@ -50,13 +50,6 @@ void db__log_failure(struct db *db, const char *what, int rc)
          sqlite3_errmsg(db->conn));
 }
 
-static int batch_has_writes(struct db_req *r)
-{
-    for (; r; r = r->next)
-        if (r->op != DB_READ) return 1;
-    return 0;
-}
-
 static int bucket(double v, const double *bounds, int n)
 {
     int i = 0;
@@ -65,9 +58,8 @@ static int bucket(double v, const double *bounds, int n)
     return i;
 }
 
-/* Runs the sends of a batch in one write transaction and commits. Each read
- * keeps in its last_id, until it runs, the highest id assigned before it:
- * the bound of what it may see. Some errors (disk full, I/O error, out of
+/* Runs the writes of a batch (reads skipped) in one write transaction and
+ * commits. Some errors (disk full, I/O error, out of
  * memory) make SQLite roll the whole transaction back itself and return to
  * autocommit: the rest of the batch must not run then, or each statement
  * would commit on its own while the batch is reported failed. Returns
@@ -79,10 +71,7 @@ static int run_writes(struct db *db, struct db_req **batch, int *lost)
     int rc = sqlite3_exec(db->conn, "BEGIN IMMEDIATE", NULL, NULL, NULL);
     for (struct db_req **slot = batch; *slot && rc == SQLITE_OK; slot = &(*slot)->next) {
         struct db_req *r = *slot;
-        if (r->op == DB_READ) {
-            r->last_id = max_id;
-            continue;
-        }
+        if (r->op == DB_READ) continue;
         int src =
             r->logged ? db__apply(db, slot, &max_id) : db__run_write(db, r, &max_id);
         if (src != SQLITE_OK && sqlite3_get_autocommit(db->conn)) {
@@ -102,14 +91,10 @@ static int run_writes(struct db *db, struct db_req **batch, int *lost)
     if (!sqlite3_get_autocommit(db->conn))
         sqlite3_exec(db->conn, "ROLLBACK", NULL, NULL, NULL);
     db__pos_done(db, 0);
-    /* The reads still run, bounded by what was committed before the batch:
-     * none of its writes happened, so they see exactly what precedes them
-     * (a full disk refuses writes, not reads). */
+    /* The reads still run, on what was committed before the batch (a full
+     * disk refuses writes, not reads). */
     for (struct db_req *r = *batch; r; r = r->next) {
-        if (r->op == DB_READ) {
-            r->last_id = db->max_id;
-            continue;
-        }
+        if (r->op == DB_READ) continue;
         if (r->status == DB_OK) r->status = db_status_of(rc);
         r->id = r->ts = r->last_id = 0;
         r->duplicate = 0;
@@ -153,37 +138,54 @@ static void deliver(struct db *db, struct db_req *head, struct db_req *tail)
     if (db->opt.wake) db->opt.wake(db->opt.wake_arg);
 }
 
-/* Runs one batch: its sends in one transaction, committed first; then each
- * read in its own read transaction, bounded to the ids assigned before it,
- * so it sees exactly the sends submitted before it. Completions go out in
- * order, in chunks that end before each read: a long read holds neither
- * the commit nor the acks of the requests ahead of it. When the write
- * transaction fails, every write of the batch fails and the reads run on
- * what was committed before it. */
+/* Moves the reads of *batch, in order, to a list of their own, which it
+ * returns; *batch keeps the rest, in order. */
+static struct db_req *split_reads(struct db_req **batch)
+{
+    struct db_req *reads = NULL, **rt = &reads, **wt = batch, *r = *batch, *next;
+    for (; r; r = next) {
+        next = r->next;
+        r->next = NULL;
+        if (r->op == DB_READ)
+            *rt = r, rt = &r->next;
+        else
+            *wt = r, wt = &r->next;
+    }
+    *wt = NULL;
+    return reads;
+}
+
+/* Runs one batch: its writes in one transaction, committed and completed
+ * first, in order; then each read in its own read transaction, bounded to
+ * the ids committed so far, completed one by one: a long read holds
+ * neither the commit nor any ack of its batch. A read sees the whole batch
+ * and completes after every write of it, so a join's rows (an edited
+ * message in its latest state too) and the live events routed before its
+ * completion never overlap. When the write transaction fails, every write
+ * of the batch fails and the reads run on what was committed before it. */
 static void run_batch(struct db *db, struct db_req *batch, int n)
 {
     double t0 = mono_us();
     if (db->opt.forward && !(db__forward_writes(db, &batch), batch)) return;
-    int writes = batch_has_writes(batch), lost = 0;
-    pthread_mutex_lock(&db->conn_lock);
-    if (writes) /* when it fails, the reads below still run (db.h) */
+    struct db_req *reads = split_reads(&batch), *tail, *next;
+    int lost = 0;
+    if (batch) { /* when it fails, the reads below still run (db.h) */
+        pthread_mutex_lock(&db->conn_lock);
         run_writes(db, &batch, &lost);
-    else
-        for (struct db_req *r = batch; r; r = r->next)
-            r->last_id = db->max_id;
-    pthread_mutex_unlock(&db->conn_lock);
-    count_batch(db, n, writes, lost, mono_us() - t0);
-    for (struct db_req *r = batch, *tail, *next; r; r = next) {
-        if (r->op == DB_READ) {
-            pthread_mutex_lock(&db->conn_lock);
-            db__run_read(db, r, r->last_id);
-            pthread_mutex_unlock(&db->conn_lock);
-        }
-        for (tail = r; tail->next && tail->next->op != DB_READ;)
+        pthread_mutex_unlock(&db->conn_lock);
+        for (tail = batch; tail->next;)
             tail = tail->next;
-        next = tail->next;
-        tail->next = NULL;
-        deliver(db, r, tail);
+        deliver(db, batch, tail);
+    }
+    count_batch(db, n, batch != NULL, lost, mono_us() - t0);
+    for (struct db_req *r = reads; r; r = next) {
+        next = r->next;
+        r->next = NULL;
+        pthread_mutex_lock(&db->conn_lock);
+        r->last_id = db->max_id;
+        db__run_read(db, r, r->last_id);
+        pthread_mutex_unlock(&db->conn_lock);
+        deliver(db, r, r);
     }
 }
 

@@ -4,22 +4,23 @@
  * into a bounded FIFO; the worker takes everything queued (up to a cap) as
  * a batch, runs its sends in order inside one transaction (group commit)
  * and commits, then runs its reads, each in its own read transaction.
- * Completions are moved to a done list in submission order but in chunks:
- * the requests ahead of the batch's first read as soon as the commit is
- * done, then each read together with the requests after it up to the next
- * read. After each chunk the worker calls the wake hook (in the server:
+ * Completions are moved to a done list in chunks: the batch's writes, in
+ * submission order, as soon as the commit is done, then each read on its
+ * own. After each chunk the worker calls the wake hook (in the server:
  * hub_route) so the loop collects it with db_take_done(). So a long read
- * delays neither the commit of its batch nor the acks submitted before it.
+ * delays neither the commit of its batch nor any ack of it.
  *
- * Ordering contract: requests complete in submission order (DB_SEARCH
- * excepted: it runs on its own thread and completes whenever it is done,
- * seeing what was committed when it began), and a read sees
- * exactly the writes submitted before it and none after: it runs after the
- * batch's commit, but only over ids up to the highest one assigned before
- * it in submission order (rows, `more` and `last_id` alike). The loop
- * relies on this to join a member to a room with no gap and no duplicate
- * between history and live broadcast. Retention pruning never runs between
- * a batch's commit and its reads (it only runs while the queue is empty).
+ * Ordering contract: writes complete in submission order, and a read
+ * completes after every write submitted before it and every write of its
+ * batch (DB_SEARCH excepted: it runs on its own thread and completes
+ * whenever it is done, seeing what was committed when it began). A read
+ * sees exactly the writes that completed before it (rows, `more` and
+ * `last_id` alike): it runs over the ids committed so far. The loop relies
+ * on this to join a member to a room with no gap and no duplicate between
+ * history and live broadcast: every event the read shows (an edit of an
+ * older message too) was routed before the member joined, every later one
+ * after. Retention pruning never runs between a batch's commit and its
+ * reads (it only runs while the queue is empty).
  *
  * Failure contract: the sends of a batch are stored all together or not at
  * all. When the transaction cannot begin or commit, or SQLite rolls it back

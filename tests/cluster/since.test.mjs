@@ -58,12 +58,10 @@ test('join with since gives the same messages and updates on every node', { time
   for (let i = 1; i < 3; i++) assert.deepEqual(hs[i], hs[0], `node ${i}'s history differs from node 0's`);
 });
 
-// todo: a known defect, on a single node too (the build before the cluster
-// shows it): an edit committed in the batch right after a join's read is in
-// the joined answer (the row in its current state) and comes live again as
-// `edited` with the same rev. Messages never show a gap or a duplicate. The
-// test runs and reports; it does not fail the suite until the fix lands.
-test('join with since while senders and an editor on other nodes run: no gap, no duplicate, same order', { timeout: T(180000), todo: 'an edit right after the read comes twice (joined and edited, same rev); a single node too' }, async (t) => {
+// An edit committed in the batch of a join's read used to come twice: in the
+// joined answer (the row in its current state) and live as `edited` with
+// the same rev. A read now completes after its whole batch (server/db.h).
+test('join with since while senders and an editor on other nodes run: no gap, no duplicate, same order', { timeout: T(180000) }, async (t) => {
   const cl = await cluster(t, { nodes: 3 });
   const room = 'race';
   const ed = await cl.user(2, { sub: 'editor', name: 'Editor' });

@@ -452,6 +452,9 @@ static void set_read(struct db_req *r, const char *room, int64_t before, int64_t
 }
 
 /* Submits and waits for one request. */
+static void set_change(struct db_req *r, enum db_op op, const char *room,
+                       const char *user, int64_t id, const char *text);
+
 static void run1(struct db_req *r)
 {
     int before = ndone;
@@ -924,26 +927,31 @@ START_TEST(test_ids_and_completion_order)
         if (i % 50 == 0) usleep(2000); /* spread over several batches */
     }
     wait_done(N);
-    int64_t last = 0;
-    for (int i = 0; i < N; i++) {
-        ck_assert_ptr_eq(done[i], &r[i]); /* completion order == submission order */
-        ck_assert_int_eq(r[i].status, DB_OK);
-        if (r[i].op == DB_SEND) {
-            ck_assert_int_gt(r[i].id, last); /* ids increase in submission order */
-            last = r[i].id;
-        } else {
-            /* A read sees every send submitted before it, and none after. */
-            int64_t ids[5];
-            int n = row_ids(&r[i], ids, 5);
-            int64_t newest = 0;
-            for (int j = i - 1; j >= 0; j--)
-                if (r[j].op == DB_SEND && !strcmp(r[j].room, r[i].room)) {
-                    newest = r[j].id;
-                    break;
-                }
-            ck_assert_int_eq(r[i].last_id, newest);
-            if (newest) ck_assert_int_eq(ids[n - 1], newest);
+    /* Writes complete in submission order, each read after every send
+     * submitted before it, and a read sees exactly the sends of its room
+     * that completed before it (db.h's ordering contract). */
+    int pos[N], next_send = 0;
+    int64_t last = 0, newest[3] = {0, 0, 0};
+    for (int k = 0; k < N; k++)
+        pos[done[k] - r] = k;
+    for (int k = 0; k < N; k++) {
+        struct db_req *q = done[k];
+        int i = (int)(q - r), room = i % 3;
+        ck_assert_int_eq(q->status, DB_OK);
+        if (q->op == DB_SEND) {
+            while (next_send < N && r[next_send].op != DB_SEND)
+                next_send++;
+            ck_assert_int_eq(i, next_send++); /* sends in submission order */
+            ck_assert_int_gt(q->id, last);    /* ids increase in that order */
+            last = newest[room] = q->id;
+            continue;
         }
+        for (int j = 0; j < i; j++)
+            if (r[j].op == DB_SEND) ck_assert_int_lt(pos[j], k);
+        int64_t ids[5];
+        int n = row_ids(q, ids, 5);
+        ck_assert_int_eq(q->last_id, newest[room]);
+        if (newest[room]) ck_assert_int_eq(ids[n - 1], newest[room]);
     }
     free_done_rows();
     struct db_stats st;
@@ -1202,10 +1210,9 @@ static const struct noted *noted_of(const struct db_req *r)
     return NULL;
 }
 
-/* Sends A1, A2, reads R (since 0) and L (latest), send B, in one batch. The
- * reads see A1 and A2 and not B (db.h's ordering contract), although they
- * now run after the batch's commit; and the acks of A1 and A2 reach the
- * wake hook before R has even run, not behind it. */
+/* Sends A1, A2, reads R (after C) and L (latest), send B, in one batch.
+ * Every ack reaches the wake hook before R has even run, not behind it;
+ * the reads complete after B and see it (db.h's ordering contract). */
 START_TEST(test_reads_after_commit)
 {
     static struct db_req a1, a2, rd, latest, b, c;
@@ -1233,8 +1240,9 @@ START_TEST(test_reads_after_commit)
     db_stats(db, &st);
     ck_assert_uint_eq(st.batch_hist[2], 1); /* one batch of five */
 
+    struct db_req *order[] = {&a1, &a2, &b, &rd, &latest};
     for (int i = 0; i < 5; i++) {
-        ck_assert_ptr_eq(noted[i].r, batch[i]); /* submission order */
+        ck_assert_ptr_eq(noted[i].r, order[i]); /* writes first, then the reads */
         ck_assert_int_eq(batch[i]->status, DB_OK);
     }
     ck_assert_int_gt(b.id, a2.id);
@@ -1242,26 +1250,74 @@ START_TEST(test_reads_after_commit)
     ck_assert_int_eq(row_ids(&rd, ids, 8), 2);
     ck_assert_int_eq(ids[0], a1.id);
     ck_assert_int_eq(ids[1], a2.id);
-    ck_assert_int_eq(rd.more, 0); /* b is not part of what rd may see */
-    ck_assert_int_eq(rd.last_id, a2.id);
-    ck_assert_int_eq(row_ids(&latest, ids, 8), 3);
+    ck_assert_int_eq(rd.more, 1); /* b completed before rd: rd sees it */
+    ck_assert_int_eq(rd.last_id, b.id);
+    ck_assert_int_eq(row_ids(&latest, ids, 8), 4);
     ck_assert_int_eq(ids[0], c.id);
-    ck_assert_int_eq(ids[2], a2.id);
+    ck_assert_int_eq(ids[3], b.id);
     ck_assert_int_eq(latest.more, 0);
-    ck_assert_int_eq(latest.last_id, a2.id);
+    ck_assert_int_eq(latest.last_id, b.id);
 
-    /* The acks before the first read were handed over before it ran. */
-    const struct noted *s1 = noted_of(&a1), *s2 = noted_of(&a2), *sr = noted_of(&rd);
-    if (s1->watch_ran || s2->watch_ran || s1->call >= sr->call)
+    /* Every ack of the batch was handed over before the first read ran. */
+    const struct noted *s1 = noted_of(&a1), *s2 = noted_of(&a2), *s3 = noted_of(&b),
+                       *sr = noted_of(&rd);
+    if (s1->watch_ran || s3->watch_ran || s1->call >= sr->call)
         ck_abort_msg("acks waited for the read: a1 in wake %d (read ran: %d), read in "
                      "wake %d",
                      s1->call, s1->watch_ran, sr->call);
     ck_assert_int_eq(s2->call, s1->call);
+    ck_assert_int_eq(s3->call, s1->call);
     ck_assert_int_eq(sr->watch_ran, 1);
     for (int i = 0; i < 5; i++) {
         buf_unref(batch[i]->rows);
         batch[i]->rows = NULL;
     }
+}
+END_TEST
+
+/* A join's read and an edit of an older message submitted after it, in one
+ * batch: the read completes after the edit and shows the message at the
+ * edit's rev, so the joiner sees that rev once, in its answer, and never
+ * again live (the edit is routed before the member joins). Before, the read
+ * completed first, showed that rev too, and the edit came again live. */
+START_TEST(test_read_completes_after_edits_it_shows)
+{
+    static struct db_req m, rd, ed, mid;
+    static char want[64];
+    open_db(100, 100, 1000);
+    set_send(&m, "lobby", "u", "m", "first text");
+    run1(&m);
+    ndone = 0;
+    hold_worker();
+    wait_done(1);
+    set_read(&rd, "lobby", -1, -1, 50);
+    set_change(&ed, DB_EDIT, "lobby", "u", m.id, "second text");
+    set_send(&mid, "lobby", "u", "mid", "after the read");
+    ck_assert_int_eq(db_submit(db, &rd), 0);
+    ck_assert_int_eq(db_submit(db, &ed), 0);
+    ck_assert_int_eq(db_submit(db, &mid), 0);
+    pthread_mutex_lock(&waker.m);
+    waker.record = 1;
+    pthread_mutex_unlock(&waker.m);
+    release_worker();
+    wait_seen(3);
+    ck_assert_ptr_eq(noted[0].r, &ed);
+    ck_assert_ptr_eq(noted[1].r, &mid);
+    ck_assert_ptr_eq(noted[2].r, &rd);
+    ck_assert_int_eq(ed.status, DB_OK);
+    ck_assert_int_eq(rd.status, DB_OK);
+    ck_assert_int_gt(ed.id, m.id);
+    ck_assert_int_eq(rd.last_id, mid.id);
+    int64_t ids[4];
+    ck_assert_int_eq(row_ids(&rd, ids, 4), 2);
+    char *rows = strndup((const char *)BUF_PAYLOAD(rd.rows), rd.rows->len);
+    snprintf(want, sizeof want, "\"rev\":%lld", (long long)ed.id);
+    ck_assert_ptr_nonnull(strstr(rows, want));
+    ck_assert_ptr_nonnull(strstr(rows, "second text"));
+    ck_assert_ptr_null(strstr(rows, "first text"));
+    free(rows);
+    buf_unref(rd.rows);
+    rd.rows = NULL;
 }
 END_TEST
 
@@ -2196,8 +2252,8 @@ END_TEST
 
 START_TEST(test_dm_list_bounded)
 {
-    /* A listing sees exactly the writes submitted before it, like any read
-     * (db.h): a send after it in the same batch is not in its last_id. */
+    /* A listing sees exactly the writes completed before it, like any read
+     * (db.h): its whole batch, a send after it in the same batch too. */
     static char ab[PROTO_DM_ROOM_LEN + 1];
     static struct db_req before, list, after, list2;
     char want[256];
@@ -2222,8 +2278,8 @@ START_TEST(test_dm_list_bounded)
     ck_assert_int_eq(after.status, DB_OK);
     ck_assert_int_eq(before.id, m1 + 1);
     ck_assert_int_eq(after.id, m1 + 2);
-    snprintf(want, sizeof want, "%s\t%lld\t0\t1\t{\"id\":\"bob\",\"name\":\"Bob\"}\n", ab,
-             (long long)before.id);
+    snprintf(want, sizeof want, "%s\t%lld\t0\t2\t{\"id\":\"bob\",\"name\":\"Bob\"}\n", ab,
+             (long long)after.id);
     ck_assert_int_eq(list.status, DB_OK);
     ck_assert_int_eq(list.nrows, 1);
     EXPECT_JSON(list.rows, want);
@@ -3361,6 +3417,7 @@ static Suite *db_suite(void)
     tcase_add_test(tc, test_read_after_send_same_batch);
     tcase_add_loop_test(tc, test_batch_rollback, 0, 2);
     tcase_add_test(tc, test_reads_after_commit);
+    tcase_add_test(tc, test_read_completes_after_edits_it_shows);
     tcase_add_test(tc, test_read_size_bound);
     tcase_add_test(tc, test_idempotency);
     tcase_add_test(tc, test_restart_keeps_idempotency);
