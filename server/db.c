@@ -387,6 +387,7 @@ static void clear_outputs(struct db_req *r)
     r->status = DB_OK;
     r->id = r->ts = r->last_id = 0;
     r->duplicate = r->nrows = r->more = 0;
+    r->sanctioned = SANCTIONED_NONE;
     r->rows = r->updates = NULL;
     r->frame = NULL;
     r->dest = NULL;

@@ -93,6 +93,8 @@ enum db_op {
 
 enum db_mod_action { DB_MOD_KICK, DB_MOD_MUTE, DB_MOD_BAN, DB_MOD_UNMUTE, DB_MOD_UNBAN };
 
+enum db_sanctioned { SANCTIONED_NONE, SANCTIONED_MUTE, SANCTIONED_BAN };
+
 enum db_status {
     DB_OK = 0,
     DB_BUSY,      /* locked, disk full or similar: retry later (overloaded) */
@@ -169,6 +171,14 @@ struct db_req {
      * member of a struct event), applied by the worker for every node;
      * loop -1 when no session of this node waits for it. */
     unsigned logged : 1;
+    /* Output, cluster mode: a send, edit or delete refused where it was
+     * applied, because its user was muted (SANCTIONED_MUTE, a send or
+     * edit) or banned (SANCTIONED_BAN) in its room or server-wide at the
+     * event's time; status is then DB_FORBIDDEN and ts the sanction's end
+     * (Unix ms; 0: until lifted). The log's order decides, alike on every
+     * node: a write logged after a mute is refused everywhere, even if
+     * the node it came from had not applied the mute yet. */
+    unsigned sanctioned : 2;
     /* Cluster mode, a send Redis called a duplicate of an event applied
      * since: dup_check makes the worker answer it from SQLite (the stored
      * message, duplicate = 1), or when none is stored (the first was

@@ -72,6 +72,32 @@ static int skip(struct db *db, struct event *e)
     return SQLITE_OK;
 }
 
+/* 1 when r's user was muted or banned where r writes, at event time ts
+ * (db.h: sanctioned), with r refused; 0 when it may write; -1 on an
+ * error. The API, above every role, and the user records, the DM rooms,
+ * the markers and the moderation actions are not checked here (a mod's
+ * own ban is checked where it acts). */
+static int sanctioned(struct db *db, struct db_req *r, int64_t ts)
+{
+    int speaks = r->op == DB_SEND || r->op == DB_EDIT;
+    if (r->api || !r->user_id || !r->room || !(speaks || r->op == DB_DELETE)) return 0;
+    sqlite3_stmt *st = db->st[ST_SANCTIONED];
+    db__bind_text(st, 1, r->user_id, -1);
+    db__bind_text(st, 2, r->room, -1);
+    sqlite3_bind_int64(st, 3, ts);
+    sqlite3_bind_int(st, 4, speaks);
+    int rc = sqlite3_step(st), found = rc == SQLITE_ROW;
+    if (found) {
+        const char *kind = (const char *)sqlite3_column_text(st, 0);
+        r->sanctioned = kind && kind[0] == 'b' ? SANCTIONED_BAN : SANCTIONED_MUTE;
+        r->ts = sqlite3_column_int64(st, 1);
+        r->id = 0;
+        r->status = DB_FORBIDDEN;
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? found : -1;
+}
+
 int db__apply(struct db *db, struct db_req **slot, int64_t *max_id)
 {
     struct db_req *r = *slot;
@@ -87,7 +113,11 @@ int db__apply(struct db *db, struct db_req **slot, int64_t *max_id)
         event_free(e);
     } else
         w = r;
-    int rc = db__run_write(db, w, &m);
+    int rc = sanctioned(db, w, e->ts);
+    if (rc < 0)
+        rc = sqlite3_errcode(db->conn), w->status = db_status_of(rc);
+    else
+        rc = rc ? SQLITE_OK : db__run_write(db, w, &m);
     db->event_ts = 0;
     db->pos_next = *max_id = seq;
     return rc;

@@ -45,6 +45,7 @@ enum {
     ST_MODLOG,
     ST_ALL_ROOMS,
     ST_POS_SET,
+    ST_SANCTIONED,
     ST_COUNT
 };
 

@@ -82,6 +82,11 @@ static const char *const sql_text[ST_COUNT] = {
     /* Cluster mode: the log position applied, with the batch's changes. */
     [ST_POS_SET] = "INSERT INTO settings(key,value) VALUES('cluster_pos',?1) "
                    "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+    /* Cluster mode: user ?1's ban (or, when ?4, mute too) in room ?2 or
+     * server-wide ('') at event time ?3, a ban first; 'ban' sorts first. */
+    [ST_SANCTIONED] = "SELECT kind, coalesce(until,0) FROM sanctions WHERE user_id=?1 "
+                      "AND room IN (?2,'') AND (until IS NULL OR until>?3) "
+                      "AND (kind='ban' OR ?4) ORDER BY kind LIMIT 1",
 };
 
 /* ---- opening and migrating (main thread) ---- */

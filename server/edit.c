@@ -25,8 +25,9 @@ static void refused(struct session *s, const struct db_req *r, const char *ref)
     if (r->status == DB_NOT_FOUND)
         wire_error_ref(s, E_NOT_FOUND, "no such message in this room (or it was deleted)",
                        ref);
-    else if (r->status == DB_FORBIDDEN && !r->pair && proto_room_is_dm(r->room))
-        send_failed(s, r, ref); /* not one of the DM's pair */
+    else if (r->sanctioned ||
+             (r->status == DB_FORBIDDEN && !r->pair && proto_room_is_dm(r->room)))
+        send_failed(s, r, ref); /* muted or banned; or not one of the DM's pair */
     else if (r->status == DB_FORBIDDEN)
         wire_error_ref(s, E_FORBIDDEN,
                        r->op == DB_EDIT ? "only the author may edit a message"

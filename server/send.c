@@ -63,6 +63,12 @@ void send_pool_free(struct server *srv)
 void send_failed(struct session *s, const struct db_req *r, const char *ref)
 {
     /* Not wire_error(): s->req may be a read the coroutine still waits on. */
+    if (r->sanctioned) /* muted or banned where the log applied it (db.h) */
+        return wire_reply(
+            s, proto_error_sanction(
+                   r->sanctioned == SANCTIONED_BAN ? "you are banned from this room"
+                                                   : "you are muted in this room",
+                   r->sanctioned == SANCTIONED_BAN ? "ban" : "mute", r->ts, ref));
     if (r->status == DB_FORBIDDEN) /* a DM room of two other users (db.h) */
         return wire_error_ref(s, E_FORBIDDEN,
                               "this direct message is between two other users", ref);

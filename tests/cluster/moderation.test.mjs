@@ -4,7 +4,7 @@
 // (Cluster part 2.)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cluster, caughtUp, connect, mintToken, sleep, T } from './harness.mjs';
+import { cluster, caughtUp, connect, mintToken, sleep, T, Sender, sameRows, sqlite, LOG_KEY } from './harness.mjs';
 
 async function ok(c, obj) {
   const r = await c.request(obj, 'ok');
@@ -59,4 +59,41 @@ test('kick, mute, room ban and server-wide ban made on one node act on the user\
   again.send({ type: 'hello', token: mintToken(claims) });
   const h = await again.next(['welcome', 'error'], T(5000));
   assert.deepEqual([h.type, h.code], ['error', 'unauthorized'], `hello of a banned user on node 0: ${JSON.stringify(h)}`);
+});
+
+// A node checks a send against its own registry, which follows the log: for
+// the milliseconds until it has applied a mute made elsewhere, it still
+// takes the muted user's sends and hands them to Redis. The log decides:
+// every node refuses, at its apply, a send or edit logged after the mute
+// (server/db_apply.c), so none of them is stored or acked anywhere.
+test('a send logged after a mute made on another node is refused everywhere, though its node took it before it knew', { timeout: T(120000) }, async (t) => {
+  const cl = await cluster(t, { nodes: 2 });
+  const room = 'mutrace';
+  const mod = await cl.user(0, { sub: 'mr', name: 'MR', role: 'mod' });
+  const u = await cl.user(1, { sub: 'ur', name: 'UR' });
+  for (const c of [mod, u]) await c.join(room);
+  const snd = new Sender(u, room, { prefix: 'mr', window: 16 }).start();
+  await sleep(T(300));
+  await ok(mod, { type: 'mute', room, user: 'ur', minutes: 10, reason: 'race' });
+  await sleep(T(300));
+  await snd.stop();
+  await caughtUp(cl.nodes, cl.redis);
+  const log = await cl.redis.cmd('XRANGE', LOG_KEY, '-', '+');
+  const fieldsOf = (f) => Object.fromEntries(f.flatMap((v, i) => (i % 2 ? [] : [[v, f[i + 1]]])));
+  const mute = log.find(([, f]) => fieldsOf(f).op === 'mod' && fieldsOf(f).peer === 'ur');
+  assert.ok(mute, 'the mute is in the log');
+  const muteSeq = Number(mute[0].split('-')[0]);
+  const acked = [...snd.acked.values()].map((a) => a.id);
+  assert.ok(acked.length > 0, 'sends before the mute were acked');
+  assert.ok(snd.refused.size > 0, 'sends after the mute were refused');
+  assert.deepEqual([...new Set(snd.refused.values())], ['forbidden'], 'every refusal is forbidden');
+  assert.deepEqual(acked.filter((id) => id > muteSeq), [], `acked sends logged after the mute (seq ${muteSeq})`);
+  for (const n of cl.nodes)
+    assert.deepEqual(sqlite(n.dbPath, `SELECT id FROM messages WHERE room='${room}' AND user_id='ur' AND id>${muteSeq}`), [],
+      `node :${n.port} stored sends logged after the mute`);
+  sameRows(cl.nodes, 'messages');
+  // The refusal carries the sanction and its end, like a single node's.
+  const r = await u.request({ type: 'send', room, text: 'still muted?', client_id: 'mr-last' }, 'ack');
+  assert.deepEqual([r.type, r.code, r.sanction], ['error', 'forbidden', 'mute'], JSON.stringify(r));
+  assert.ok(Number.isInteger(r.until), JSON.stringify(r));
 });
