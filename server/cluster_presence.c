@@ -238,7 +238,10 @@ static int reap(struct cluster *c, struct pconn *p)
     return 0;
 }
 
-/* Reads another node's hash into the table (after its 'S', or at start). */
+/* Reads another node's hash into the table (after its 'S', or at start).
+ * What changed since this node last heard is told as presence: after a
+ * stall the others reaped (leaves told), its members come back with a
+ * join; members whose leave we missed go with a leave. */
 static int load_node(struct cluster *c, redisContext *rc, const char *node)
 {
     char key[64];
@@ -246,18 +249,21 @@ static int load_node(struct cluster *c, redisContext *rc, const char *node)
     const char *argv[] = {"HGETALL", key};
     redisReply *r = call(rc, 2, argv, NULL);
     if (!r) return -1;
-    remote_drop_node(c->remote, node, NULL, NULL);
+    remote_mark_node(c->remote, node);
     for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements; i += 2) {
         char room[PROTO_MAX_ROOM + 1];
-        const char *f = r->element[i]->str, *sep = strchr(f, SEP[0]);
+        const char *f = r->element[i]->str, *sep = strchr(f, SEP[0]), *u;
         if (!sep || (size_t)(sep - f) > PROTO_MAX_ROOM) continue;
         memcpy(room, f, (size_t)(sep - f));
         room[sep - f] = 0;
-        if (member_ok(room, r->element[i + 1]->str, r->element[i + 1]->len))
-            remote_set(c->remote, node, room, sep + 1, r->element[i + 1]->str,
-                       r->element[i + 1]->len, 1);
+        u = r->element[i + 1]->str;
+        size_t ulen = r->element[i + 1]->len;
+        if (member_ok(room, u, ulen) &&
+            remote_set(c->remote, node, room, sep + 1, u, ulen, 1) == 1)
+            tell_presence(c, room, u, ulen, 1);
     }
     freeReplyObject(r);
+    remote_drop_stale(c->remote, node, tell_leave, c);
     return 0;
 }
 
@@ -315,8 +321,9 @@ static void on_message(struct cluster *c, struct pconn *p, const char *m, size_t
     conn[d - a] = 0;
     int join = m[0] == 'J';
     if ((!join && m[0] != 'L') || !member_ok(room, d + 1, (size_t)(end - d - 1))) return;
-    remote_set(c->remote, node, room, conn, d + 1, (size_t)(end - d - 1), join);
-    tell_presence(c, room, d + 1, (size_t)(end - d - 1), join);
+    /* Told once: a join its node's resync already brought is not news. */
+    if (remote_set(c->remote, node, room, conn, d + 1, (size_t)(end - d - 1), join) == 1)
+        tell_presence(c, room, d + 1, (size_t)(end - d - 1), join);
 }
 
 /* Handles every message the subscription has buffered or can read now.

@@ -15,6 +15,7 @@ struct entry {
     struct buf *user; /* the USER JSON */
     char node[24];
     char conn[24]; /* the connection's id on its node */
+    int stale;     /* remote_mark_node: not read again yet */
 };
 
 struct rroom {
@@ -96,7 +97,7 @@ static void tidy(struct remote *m, struct rroom **slot)
 int remote_set(struct remote *m, const char *node, const char *room, const char *conn,
                const char *user, size_t len, int join)
 {
-    int rc = 0;
+    int rc = 1;
     pthread_mutex_lock(&m->lock);
     struct rroom **slot = find(m, room);
     if (!*slot && join) {
@@ -107,11 +108,16 @@ int remote_set(struct remote *m, const char *node, const char *room, const char 
         *slot = r;
         m->nrooms++;
     }
-    if (!*slot) goto out;
+    if (!*slot) {
+        rc = 0;
+        goto out;
+    }
     struct entry **e = &(*slot)->ents;
     while (*e && !same(*e, node, conn))
         e = &(*e)->next;
-    if (!*e && join) {
+    if (*e && join) {
+        (*e)->stale = rc = 0;
+    } else if (!*e && join) {
         struct entry *n = calloc(1, sizeof(*n));
         if (!n || !(n->user = buf_new(len))) {
             free(n);
@@ -129,7 +135,8 @@ int remote_set(struct remote *m, const char *node, const char *room, const char 
         entry_free(gone);
         (*slot)->n--;
         tidy(m, slot);
-    }
+    } else
+        rc = 0;
 out:
     pthread_mutex_unlock(&m->lock);
     return rc;
@@ -138,16 +145,17 @@ oom:
     goto out;
 }
 
-void remote_drop_node(struct remote *m, const char *node,
-                      void (*fn)(void *arg, const char *room, struct buf *user),
-                      void *arg)
+/* Takes out node's entries (only the stale ones when stale_only), calling
+ * fn on each first. */
+static void drop(struct remote *m, const char *node, int stale_only,
+                 void (*fn)(void *arg, const char *room, struct buf *user), void *arg)
 {
     pthread_mutex_lock(&m->lock);
     for (int i = 0; i < NBUCKETS; i++)
         for (struct rroom **slot = &m->b[i]; *slot;) {
             struct rroom *r = *slot;
             for (struct entry **e = &r->ents; *e;) {
-                if (strcmp((*e)->node, node)) {
+                if (strcmp((*e)->node, node) || (stale_only && !(*e)->stale)) {
                     e = &(*e)->next;
                     continue;
                 }
@@ -162,6 +170,30 @@ void remote_drop_node(struct remote *m, const char *node,
             else
                 tidy(m, slot);
         }
+    pthread_mutex_unlock(&m->lock);
+}
+
+void remote_drop_node(struct remote *m, const char *node,
+                      void (*fn)(void *arg, const char *room, struct buf *user),
+                      void *arg)
+{
+    drop(m, node, 0, fn, arg);
+}
+
+void remote_drop_stale(struct remote *m, const char *node,
+                       void (*fn)(void *arg, const char *room, struct buf *user),
+                       void *arg)
+{
+    drop(m, node, 1, fn, arg);
+}
+
+void remote_mark_node(struct remote *m, const char *node)
+{
+    pthread_mutex_lock(&m->lock);
+    for (int i = 0; i < NBUCKETS; i++)
+        for (struct rroom *r = m->b[i]; r; r = r->next)
+            for (struct entry *e = r->ents; e; e = e->next)
+                if (!strcmp(e->node, node)) e->stale = 1;
     pthread_mutex_unlock(&m->lock);
 }
 

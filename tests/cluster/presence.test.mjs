@@ -115,6 +115,34 @@ test('a node stopped with SIGTERM: its members\' leaves are told at once', { tim
   await roomCount(w, room, 1, 'after the stop');
 });
 
+test('a node that stalls past its heartbeat: its members leave, and when it resumes they come back with a join', { timeout: T(90000) }, async (t) => {
+  const cl = await cluster(t, { nodes: 2 });
+  const room = 'stall';
+  const w = await cl.user(0, { sub: 'sw', name: 'SW' });
+  await w.join(room);
+  const x = await cl.user(1, { sub: 'sx', name: 'SX' });
+  await x.join(room);
+  await w.next((m) => m.type === 'presence' && m.event === 'join' && m.user.id === 'sx', T(5000));
+  await presences(w, room);
+  const proc = cl.nodes[1].proc;
+  proc.kill('SIGSTOP');
+  try {
+    await w.next((m) => m.type === 'presence' && m.event === 'leave' && m.user.id === 'sx', T(20000))
+      .catch((e) => assert.fail(`no leave for the stalled node's member: ${e.message}`));
+    await roomCount(w, room, 1, 'while node 1 stalls');
+  } finally {
+    proc.kill('SIGCONT');
+  }
+  await w.next((m) => m.type === 'presence' && m.event === 'join' && m.user.id === 'sx', T(10000))
+    .catch((e) => assert.fail(`no join for the member of the resumed node: ${e.message}`));
+  await roomCount(w, room, 2, 'after node 1 resumed');
+  await sleep(T(1000));
+  assert.deepEqual(await presences(w, room), [], 'one join, not more');
+  const z = await cl.user(0, { sub: 'sz', name: 'SZ' });
+  const j = await z.join(room);
+  assert.deepEqual(ids(j.members), ['sw', 'sx', 'sz'], 'joined.members after the resume');
+});
+
 test('rooms on a node lists a room whose members are all on other nodes, with their count', { timeout: T(60000) }, async (t) => {
   const cl = await cluster(t, { nodes: 2 });
   const a = await cl.user(0, { sub: 'ra', name: 'RA' });

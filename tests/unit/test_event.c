@@ -152,17 +152,18 @@ START_TEST(test_remote_members)
     struct remote *m = remote_new();
     struct buf *stack[4], **u;
     const char *ann = "{\"id\":\"a\",\"name\":\"Ann\"}";
-    ck_assert_int_eq(remote_set(m, "n1", "r", "c1", ann, strlen(ann), 1), 0);
+    ck_assert_int_eq(remote_set(m, "n1", "r", "c1", ann, strlen(ann), 1), 1);
     ck_assert_int_eq(remote_set(m, "n1", "r", "c1", ann, strlen(ann), 1), 0); /* again */
     ck_assert_int_eq(remote_set(m, "n2", "r", "c1", ann, strlen(ann), 1),
-                     0); /* other node */
+                     1); /* other node */
     ck_assert_int_eq(remote_set(m, "n1", "r", "c2", ann, strlen(ann), 1),
-                     0); /* 2nd tab */
+                     1); /* 2nd tab */
     ck_assert_uint_eq(remote_count(m, "r"), 3);
     ck_assert_uint_eq(remote_count(m, "other"), 0);
     ck_assert_int_eq(remote_set(m, "n1", "r", "c9", ann, strlen(ann), 0),
                      0); /* unknown */
-    ck_assert_int_eq(remote_set(m, "n1", "r", "c2", ann, strlen(ann), 0), 0);
+    ck_assert_int_eq(remote_set(m, "n1", "nowhere", "c9", ann, strlen(ann), 0), 0);
+    ck_assert_int_eq(remote_set(m, "n1", "r", "c2", ann, strlen(ann), 0), 1);
     ck_assert_uint_eq(remote_count(m, "r"), 2);
     int n = remote_users(m, "r", stack, 4, &u);
     ck_assert_int_eq(n, 2);
@@ -209,6 +210,41 @@ START_TEST(test_remote_node_gone)
 }
 END_TEST
 
+static void note_leave(void *arg, const char *room, struct buf *user)
+{
+    char *out = arg;
+    strcat(out, room);
+    strncat(out, (const char *)BUF_PAYLOAD(user), user->len);
+    strcat(out, ";");
+}
+
+/* A node's membership read again (its resync): what is still there stays
+ * without a change; what is new is a change (a join to tell); what is no
+ * longer there goes, told; other nodes' entries are untouched. */
+START_TEST(test_remote_resync_diff)
+{
+    struct remote *m = remote_new();
+    const char *a = "{\"id\":\"a\"}", *b = "{\"id\":\"b\"}", *c = "{\"id\":\"c\"}";
+    ck_assert_int_eq(remote_set(m, "n1", "r", "c1", a, strlen(a), 1), 1);
+    ck_assert_int_eq(remote_set(m, "n1", "s", "c2", b, strlen(b), 1), 1);
+    ck_assert_int_eq(remote_set(m, "n2", "r", "c1", c, strlen(c), 1), 1);
+    remote_mark_node(m, "n1");
+    ck_assert_int_eq(remote_set(m, "n1", "r", "c1", a, strlen(a), 1), 0); /* kept */
+    ck_assert_int_eq(remote_set(m, "n1", "t", "c3", c, strlen(c), 1), 1); /* new */
+    char gone[128] = "";
+    remote_drop_stale(m, "n1", note_leave, gone);
+    ck_assert_str_eq(gone, "s{\"id\":\"b\"};");
+    ck_assert_uint_eq(remote_count(m, "r"), 2);
+    ck_assert_uint_eq(remote_count(m, "s"), 0);
+    ck_assert_uint_eq(remote_count(m, "t"), 1);
+    ck_assert_uint_eq(remote_nrooms(m), 2);
+    gone[0] = 0; /* a second pass drops nothing: the marks were cleared */
+    remote_drop_stale(m, "n1", note_leave, gone);
+    ck_assert_str_eq(gone, "");
+    remote_free(m);
+}
+END_TEST
+
 static Suite *event_suite(void)
 {
     Suite *s = suite_create("event");
@@ -219,6 +255,7 @@ static Suite *event_suite(void)
     tcase_add_test(tc, test_redis_url);
     tcase_add_test(tc, test_remote_members);
     tcase_add_test(tc, test_remote_node_gone);
+    tcase_add_test(tc, test_remote_resync_diff);
     suite_add_tcase(s, tc);
     return s;
 }
