@@ -110,10 +110,10 @@ int db__apply(struct db *db, struct db_req **slot, int64_t *max_id)
     if (w) { /* ours: the request answers in the event's place */
         w->next = r->next;
         *slot = w;
-        event_free(e);
+        event_free(e); /* e is gone: its time is in db->event_ts */
     } else
         w = r;
-    int rc = sanctioned(db, w, e->ts);
+    int rc = sanctioned(db, w, db->event_ts);
     if (rc < 0)
         rc = sqlite3_errcode(db->conn), w->status = db_status_of(rc);
     else
