@@ -10,6 +10,7 @@
 #include "api_parse.h"
 #include "api_rooms.h"
 #include "buf.h"
+#include "cluster.h"
 #include "clock.h"
 #include "crypto.h"
 #include "db.h"
@@ -440,6 +441,11 @@ static int do_moderate(struct api_call *c)
 
 static int dispatch(struct api_call *c)
 {
+    /* A node catching up, or behind the log's start, has not the whole
+     * history: it serves no reads, as it takes no WebSocket (http.c). */
+    if ((c->ep == API_HISTORY || c->ep == API_ROOMS) &&
+        !cluster_serving(c->srv->hub->cluster))
+        return answer_error(c, API_OVERLOADED, "catching up with the log; retry later");
     switch (c->ep) {
     case API_KICK:
     case API_MUTE:

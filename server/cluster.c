@@ -97,12 +97,13 @@ static int dup_applied(const struct pend *p, int64_t now, int64_t pos)
 
 static int past_time(const struct pend *p, int64_t now, int64_t pos)
 {
-    return dup_applied(p, now, pos) || (p->state != PEND_DUP && p->until_ms < now);
+    return dup_applied(p, now, pos) || p->until_ms < now;
 }
 
 /* Answers what collect() moved out: a duplicate applied is answered from
  * SQLite (cluster__recheck: Redis's dedup key may name an event that was
- * refused, or that stored nothing, once the key expired); a write
+ * refused, or that stored nothing, once the key expired), one whose first
+ * is not applied here within CLUSTER_APPLY_MS is internal; a write
  * with no answer from Redis in time was dropped there (its deadline) and
  * is overloaded; one Redis took but we did not apply in time, or whose
  * connection broke before the answer, is internal (it is in the log, or
@@ -116,8 +117,10 @@ static void answer_all(struct cluster *c, struct pend *list, enum db_status dflt
         if (p->state == PEND_TAKEN)
             plog(LOG_WARN, "cluster-apply-late", "token=%llu",
                  (unsigned long long)p->token);
-        if (p->state == PEND_DUP)
+        if (p->state == PEND_DUP && p->dup_id <= db_log_pos(c->db))
             cluster__recheck(c, p->r);
+        else if (p->state == PEND_DUP) /* the first is in the log, not applied here */
+            cluster__answer(c, p->r, DB_FAILED, 0, 0);
         else
             cluster__answer(c, p->r, st, 0, 0);
         free(p);

@@ -91,5 +91,11 @@ struct remote *cluster_remote(struct cluster *c);
 /* Whether the node serves: caught up, and not behind the log. Any thread;
  * NULL (one node) serves. */
 int cluster_serving(struct cluster *c);
+/* The cluster's value of `name` (cluster_shared.c): the first node's to
+ * offer one; `mine` is offered. Returns 0 with it in out (NUL-terminated,
+ * shorter than cap), or -1 (Redis unreachable within the timeout, or a
+ * bad reply; logged) with out untouched. Main thread, blocking. */
+int cluster_shared(struct cluster *c, const char *name, const char *mine, char *out,
+                   size_t cap);
 
 #endif

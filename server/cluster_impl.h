@@ -41,7 +41,8 @@ struct note {
 enum pend_state {
     PEND_SENT,  /* queued for the writer: past its deadline, overloaded */
     PEND_TAKEN, /* Redis appended it: its event's apply answers it */
-    PEND_DUP,   /* a duplicate of dup_id: answered once that is applied */
+    PEND_DUP,   /* a duplicate of dup_id: answered once that is applied, or
+                   internal past CLUSTER_APPLY_MS */
     /* handed to Redis, no answer yet: Redis may have run it, so if its
      * event is applied by the deadline it is acked, else internal (a
      * resend with its client_id is safe) */

@@ -132,7 +132,9 @@ static void record(struct cluster *c, const struct event_out *o, redisReply *r)
                sscanf(r->element[1]->str, "%lld %lld", &id, &ts) == 2) {
         pthread_mutex_lock(&c->lock);
         struct pend *p = cluster__find(c, o->token);
-        if (p) p->state = PEND_DUP, p->dup_id = id, p->dup_ts = ts, c->ndup++;
+        if (p)
+            p->state = PEND_DUP, p->dup_id = id, p->dup_ts = ts, c->ndup++,
+            p->until_ms = wall_ms() + CLUSTER_APPLY_MS;
         if (p && id <= db_log_pos(c->db)) /* the first is here already */
             p = cluster__take(c, o->token);
         else

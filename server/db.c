@@ -96,6 +96,11 @@ static int run_writes(struct db *db, struct db_req **batch, int *lost)
     for (struct db_req *r = *batch; r; r = r->next) {
         if (r->op == DB_READ) continue;
         if (r->status == DB_OK) r->status = db_status_of(rc);
+        /* Cluster mode: one of ours here took its event's place; the event
+         * stays in the log and is applied when the batch comes again, so
+         * the write is not undone: internal (a resend with its client_id
+         * is one message), never overloaded ("not stored"). */
+        if (db->opt.forward && !r->logged) r->status = DB_FAILED;
         r->id = r->ts = r->last_id = 0;
         r->duplicate = 0;
     }
@@ -482,6 +487,14 @@ char *db_setting(struct db *db, const char *key, const char *fresh)
     char *out = db__setting(db, key, fresh);
     pthread_mutex_unlock(&db->conn_lock);
     return out;
+}
+
+int db_setting_set(struct db *db, const char *key, const char *value)
+{
+    pthread_mutex_lock(&db->conn_lock);
+    int rc = db__setting_set(db, key, value);
+    pthread_mutex_unlock(&db->conn_lock);
+    return rc;
 }
 
 void db_stop(struct db *db)

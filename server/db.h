@@ -279,6 +279,9 @@ void db_stats(struct db *db, struct db_stats *out);
  * waits for the worker's current transaction (the worker may already be
  * pruning). Returns a malloc'd value or NULL. */
 char *db_setting(struct db *db, const char *key, const char *fresh);
+/* Stores a setting, replacing it. Any thread, as db_setting. Returns 0 or
+ * -1. */
+int db_setting_set(struct db *db, const char *key, const char *value);
 /* Calls fn for each mute and ban in force at now_ms, from the sanctions
  * table (room "" is server-wide; until 0: until lifted). Main thread, at
  * start (it takes the connection lock). Returns 0, or -1 on an error. */

@@ -9,8 +9,12 @@
 
 #include <assert.h>
 
+#include "clock.h"
 #include "event.h"
+#include "jwt.h"
 #include "log.h"
+
+#define USER_SEEN_MS (3600 * 1000) /* users.last_seen, at least this fine */
 
 /* A send Redis called a duplicate (db.h dup_check): 1 with the stored
  * message's id and ts in r, 0 when none is stored, -1 on an error. */
@@ -34,6 +38,25 @@ static int find_sent(struct db *db, struct db_req *r)
     return found;
 }
 
+/* A welcome that changes nothing stored (name, guest, role) within
+ * USER_SEEN_MS of the last recorded one: 1, and it needs no event, so
+ * reconnects cost the log nothing (users.last_seen is then as fine as
+ * USER_SEEN_MS). 0 otherwise, or on an error (then it is logged). */
+static int user_unchanged(struct db *db, const struct db_req *r)
+{
+    sqlite3_stmt *st = db->st[ST_USER_SAME];
+    pthread_mutex_lock(&db->conn_lock);
+    db__bind_text(st, 1, r->user_id, -1);
+    db__bind_text(st, 2, r->user_name, -1);
+    sqlite3_bind_int(st, 3, r->guest);
+    sqlite3_bind_int64(st, 4, wall_ms() - USER_SEEN_MS);
+    db__bind_text(st, 5, jwt_role_name(r->role), -1);
+    int same = sqlite3_step(st) == SQLITE_ROW;
+    sqlite3_reset(st);
+    pthread_mutex_unlock(&db->conn_lock);
+    return same;
+}
+
 void db__forward_writes(struct db *db, struct db_req **batch)
 {
     struct db_req **slot = batch;
@@ -45,6 +68,10 @@ void db__forward_writes(struct db *db, struct db_req **batch)
         }
         *slot = r->next; /* out of the batch: the cluster's until it answers */
         r->next = NULL;
+        if (r->op == DB_USER && user_unchanged(db, r)) {
+            db_complete(db, r);
+            continue;
+        }
         int check = r->dup_check, found = check ? find_sent(db, r) : 0;
         r->dup_check = 0;
         if (check && found == 0) r->no_dedup = 1; /* the first stored nothing */

@@ -46,6 +46,7 @@ enum {
     ST_ALL_ROOMS,
     ST_POS_SET,
     ST_SANCTIONED,
+    ST_USER_SAME,
     ST_COUNT
 };
 
@@ -124,6 +125,7 @@ void db__log_failure(struct db *db, const char *what, int rc);
 int db__setup(struct db *db, char *err, size_t errlen);
 /* db_setting() under the connection lock (the caller holds it). */
 char *db__setting(struct db *db, const char *key, const char *fresh);
+int db__setting_set(struct db *db, const char *key, const char *value);
 
 /* ---- db_write.c (worker thread, inside a batch's write transaction) ---- */
 

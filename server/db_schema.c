@@ -87,6 +87,10 @@ static const char *const sql_text[ST_COUNT] = {
     [ST_SANCTIONED] = "SELECT kind, coalesce(until,0) FROM sanctions WHERE user_id=?1 "
                       "AND room IN (?2,'') AND (until IS NULL OR until>?3) "
                       "AND (kind='ban' OR ?4) ORDER BY kind LIMIT 1",
+    /* Cluster mode: user ?1 stored as welcomed now (name ?2, guest ?3,
+     * role ?5), seen since ?4: its record needs no event. */
+    [ST_USER_SAME] = "SELECT 1 FROM users WHERE id=?1 AND name=?2 AND guest=?3 "
+                     "AND last_seen>?4 AND role IS ?5",
 };
 
 /* ---- opening and migrating (main thread) ---- */
@@ -313,6 +317,20 @@ int db__setup(struct db *db, char *err, size_t errlen)
 /* ---- settings (any thread, under the connection lock) ---- */
 
 /* db_setting() under the connection lock. */
+int db__setting_set(struct db *db, const char *key, const char *value)
+{
+    sqlite3_stmt *st = NULL;
+    sqlite3_prepare_v2(db->conn,
+                       "INSERT INTO settings(key,value) VALUES(?1,?2) "
+                       "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                       -1, &st, NULL);
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
 char *db__setting(struct db *db, const char *key, const char *fresh)
 {
     sqlite3_stmt *st = NULL;

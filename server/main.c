@@ -34,14 +34,25 @@ static void on_signal(int sig)
     __atomic_store_n(&hub.stop_requested, 1, __ATOMIC_RELAXED);
 }
 
-static int load_guest_key(struct db *db, unsigned char key[32])
+/* The key that signs guests' resume tokens: this file's, made at its
+ * first start. A cluster's nodes all use the first node's (cluster_shared),
+ * so a guest resumes on any node; the file keeps a copy for a start while
+ * Redis is unreachable. */
+static int load_guest_key(struct db *db, struct cluster *cl, unsigned char key[32])
 {
-    char fresh[65];
+    char fresh[65], shared[65];
     if (crypto_random_hex(fresh, 32)) return -1;
     char *hex = db_setting(db, "guest_key", fresh);
     if (!hex || strlen(hex) != 64) {
         free(hex);
         return -1;
+    }
+    if (cl && !cluster_shared(cl, "guest_key", hex, shared, sizeof shared) &&
+        strlen(shared) == 64 && strcmp(shared, hex)) {
+        memcpy(hex, shared, 65);
+        if (db_setting_set(db, "guest_key", hex))
+            plog(LOG_WARN, "guest-key",
+                 "reason=\"cannot store the cluster's guest key\"");
     }
     for (int i = 0; i < 32; i++)
         sscanf(hex + 2 * i, "%2hhx", &key[i]);
@@ -224,7 +235,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "parley: cannot start the cluster's threads\n");
         goto out;
     }
-    if (load_guest_key(hub.db, key)) {
+    if (load_guest_key(hub.db, hub.cluster, key)) {
         fprintf(stderr, "parley: cannot read settings from %s\n", cfg.db);
         goto out;
     }

@@ -3,7 +3,7 @@
 // while, the node's SQLite keeps the permanent check).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cluster, caughtUp, sqlite, sleep, T } from './harness.mjs';
+import { cluster, caughtUp, sqlite, sleep, T, connect } from './harness.mjs';
 
 const rowsFor = (n, room, user, cid) =>
   sqlite(n.dbPath, `SELECT id, ts, text FROM messages WHERE room = '${room}' AND user_id = '${user}' AND client_id = '${cid}'`);
@@ -89,4 +89,56 @@ test('with Redis\'s dedup key gone (expired), a re-send on another node is still
   await w.barrier();
   assert.deepEqual(w.drain((m) => m.type === 'message').map((m) => m.client_id), ['exp-1', 'exp-2'],
     'the watcher got the re-sent message again');
+});
+
+// A guest's resume token is signed with the guest key, which every node
+// takes from Redis (the first node's): the guest keeps its id on any node,
+// so its resend after a reconnect elsewhere is one message, and it may
+// still edit what it sent (server/cluster_shared.c).
+test('a guest resumes on another node: same id, a resend of its client_id is one message, its edit is allowed', { timeout: T(60000) }, async (t) => {
+  const cl = await cluster(t, { nodes: 3 });
+  const room = 'gres';
+  const g = await cl.guest(0, 'Wanderer');
+  await g.join(room);
+  const first = await g.request({ type: 'send', room, text: 'before the move', client_id: 'gr-1' }, 'ack');
+  assert.equal(first.type, 'ack', JSON.stringify(first));
+  const { resume } = g.welcome;
+  assert.ok(resume, 'the guest got a resume token');
+  g.terminate();
+  for (const i of [1, 2]) {
+    const c = await connect(cl.nodes[i].url);
+    cl.clients.push(c);
+    await c.hello({ name: 'Wanderer', resume });
+    assert.equal(c.user.id, g.user.id, `the guest's id on node ${i}`);
+    await c.join(room);
+    const again = await c.request({ type: 'send', room, text: 'before the move', client_id: 'gr-1' }, 'ack');
+    assert.deepEqual([again.type, again.id], ['ack', first.id], `the resend on node ${i}: ${JSON.stringify(again)}`);
+    const e = await c.request({ type: 'edit', room, id: first.id, text: `edited on node ${i}` }, 'edited');
+    assert.equal(e.type, 'edited', `the guest's edit on node ${i}: ${JSON.stringify(e)}`);
+    c.terminate();
+  }
+  await caughtUp(cl.nodes, cl.redis);
+  for (const n of cl.nodes)
+    assert.equal(sqlite(n.dbPath, `SELECT count(*) AS n FROM messages WHERE room='${room}'`)[0].n, 1, `one message on :${n.port}`);
+  const keys = cl.nodes.map((n) => sqlite(n.dbPath, "SELECT value FROM settings WHERE key='guest_key'")[0].value);
+  assert.equal(new Set(keys).size, 1, 'every node keeps the same guest key');
+});
+
+// A welcome records its user (users: name, role, last seen) as an event,
+// but one that changes nothing stored within the hour needs none: a client
+// that reconnects in a loop does not spend the log (nor every node's apply).
+test('welcomes that change nothing stored write no event; a new name does', { timeout: T(60000) }, async (t) => {
+  const cl = await cluster(t, { nodes: 2 });
+  const u = await cl.user(0, { sub: 'hl', name: 'Hello Loop' });
+  await caughtUp(cl.nodes, cl.redis);
+  const before = await cl.redis.seq();
+  for (let i = 0; i < 20; i++) (await cl.user(i % 2, { sub: 'hl', name: 'Hello Loop' })).terminate();
+  await sleep(T(300));
+  assert.equal(await cl.redis.seq(), before, '20 welcomes of a known user wrote events');
+  (await cl.user(1, { sub: 'hl', name: 'Renamed' })).terminate();
+  await caughtUp(cl.nodes, cl.redis);
+  assert.equal(await cl.redis.seq(), before + 1, 'a new name is one event');
+  for (const n of cl.nodes)
+    assert.equal(sqlite(n.dbPath, "SELECT name FROM users WHERE id='hl'")[0].name, 'Renamed', `users on :${n.port}`);
+  u.terminate();
 });

@@ -10,10 +10,12 @@ import { existsSync, rmSync, copyFileSync } from 'node:fs';
 import path from 'node:path';
 import {
   cluster, caughtUp, healthz, waitHealth, ANSWERS, Sender, sendMany, sameRows, REPLICATED, fullHistory,
-  upgradeStatus, backup, sqlite, waitFor, sleep, T, LOG_KEY,
+  upgradeStatus, backup, sqlite, waitFor, sleep, T, LOG_KEY, httpGet,
 } from './harness.mjs';
 
 const behind = (h) => h.status === 503 && h.json?.status === 'behind_log';
+
+const API_KEY = 'trimmed-log-test-api-key-0123456789';
 
 async function assertBehind(node, what) {
   const h = await waitHealth(node, (x) => x.status !== 200 || x.json?.status !== 'catching_up',
@@ -22,6 +24,12 @@ async function assertBehind(node, what) {
   assert.equal(typeof h.json.reason, 'string', `${what}: no reason: ${h.body}`);
   assert.match(h.json.reason, /backup/i, `${what}: the reason does not say how to seed from a backup: ${h.body}`);
   assert.equal(await upgradeStatus(node.url), 503, `${what}: WebSocket upgrade while behind_log`);
+  // Nor does the HTTP API read from it: its history is not the cluster's.
+  for (const p of ['/api/history?room=trim', '/api/rooms']) {
+    const r = await httpGet(`${node.http}${p}`, { headers: { authorization: `Bearer ${API_KEY}` } });
+    assert.equal(r.status, 503, `${what}: GET ${p} answered ${r.status} ${r.body}`);
+    assert.equal(JSON.parse(r.body).error?.code, 'overloaded', `${what}: GET ${p}: ${r.body}`);
+  }
   await sleep(T(1500));
   const h2 = await healthz(node);
   assert.ok(behind(h2), `${what}: it must keep refusing: ${h2.status} ${h2.body}`);
@@ -30,7 +38,7 @@ async function assertBehind(node, what) {
 }
 
 test('the log is trimmed; a node behind it answers 503 behind_log; a node seeded from .backup catches up', { timeout: T(240000) }, async (t) => {
-  const cl = await cluster(t, { nodes: 2, nodeArgs: ['--redis-log-max', '50'], redisArgs: ['--stream-node-max-entries', '10'] });
+  const cl = await cluster(t, { nodes: 2, nodeArgs: ['--redis-log-max', '50', '--api-key', API_KEY], redisArgs: ['--stream-node-max-entries', '10'] });
   const room = 'trim';
   const a = await cl.user(0, { sub: 'ta', name: 'TA' });
   await a.join(room);
