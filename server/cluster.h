@@ -83,6 +83,12 @@ void cluster_status(struct cluster *c, struct cluster_status *out);
  * membership sent again once Redis is back). */
 void cluster_presence(struct cluster *c, const char *room, const void *conn,
                       const struct buf *user, int join);
+/* As cluster_presence, but the other nodes only list it (or stop listing
+ * it) and tell nobody: a membership whose presence this node tells later,
+ * at its paced rate (member.c), or never (a join and leave within one
+ * interval); the counts and `joined.members` must not wait for that. */
+void cluster_member(struct cluster *c, const char *room, const void *conn,
+                    const struct buf *user, int join);
 /* Tells the other nodes' members of room that user is typing. Event loops. */
 void cluster_typing(struct cluster *c, const char *room, const struct buf *user);
 /* The other nodes' members (remote.h). */

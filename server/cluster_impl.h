@@ -29,8 +29,9 @@
 #define CLUSTER_NOTES_MAX 65536 /* presence notes queued at most (then resync) */
 
 /* A presence or typing change of this node, for the others: kind 'J' (a
- * connection joined), 'L' (left), 'T' (typing); data "room\x1fconn\x1fuser"
- * for J and L, "room\x1fuser" for T. */
+ * connection joined), 'L' (left), 'j' and 'l' (the same, listed but not
+ * told), 'T' (typing); data "room\x1fconn\x1fuser" for J, L, j and l,
+ * "room\x1fuser" for T. */
 struct note {
     struct note *next;
     char kind;

@@ -46,13 +46,25 @@ static void queue_note(struct cluster *c, char kind, const char *a, size_t alen,
     }
 }
 
-void cluster_presence(struct cluster *c, const char *room, const void *conn,
-                      const struct buf *user, int join)
+static void member_note(struct cluster *c, char kind, const char *room, const void *conn,
+                        const struct buf *user)
 {
     char id[24];
     int n = snprintf(id, sizeof id, "%" PRIxPTR, (uintptr_t)conn);
-    queue_note(c, join ? 'J' : 'L', room, strlen(room), id, (size_t)n,
+    queue_note(c, kind, room, strlen(room), id, (size_t)n,
                (const char *)BUF_PAYLOAD(user), user->len);
+}
+
+void cluster_presence(struct cluster *c, const char *room, const void *conn,
+                      const struct buf *user, int join)
+{
+    member_note(c, join ? 'J' : 'L', room, conn, user);
+}
+
+void cluster_member(struct cluster *c, const char *room, const void *conn,
+                    const struct buf *user, int join)
+{
+    member_note(c, join ? 'j' : 'l', room, conn, user);
 }
 
 void cluster_typing(struct cluster *c, const char *room, const struct buf *user)

@@ -83,10 +83,12 @@ struct pconn {
     int64_t next_beat;
 };
 
-/* J: the field set; L: removed; both published, in one script. */
+/* J, j: the field set; L, l: removed; both published, in one script. */
 static const char note_script[] =
-    "if ARGV[1] == 'J' then redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])\n"
-    "elseif ARGV[1] == 'L' then redis.call('HDEL', KEYS[1], ARGV[2]) end\n"
+    "if ARGV[1] == 'J' or ARGV[1] == 'j' then redis.call('HSET', KEYS[1], ARGV[2], "
+    "ARGV[3])\n"
+    "elseif ARGV[1] == 'L' or ARGV[1] == 'l' then redis.call('HDEL', KEYS[1], ARGV[2]) "
+    "end\n"
     "redis.call('PUBLISH', KEYS[2], ARGV[4])\n";
 
 /* A gone node's hash removed and announced, by whoever sees it first. */
@@ -319,11 +321,13 @@ static void on_message(struct cluster *c, struct pconn *p, const char *m, size_t
         return;
     memcpy(conn, a, (size_t)(d - a));
     conn[d - a] = 0;
-    int join = m[0] == 'J';
-    if ((!join && m[0] != 'L') || !member_ok(room, d + 1, (size_t)(end - d - 1))) return;
-    /* Told once: a join its node's resync already brought is not news. */
-    if (remote_set(c->remote, node, room, conn, d + 1, (size_t)(end - d - 1), join) == 1)
-        tell_presence(c, room, d + 1, (size_t)(end - d - 1), join);
+    /* J, L: listed, and told (the origin paced it); j, l: only listed. */
+    int join = m[0] == 'J' || m[0] == 'j', tell = m[0] == 'J' || m[0] == 'L';
+    if ((!join && m[0] != 'L' && m[0] != 'l') ||
+        !member_ok(room, d + 1, (size_t)(end - d - 1)))
+        return;
+    remote_set(c->remote, node, room, conn, d + 1, (size_t)(end - d - 1), join);
+    if (tell) tell_presence(c, room, d + 1, (size_t)(end - d - 1), join);
 }
 
 /* Handles every message the subscription has buffered or can read now.

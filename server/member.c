@@ -81,17 +81,29 @@ static int may_tell(struct session *s, struct membership *m, int64_t now)
     return room_allows(s, m->room, now);
 }
 
+/* In a cluster, has the other nodes list m's state now, without telling
+ * anyone (cluster_member): their counts and joined.members follow the
+ * membership itself, their presence frames follow tell()'s pace. */
+static void list_quietly(struct session *s, struct membership *m)
+{
+    struct cluster *c = s->srv->hub->cluster;
+    if (!c || m->listed == m->joined) return;
+    cluster_member(c, m->room->name, s, s->user_json, m->joined);
+    m->listed = m->joined;
+}
+
 /* Tells the others m's state if it is not what they last heard: now when
  * `force`, or when may_tell() allows; otherwise later, from member_sweep. */
 static void tell(struct session *s, struct membership *m, int64_t now, int force)
 {
-    if (m->told == m->joined) return;
+    if (m->told == m->joined) return list_quietly(s, m);
     if (!force && !may_tell(s, m, now)) {
+        list_quietly(s, m);
         pending_add(s);
         return;
     }
     send_presence(s, m->room, m->joined ? "join" : "leave");
-    m->told = m->joined;
+    m->told = m->listed = m->joined;
     m->presence_ms = member_stamp(now);
 }
 

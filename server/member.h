@@ -44,6 +44,7 @@ struct membership {
     uint32_t presence_ms; /* when the others were last told of it here */
     unsigned joined : 1;  /* a member now */
     unsigned told : 1;    /* the others were last told "join" (else "leave") */
+    unsigned listed : 1;  /* a cluster's other nodes list it (cluster_member) */
 };
 
 /* A time for a membership field: `now_us` in milliseconds, odd so never 0. */

@@ -143,6 +143,26 @@ test('a node that stalls past its heartbeat: its members leave, and when it resu
   assert.deepEqual(ids(j.members), ['sw', 'sx', 'sz'], 'joined.members after the resume');
 });
 
+test('60 joins at once on one node: the others count and list them all at once, though presence frames are paced', { timeout: T(90000) }, async (t) => {
+  const cl = await cluster(t, { nodes: 2 });
+  const room = 'crowd';
+  const w = await cl.user(1, { sub: 'cw', name: 'CW' });
+  await w.join(room);
+  const crowd = await Promise.all(Array.from({ length: 60 }, (_, i) => cl.guest(0, `C${i}`)));
+  const t0 = Date.now();
+  await Promise.all(crowd.map((c) => c.join(room)));
+  await roomCount(w, room, 61, 'the crowd on the other node');
+  const ms = Date.now() - t0;
+  t.diagnostic(`node 1 counted 61 members ${ms} ms after the joins`);
+  assert.ok(ms < T(3000), `node 1 counted them ${ms} ms after the joins`);
+  const z = await cl.user(1, { sub: 'cz', name: 'CZ' });
+  const j = await z.join(room);
+  assert.equal(j.members.length, 62, 'joined.members on node 1 lists the whole crowd');
+  // The crowd leaves: the counts follow at once too.
+  for (const c of crowd) c.terminate();
+  await roomCount(w, room, 2, 'after the crowd left');
+});
+
 test('rooms on a node lists a room whose members are all on other nodes, with their count', { timeout: T(60000) }, async (t) => {
   const cl = await cluster(t, { nodes: 2 });
   const a = await cl.user(0, { sub: 'ra', name: 'RA' });
