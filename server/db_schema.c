@@ -316,13 +316,16 @@ int db__setup(struct db *db, char *err, size_t errlen)
 
 /* ---- settings (any thread, under the connection lock) ---- */
 
-/* db_setting() under the connection lock. */
-int db__setting_set(struct db *db, const char *key, const char *value)
+/* Stores key = value, replacing the old value or keeping it. Returns 0 or
+ * -1. Under the connection lock. */
+static int put_setting(struct db *db, const char *key, const char *value, int replace)
 {
     sqlite3_stmt *st = NULL;
     sqlite3_prepare_v2(db->conn,
-                       "INSERT INTO settings(key,value) VALUES(?1,?2) "
-                       "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                       replace ? "INSERT INTO settings(key,value) VALUES(?1,?2) "
+                                 "ON CONFLICT(key) DO UPDATE SET value=excluded.value"
+                               : "INSERT INTO settings(key,value) VALUES(?1,?2) "
+                                 "ON CONFLICT(key) DO NOTHING",
                        -1, &st, NULL);
     sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
@@ -331,19 +334,16 @@ int db__setting_set(struct db *db, const char *key, const char *value)
     return rc == SQLITE_DONE ? 0 : -1;
 }
 
+int db__setting_set(struct db *db, const char *key, const char *value)
+{
+    return put_setting(db, key, value, 1);
+}
+
 char *db__setting(struct db *db, const char *key, const char *fresh)
 {
     sqlite3_stmt *st = NULL;
     char *out = NULL;
-    sqlite3_prepare_v2(db->conn,
-                       "INSERT INTO settings(key,value) VALUES(?1,?2) "
-                       "ON CONFLICT(key) DO NOTHING",
-                       -1, &st, NULL);
-    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, fresh, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    if (rc != SQLITE_DONE) return NULL;
+    if (put_setting(db, key, fresh, 0)) return NULL;
     sqlite3_prepare_v2(db->conn, "SELECT value FROM settings WHERE key=?1", -1, &st,
                        NULL);
     sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
