@@ -178,11 +178,15 @@ static void run_batch(struct db *db, struct db_req *batch, int n)
         pthread_mutex_lock(&db->conn_lock);
         run_writes(db, &batch, &lost);
         pthread_mutex_unlock(&db->conn_lock);
+    }
+    /* Counted before any completion goes out: whoever sees one sees the
+     * statistics of its batch. */
+    count_batch(db, n, batch != NULL, lost, mono_us() - t0);
+    if (batch) {
         for (tail = batch; tail->next;)
             tail = tail->next;
         deliver(db, batch, tail);
     }
-    count_batch(db, n, batch != NULL, lost, mono_us() - t0);
     for (struct db_req *r = reads; r; r = next) {
         next = r->next;
         r->next = NULL;
