@@ -243,7 +243,10 @@ test('DM badges come from the server: after a reload, and gone once read', async
   const eve = await identity(page);
   const fox = await WsClient.connect(env.server.wsUrl, { name: 'Fox' });
   const joined = await fox.join('lobby');
-  const eveUser = joined.members.find((u) => u.name === 'Eve');
+  // The page is online at its welcome; its join may still be on its way
+  // (on another event loop, too): then its presence join tells Fox.
+  const eveUser = joined.members.find((u) => u.name === 'Eve') ||
+    (await fox.next((m) => m.type === 'presence' && m.event === 'join' && m.user.name === 'Eve')).user;
   fox.send({ type: 'dm', user: eveUser.id });
   const dm = await fox.next((m) => m.type === 'joined' && m.room.startsWith('dm-'));
   await fox.sendAll(dm.room, ['Hi Eve', 'Are you there?']);
