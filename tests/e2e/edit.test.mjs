@@ -6,7 +6,7 @@
 // wait on the wt-web-dm branch.)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { serverAndBrowser, newPage, openChat, waitOnline, WsClient, allMessages, T } from './helpers.mjs';
+import { serverAndBrowser, newPage, openChat, waitOnline, reconnectNow, WsClient, allMessages, T } from './helpers.mjs';
 
 const env = serverAndBrowser();
 
@@ -164,8 +164,7 @@ test('another person\'s edit and delete appear live, and while away they arrive 
   await gus.sendAll('live', ['said while away']);
   assert.equal(await msg(page, 'a typo here').count(), 1, 'not yet');
   blocked = false;
-  await page.locator('#conn-retry').click({ timeout: 30000 * T });
-  await waitOnline(page, 40000 * T);
+  await reconnectNow(page);
   await msg(page, 'said while away').waitFor();
   await msg(page, 'no typo here').locator('.edited').waitFor();
   assert.equal(await page.locator('#messages li.deleted').count(), 2);

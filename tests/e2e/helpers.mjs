@@ -192,6 +192,21 @@ export async function waitOnline(page, timeout = 15000 * T) {
   await page.locator('#conn[data-state="online"]').waitFor({ timeout });
 }
 
+// Brings a page whose socket was cut back online: clicks "Retry now" while it
+// shows, until the page is online. The page's own backoff may reconnect first
+// (the button is then hidden for good), or a click may land just before an
+// attempt fails and the button shows again; both are fine, only online counts.
+export async function reconnectNow(page, timeout = 40000 * T) {
+  const deadline = Date.now() + timeout;
+  const online = page.locator('#conn[data-state="online"]');
+  const retry = page.locator('#conn-retry');
+  while (!(await online.count())) {
+    if (Date.now() > deadline) throw new Error('the page did not come back online');
+    if (await retry.isVisible()) await retry.click({ timeout: 1000 }).catch(() => {});
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 export async function sendFromPage(page, text) {
   const box = page.getByRole('textbox', { name: /^Message #/ });
   await box.fill(text);

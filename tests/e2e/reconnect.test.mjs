@@ -4,7 +4,7 @@
 // gap for what others said meanwhile.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, launchBrowser, newPage, openChat, sendFromPage, listTexts, waitOnline, WsClient, allMessages, sleep, T } from './helpers.mjs';
+import { startServer, launchBrowser, newPage, openChat, sendFromPage, listTexts, waitOnline, reconnectNow, WsClient, allMessages, sleep, T } from './helpers.mjs';
 
 let server, browser;
 before(async () => {
@@ -168,10 +168,7 @@ test('a long outage (1013, then over 1000 missed messages): caught up with no ga
     await seeder.sendAll('outage', missed, 'missed');
     assert.ok(closes >= 1, 'the page kept trying');
     blocked = false;
-    // The "Retry now" button skips the rest of the backoff; on a slow
-    // machine the backoff may have reconnected first and hidden it.
-    page.locator('#conn-retry').click({ timeout: 30000 * T }).catch(() => {});
-    await waitOnline(page, 40000 * T);
+    await reconnectNow(page);
     await page.locator('#messages li', { hasText: 'missed 1100' }).waitFor({ timeout: 30000 * T });
     await seeder.sendAll('outage', ['after']);
     await page.locator('#messages li', { hasText: /^.*after$/ }).last().waitFor();

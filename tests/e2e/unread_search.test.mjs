@@ -9,7 +9,7 @@
 // tests/artifacts/.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { serverAndBrowser, newPage, openChat, waitOnline, WsClient, artifact, sleep, T } from './helpers.mjs';
+import { serverAndBrowser, newPage, openChat, waitOnline, reconnectNow, WsClient, artifact, sleep, T } from './helpers.mjs';
 import { startHost, shopPage, RECORD_EVENTS } from './host.mjs';
 
 // A high send rate: the tests seed rooms with a hundred messages at once.
@@ -228,8 +228,7 @@ test('read while the connection is down: the marker is sent when it is back', as
   await badge(roomLink(page, 'offline')).waitFor({ state: 'detached' });
   assert.equal((await serverRooms(hil)).offline.unread, 2, 'the server does not know yet');
   blocked = false;
-  await page.locator('#conn-retry').click({ timeout: 30000 * T });
-  await waitOnline(page, 40000 * T);
+  await reconnectNow(page);
   await until(async () => (await serverRooms(hil)).offline?.read === last.id, 'the marker after the reconnect');
   assert.equal(reads.filter((r) => r.room === 'offline' && r.id === last.id).length, 1, 'sent once');
   gus.close();
