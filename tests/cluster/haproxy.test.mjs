@@ -33,6 +33,7 @@ async function startHaproxy(t, cl) {
 defaults
   mode http
   timeout connect 2s
+  timeout check ${T(2000)}ms
   timeout client 60s
   timeout server 60s
   timeout tunnel 1h

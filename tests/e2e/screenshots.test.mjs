@@ -115,10 +115,15 @@ for (const [device, opts] of [['desktop', DESKTOP], ['phone', PHONE]]) {
       await page.locator('#messages li', { hasText: 'Sounds good to me.' }).waitFor();
       assert.equal(await page.locator('#messages li.own').count(), 2, 'the same person in every context');
       await page.locator('#rooms a[href="#design"]').waitFor({ state: 'attached' });
-      // The server drops a connection's typing beyond one per 2 s per room.
+      // The server drops a connection's typing beyond one per 2 s per room,
+      // timed when it handles the frame: the clock starts at the pong that
+      // follows the typing, not at the send.
       await sleep(Math.max(0, typingAt + 2100 - Date.now()));
+      const priya = people['Priya Patel'];
+      priya.send({ type: 'typing', room: ROOM });
+      priya.send({ type: 'ping', ref: `typed-${device}-${scheme}` });
+      await priya.next((m) => m.type === 'pong' && m.ref === `typed-${device}-${scheme}`);
       typingAt = Date.now();
-      people['Priya Patel'].send({ type: 'typing', room: ROOM });
       await page.locator('#typing', { hasText: 'Priya Patel is typing' }).waitFor();
       await page.locator('#text').blur();
       await checkLayout(page, scheme);
