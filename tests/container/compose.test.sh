@@ -46,9 +46,7 @@ NETDIR=1 podman_storage parley-compose
 STAMP=$$
 PROJECT=parleytest$STAMP
 COMPOSE_FILE=deploy/compose.yaml
-PORT=$(free_port)
-BASEURL="http://127.0.0.1:$PORT"
-WSURL="ws://127.0.0.1:$PORT/ws"
+PORT="" # picked just before `up` binds it, not minutes before, across the builds
 ROOM=compose
 TEXT="hello through haproxy $STAMP ✓"
 N1=${PROJECT}_node1_1
@@ -157,6 +155,9 @@ for img in parley parley-redis parley-haproxy; do
   [ "$hc" != null ] || fail "image $img has no HEALTHCHECK (built without --format docker?)"
 done
 
+PORT=$(free_port)
+BASEURL="http://127.0.0.1:$PORT"
+WSURL="ws://127.0.0.1:$PORT/ws"
 step "up: podman-compose up -d (project $PROJECT, haproxy on 127.0.0.1:$PORT)"
 t=$(ms)
 UP=1

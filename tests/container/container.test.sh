@@ -115,18 +115,22 @@ sent_tok=$(CHAT_SECRET="$SECRET" node tests/container/chat.mjs send "$WSURL" "$R
   fail "chat with a token (PARLEY_JWT_SECRET) failed"
 info "token user (PARLEY_JWT_SECRET): $sent_tok"
 
-step "stop: podman stop -t 10 (SIGTERM; must exit 0 in < 5 s)"
+step "stop: podman stop -t 10 (SIGTERM; parley must exit 0 in < 5 s)"
 t=$(ms)
 quiet "${PODMAN[@]}" stop -t 10 "$C1" >/dev/null
 stop_ms=$(( $(ms) - t ))
 code=$("${PODMAN[@]}" inspect --format '{{.State.ExitCode}}' "$C1")
-info "stopped in $stop_ms ms, exit code $code"
+# The promise is parley's exit (conmon's record, on the host clock), not
+# podman's own network and mount cleanup after it, which took 2.7 s under load.
+exit_at=$("${PODMAN[@]}" inspect --format '{{.State.FinishedAt.UnixMilli}}' "$C1" 2>/dev/null || true)
+if [[ "$exit_at" =~ ^[0-9]+$ ]] && (( exit_at >= t )); then exit_ms=$(( exit_at - t )); else exit_ms=$stop_ms; fi
+info "parley exited $exit_ms ms after the stop began (podman stop took $stop_ms ms), exit code $code"
 wait "$HOLD_PID" || fail "the held client failed: $(cat "$WORK/hold.out")"
 HOLD_PID=""
 info "held client: $(tail -1 "$WORK/hold.out")"
-if [ "$code" != 0 ] || [ "$stop_ms" -ge 5000 ]; then
+if [ "$code" != 0 ] || [ "$exit_ms" -ge 5000 ]; then
   "${PODMAN[@]}" logs --tail 30 "$C1" >&2
-  fail "container did not stop cleanly on SIGTERM (exit $code after $stop_ms ms; logs above)"
+  fail "container did not stop cleanly on SIGTERM (exit $code after $exit_ms ms, podman stop $stop_ms ms; logs above)"
 fi
 grep -q '^closed 1001$' "$WORK/hold.out" || fail "clients were not closed with 1001: $(cat "$WORK/hold.out")"
 quiet "${PODMAN[@]}" rm "$C1" >/dev/null
