@@ -4,7 +4,7 @@
 // has DMs; edits and deletes are in edit.test.mjs.)
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, launchBrowser, newPage, openChat, waitOnline, WsClient, T } from './helpers.mjs';
+import { startServer, launchBrowser, newPage, openChat, waitOnline, memberNamed, WsClient, T } from './helpers.mjs';
 import { startHost, shopPage } from './host.mjs';
 
 let server, browser;
@@ -118,9 +118,7 @@ test('the widget: a DM counts as unread, and opens from the panel\'s list', asyn
     await chat.locator('#conn[data-state="online"]').waitFor({ timeout: 15000 * T });
     const lee = await WsClient.connect(server.wsUrl, { name: 'Lee' });
     const joined = await lee.join('help');
-    // Online at the welcome; the widget's join may finish later (or on another loop).
-    const kim = joined.members.find((u) => u.name === 'Kim') ||
-      (await lee.next((m) => m.type === 'presence' && m.event === 'join' && m.room === 'help' && m.user.name === 'Kim')).user;
+    const kim = await memberNamed(lee, joined, 'Kim');
     await page.evaluate(() => window.Parley.close());
     lee.send({ type: 'dm', user: kim.id });
     const dm = await lee.next((m) => m.type === 'joined' && m.room.startsWith('dm-'));

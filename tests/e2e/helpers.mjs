@@ -207,6 +207,15 @@ export async function reconnectNow(page, timeout = 40000 * T) {
   }
 }
 
+// The member called name in a `joined` answer, or, when that member's join
+// had not finished yet, the user its presence join announces: a page is
+// online at its welcome and joins after it, maybe on another event loop.
+export async function memberNamed(client, joined, name) {
+  return joined.members.find((u) => u.name === name) ||
+    (await client.next((m) => m.type === 'presence' && m.event === 'join' &&
+      m.room === joined.room && m.user.name === name)).user;
+}
+
 export async function sendFromPage(page, text) {
   const box = page.getByRole('textbox', { name: /^Message #/ });
   await box.fill(text);

@@ -9,7 +9,7 @@
 // tests/artifacts/.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { serverAndBrowser, newPage, openChat, waitOnline, reconnectNow, WsClient, artifact, sleep, T } from './helpers.mjs';
+import { serverAndBrowser, newPage, openChat, waitOnline, reconnectNow, memberNamed, WsClient, artifact, sleep, T } from './helpers.mjs';
 import { startHost, shopPage, RECORD_EVENTS } from './host.mjs';
 
 // A high send rate: the tests seed rooms with a hundred messages at once.
@@ -242,10 +242,7 @@ test('DM badges come from the server: after a reload, and gone once read', async
   const eve = await identity(page);
   const fox = await WsClient.connect(env.server.wsUrl, { name: 'Fox' });
   const joined = await fox.join('lobby');
-  // The page is online at its welcome; its join may still be on its way
-  // (on another event loop, too): then its presence join tells Fox.
-  const eveUser = joined.members.find((u) => u.name === 'Eve') ||
-    (await fox.next((m) => m.type === 'presence' && m.event === 'join' && m.user.name === 'Eve')).user;
+  const eveUser = await memberNamed(fox, joined, 'Eve');
   fox.send({ type: 'dm', user: eveUser.id });
   const dm = await fox.next((m) => m.type === 'joined' && m.room.startsWith('dm-'));
   await fox.sendAll(dm.room, ['Hi Eve', 'Are you there?']);
@@ -338,11 +335,7 @@ test('search: results with the words marked, room, author and time; a result ope
   page.on('websocket', (w) => w.on('framesent', (f) => sent.push(JSON.parse(String(f.payload)))));
   await openChat(page, env.server, { name: 'Ivy', room: 'lobby' });
   // A DM with Hal that mentions it too.
-  // The page is online at its welcome; its join may still be on its way (on
-  // another event loop, too): then its presence join tells Hal.
-  const hj = await hal.join('lobby');
-  const ivy = hj.members.find((u) => u.name === 'Ivy') ||
-    (await hal.next((m) => m.type === 'presence' && m.event === 'join' && m.room === 'lobby' && m.user.name === 'Ivy')).user;
+  const ivy = await memberNamed(hal, await hal.join('lobby'), 'Ivy');
   hal.send({ type: 'dm', user: ivy.id });
   const dm = await hal.next((m) => m.type === 'joined' && m.room.startsWith('dm-'));
   await hal.sendAll(dm.room, ['deploy notes, just for you']);
