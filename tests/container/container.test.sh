@@ -121,7 +121,7 @@ quiet "${PODMAN[@]}" stop -t 10 "$C1" >/dev/null
 stop_ms=$(( $(ms) - t ))
 code=$("${PODMAN[@]}" inspect --format '{{.State.ExitCode}}' "$C1")
 # The promise is parley's exit (conmon's record, on the host clock), not
-# podman's own network and mount cleanup after it, which took 2.7 s under load.
+# podman's own network and mount cleanup after it (2.7 s for a compose node once).
 exit_at=$("${PODMAN[@]}" inspect --format '{{.State.FinishedAt.UnixMilli}}' "$C1" 2>/dev/null || true)
 if [[ "$exit_at" =~ ^[0-9]+$ ]] && (( exit_at >= t )); then exit_ms=$(( exit_at - t )); else exit_ms=$stop_ms; fi
 info "parley exited $exit_ms ms after the stop began (podman stop took $stop_ms ms), exit code $code"
